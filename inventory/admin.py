@@ -1,0 +1,242 @@
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from .forms import CredentialForm, InventoryImportForm
+from .importers.ansible import InventoryError
+from .models import (
+    Accelerator,
+    AcceleratorRule,
+    Cluster,
+    Credential,
+    DriverInstall,
+    HostKey,
+    Node,
+    OsRule,
+    PortRule,
+    RequirementProfile,
+)
+from .services import inventory_import, profile_duplicate
+
+
+class OsRuleInline(admin.TabularInline):
+    model = OsRule
+    extra = 0
+
+
+class AcceleratorRuleInline(admin.TabularInline):
+    model = AcceleratorRule
+    extra = 0
+    fields = ["vendor", "experimental", "driver_name", "toolkit_name", "docker_runtime", "min_version",
+              "min_version_of", "amd64_only"]
+
+
+class PortRuleInline(admin.TabularInline):
+    model = PortRule
+    extra = 0
+
+
+@admin.register(RequirementProfile)
+class RequirementProfileAdmin(admin.ModelAdmin):
+    list_display = ["key", "name", "is_default", "check_reserved_ports", "cluster_count", "updated"]
+    list_filter = ["is_default", "check_reserved_ports"]
+    search_fields = ["key", "name", "description"]
+    inlines = [OsRuleInline, AcceleratorRuleInline, PortRuleInline]
+    actions = ["duplicate"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_clusters=Count("clusters"))
+
+    @admin.display(description="Clusters", ordering="_clusters")
+    def cluster_count(self, obj):
+        return obj._clusters
+
+    @admin.action(description="Duplicate selected profiles (to tailor a copy)", permissions=["add"])
+    def duplicate(self, request, queryset):
+        for profile in queryset:
+            copy = profile_duplicate(profile=profile)
+            self.message_user(request, f"Copied {profile.key} to {copy.key}.", messages.SUCCESS)
+
+
+@admin.register(OsRule)
+class OsRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "distro_id", "min_version", "note", "profile"]
+    list_filter = ["profile"]
+    search_fields = ["name", "distro_id"]
+    list_select_related = ["profile"]
+
+
+@admin.register(AcceleratorRule)
+class AcceleratorRuleAdmin(admin.ModelAdmin):
+    list_display = ["vendor", "driver_name", "toolkit_name", "docker_runtime", "min_version", "amd64_only", "profile"]
+    list_filter = ["profile", "vendor", "experimental", "amd64_only"]
+    search_fields = ["driver_name", "toolkit_name"]
+    list_select_related = ["profile"]
+
+
+@admin.register(PortRule)
+class PortRuleAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "role", "first_port", "last_port", "protocol", "condition", "worker_to_worker", "purpose",
+                    "profile"]
+    list_filter = ["profile", "role", "condition", "protocol", "worker_to_worker"]
+    search_fields = ["purpose"]
+    list_select_related = ["profile"]
+
+
+class NodeInline(admin.TabularInline):
+    model = Node
+    extra = 0
+    fields = ["name", "role", "address", "ssh_port", "ssh_user", "enabled", "last_audit_status"]
+    readonly_fields = ["last_audit_status"]
+    show_change_link = True
+
+
+@admin.register(Cluster)
+class ClusterAdmin(admin.ModelAdmin):
+    list_display = ["name", "profile", "tls_enabled", "distributed_vllm", "server_runs_worker", "node_count", "updated"]
+    list_filter = ["profile", "tls_enabled", "distributed_vllm", "server_runs_worker"]
+    search_fields = ["name", "description"]
+    list_select_related = ["profile"]
+    inlines = [NodeInline]
+    change_list_template = "admin/inventory/cluster/change_list.html"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_nodes=Count("nodes"))
+
+    @admin.display(description="Nodes", ordering="_nodes")
+    def node_count(self, obj):
+        return obj._nodes
+
+    def get_urls(self):
+        extra = [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_inventory_view),
+                name="inventory_cluster_import",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def import_inventory_view(self, request):
+        if not (self.has_add_permission(request) and self.has_change_permission(request)):
+            raise PermissionDenied
+        form = InventoryImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                text = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                form.add_error("file", f"{upload.name}: not a UTF-8 text file; nothing was imported.")
+            else:
+                profile = form.cleaned_data.get("profile")
+                try:
+                    report = inventory_import(
+                        text=text,
+                        source=upload.name,
+                        cluster_name=form.cleaned_data.get("cluster") or None,
+                        profile_key=profile.key if profile else None,
+                        fmt=form.cleaned_data.get("format") or None,
+                        read_key_files=False,
+                    )
+                except InventoryError as exc:
+                    form.add_error("file", f"{exc} (nothing was imported)")
+                else:
+                    self.message_user(request, report.summary(), messages.SUCCESS)
+                    return redirect(reverse("admin:inventory_cluster_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import an Ansible inventory",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/inventory/cluster/import.html", context)
+
+
+class AcceleratorInline(admin.TabularInline):
+    model = Accelerator
+    extra = 0
+    fields = ["vendor", "index", "model", "memory_mib", "uuid", "pci_address", "driver_version", "last_seen",
+              "gone_at"]
+    readonly_fields = ["last_seen"]
+
+
+class DriverInstallInline(admin.TabularInline):
+    model = DriverInstall
+    extra = 0
+    fields = ["kind", "vendor", "name", "version", "detected_at", "last_seen", "gone_at"]
+    readonly_fields = ["detected_at", "last_seen"]
+
+
+class HostKeyInline(admin.TabularInline):
+    model = HostKey
+    extra = 0
+    fields = ["key_type", "fingerprint", "state", "first_seen", "accepted_at", "accepted_by"]
+    readonly_fields = ["key_type", "fingerprint", "first_seen", "accepted_at", "accepted_by"]
+    can_delete = True
+
+
+@admin.register(Node)
+class NodeAdmin(admin.ModelAdmin):
+    list_display = ["name", "cluster", "role", "address", "ssh_port", "ssh_user", "enabled", "last_audit_status",
+                    "last_audited_at"]
+    list_filter = ["cluster", "role", "last_audit_status", "enabled", "accelerators__vendor"]
+    search_fields = ["name", "address", "cluster__name"]
+    list_select_related = ["cluster", "credential"]
+    readonly_fields = ["last_audit_status", "last_audited_at", "last_facts", "created", "updated"]
+    inlines = [AcceleratorInline, DriverInstallInline, HostKeyInline]
+    autocomplete_fields = ["credential"]
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    form = CredentialForm
+    list_display = ["name", "kind", "has_passphrase", "node_count", "updated"]
+    list_filter = ["kind"]
+    search_fields = ["name"]
+    fields = ["name", "kind", "new_secret", "new_passphrase", "clear_passphrase", "secret_state"]
+    readonly_fields = ["secret_state"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(_nodes=Count("nodes"))
+
+    @admin.display(description="Nodes", ordering="_nodes")
+    def node_count(self, obj):
+        return obj._nodes
+
+    @admin.display(boolean=True, description="Passphrase")
+    def has_passphrase(self, obj):
+        return bool(obj.passphrase_encrypted)
+
+    @admin.display(description="Stored secret")
+    def secret_state(self, obj):
+        if not obj.pk:
+            return "none yet"
+        return f"set (encrypted), last changed {obj.updated:%Y-%m-%d %H:%M} UTC; never shown"
+
+
+@admin.register(HostKey)
+class HostKeyAdmin(admin.ModelAdmin):
+    list_display = ["node", "key_type", "fingerprint", "state", "first_seen", "accepted_at", "accepted_by"]
+    list_filter = ["state", "key_type", "node__cluster"]
+    search_fields = ["fingerprint", "node__name", "node__address"]
+    list_select_related = ["node", "accepted_by"]
+    readonly_fields = ["first_seen"]
+
+
+@admin.register(Accelerator)
+class AcceleratorAdmin(admin.ModelAdmin):
+    list_display = ["node", "vendor", "index", "model", "memory_mib", "uuid", "driver_version", "gone_at"]
+    list_filter = ["vendor", "node__cluster", ("gone_at", admin.EmptyFieldListFilter)]
+    search_fields = ["model", "uuid", "node__name", "pci_address"]
+    list_select_related = ["node"]
+
+
+@admin.register(DriverInstall)
+class DriverInstallAdmin(admin.ModelAdmin):
+    list_display = ["node", "kind", "vendor", "name", "version", "detected_at", "gone_at"]
+    list_filter = ["kind", "vendor", "node__cluster", ("gone_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "version", "node__name"]
+    list_select_related = ["node"]

@@ -1,0 +1,61 @@
+"""Enumerations shared by the inventory models, the importer, the checks and the API."""
+
+from django.db import models
+
+
+class NodeRole(models.TextChoices):
+    SERVER = "server", "Server"
+    WORKER = "worker", "Worker"
+
+
+class Vendor(models.TextChoices):
+    NVIDIA = "nvidia", "NVIDIA GPU"
+    AMD = "amd", "AMD GPU"
+    ASCEND = "ascend", "Ascend NPU"
+    HYGON = "hygon", "Hygon DCU"
+    MTHREADS = "mthreads", "MThreads GPU"
+    ILUVATAR = "iluvatar", "Iluvatar GPU"
+    METAX = "metax", "MetaX GPU"
+    CAMBRICON = "cambricon", "Cambricon MLU"
+
+
+class InstallKind(models.TextChoices):
+    DRIVER = "driver", "Driver"
+    TOOLKIT = "toolkit", "Toolkit"
+    CONTAINER_RUNTIME = "container-runtime", "Container runtime"
+    SDK = "sdk", "SDK"
+    NTP = "ntp", "NTP"
+    DOCKER = "docker", "Docker"
+
+
+class CredentialKind(models.TextChoices):
+    PRIVATE_KEY = "private_key", "Private key"
+    PASSWORD = "password", "Password"
+
+
+class Protocol(models.TextChoices):
+    TCP = "tcp", "TCP"
+    UDP = "udp", "UDP"
+
+
+class PortCondition(models.TextChoices):
+    ALWAYS = "always", "Always"
+    TLS = "tls", "When TLS is enabled"
+    DISTRIBUTED_VLLM = "distributed_vllm", "When distributed vLLM is enabled"
+
+
+class AuditStatus(models.TextChoices):
+    """A node's or check's outcome, ordered from best to worst (error is worse than fail for display)."""
+
+    UNKNOWN = "unknown", "Not audited"
+    PASS = "pass", "Pass"
+    SKIP = "skip", "Skip"
+    WARN = "warn", "Warn"
+    FAIL = "fail", "Fail"
+    ERROR = "error", "Error"
+
+
+class HostKeyState(models.TextChoices):
+    TRUSTED = "trusted", "Trusted"
+    PENDING = "pending", "Offered, awaiting acceptance"
+    RETIRED = "retired", "Replaced"

@@ -1,0 +1,322 @@
+"""The inventory: clusters, their nodes and how to reach them, what the nodes hold, and what GPUStack requires."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+from django.urls import reverse
+
+from .choices import (
+    AuditStatus,
+    CredentialKind,
+    HostKeyState,
+    InstallKind,
+    NodeRole,
+    PortCondition,
+    Protocol,
+    Vendor,
+)
+from .crypto import secret_decrypt, secret_encrypt
+from .validators import validate_address, validate_ssh_user
+
+
+class RequirementProfile(models.Model):
+    """A versioned set of GPUStack installation requirements; clusters are judged against exactly one."""
+
+    key = models.SlugField(max_length=64, unique=True, help_text="Stable identifier, e.g. gpustack-2.0")
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    source = models.CharField(max_length=500, blank=True, help_text="Where these requirements come from")
+    is_default = models.BooleanField(default=False, help_text="Used for clusters created without a profile")
+    architectures = models.JSONField(
+        default=list, help_text='Supported `uname -m` values, e.g. ["x86_64", "amd64", "aarch64", "arm64"]'
+    )
+    ntp_required = models.BooleanField(default=True)
+    time_skew_warn_seconds = models.FloatField(default=1.0)
+    time_skew_fail_seconds = models.FloatField(default=30.0)
+    check_reserved_ports = models.BooleanField(
+        default=False, help_text="Warn when the ephemeral port range overlaps service ports (GPUStack issue 5181)"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_profile"),
+            models.CheckConstraint(
+                condition=Q(time_skew_warn_seconds__gt=0) & Q(time_skew_fail_seconds__gte=F("time_skew_warn_seconds")),
+                name="profile_skew_thresholds_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class OsRule(models.Model):
+    """One row of the tested-OS table: a distribution (by os-release ID) and its minimum version."""
+
+    profile = models.ForeignKey(RequirementProfile, on_delete=models.CASCADE, related_name="os_rules")
+    distro_id = models.SlugField(max_length=64, help_text="os-release ID, e.g. ubuntu, rhel, opensuse-leap")
+    name = models.CharField(max_length=64, help_text="As the requirements page names it")
+    min_version = models.CharField(max_length=32, help_text="Lowest tested VERSION_ID, e.g. 20.04")
+    note = models.CharField(max_length=120, blank=True, help_text="Qualifier from the source, e.g. Leap")
+
+    class Meta:
+        ordering = ["profile", "id"]
+        verbose_name = "OS rule"
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "distro_id"], name="os_rule_unique_distro"),
+            models.CheckConstraint(condition=~Q(min_version=""), name="os_rule_min_version_set"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} >= {self.min_version}"
+
+
+class AcceleratorRule(models.Model):
+    """What a vendor's accelerators need on a node: driver, container toolkit or SDK, and version floors."""
+
+    profile = models.ForeignKey(RequirementProfile, on_delete=models.CASCADE, related_name="accelerator_rules")
+    vendor = models.CharField(max_length=16, choices=Vendor.choices)
+    experimental = models.BooleanField(default=False)
+    driver_name = models.CharField(max_length=120)
+    driver_url = models.URLField(blank=True)
+    toolkit_name = models.CharField(max_length=120)
+    toolkit_url = models.URLField(blank=True)
+    docker_runtime = models.CharField(
+        max_length=32, blank=True, help_text="Runtime that `docker info` must list; blank when the vendor has none"
+    )
+    min_version = models.CharField(max_length=32, blank=True, help_text="e.g. 12.8 (CUDA) or 7.0 (ROCm)")
+    min_version_of = models.CharField(max_length=32, blank=True, help_text="What min_version measures: CUDA, ROCm")
+    amd64_only = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["profile", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["profile", "vendor"], name="accelerator_rule_unique_vendor"),
+            models.CheckConstraint(
+                condition=Q(min_version="") | ~Q(min_version_of=""), name="accelerator_rule_min_version_names_what"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_vendor_display()}: {self.driver_name} + {self.toolkit_name}"
+
+
+class PortRule(models.Model):
+    """A TCP/UDP port or range that a node of a role needs, and when it applies."""
+
+    profile = models.ForeignKey(RequirementProfile, on_delete=models.CASCADE, related_name="port_rules")
+    role = models.CharField(max_length=16, choices=NodeRole.choices)
+    first_port = models.PositiveIntegerField()
+    last_port = models.PositiveIntegerField()
+    protocol = models.CharField(max_length=3, choices=Protocol.choices, default=Protocol.TCP)
+    purpose = models.CharField(max_length=200)
+    condition = models.CharField(max_length=24, choices=PortCondition.choices, default=PortCondition.ALWAYS)
+    worker_to_worker = models.BooleanField(
+        default=False, help_text="Also reached from other workers (distributed serving, Ray)"
+    )
+
+    class Meta:
+        ordering = ["profile", "role", "first_port"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(first_port__gte=1) & Q(last_port__lte=65535) & Q(first_port__lte=F("last_port")),
+                name="port_rule_range_valid",
+            ),
+            models.UniqueConstraint(
+                fields=["profile", "role", "protocol", "first_port", "last_port", "condition"],
+                name="port_rule_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.protocol.upper()} {self.port_range}"
+
+    @property
+    def port_range(self) -> str:
+        return str(self.first_port) if self.first_port == self.last_port else f"{self.first_port}-{self.last_port}"
+
+    def clean(self) -> None:
+        if self.first_port is not None and self.last_port is not None and self.first_port > self.last_port:
+            raise ValidationError({"last_port": "The last port must not be lower than the first port."})
+
+
+class Cluster(models.Model):
+    """A GPUStack deployment: one server (or more) and its workers, judged against a requirement profile."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    description = models.TextField(blank=True)
+    profile = models.ForeignKey(RequirementProfile, on_delete=models.PROTECT, related_name="clusters")
+    tls_enabled = models.BooleanField(default=False, help_text="The server serves on 443")
+    distributed_vllm = models.BooleanField(default=False, help_text="Ray ports are required")
+    server_runs_worker = models.BooleanField(default=False, help_text="The server node also gets the worker rules")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:inventory_cluster_change", args=[self.pk])
+
+
+class Credential(models.Model):
+    """How Preflight logs in: a private key (optionally with passphrase) or a password, encrypted at rest.
+
+    The clear text is reachable only through `secret` / `passphrase`; it is never rendered by admin, UI, API or logs.
+    """
+
+    name = models.CharField(max_length=120, unique=True)
+    kind = models.CharField(max_length=16, choices=CredentialKind.choices)
+    secret_encrypted = models.TextField(editable=False)
+    passphrase_encrypted = models.TextField(blank=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=~Q(secret_encrypted=""), name="credential_secret_set")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def __repr__(self) -> str:
+        return f"<Credential {self.pk}: {self.name} ({self.kind})>"
+
+    @property
+    def secret(self) -> str:
+        return secret_decrypt(self.secret_encrypted)
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        self.secret_encrypted = secret_encrypt(value)
+
+    @property
+    def passphrase(self) -> str:
+        return secret_decrypt(self.passphrase_encrypted)
+
+    @passphrase.setter
+    def passphrase(self, value: str) -> None:
+        self.passphrase_encrypted = secret_encrypt(value)
+
+
+class Node(models.Model):
+    """A machine of a cluster, with its role and how to reach it over SSH."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nodes")
+    name = models.CharField(max_length=128)
+    address = models.CharField(max_length=253, validators=[validate_address], help_text="IP address or DNS name")
+    ssh_port = models.PositiveIntegerField(default=22)
+    ssh_user = models.CharField(max_length=32, default="root", validators=[validate_ssh_user])
+    role = models.CharField(max_length=16, choices=NodeRole.choices, default=NodeRole.WORKER)
+    credential = models.ForeignKey(
+        Credential, on_delete=models.PROTECT, null=True, blank=True, related_name="nodes"
+    )
+    enabled = models.BooleanField(default=True, help_text="Disabled nodes are kept but not audited")
+    last_facts = models.JSONField(default=dict, blank=True, editable=False)
+    last_audit_status = models.CharField(
+        max_length=16, choices=AuditStatus.choices, default=AuditStatus.UNKNOWN, editable=False
+    )
+    last_audited_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["cluster", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "name"], name="node_unique_name_in_cluster"),
+            models.CheckConstraint(condition=Q(ssh_port__gte=1) & Q(ssh_port__lte=65535), name="node_ssh_port_valid"),
+            models.CheckConstraint(condition=~Q(address=""), name="node_address_set"),
+        ]
+        indexes = [models.Index(fields=["cluster", "role", "last_audit_status"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:inventory_node_change", args=[self.pk])
+
+
+class HostKey(models.Model):
+    """An SSH host key seen for a node: trusted on first use, and any different key waits for an admin."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="host_keys")
+    key_type = models.CharField(max_length=64, help_text="e.g. ssh-ed25519")
+    fingerprint = models.CharField(max_length=128, help_text="SHA256:... as ssh-keygen -l prints it")
+    public_key = models.TextField(help_text="Base64 public key blob")
+    state = models.CharField(max_length=16, choices=HostKeyState.choices, default=HostKeyState.TRUSTED)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["node", "-first_seen"]
+        constraints = [
+            models.UniqueConstraint(fields=["node", "key_type", "fingerprint"], name="host_key_unique"),
+            models.UniqueConstraint(
+                fields=["node", "key_type"], condition=Q(state="trusted"), name="host_key_one_trusted_per_type"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key_type} {self.fingerprint}"
+
+
+class Accelerator(models.Model):
+    """A device found on a node. Devices that disappear are marked gone, never deleted, so history shows them."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="accelerators")
+    vendor = models.CharField(max_length=16, choices=Vendor.choices)
+    index = models.PositiveIntegerField()
+    model = models.CharField(max_length=200, blank=True)
+    memory_mib = models.PositiveBigIntegerField(null=True, blank=True)
+    uuid = models.CharField(max_length=128, blank=True, help_text="UUID or serial number")
+    pci_address = models.CharField(max_length=32, blank=True)
+    driver_version = models.CharField(max_length=64, blank=True)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(auto_now=True)
+    gone_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["node", "vendor", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["node", "vendor", "index"], condition=Q(gone_at__isnull=True), name="accelerator_unique_present"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.vendor}[{self.index}] {self.model}".strip()
+
+
+class DriverInstall(models.Model):
+    """A driver, toolkit, runtime, SDK, NTP daemon or Docker found on a node, with its version."""
+
+    node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="installs")
+    vendor = models.CharField(max_length=16, choices=Vendor.choices, blank=True)
+    kind = models.CharField(max_length=24, choices=InstallKind.choices)
+    name = models.CharField(max_length=120)
+    version = models.CharField(max_length=64, blank=True)
+    detected_at = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(auto_now=True)
+    gone_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["node", "kind", "name"]
+        verbose_name = "installed driver or tool"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["node", "kind", "name"], condition=Q(gone_at__isnull=True), name="install_unique_present"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}".strip()

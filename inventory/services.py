@@ -1,0 +1,307 @@
+"""Writes to the inventory. Views, admin actions, commands and the API call these; nothing else saves models."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.text import slugify
+
+from .choices import CredentialKind, NodeRole
+from .importers.ansible import InventoryError, InventoryHost, parse_inventory
+from .models import Cluster, Credential, Node, RequirementProfile
+from .validators import is_valid_address, validate_ssh_user
+
+SERVER_GROUPS = frozenset({"server", "gpustack_server"})
+WORKER_GROUPS = frozenset({"worker", "workers", "gpustack_worker"})
+MAX_KEY_FILE_BYTES = 64 * 1024
+_TEMPLATED = re.compile(r"\{\{|\{%")
+
+
+# --- requirement profiles -----------------------------------------------------------------------------------------
+
+
+def profile_get_default() -> RequirementProfile:
+    profile = RequirementProfile.objects.filter(is_default=True).first()
+    if profile is None:
+        raise RequirementProfile.DoesNotExist("no default requirement profile; run migrations")
+    return profile
+
+
+@transaction.atomic
+def profile_duplicate(*, profile: RequirementProfile, key: str | None = None) -> RequirementProfile:
+    """Copy a profile with all its rules under a new key, so an operator can tailor it without touching the original."""
+    base = key or f"{profile.key}-copy"
+    new_key, n = base, 1
+    while RequirementProfile.objects.filter(key=new_key).exists():
+        n += 1
+        new_key = f"{base}-{n}"
+    os_rules = list(profile.os_rules.all())
+    accelerator_rules = list(profile.accelerator_rules.all())
+    port_rules = list(profile.port_rules.all())
+    copy = RequirementProfile.objects.get(pk=profile.pk)
+    copy.pk = None
+    copy.key = new_key
+    copy.name = f"{profile.name} (copy)"
+    copy.is_default = False
+    copy.save()
+    for rules in (os_rules, accelerator_rules, port_rules):
+        for rule in rules:
+            rule.pk = None
+            rule.profile = copy
+        if rules:
+            type(rules[0]).objects.bulk_create(rules)
+    return copy
+
+
+# --- credentials --------------------------------------------------------------------------------------------------
+
+
+def credential_upsert(*, name: str, kind: str, secret: str, passphrase: str = "") -> tuple[Credential, bool]:
+    """Create or replace a credential's secret by name; returns (credential, changed)."""
+    credential = Credential.objects.filter(name=name).first()
+    if credential is not None and credential.kind == kind and credential.secret == secret and credential.passphrase == passphrase:
+        return credential, False
+    credential = credential or Credential(name=name)
+    credential.kind = kind
+    credential.secret = secret
+    credential.passphrase = passphrase
+    credential.full_clean(exclude=["secret_encrypted", "passphrase_encrypted"])
+    credential.save()
+    return credential, True
+
+
+# --- Ansible inventory import -------------------------------------------------------------------------------------
+
+
+@dataclass
+class PlannedNode:
+    name: str
+    role: str
+    address: str
+    ssh_port: int | None
+    ssh_user: str | None
+    credential: tuple[str, str, str] | None  # (name, kind, secret)
+    line: int
+
+
+@dataclass
+class ImportReport:
+    cluster: str
+    profile: str
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    key_files_not_read: list[str] = field(default_factory=list)
+    cluster_created: bool = False
+    server_runs_worker: bool = False
+
+    def summary(self) -> str:
+        parts = [
+            f"cluster {self.cluster} ({'created' if self.cluster_created else 'updated'}, profile {self.profile})",
+            f"{len(self.created)} nodes created",
+            f"{len(self.updated)} updated",
+            f"{len(self.unchanged)} unchanged",
+        ]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} hosts skipped (not in a server or worker group): {', '.join(self.skipped[:10])}")
+        if self.key_files_not_read:
+            parts.append(
+                f"{len(self.key_files_not_read)} nodes name a private key file, which is not read from an upload: "
+                "set their credential in the admin"
+            )
+        return "; ".join(parts)
+
+
+def _host_var(host: InventoryHost, *names: str) -> tuple[str | None, int]:
+    for name in names:
+        if name in host.vars and host.vars[name] is not None:
+            return str(host.vars[name]), host.var_lines.get(name, host.line)
+    return None, host.line
+
+
+def _plain(value: str, what: str, line: int, source: str) -> str:
+    if value == "!vault" or _TEMPLATED.search(value):
+        raise InventoryError(
+            f"{what} is vaulted or templated, which Preflight cannot evaluate; give a literal value "
+            "or set it in the admin after import",
+            line=line, source=source,
+        )
+    return value
+
+
+def _read_key_file(path_text: str, *, base_dir: Path | None, line: int, source: str) -> str:
+    path = Path(path_text).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    try:
+        if path.stat().st_size > MAX_KEY_FILE_BYTES:
+            raise InventoryError(f"private key file {path} is larger than {MAX_KEY_FILE_BYTES} bytes", line=line, source=source)
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InventoryError(f"cannot read private key file {path}: {reason}", line=line, source=source) from None
+    if "PRIVATE KEY-----" not in text:
+        raise InventoryError(f"{path} is not a PEM or OpenSSH private key", line=line, source=source)
+    return text
+
+
+def _plan_node(
+    host: InventoryHost, *, cluster_name: str, base_dir: Path | None, source: str, read_key_files: bool
+) -> PlannedNode:
+    is_server = bool(host.groups & SERVER_GROUPS)
+    role = NodeRole.SERVER if is_server else NodeRole.WORKER
+    if len(host.name) > 128:
+        raise InventoryError(f"host name {host.name[:40]!r}... is longer than 128 characters", line=host.line, source=source)
+
+    address, line = _host_var(host, "ansible_host", "ansible_ssh_host")
+    address = _plain(address, "ansible_host", line, source) if address is not None else host.name
+    if not is_valid_address(address):
+        raise InventoryError(f"address {address!r} of host {host.name!r} is not an IP address or DNS name", line=line, source=source)
+
+    port_text, line = _host_var(host, "ansible_port", "ansible_ssh_port")
+    port = None
+    if port_text is not None:
+        if not _plain(port_text, "ansible_port", line, source).isdigit() or not 1 <= int(port_text) <= 65535:
+            raise InventoryError(f"ansible_port {port_text!r} of host {host.name!r} is not a port (1-65535)", line=line, source=source)
+        port = int(port_text)
+
+    user, line = _host_var(host, "ansible_user", "ansible_ssh_user")
+    if user is not None:
+        user = _plain(user, "ansible_user", line, source)
+        try:
+            validate_ssh_user(user)
+        except ValidationError:
+            raise InventoryError(f"ansible_user {user!r} of host {host.name!r} is not a valid login name", line=line, source=source) from None
+
+    credential = None
+    key_path, key_line = _host_var(host, "ansible_ssh_private_key_file", "ansible_private_key_file")
+    password, password_line = _host_var(host, "ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
+    if key_path is not None and not read_key_files:
+        _plain(key_path, "ansible_ssh_private_key_file", key_line, source)
+    elif key_path is not None:
+        key_path = _plain(key_path, "ansible_ssh_private_key_file", key_line, source)
+        secret = _read_key_file(key_path, base_dir=base_dir, line=key_line, source=source)
+        digest = hashlib.sha256(secret.encode()).hexdigest()[:12]
+        credential = (f"{cluster_name}: key {Path(key_path).name} ({digest})", CredentialKind.PRIVATE_KEY, secret)
+    elif password is not None:
+        password = _plain(password, "ansible_password", password_line, source)
+        credential = (f"{cluster_name}: password for {host.name}", CredentialKind.PASSWORD, password)
+    return PlannedNode(host.name, role, address, port, user, credential, host.line)
+
+
+def inventory_import(
+    *,
+    text: str,
+    source: str = "inventory",
+    cluster_name: str | None = None,
+    profile_key: str | None = None,
+    fmt: str | None = None,
+    base_dir: Path | None = None,
+    read_key_files: bool = True,
+) -> ImportReport:
+    """Import an Ansible inventory into a cluster: all of it, or nothing (raises InventoryError with the line).
+
+    `read_key_files=False` is for uploads through the web: a key path there names a file on the *portal's* disk,
+    which an uploader must not be able to make Preflight read.
+    """
+    if len(text.encode()) > settings.PREFLIGHT_INVENTORY_MAX_BYTES:
+        raise InventoryError(f"inventory is larger than {settings.PREFLIGHT_INVENTORY_MAX_BYTES} bytes", source=source)
+    if "\x00" in text:
+        raise InventoryError("inventory contains NUL bytes; is it a binary file?", source=source)
+    parsed = parse_inventory(text, source=source, fmt=fmt)
+
+    name = cluster_name or slugify(Path(source).stem)
+    if not name or slugify(name) != name:
+        raise InventoryError(f"cluster name {name!r} must be a slug (letters, digits, '-', '_'); pass --cluster", source=source)
+    profile = None
+    if profile_key is not None:
+        profile = RequirementProfile.objects.filter(key=profile_key).first()
+        if profile is None:
+            known = ", ".join(RequirementProfile.objects.values_list("key", flat=True))
+            raise InventoryError(f"unknown requirement profile {profile_key!r} (known: {known})", source=source)
+
+    planned: list[PlannedNode] = []
+    skipped: list[str] = []
+    for host in parsed.hosts.values():
+        if host.groups & (SERVER_GROUPS | WORKER_GROUPS):
+            planned.append(
+                _plan_node(host, cluster_name=name, base_dir=base_dir, source=source, read_key_files=read_key_files)
+            )
+        else:
+            skipped.append(host.name)
+    if not planned:
+        raise InventoryError(
+            "no hosts in a server group (server, gpustack_server) or worker group (worker, workers, gpustack_worker)",
+            source=source,
+        )
+    both = any(h.groups & SERVER_GROUPS and h.groups & WORKER_GROUPS for h in parsed.hosts.values())
+
+    with transaction.atomic():
+        cluster = Cluster.objects.select_for_update().filter(name=name).first()
+        report = ImportReport(cluster=name, profile="", skipped=skipped, server_runs_worker=both)
+        report.key_files_not_read = [
+            h.name for h in parsed.hosts.values()
+            if not read_key_files and h.groups & (SERVER_GROUPS | WORKER_GROUPS)
+            and ("ansible_ssh_private_key_file" in h.vars or "ansible_private_key_file" in h.vars)
+        ]
+        if cluster is None:
+            cluster = Cluster.objects.create(name=name, profile=profile or profile_get_default(), server_runs_worker=both)
+            report.cluster_created = True
+        else:
+            changed = []
+            if profile is not None and cluster.profile_id != profile.pk:
+                cluster.profile = profile
+                changed.append("profile")
+            if both and not cluster.server_runs_worker:
+                cluster.server_runs_worker = True
+                changed.append("server_runs_worker")
+            if changed:
+                cluster.save(update_fields=[*changed, "updated"])
+        report.profile = cluster.profile.key
+
+        existing = {node.name: node for node in Node.objects.filter(cluster=cluster)}
+        credentials: dict[str, Credential] = {}
+        for plan in planned:
+            credential = None
+            if plan.credential is not None:
+                cred_name, kind, secret = plan.credential
+                if cred_name not in credentials:
+                    credentials[cred_name], _ = credential_upsert(name=cred_name, kind=kind, secret=secret)
+                credential = credentials[cred_name]
+            node = existing.get(plan.name)
+            created = node is None
+            node = node or Node(cluster=cluster, name=plan.name)
+            before = (node.role, node.address, node.ssh_port, node.ssh_user, node.credential_id)
+            node.role = plan.role
+            node.address = plan.address
+            if plan.ssh_port is not None:
+                node.ssh_port = plan.ssh_port
+            if plan.ssh_user is not None:
+                node.ssh_user = plan.ssh_user
+            if credential is not None:
+                node.credential = credential
+            after = (node.role, node.address, node.ssh_port, node.ssh_user, node.credential_id)
+            if created or before != after:
+                try:
+                    node.full_clean()
+                except ValidationError as exc:
+                    raise InventoryError(f"host {plan.name!r}: {_validation_text(exc)}", line=plan.line, source=source) from None
+                node.save()
+                (report.created if created else report.updated).append(plan.name)
+            else:
+                report.unchanged.append(plan.name)
+    return report
+
+
+def _validation_text(exc: ValidationError) -> str:
+    if hasattr(exc, "message_dict"):
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+    return " ".join(exc.messages)
+

@@ -1,0 +1,44 @@
+"""Validation of what an operator types about a node before it can ever reach a socket or a shell."""
+
+import ipaddress
+import re
+
+from django.core.exceptions import ValidationError
+
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def is_valid_address(value: str) -> bool:
+    """True for an IPv4/IPv6 address or an RFC 1123 DNS name (no scheme, port, path, spaces or shell characters)."""
+    if not value or len(value) > 253:
+        return False
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        pass
+    name = value[:-1] if value.endswith(".") else value
+    labels = name.split(".")
+    # An all-numeric dotted name is a malformed IPv4 address, not a host name.
+    if all(label.isdigit() for label in labels):
+        return False
+    return all(_LABEL.match(label) for label in labels)
+
+
+def validate_address(value: str) -> None:
+    if not is_valid_address(value):
+        raise ValidationError(
+            "%(value)r is not an IP address or DNS host name", code="invalid_address", params={"value": value}
+        )
+
+
+_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$", re.IGNORECASE)
+
+
+def validate_ssh_user(value: str) -> None:
+    if not _USER.match(value):
+        raise ValidationError(
+            "%(value)r is not a valid login name (letters, digits, '_', '.', '-'; at most 32)",
+            code="invalid_user",
+            params={"value": value},
+        )
