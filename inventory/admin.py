@@ -30,8 +30,16 @@ class OsRuleInline(admin.TabularInline):
 class AcceleratorRuleInline(admin.TabularInline):
     model = AcceleratorRule
     extra = 0
-    fields = ["vendor", "experimental", "driver_name", "toolkit_name", "docker_runtime", "min_version",
-              "min_version_of", "amd64_only"]
+    fields = [
+        "vendor",
+        "experimental",
+        "driver_name",
+        "toolkit_name",
+        "docker_runtime",
+        "min_version",
+        "min_version_of",
+        "amd64_only",
+    ]
 
 
 class PortRuleInline(admin.TabularInline):
@@ -79,8 +87,17 @@ class AcceleratorRuleAdmin(admin.ModelAdmin):
 
 @admin.register(PortRule)
 class PortRuleAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "role", "first_port", "last_port", "protocol", "condition", "worker_to_worker", "purpose",
-                    "profile"]
+    list_display = [
+        "__str__",
+        "role",
+        "first_port",
+        "last_port",
+        "protocol",
+        "condition",
+        "worker_to_worker",
+        "purpose",
+        "profile",
+    ]
     list_filter = ["profile", "role", "condition", "protocol", "worker_to_worker"]
     search_fields = ["purpose"]
     list_select_related = ["profile"]
@@ -158,8 +175,7 @@ class ClusterAdmin(admin.ModelAdmin):
 class AcceleratorInline(admin.TabularInline):
     model = Accelerator
     extra = 0
-    fields = ["vendor", "index", "model", "memory_mib", "uuid", "pci_address", "driver_version", "last_seen",
-              "gone_at"]
+    fields = ["vendor", "index", "model", "memory_mib", "uuid", "pci_address", "driver_version", "last_seen", "gone_at"]
     readonly_fields = ["last_seen"]
 
 
@@ -180,8 +196,17 @@ class HostKeyInline(admin.TabularInline):
 
 @admin.register(Node)
 class NodeAdmin(admin.ModelAdmin):
-    list_display = ["name", "cluster", "role", "address", "ssh_port", "ssh_user", "enabled", "last_audit_status",
-                    "last_audited_at"]
+    list_display = [
+        "name",
+        "cluster",
+        "role",
+        "address",
+        "ssh_port",
+        "ssh_user",
+        "enabled",
+        "last_audit_status",
+        "last_audited_at",
+    ]
     list_filter = ["cluster", "role", "last_audit_status", "enabled", "accelerators__vendor"]
     search_fields = ["name", "address", "cluster__name"]
     list_select_related = ["cluster", "credential"]

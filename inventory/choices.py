@@ -59,3 +59,8 @@ class HostKeyState(models.TextChoices):
     TRUSTED = "trusted", "Trusted"
     PENDING = "pending", "Offered, awaiting acceptance"
     RETIRED = "retired", "Replaced"
+
+
+class Transport(models.TextChoices):
+    SSH = "ssh", "SSH"
+    LOCAL = "local", "Local (the machine Preflight runs on)"

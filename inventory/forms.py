@@ -56,7 +56,9 @@ class InventoryImportForm(forms.Form):
     file = forms.FileField(help_text="An Ansible inventory, INI or YAML")
     cluster = forms.SlugField(required=False, help_text="Cluster name; default: the file's name without extension")
     profile = forms.ModelChoiceField(
-        queryset=RequirementProfile.objects.all(), to_field_name="key", required=False,
+        queryset=RequirementProfile.objects.all(),
+        to_field_name="key",
+        required=False,
         help_text="Leave empty to keep the cluster's profile (new clusters get the default)",
     )
     format = forms.ChoiceField(choices=[("", "Detect"), ("ini", "INI"), ("yaml", "YAML")], required=False)

@@ -14,6 +14,7 @@ from .choices import (
     NodeRole,
     PortCondition,
     Protocol,
+    Transport,
     Vendor,
 )
 from .crypto import secret_decrypt, secret_encrypt
@@ -215,8 +216,12 @@ class Node(models.Model):
     ssh_port = models.PositiveIntegerField(default=22)
     ssh_user = models.CharField(max_length=32, default="root", validators=[validate_ssh_user])
     role = models.CharField(max_length=16, choices=NodeRole.choices, default=NodeRole.WORKER)
-    credential = models.ForeignKey(
-        Credential, on_delete=models.PROTECT, null=True, blank=True, related_name="nodes"
+    credential = models.ForeignKey(Credential, on_delete=models.PROTECT, null=True, blank=True, related_name="nodes")
+    transport = models.CharField(
+        max_length=8,
+        choices=Transport.choices,
+        default=Transport.SSH,
+        help_text="Local audits the machine Preflight runs on without SSH (used by the demo)",
     )
     enabled = models.BooleanField(default=True, help_text="Disabled nodes are kept but not audited")
     last_facts = models.JSONField(default=dict, blank=True, editable=False)

@@ -65,7 +65,12 @@ def profile_duplicate(*, profile: RequirementProfile, key: str | None = None) ->
 def credential_upsert(*, name: str, kind: str, secret: str, passphrase: str = "") -> tuple[Credential, bool]:
     """Create or replace a credential's secret by name; returns (credential, changed)."""
     credential = Credential.objects.filter(name=name).first()
-    if credential is not None and credential.kind == kind and credential.secret == secret and credential.passphrase == passphrase:
+    if (
+        credential is not None
+        and credential.kind == kind
+        and credential.secret == secret
+        and credential.passphrase == passphrase
+    ):
         return credential, False
     credential = credential or Credential(name=name)
     credential.kind = kind
@@ -110,7 +115,9 @@ class ImportReport:
             f"{len(self.unchanged)} unchanged",
         ]
         if self.skipped:
-            parts.append(f"{len(self.skipped)} hosts skipped (not in a server or worker group): {', '.join(self.skipped[:10])}")
+            parts.append(
+                f"{len(self.skipped)} hosts skipped (not in a server or worker group): {', '.join(self.skipped[:10])}"
+            )
         if self.key_files_not_read:
             parts.append(
                 f"{len(self.key_files_not_read)} nodes name a private key file, which is not read from an upload: "
@@ -131,7 +138,8 @@ def _plain(value: str, what: str, line: int, source: str) -> str:
         raise InventoryError(
             f"{what} is vaulted or templated, which Preflight cannot evaluate; give a literal value "
             "or set it in the admin after import",
-            line=line, source=source,
+            line=line,
+            source=source,
         )
     return value
 
@@ -142,7 +150,9 @@ def _read_key_file(path_text: str, *, base_dir: Path | None, line: int, source: 
         path = base_dir / path
     try:
         if path.stat().st_size > MAX_KEY_FILE_BYTES:
-            raise InventoryError(f"private key file {path} is larger than {MAX_KEY_FILE_BYTES} bytes", line=line, source=source)
+            raise InventoryError(
+                f"private key file {path} is larger than {MAX_KEY_FILE_BYTES} bytes", line=line, source=source
+            )
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -158,18 +168,24 @@ def _plan_node(
     is_server = bool(host.groups & SERVER_GROUPS)
     role = NodeRole.SERVER if is_server else NodeRole.WORKER
     if len(host.name) > 128:
-        raise InventoryError(f"host name {host.name[:40]!r}... is longer than 128 characters", line=host.line, source=source)
+        raise InventoryError(
+            f"host name {host.name[:40]!r}... is longer than 128 characters", line=host.line, source=source
+        )
 
     address, line = _host_var(host, "ansible_host", "ansible_ssh_host")
     address = _plain(address, "ansible_host", line, source) if address is not None else host.name
     if not is_valid_address(address):
-        raise InventoryError(f"address {address!r} of host {host.name!r} is not an IP address or DNS name", line=line, source=source)
+        raise InventoryError(
+            f"address {address!r} of host {host.name!r} is not an IP address or DNS name", line=line, source=source
+        )
 
     port_text, line = _host_var(host, "ansible_port", "ansible_ssh_port")
     port = None
     if port_text is not None:
         if not _plain(port_text, "ansible_port", line, source).isdigit() or not 1 <= int(port_text) <= 65535:
-            raise InventoryError(f"ansible_port {port_text!r} of host {host.name!r} is not a port (1-65535)", line=line, source=source)
+            raise InventoryError(
+                f"ansible_port {port_text!r} of host {host.name!r} is not a port (1-65535)", line=line, source=source
+            )
         port = int(port_text)
 
     user, line = _host_var(host, "ansible_user", "ansible_ssh_user")
@@ -178,7 +194,9 @@ def _plan_node(
         try:
             validate_ssh_user(user)
         except ValidationError:
-            raise InventoryError(f"ansible_user {user!r} of host {host.name!r} is not a valid login name", line=line, source=source) from None
+            raise InventoryError(
+                f"ansible_user {user!r} of host {host.name!r} is not a valid login name", line=line, source=source
+            ) from None
 
     credential = None
     key_path, key_line = _host_var(host, "ansible_ssh_private_key_file", "ansible_private_key_file")
@@ -219,7 +237,9 @@ def inventory_import(
 
     name = cluster_name or slugify(Path(source).stem)
     if not name or slugify(name) != name:
-        raise InventoryError(f"cluster name {name!r} must be a slug (letters, digits, '-', '_'); pass --cluster", source=source)
+        raise InventoryError(
+            f"cluster name {name!r} must be a slug (letters, digits, '-', '_'); pass --cluster", source=source
+        )
     profile = None
     if profile_key is not None:
         profile = RequirementProfile.objects.filter(key=profile_key).first()
@@ -247,12 +267,16 @@ def inventory_import(
         cluster = Cluster.objects.select_for_update().filter(name=name).first()
         report = ImportReport(cluster=name, profile="", skipped=skipped, server_runs_worker=both)
         report.key_files_not_read = [
-            h.name for h in parsed.hosts.values()
-            if not read_key_files and h.groups & (SERVER_GROUPS | WORKER_GROUPS)
+            h.name
+            for h in parsed.hosts.values()
+            if not read_key_files
+            and h.groups & (SERVER_GROUPS | WORKER_GROUPS)
             and ("ansible_ssh_private_key_file" in h.vars or "ansible_private_key_file" in h.vars)
         ]
         if cluster is None:
-            cluster = Cluster.objects.create(name=name, profile=profile or profile_get_default(), server_runs_worker=both)
+            cluster = Cluster.objects.create(
+                name=name, profile=profile or profile_get_default(), server_runs_worker=both
+            )
             report.cluster_created = True
         else:
             changed = []
@@ -292,7 +316,9 @@ def inventory_import(
                 try:
                     node.full_clean()
                 except ValidationError as exc:
-                    raise InventoryError(f"host {plan.name!r}: {_validation_text(exc)}", line=plan.line, source=source) from None
+                    raise InventoryError(
+                        f"host {plan.name!r}: {_validation_text(exc)}", line=plan.line, source=source
+                    ) from None
                 node.save()
                 (report.created if created else report.updated).append(plan.name)
             else:
@@ -305,3 +331,34 @@ def _validation_text(exc: ValidationError) -> str:
         return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
     return " ".join(exc.messages)
 
+
+# --- demo ---------------------------------------------------------------------------------------------------------
+
+DEMO_CLUSTER = "demo"
+
+
+@transaction.atomic
+def demo_load() -> tuple[Cluster, bool]:
+    """The demo cluster: this machine audited locally as the server, and two workers on loopback addresses.
+
+    The workers have no credential and nothing listens for them unless the operator starts sshd there, so their
+    audits show what an unreachable node looks like; no address outside this machine is ever used.
+    """
+    cluster, created = Cluster.objects.get_or_create(
+        name=DEMO_CLUSTER,
+        defaults={
+            "profile": profile_get_default(),
+            "description": "Demo: this machine as the server, two loopback workers. Safe to delete.",
+            "server_runs_worker": True,
+        },
+    )
+    nodes = [
+        ("this-machine", "127.0.0.1", NodeRole.SERVER, "local"),
+        ("worker-a", "127.0.0.2", NodeRole.WORKER, "ssh"),
+        ("worker-b", "127.0.0.3", NodeRole.WORKER, "ssh"),
+    ]
+    for name, address, role, transport in nodes:
+        Node.objects.update_or_create(
+            cluster=cluster, name=name, defaults={"address": address, "role": role, "transport": transport}
+        )
+    return cluster, created

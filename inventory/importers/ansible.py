@@ -19,6 +19,7 @@ import yaml
 MAX_HOSTS = 100_000
 _GROUP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _HOST_PORT = re.compile(r"^(?P<host>[^:\[\]\s]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d+)$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _RANGE = re.compile(r"\[([^\[\]]*?)\]")
 
 
@@ -76,20 +77,28 @@ def expand_host_pattern(pattern: str, *, line: int, source: str) -> list[str]:
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise InventoryError(
             f"invalid host range [{body}] in {pattern!r}: expected [start:end] or [start:end:step]",
-            line=line, source=source,
+            line=line,
+            source=source,
         )
     start, end = parts[0], parts[1]
     try:
         step = int(parts[2]) if len(parts) == 3 else 1
     except ValueError:
-        raise InventoryError(f"range step {parts[2]!r} in {pattern!r} is not a number", line=line, source=source)
+        raise InventoryError(
+            f"range step {parts[2]!r} in {pattern!r} is not a number", line=line, source=source
+        ) from None
     if step < 1:
         raise InventoryError(f"range step in {pattern!r} must be at least 1", line=line, source=source)
     if start.isdigit() and end.isdigit():
         if int(start) > int(end):
             raise InventoryError(f"range [{body}] in {pattern!r} runs backwards", line=line, source=source)
         width = len(start) if start.startswith("0") and len(start) > 1 else 0
-        values = [str(i).zfill(width) for i in range(int(start), int(end) + 1, step)]
+        numbers = range(int(start), int(end) + 1, step)
+        if len(numbers) > MAX_HOSTS:
+            raise InventoryError(
+                f"host range {pattern!r} expands to more than {MAX_HOSTS} hosts", line=line, source=source
+            )
+        values = [str(i).zfill(width) for i in numbers]
     elif len(start) == 1 and len(end) == 1 and start in string.ascii_letters and end in string.ascii_letters:
         if start > end:
             raise InventoryError(f"range [{body}] in {pattern!r} runs backwards", line=line, source=source)
@@ -97,14 +106,19 @@ def expand_host_pattern(pattern: str, *, line: int, source: str) -> list[str]:
     else:
         raise InventoryError(
             f"invalid host range [{body}] in {pattern!r}: both ends must be numbers or single letters",
-            line=line, source=source,
+            line=line,
+            source=source,
         )
+    if len(values) > MAX_HOSTS:
+        raise InventoryError(f"host range {pattern!r} expands to more than {MAX_HOSTS} hosts", line=line, source=source)
     head, tail = pattern[: match.start()], pattern[match.end() :]
     expanded: list[str] = []
     for value in values:
         expanded.extend(expand_host_pattern(f"{head}{value}{tail}", line=line, source=source))
         if len(expanded) > MAX_HOSTS:
-            raise InventoryError(f"host range {pattern!r} expands to more than {MAX_HOSTS} hosts", line=line, source=source)
+            raise InventoryError(
+                f"host range {pattern!r} expands to more than {MAX_HOSTS} hosts", line=line, source=source
+            )
     return expanded
 
 
@@ -114,7 +128,10 @@ class _Builder:
     def __init__(self, source: str, fmt: str) -> None:
         self.source = source
         self.format = fmt
-        self.groups: dict[str, InventoryGroup] = {"all": InventoryGroup("all", 0), "ungrouped": InventoryGroup("ungrouped", 0)}
+        self.groups: dict[str, InventoryGroup] = {
+            "all": InventoryGroup("all", 0),
+            "ungrouped": InventoryGroup("ungrouped", 0),
+        }
         self.hosts: dict[str, InventoryHost] = {}
 
     def error(self, message: str, line: int | None) -> InventoryError:
@@ -127,7 +144,9 @@ class _Builder:
             self.groups[name] = InventoryGroup(name, line)
         return self.groups[name]
 
-    def add_host(self, pattern: str, group: str, line: int, host_vars: dict[str, Any], var_lines: dict[str, int]) -> None:
+    def add_host(
+        self, pattern: str, group: str, line: int, host_vars: dict[str, Any], var_lines: dict[str, int]
+    ) -> None:
         port_match = _HOST_PORT.match(pattern)
         if port_match:
             pattern = port_match.group("host").strip("[]")
@@ -153,7 +172,7 @@ class _Builder:
 
         def depth_of(name: str, trail: tuple[str, ...]) -> int:
             if name in trail:
-                cycle = " -> ".join((*trail[trail.index(name):], name))
+                cycle = " -> ".join((*trail[trail.index(name) :], name))
                 raise self.error(f"group cycle: {cycle}", self.groups[name].line or None)
             if name not in depth:
                 above = [depth_of(parent, (*trail, name)) for parent in parents.get(name, ()) if parent != "all"]
@@ -207,6 +226,8 @@ def parse_ini(text: str, *, source: str = "inventory") -> ParsedInventory:
     section, kind = "ungrouped", "hosts"
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
+        if _CONTROL.search(raw):
+            raise builder.error("control characters in the line; is this a text inventory?", number)
         if not line or line[0] in "#;":
             continue
         if line.startswith("["):
@@ -234,13 +255,17 @@ def parse_ini(text: str, *, source: str = "inventory") -> ParsedInventory:
                 builder.groups[section].children.append(child.name)
         elif kind == "vars":
             key, value = _split_assignment(line, line=number, builder=builder, what="group variable")
-            builder.groups[section].vars[key] = value.strip("'\"") if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"" else value
+            builder.groups[section].vars[key] = (
+                value.strip("'\"") if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"" else value
+            )
             builder.groups[section].var_lines[key] = number
         else:
             pattern, *assignments = tokens
             if "=" in pattern:
                 raise builder.error(f"a host line starts with the host name, got {pattern!r}", number)
-            host_vars = dict(_split_assignment(t, line=number, builder=builder, what="host variable") for t in assignments)
+            host_vars = dict(
+                _split_assignment(t, line=number, builder=builder, what="host variable") for t in assignments
+            )
             builder.add_host(pattern, section, number, host_vars, {})
     return builder.build()
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite: lint, migration check, every test on SQLite, then the database-facing tests
+# again on a real PostgreSQL. Installs what it needs (Debian packages, .venv) and starts its own services.
+source "$(dirname "$0")/bootstrap.sh"
+cd "$ROOT"
+mkdir -p run test-output
+
+bootstrap_apt python3 python3-venv redis-server redis-tools openssh-server openssh-client iproute2 iptables \
+  postgresql postgresql-client procps
+bootstrap_venv
+PY="$VENV/bin/python"
+export DJANGO_SETTINGS_MODULE=portal.settings.test
+
+log "ruff"
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check -q . || { echo "ruff format would change files (run .venv/bin/ruff format .)" >&2; exit 1; }
+
+log "makemigrations --check"
+"$PY" manage.py makemigrations --check --dry-run -v1
+
+ensure_redis
+
+log "pytest on SQLite"
+"$PY" -m pytest "$@"
+
+log "pytest on PostgreSQL (database-facing tests)"
+source "$ROOT/scripts/postgres.sh"
+ensure_postgres
+DATABASE_URL="$PREFLIGHT_TEST_PG_URL" "$PY" -m pytest -m "django_db and not integration" -p no:cacheprovider "$@"
