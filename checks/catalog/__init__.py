@@ -1,0 +1,96 @@
+"""The check catalogue: pure rules, each registered under its public id (REQUIREMENTS.md), facts + profile in,
+results out. Check ids are a public contract: never renamed, never reused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..node_facts import NodeFacts
+from ..spec import NodeContext, ProfileSpec
+
+PASS, WARN, FAIL, ERROR, SKIP = "pass", "warn", "fail", "error", "skip"
+# Display severity: error counts as worse than fail, never as pass.
+SEVERITY = {PASS: 0, SKIP: 0, WARN: 2, FAIL: 3, ERROR: 4}
+EVIDENCE_LIMIT = 4000
+
+VENDOR_KEYS = ("nvidia", "amd", "ascend", "hygon", "mthreads", "iluvatar", "metax", "cambricon")
+CHECK_IDS: tuple[str, ...] = (
+    "ssh.connect",
+    "os.supported",
+    "os.architecture",
+    "time.ntp",
+    "time.synchronized",
+    "time.skew",
+    "container.docker",
+    "accelerator.present",
+    *(f"accelerator.{v}.{kind}" for v in VENDOR_KEYS for kind in ("driver", "toolkit", "version")),
+    "ports.available",
+    "ports.reserved",
+    "network.server_to_worker",
+    "network.worker_to_server",
+    "network.worker_to_worker",
+)
+
+
+@dataclass
+class CheckResult:
+    check_id: str
+    status: str
+    summary: str
+    evidence: str = ""
+    remediation: str = ""
+
+    def __post_init__(self) -> None:
+        if self.check_id not in CHECK_IDS:
+            raise ValueError(f"unknown check id {self.check_id!r}")
+        if len(self.evidence) > EVIDENCE_LIMIT:
+            cut = len(self.evidence) - EVIDENCE_LIMIT
+            self.evidence = self.evidence[:EVIDENCE_LIMIT] + f"\n... ({cut} more characters trimmed)"
+        if self.status == PASS:
+            self.remediation = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "id": self.check_id,
+            "status": self.status,
+            "summary": self.summary,
+            "evidence": self.evidence,
+            "remediation": self.remediation,
+        }
+
+
+Rule = Callable[[NodeFacts, ProfileSpec, NodeContext], list[CheckResult]]
+RULES: list[tuple[str, Rule]] = []
+
+
+def register(area: str) -> Callable[[Rule], Rule]:
+    def wrap(rule: Rule) -> Rule:
+        RULES.append((area, rule))
+        return rule
+
+    return wrap
+
+
+def worst(statuses) -> str:
+    statuses = list(statuses)
+    if not statuses:
+        return "unknown"
+    return max(statuses, key=lambda s: (SEVERITY.get(s, 0), s == PASS))
+
+
+def evaluate_node(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+    """Every host check for one node. A rule that raises yields `error` for its area, never a lost node."""
+    from . import accelerators, container, os, ports, time  # noqa: F401  (registration)
+
+    results: list[CheckResult] = []
+    for area, rule in RULES:
+        try:
+            results.extend(rule(facts, profile, context))
+        except Exception as exc:  # a bug in one rule must not hide the other checks
+            results.append(CheckResult(_area_id(area), ERROR, f"internal error in the {area} rule: {exc!r}"))
+    return results
+
+
+def _area_id(area: str) -> str:
+    return area if area in CHECK_IDS else next(i for i in CHECK_IDS if i.startswith(area))

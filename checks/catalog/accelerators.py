@@ -1,0 +1,199 @@
+"""`accelerator.present` and, per vendor found, `accelerator.<vendor>.driver|toolkit|version`."""
+
+from collections import Counter
+
+from ..node_facts import NodeFacts, VendorFacts
+from ..remediation import remedy
+from ..spec import AcceleratorRuleSpec, NodeContext, ProfileSpec
+from ..vendors import VENDORS
+from ..versions import version_at_least
+from . import FAIL, PASS, SKIP, WARN, CheckResult, register
+
+
+def _pci_evidence(facts: NodeFacts) -> str:
+    lines = [f"{d.address} vendor={d.vendor_id} class={d.class_code}" for d in facts.accelerator_pci()]
+    return "accelerator-class PCI devices:\n" + ("\n".join(lines) if lines else "(none)")
+
+
+@register("accelerator.present")
+def evaluate_present(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+    if "worker" not in context.roles:
+        return [CheckResult("accelerator.present", SKIP, "server node: accelerators are not required")]
+    if facts.vendors:
+        counts = ", ".join(
+            f"{len(v.pci_devices) or len(v.report.devices)} {VENDORS[k].label}" for k, v in facts.vendors.items()
+        )
+        return [CheckResult("accelerator.present", PASS, f"accelerators found: {counts}", _pci_evidence(facts))]
+    summary = "no accelerator found (CPU-only worker)"
+    if not facts.pci:
+        summary += "; the PCI bus could not be read"
+    return [
+        CheckResult(
+            "accelerator.present", WARN, summary, _pci_evidence(facts), remedy("accelerator.present", facts.os.family)
+        )
+    ]
+
+
+def _describe(vendor: VendorFacts) -> str:
+    models = Counter(d.model or "device" for d in vendor.report.devices)
+    return ", ".join(f"{n} x {m}" for m, n in models.items())
+
+
+def _driver(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | None) -> CheckResult:
+    spec = VENDORS[vendor.vendor]
+    check_id = f"accelerator.{vendor.vendor}.driver"
+    driver_name = rule.driver_name if rule else f"{spec.label} driver"
+    driver_url = rule.driver_url if rule else ""
+    on_bus = len(vendor.pci_devices)
+
+    def fix(detail: str) -> str:
+        return remedy(
+            "accelerator.driver",
+            facts.os.family,
+            driver_name=driver_name,
+            driver_url=driver_url or "the vendor's site",
+            tool=spec.tool,
+            detail=detail,
+        )
+
+    if not vendor.tool_path:
+        return CheckResult(
+            check_id,
+            FAIL,
+            f"{on_bus} {spec.label} device(s) on the PCI bus but {spec.tool} is not installed: the driver is missing",
+            _pci_evidence(facts),
+            fix(""),
+        )
+    evidence = f"$ {spec.tool}  (exit {vendor.tool_rc})\n{vendor.tool_output}".strip()
+    if vendor.tool_rc is None:
+        return CheckResult(
+            check_id,
+            FAIL,
+            f"{spec.tool} did not finish (timed out or hung)",
+            evidence,
+            fix("A driver tool that hangs usually means a wedged driver: check `dmesg`."),
+        )
+    if vendor.tool_rc != 0 or not vendor.report.devices:
+        first_line = next((line.strip() for line in vendor.tool_output.splitlines() if line.strip()), "no output")
+        if not on_bus:
+            return CheckResult(
+                check_id,
+                WARN,
+                f"{spec.tool} is installed but lists no device and no {spec.label} "
+                f"device is on the PCI bus: {first_line}",
+                evidence,
+                fix(""),
+            )
+        return CheckResult(
+            check_id,
+            FAIL,
+            f"{spec.tool} failed (exit {vendor.tool_rc}): {first_line}",
+            evidence,
+            fix("Reinstalling the driver for the running kernel usually fixes this."),
+        )
+    listed = len(vendor.report.devices)
+    version = vendor.report.driver_version or "unknown version"
+    extra = ""
+    if vendor.report.runtime_version:
+        extra = f", {vendor.report.runtime_name} {vendor.report.runtime_version}"
+    summary = f"{_describe(vendor)}, driver {version}{extra}"
+    if on_bus and listed < on_bus:
+        return CheckResult(
+            check_id,
+            WARN,
+            f"{spec.tool} lists {listed} of the {on_bus} {spec.label} devices on the PCI bus: {summary}",
+            evidence,
+            fix("A device the driver cannot see is usually faulty or held by another driver (vfio)."),
+        )
+    return CheckResult(check_id, PASS, summary, evidence)
+
+
+def _toolkit(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | None) -> CheckResult:
+    spec = VENDORS[vendor.vendor]
+    check_id = f"accelerator.{vendor.vendor}.toolkit"
+    toolkit_name = rule.toolkit_name if rule else f"{spec.label} toolkit"
+    runtime = rule.docker_runtime if rule else ""
+    runtime_step = ""
+    if runtime and vendor.vendor == "nvidia":
+        runtime_step = (
+            "Then register its runtime: `nvidia-ctk runtime configure --runtime=docker && systemctl restart docker`."
+        )
+    elif runtime:
+        runtime_step = (
+            f"Then register the `{runtime}` runtime in /etc/docker/daemon.json and `systemctl restart docker`."
+        )
+    fix = remedy(
+        "accelerator.toolkit",
+        facts.os.family,
+        toolkit_name=toolkit_name,
+        toolkit_url=(rule.toolkit_url if rule else "") or spec.docs or "the vendor's site",
+        runtime_step=runtime_step,
+    )
+    markers = spec.toolkit_tools + spec.toolkit_paths
+    found = vendor.toolkit_found
+    runtimes = facts.docker.runtimes if facts.docker and facts.docker.answering else None
+    evidence_lines = [
+        f"looked for: {', '.join(markers) or '(no binary or path; runtime only)'}",
+        f"found: {', '.join(found) or 'nothing'}",
+    ]
+    if vendor.toolkit_version:
+        evidence_lines.append(f"version: {vendor.toolkit_version}")
+    if runtime:
+        evidence_lines.append(
+            f"docker runtimes: {' '.join(runtimes) if runtimes is not None else '(docker not answering)'}"
+        )
+    evidence = "\n".join(evidence_lines)
+    if markers and not found:
+        return CheckResult(check_id, FAIL, f"{toolkit_name} is not installed", evidence, fix)
+    if not runtime:
+        return CheckResult(check_id, PASS, f"{toolkit_name} installed ({', '.join(found)})", evidence)
+    if runtimes is None:
+        return CheckResult(
+            check_id,
+            WARN,
+            f"{toolkit_name} installed, but whether Docker has the `{runtime}` runtime "
+            "cannot be seen: Docker is not answering",
+            evidence,
+            fix,
+        )
+    if runtime not in runtimes:
+        what = f"{toolkit_name} installed" if found else f"no {toolkit_name} found"
+        return CheckResult(check_id, FAIL, f"{what}, but Docker has no `{runtime}` runtime", evidence, fix)
+    version = f" {vendor.toolkit_version}" if vendor.toolkit_version else ""
+    return CheckResult(
+        check_id, PASS, f"{toolkit_name}{version} installed, Docker runtime `{runtime}` registered", evidence
+    )
+
+
+def _version(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec) -> CheckResult:
+    check_id = f"accelerator.{vendor.vendor}.version"
+    current = vendor.report.runtime_version if vendor.vendor != "amd" else (vendor.rocm_version or "")
+    what = rule.min_version_of or "the runtime"
+    evidence = f"{what} reported: {current or '(none)'}; required: >= {rule.min_version}"
+    ok = version_at_least(current, rule.min_version)
+    fix = remedy(
+        "accelerator.version",
+        facts.os.family,
+        vendor_label=VENDORS[vendor.vendor].label,
+        what=what,
+        minimum=rule.min_version,
+        current=current or "an unknown version",
+        driver_url=rule.driver_url,
+    )
+    if ok is None:
+        return CheckResult(check_id, WARN, f"{what} version unknown: the driver tool did not report it", evidence, fix)
+    if ok:
+        return CheckResult(check_id, PASS, f"{what} {current} (>= {rule.min_version})", evidence)
+    return CheckResult(check_id, FAIL, f"{what} {current} is below the required {rule.min_version}", evidence, fix)
+
+
+@register("accelerator")
+def evaluate_vendors(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+    results = []
+    for key, vendor in facts.vendors.items():
+        rule = profile.accelerator_rules.get(key)
+        results.append(_driver(facts, vendor, rule))
+        results.append(_toolkit(facts, vendor, rule))
+        if rule and rule.min_version:
+            results.append(_version(facts, vendor, rule))
+    return results

@@ -1,0 +1,118 @@
+"""`os.supported` and `os.architecture`."""
+
+from ..node_facts import NodeFacts
+from ..remediation import remedy
+from ..spec import NodeContext, ProfileSpec
+from ..versions import version_at_least
+from . import FAIL, PASS, WARN, CheckResult, register
+
+AMD64 = {"x86_64", "amd64"}
+ARM64 = {"aarch64", "arm64"}
+
+
+def _os_evidence(facts: NodeFacts) -> str:
+    fields = facts.os.fields
+    keys = [k for k in ("ID", "ID_LIKE", "VERSION_ID", "PRETTY_NAME") if k in fields]
+    return "\n".join(f'{k}="{fields[k]}"' if k != "ID" else f"ID={fields[k]}" for k in keys)
+
+
+@register("os.supported")
+def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+    table = ", ".join(f"{r.name} >= {r.min_version}{f' ({r.note})' if r.note else ''}" for r in profile.os_rules)
+    current = facts.os.pretty_name or f"{facts.os.id} {facts.os.version_id}".strip() or "an unknown OS"
+    evidence = _os_evidence(facts)
+    family = facts.os.family
+    if facts.kernel and facts.kernel != "Linux":
+        return [
+            CheckResult(
+                "os.supported",
+                FAIL,
+                f"{facts.kernel} is not Linux",
+                f"uname -s: {facts.kernel}",
+                remedy("os.supported", family, table=table, current=facts.kernel),
+            )
+        ]
+    if not facts.os.id:
+        return [
+            CheckResult(
+                "os.supported",
+                FAIL,
+                "no /etc/os-release: cannot tell the distribution",
+                evidence,
+                remedy("os.supported", family, table=table, current=current),
+            )
+        ]
+    rules = {r.distro_id.lower(): r for r in profile.os_rules}
+    rule = rules.get(facts.os.id)
+    if rule is None:
+        parent = next((rules[like] for like in facts.os.id_like if like in rules), None)
+        hint = f"; closest listed parent: {parent.name}" if parent else ""
+        return [
+            CheckResult(
+                "os.supported",
+                WARN,
+                f"{current} is not tested by GPUStack{hint}",
+                evidence,
+                remedy("os.supported", family, table=table, current=current),
+            )
+        ]
+    ok = version_at_least(facts.os.version_id, rule.min_version)
+    label = f"{rule.name} {facts.os.version_id}"
+    if ok:
+        return [CheckResult("os.supported", PASS, f"{label} (>= {rule.min_version})", evidence)]
+    if ok is None:
+        return [
+            CheckResult(
+                "os.supported",
+                WARN,
+                f"{rule.name} with no readable VERSION_ID",
+                evidence,
+                remedy("os.supported", family, table=table, current=current),
+            )
+        ]
+    return [
+        CheckResult(
+            "os.supported",
+            FAIL,
+            f"{label} is below GPUStack's minimum {rule.name} {rule.min_version}",
+            evidence,
+            remedy("os.supported", family, table=table, current=current),
+        )
+    ]
+
+
+@register("os.architecture")
+def evaluate_architecture(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+    machine = facts.machine
+    evidence = f"uname -m: {machine or '(nothing)'}"
+    allowed = {a.lower() for a in profile.architectures}
+    if machine.lower() not in allowed:
+        return [
+            CheckResult(
+                "os.architecture",
+                FAIL,
+                f"{machine or 'unknown architecture'} is not AMD64 or ARM64",
+                evidence,
+                remedy("os.architecture", facts.os.family, machine=machine or "unknown"),
+            )
+        ]
+    if machine.lower() in ARM64:
+        amd64_only = [v for v, r in profile.accelerator_rules.items() if r.amd64_only and v in facts.vendors]
+        if amd64_only:
+            names = ", ".join(amd64_only)
+            return [
+                CheckResult(
+                    "os.architecture",
+                    FAIL,
+                    f"{machine} with {names} accelerators, which {profile.key} supports on AMD64 only",
+                    evidence,
+                    remedy(
+                        "os.architecture",
+                        facts.os.family,
+                        machine=machine,
+                        extra=f"{names} accelerators are supported on AMD64 only. ",
+                    ),
+                )
+            ]
+    arch = "AMD64" if machine.lower() in AMD64 else "ARM64"
+    return [CheckResult("os.architecture", PASS, f"{machine} ({arch})", evidence)]

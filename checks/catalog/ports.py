@@ -1,0 +1,110 @@
+"""`ports.available` and `ports.reserved`."""
+
+from ..node_facts import NodeFacts
+from ..remediation import remedy
+from ..spec import NodeContext, ProfileSpec
+from . import ERROR, FAIL, PASS, SKIP, WARN, CheckResult, register
+
+
+def compact(ports: list[int]) -> list[tuple[int, int]]:
+    """Sorted ports as runs: [40000, 40001, 40002, 10151] -> [(10151, 10151), (40000, 40002)]."""
+    runs: list[tuple[int, int]] = []
+    for port in sorted(set(ports)):
+        if runs and port == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], port)
+        else:
+            runs.append((port, port))
+    return runs
+
+
+def label(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}-{last}"
+
+
+@register("ports.available")
+def evaluate_ports_available(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+    rules = [r for r in profile.port_rules if context.applies(r)]
+    if not rules:
+        return [CheckResult("ports.available", SKIP, f"no port rules for a {context.role} in {profile.key}")]
+    if facts.listeners is None:
+        return [
+            CheckResult(
+                "ports.available",
+                ERROR,
+                "could not list listening sockets (`ss` missing or failed)",
+                facts.listeners_output or "ss: not found",
+            )
+        ]
+    wanted = {(r.protocol, p) for r in rules for p in range(r.first_port, r.last_port + 1)}
+    holders: dict[tuple[str, int], str] = {}
+    for listener in facts.listeners:
+        key = (listener.protocol, listener.port)
+        if key in wanted:
+            who = (
+                f"{listener.process} (pid {listener.pid})"
+                if listener.process
+                else "an unknown process (audit as root to see it)"
+            )
+            holders.setdefault(key, who)
+    checked = ", ".join(f"{r.label}/{r.protocol}" for r in rules)
+    if not holders:
+        return [CheckResult("ports.available", PASS, f"all {len(wanted)} required ports free", f"checked: {checked}")]
+    by_holder: dict[str, list[int]] = {}
+    for (_, port), who in holders.items():
+        by_holder.setdefault(who, []).append(port)
+    parts = [f"{', '.join(label(a, b) for a, b in compact(ports))} held by {who}" for who, ports in by_holder.items()]
+    parts.sort()
+    evidence = "conflicts:\n" + "\n".join(parts) + f"\nchecked: {checked}\n\n$ ss -Hltnp\n{facts.listeners_output}"
+    return [
+        CheckResult(
+            "ports.available",
+            FAIL,
+            "; ".join(parts),
+            evidence,
+            remedy("ports.available", facts.os.family, holders="; ".join(parts)),
+        )
+    ]
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int] | None:
+    first, last = max(a[0], b[0]), min(a[1], b[1])
+    return (first, last) if first <= last else None
+
+
+@register("ports.reserved")
+def evaluate_ports_reserved(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+    if not profile.check_reserved_ports:
+        return []
+    if "worker" not in context.roles:
+        return [CheckResult("ports.reserved", SKIP, "server node: only workers run inference services")]
+    if not facts.port_range:
+        return [CheckResult("ports.reserved", ERROR, "could not read net.ipv4.ip_local_port_range")]
+    ephemeral = facts.port_range[0]
+    reserved = set()
+    for first, last in facts.reserved_ports:
+        reserved.update(range(first, last + 1))
+    exposed: list[int] = []
+    for rule in (r for r in profile.port_rules if r.role == "worker"):
+        span = _overlap((rule.first_port, rule.last_port), ephemeral)
+        if span:
+            exposed.extend(p for p in range(span[0], span[1] + 1) if p not in reserved)
+    evidence = (
+        f"net.ipv4.ip_local_port_range = {ephemeral[0]} {ephemeral[1]}\n"
+        f"net.ipv4.ip_local_reserved_ports = {','.join(label(a, b) for a, b in facts.reserved_ports) or '(empty)'}"
+    )
+    if not exposed:
+        return [
+            CheckResult(
+                "ports.reserved", PASS, "service and Ray ports are outside the ephemeral range or reserved", evidence
+            )
+        ]
+    runs = ",".join(label(a, b) for a, b in compact(exposed))
+    return [
+        CheckResult(
+            "ports.reserved",
+            WARN,
+            f"ephemeral range {ephemeral[0]}-{ephemeral[1]} overlaps unreserved GPUStack ports {runs}",
+            evidence,
+            remedy("ports.reserved", facts.os.family, ranges=runs),
+        )
+    ]

@@ -1,0 +1,95 @@
+"""`time.ntp`, `time.synchronized`, `time.skew`."""
+
+from ..node_facts import NodeFacts
+from ..remediation import remedy
+from ..spec import NodeContext, ProfileSpec
+from . import ERROR, FAIL, PASS, WARN, CheckResult, register
+
+
+@register("time.ntp")
+def evaluate_ntp(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+    if facts.ntp_implementations:
+        names = ", ".join(facts.ntp_implementations)
+        return [CheckResult("time.ntp", PASS, f"{names} installed", "found: " + names)]
+    status = FAIL if profile.ntp_required else WARN
+    return [
+        CheckResult(
+            "time.ntp",
+            status,
+            "no NTP implementation installed: GPUStack requires one",
+            "none of chronyd, ntpd, systemd-timesyncd, openntpd found",
+            remedy("time.ntp", facts.os.family),
+        )
+    ]
+
+
+@register("time.synchronized")
+def evaluate_synchronized(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+    votes = []
+    if facts.timedatectl and facts.timedatectl.synchronized is not None:
+        votes.append(("timedatectl", facts.timedatectl.synchronized))
+    if facts.chrony is not None:
+        votes.append(("chronyc", facts.chrony.synchronized))
+    if facts.ntpq_synced is not None:
+        votes.append(("ntpq", facts.ntpq_synced))
+    evidence = facts.time_evidence or "no timedatectl, chronyc or ntpq output"
+    synced = [source for source, ok in votes if ok]
+    if synced:
+        return [CheckResult("time.synchronized", PASS, f"clock synchronized ({', '.join(synced)})", evidence)]
+    if votes:
+        sources = ", ".join(source for source, _ in votes)
+        return [
+            CheckResult(
+                "time.synchronized",
+                WARN,
+                f"clock not synchronized ({sources})",
+                evidence,
+                remedy("time.synchronized", facts.os.family),
+            )
+        ]
+    return [
+        CheckResult(
+            "time.synchronized",
+            WARN,
+            "synchronization state unknown",
+            evidence,
+            remedy("time.synchronized", facts.os.family),
+        )
+    ]
+
+
+@register("time.skew")
+def evaluate_skew(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+    offset = context.clock_offset_seconds
+    if offset is None:
+        return [
+            CheckResult(
+                "time.skew",
+                ERROR,
+                "no clock reading from the node",
+                "the probe's clock section was missing or unreadable",
+            )
+        ]
+    rtt = context.round_trip_seconds
+    evidence = f"node clock minus portal clock: {offset:+.3f} s" + (f" (SSH round trip {rtt:.3f} s)" if rtt else "")
+    size = abs(offset)
+    label = f"{offset:+.3f} s"
+    if size < profile.time_skew_warn_seconds:
+        return [
+            CheckResult(
+                "time.skew",
+                PASS,
+                f"clock within {profile.time_skew_warn_seconds:g} s of the portal ({label})",
+                evidence,
+            )
+        ]
+    status = WARN if size < profile.time_skew_fail_seconds else FAIL
+    return [
+        CheckResult(
+            "time.skew",
+            status,
+            f"clock is {label} off the portal's",
+            evidence,
+            remedy("time.skew", facts.os.family, offset=label),
+        )
+    ]

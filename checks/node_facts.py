@@ -1,0 +1,190 @@
+"""Assemble a node's facts from its probe sections. Pure: sections in, `NodeFacts` out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .facts import ChronyTracking, DockerInfo, Listener, OsRelease, PciDevice, TimedatectlStatus, VendorReport
+from .parsers.amd import parse_rocm_version
+from .parsers.daemons import parse_chronyc_tracking, parse_docker_info, parse_ntpq_peers, parse_timedatectl
+from .parsers.system import parse_os_release, parse_pci_devices, parse_port_ranges, parse_ss_listeners, parse_uname
+from .probe import Section
+from .vendors import ACCELERATOR_CLASS_PREFIXES, VENDOR_BY_PCI_ID, VENDORS
+
+
+@dataclass
+class VendorFacts:
+    vendor: str
+    pci_devices: list[PciDevice]
+    tool_path: str
+    tool_rc: int | None  # None: the tool did not run (absent) or its section was cut off
+    tool_output: str
+    report: VendorReport
+    toolkit_found: list[str]  # binaries and paths that show the toolkit is installed
+    toolkit_version: str = ""
+    rocm_version: str = ""
+
+
+@dataclass
+class NodeFacts:
+    os: OsRelease
+    kernel: str = ""
+    machine: str = ""
+    kernel_release: str = ""
+    hostname: str = ""
+    login_uid: int | None = None
+    login_user: str = ""
+    pci: list[PciDevice] = field(default_factory=list)
+    tools: dict[str, str] = field(default_factory=dict)
+    paths: set[str] = field(default_factory=set)
+    vendors: dict[str, VendorFacts] = field(default_factory=dict)
+    docker_path: str = ""
+    docker: DockerInfo | None = None
+    docker_output: str = ""
+    ntp_implementations: list[str] = field(default_factory=list)
+    timedatectl: TimedatectlStatus | None = None
+    chrony: ChronyTracking | None = None
+    ntpq_synced: bool | None = None
+    time_evidence: str = ""
+    clock: float | None = None
+    listeners: list[Listener] | None = None
+    listeners_output: str = ""
+    port_range: list[tuple[int, int]] = field(default_factory=list)
+    reserved_ports: list[tuple[int, int]] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # sections that began but never ended
+
+    def accelerator_pci(self) -> list[PciDevice]:
+        return [d for d in self.pci if d.class_code.startswith(ACCELERATOR_CLASS_PREFIXES)]
+
+    def summary(self) -> dict[str, Any]:
+        """The `facts` object of the audit output contract."""
+        return {
+            "os": {"id": self.os.id, "version_id": self.os.version_id, "pretty_name": self.os.pretty_name},
+            "arch": self.machine,
+            "kernel": self.kernel_release,
+            "hostname": self.hostname,
+            "accelerators": [
+                {
+                    "vendor": vendor,
+                    "index": device.index,
+                    "model": device.model,
+                    "memory_mib": device.memory_mib,
+                    "uuid": device.uuid,
+                    "pci_address": device.pci_address,
+                    "driver_version": facts.report.driver_version,
+                }
+                for vendor, facts in self.vendors.items()
+                for device in facts.report.devices
+            ],
+            "drivers": {
+                vendor: {
+                    "driver_version": facts.report.driver_version,
+                    "runtime": facts.report.runtime_name,
+                    "runtime_version": facts.report.runtime_version or facts.rocm_version,
+                    "toolkit": facts.toolkit_found,
+                    "toolkit_version": facts.toolkit_version,
+                }
+                for vendor, facts in self.vendors.items()
+            },
+            "docker": asdict(self.docker) if self.docker else None,
+            "ntp": self.ntp_implementations,
+        }
+
+
+_NTP_MARKERS = {
+    "chrony": ("chronyd", "chronyc", "/usr/sbin/chronyd"),
+    "ntpd": ("ntpd", "ntpq", "/usr/sbin/ntpd"),
+    "systemd-timesyncd": ("/lib/systemd/systemd-timesyncd", "/usr/lib/systemd/systemd-timesyncd"),
+    "openntpd": ("openntpd", "ntpctl", "/usr/sbin/openntpd"),
+}
+
+
+def _text(sections: dict[str, Section], name: str) -> str:
+    section = sections.get(name)
+    return section.text if section else ""
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def build_facts(sections: dict[str, Section]) -> NodeFacts:
+    facts = NodeFacts(os=parse_os_release(_text(sections, "os-release")))
+    facts.incomplete = [name for name, section in sections.items() if section.rc is None]
+    uname = parse_uname(_text(sections, "uname"))
+    facts.kernel, facts.machine, facts.kernel_release = uname["kernel"], uname["machine"], uname["release"]
+    facts.hostname = _text(sections, "hostname").strip()
+    meta = dict(line.split("=", 1) for line in _text(sections, "meta").splitlines() if "=" in line)
+    facts.login_uid = int(meta["uid"]) if meta.get("uid", "").isdigit() else None
+    facts.login_user = meta.get("user", "")
+    facts.pci = parse_pci_devices(_text(sections, "pci"))
+    for line in _text(sections, "tools").splitlines():
+        name, _, path = line.partition(" ")
+        if name == "path":
+            facts.paths.add(path.strip())
+        elif name and path:
+            facts.tools[name] = path.strip()
+    try:
+        facts.clock = float(_text(sections, "clock").strip().split()[0])
+    except (ValueError, IndexError):
+        facts.clock = None
+
+    raw = {name: section.text for name, section in sections.items()}
+    present = {
+        spec.key for spec in VENDORS.values() if spec.tool in facts.tools or set(spec.extra_tools) & set(facts.tools)
+    }
+    by_vendor: dict[str, list[PciDevice]] = {}
+    for device in facts.accelerator_pci():
+        vendor = VENDOR_BY_PCI_ID.get(device.vendor_id)
+        if vendor:
+            by_vendor.setdefault(vendor, []).append(device)
+    for vendor in sorted(present | set(by_vendor), key=list(VENDORS).index):
+        spec = VENDORS[vendor]
+        ran = [sections[name] for name in spec.sections if name in sections]
+        first = ran[0] if ran else None
+        toolkit = [t for t in spec.toolkit_tools if t in facts.tools] + [
+            p for p in spec.toolkit_paths if p in facts.paths
+        ]
+        facts.vendors[vendor] = VendorFacts(
+            vendor=vendor,
+            pci_devices=by_vendor.get(vendor, []),
+            tool_path=facts.tools.get(spec.tool)
+            or next((facts.tools[t] for t in spec.extra_tools if t in facts.tools), ""),
+            tool_rc=first.rc if first else None,
+            tool_output=first.text if first else "",
+            report=spec.parse(raw) if first and first.rc == 0 else VendorReport(),
+            toolkit_found=toolkit,
+            toolkit_version=_first_line(_text(sections, "nvidia-ctk")) if vendor == "nvidia" else "",
+            rocm_version=parse_rocm_version(_text(sections, "rocm-version")) if vendor == "amd" else "",
+        )
+
+    facts.docker_path = facts.tools.get("docker", "")
+    if "docker-info" in sections:
+        facts.docker_output = _text(sections, "docker-info")
+        facts.docker = parse_docker_info(facts.docker_output)
+        if sections["docker-info"].rc is None:
+            facts.docker.error = facts.docker.error or "docker info did not finish (timed out or cut off)"
+
+    for implementation, markers in _NTP_MARKERS.items():
+        if any(m in facts.tools or m in facts.paths for m in markers):
+            facts.ntp_implementations.append(implementation)
+    evidence = []
+    if "timedatectl" in sections:
+        facts.timedatectl = parse_timedatectl(_text(sections, "timedatectl"))
+        evidence.append("timedatectl show:\n" + _text(sections, "timedatectl"))
+    if "chronyc-tracking" in sections and sections["chronyc-tracking"].rc == 0:
+        facts.chrony = parse_chronyc_tracking(_text(sections, "chronyc-tracking"))
+        evidence.append("chronyc tracking:\n" + _text(sections, "chronyc-tracking"))
+    if "ntpq" in sections:
+        facts.ntpq_synced = parse_ntpq_peers(_text(sections, "ntpq"))
+        evidence.append("ntpq -pn:\n" + _text(sections, "ntpq"))
+    facts.time_evidence = "\n\n".join(evidence)
+
+    if "ss" in sections and sections["ss"].rc == 0:
+        facts.listeners_output = _text(sections, "ss")
+        facts.listeners = parse_ss_listeners(facts.listeners_output)
+    facts.port_range = parse_port_ranges(_text(sections, "port-range"))
+    facts.reserved_ports = parse_port_ranges(_text(sections, "reserved-ports"))
+    return facts

@@ -1,0 +1,132 @@
+"""Parsers for the operating system sections: os-release, uname, the PCI bus, listening sockets, sysctls."""
+
+import re
+import shlex
+
+from ..facts import Listener, OsRelease, PciDevice
+
+
+def parse_os_release(text: str) -> OsRelease:
+    """Parse /etc/os-release; quoting follows the freedesktop spec (shell-like), unknown keys are kept."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, raw = line.partition("=")
+        if not re.fullmatch(r"[A-Z][A-Z0-9_]*", key):
+            continue
+        try:
+            parts = shlex.split(raw, posix=True)
+            fields[key] = parts[0] if len(parts) == 1 else " ".join(parts)
+        except ValueError:
+            fields[key] = raw.strip("\"'")
+    return OsRelease(
+        id=fields.get("ID", "").lower(),
+        version_id=fields.get("VERSION_ID", ""),
+        id_like=fields.get("ID_LIKE", "").lower().split(),
+        name=fields.get("NAME", ""),
+        pretty_name=fields.get("PRETTY_NAME", ""),
+        fields=fields,
+    )
+
+
+def parse_uname(text: str) -> dict[str, str]:
+    """The probe prints `uname -s`, `uname -m`, `uname -r` on three lines."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    keys = ("kernel", "machine", "release")
+    return {key: lines[i] if i < len(lines) else "" for i, key in enumerate(keys)}
+
+
+def parse_pci_devices(text: str) -> list[PciDevice]:
+    """Lines of `ADDRESS VENDOR CLASS [DEVICE]` as the probe reads them from /sys/bus/pci/devices/*."""
+    devices = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 3 or not re.fullmatch(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]", parts[0]):
+            continue
+        vendor, klass = parts[1].lower(), parts[2].lower()
+        if not (re.fullmatch(r"0x[0-9a-f]{4}", vendor) and re.fullmatch(r"0x[0-9a-f]{6}", klass)):
+            continue
+        device = parts[3].lower() if len(parts) > 3 else ""
+        devices.append(PciDevice(address=parts[0].lower(), vendor_id=vendor, class_code=klass, device_id=device))
+    return devices
+
+
+def parse_lspci_vmm(text: str) -> list[PciDevice]:
+    """`lspci -vmm -nn` records (Slot/Class/Vendor with [ids]), for operators who paste it in."""
+    devices = []
+    for block in re.split(r"\n\s*\n", text.strip()):
+        fields = dict(line.split(":\t", 1) for line in block.splitlines() if ":\t" in line)
+        slot = fields.get("Slot", "").strip()
+        klass = re.search(r"\[([0-9a-f]{4})\]\s*$", fields.get("Class", ""))
+        vendor = re.search(r"\[([0-9a-f]{4})\]\s*$", fields.get("Vendor", ""))
+        device = re.search(r"\[([0-9a-f]{4})\]\s*$", fields.get("Device", ""))
+        if not (slot and klass and vendor):
+            continue
+        address = slot if slot.count(":") == 2 else f"0000:{slot}"
+        devices.append(
+            PciDevice(
+                address=address,
+                vendor_id=f"0x{vendor.group(1)}",
+                class_code=f"0x{klass.group(1)}00",
+                device_id=f"0x{device.group(1)}" if device else "",
+            )
+        )
+    return devices
+
+
+_USERS = re.compile(r'\("([^"]*)",pid=(\d+)')
+
+
+def _split_host_port(local: str) -> tuple[str, int] | None:
+    host, sep, port = local.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]").split("%")[0], int(port)
+
+
+def parse_ss_listeners(text: str) -> list[Listener]:
+    """`ss -Hltnp` (or with a header, with or without the Netid column); process names need root to show."""
+    listeners = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 5:
+            continue
+        protocol = "tcp"
+        if parts[0] in ("tcp", "udp", "tcp6", "udp6", "raw", "u_str", "u_dgr", "u_seq", "sctp"):
+            protocol = parts[0].rstrip("6")
+            parts = parts[1:]
+        if len(parts) < 5 or parts[0] not in ("LISTEN", "UNCONN") or not parts[1].isdigit():
+            continue
+        if parts[0] == "UNCONN" and protocol == "tcp":
+            protocol = "udp"
+        address = _split_host_port(parts[3])
+        if address is None:
+            continue
+        rest = " ".join(parts[5:])
+        users = _USERS.search(rest)
+        listeners.append(
+            Listener(
+                protocol=protocol,
+                address=address[0],
+                port=address[1],
+                process=users.group(1) if users else "",
+                pid=int(users.group(2)) if users else None,
+            )
+        )
+    return listeners
+
+
+def parse_port_ranges(text: str) -> list[tuple[int, int]]:
+    """`ip_local_port_range` ("32768\\t60999") or `ip_local_reserved_ports` ("8080,40000-40063")."""
+    text = text.strip()
+    if re.fullmatch(r"\d+\s+\d+", text):
+        first, last = (int(x) for x in text.split())
+        return [(first, last)]
+    ranges = []
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        match = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
+        if match:
+            ranges.append((int(match.group(1)), int(match.group(2) or match.group(1))))
+    return ranges

@@ -1,0 +1,147 @@
+"""The probe: one POSIX sh script, sent in ONE exec per node, that prints framed sections for the parsers.
+
+Frames carry a per-run nonce so that no tool output can forge a section boundary. Vendor sections run only when the
+PCI scan or PATH shows the vendor; every tool call is wrapped in `timeout` when the node has it, so one hung tool
+costs its own section, not the audit. The script reads only; it never installs, writes or starts anything.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+PROBE_VERSION = 1
+
+# Sections are printed as:  @@PF:<nonce>:BEGIN <name>@@  ...output...  @@PF:<nonce>:END <name> <rc>@@
+PROBE_SCRIPT = r"""
+PF_NONCE="$1"; PF_TOOL_TIMEOUT="${2:-20}"
+export LC_ALL=C LANG=C
+PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/Ascend/driver/tools:/opt/rocm/bin:/opt/dtk/bin:/usr/local/neuware/bin:/opt/mxdriver/bin:/opt/maca/bin"
+export PATH
+if command -v timeout >/dev/null 2>&1; then PF_T="timeout -k 2 $PF_TOOL_TIMEOUT"; else PF_T=""; fi
+pf_begin() { printf '\n@@PF:%s:BEGIN %s@@\n' "$PF_NONCE" "$1"; }
+pf_end() { printf '\n@@PF:%s:END %s %s@@\n' "$PF_NONCE" "$1" "$2"; }
+pf_run() { pf_name="$1"; shift; pf_begin "$pf_name"; $PF_T "$@" </dev/null 2>&1; pf_rc=$?; pf_end "$pf_name" "$pf_rc"; }
+pf_cat() { pf_begin "$1"; if [ -r "$2" ]; then cat "$2" 2>&1; pf_rc=$?; else echo "cannot read $2"; pf_rc=126; fi; pf_end "$1" "$pf_rc"; }
+pf_has() { command -v "$1" >/dev/null 2>&1; }
+
+pf_begin meta
+echo "probe_version=__PROBE_VERSION__"
+echo "uid=$(id -u 2>/dev/null)"
+echo "user=$(id -un 2>/dev/null)"
+echo "shell=$(readlink /proc/$$/exe 2>/dev/null || echo sh)"
+pf_end meta 0
+
+if [ -r /etc/os-release ]; then pf_cat os-release /etc/os-release; else pf_cat os-release /usr/lib/os-release; fi
+pf_begin uname; uname -s; uname -m; uname -r; pf_end uname $?
+pf_begin hostname; (hostname 2>/dev/null || cat /proc/sys/kernel/hostname); pf_end hostname $?
+
+pf_begin clock
+date -u +%s.%N 2>/dev/null | sed 's/\.N$//; s/\.%N$//'
+pf_end clock $?
+
+pf_begin pci
+PF_VENDORS=""
+for d in /sys/bus/pci/devices/*; do
+  [ -r "$d/vendor" ] || continue
+  v=$(cat "$d/vendor" 2>/dev/null); c=$(cat "$d/class" 2>/dev/null); i=$(cat "$d/device" 2>/dev/null)
+  echo "${d##*/} $v $c $i"
+  case "$c" in 0x03*|0x12*|0x0b*) PF_VENDORS="$PF_VENDORS $v" ;; esac
+done
+pf_end pci 0
+
+pf_begin tools
+for t in nvidia-smi nvidia-ctk nvidia-container-runtime amd-smi rocm-smi amd-ctk npu-smi ascend-docker-runtime \
+    hy-smi ixsmi mx-smi mthreads-gmi cnmon docker chronyc chronyd ntpd ntpq ntpctl openntpd timedatectl ss \
+    python3 platform-python iptables nft firewall-cmd ufw; do
+  p=$(command -v "$t" 2>/dev/null) && echo "$t $p"
+done
+for f in /usr/local/Ascend/Ascend-Docker-Runtime /opt/dtk /opt/maca /usr/local/neuware /opt/rocm/.info/version \
+    /lib/systemd/systemd-timesyncd /usr/lib/systemd/systemd-timesyncd /usr/sbin/chronyd /usr/sbin/ntpd \
+    /usr/sbin/openntpd /snap/bin/docker /var/run/docker.sock /usr/local/Ascend/driver/version.info \
+    /usr/local/Ascend/ascend-toolkit/latest; do
+  [ -e "$f" ] && echo "path $f"
+done
+pf_end tools 0
+
+pf_vendor() { case " $PF_VENDORS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+if pf_vendor 0x10de || pf_has nvidia-smi; then
+  pf_run nvidia-smi nvidia-smi
+  pf_run nvidia-smi-query nvidia-smi --query-gpu=index,name,uuid,memory.total,driver_version --format=csv,noheader
+  if pf_has nvidia-ctk; then pf_run nvidia-ctk nvidia-ctk --version; fi
+fi
+if pf_vendor 0x1002 || pf_has amd-smi || pf_has rocm-smi; then
+  if pf_has amd-smi; then pf_run amd-smi amd-smi static; fi
+  if pf_has rocm-smi; then pf_run rocm-smi rocm-smi --showproductname --showmeminfo vram --showbus --showserial --showdriverversion --json; fi
+  if [ -r /opt/rocm/.info/version ]; then pf_cat rocm-version /opt/rocm/.info/version; fi
+  if pf_has amd-ctk; then pf_run amd-ctk amd-ctk --version; fi
+fi
+if pf_vendor 0x19e5 || pf_has npu-smi; then
+  pf_run npu-smi npu-smi info
+  if [ -r /usr/local/Ascend/driver/version.info ]; then pf_cat ascend-driver-version /usr/local/Ascend/driver/version.info; fi
+fi
+if pf_vendor 0x1d94 || pf_has hy-smi; then
+  pf_run hy-smi hy-smi
+  if pf_has rocm-smi; then pf_run hygon-rocm-smi rocm-smi --showproductname --showmeminfo vram --showserial --json; fi
+fi
+if pf_vendor 0x1e3e || pf_has ixsmi; then pf_run ixsmi ixsmi; fi
+if pf_vendor 0x9999 || pf_has mx-smi; then pf_run mx-smi mx-smi; fi
+if pf_vendor 0x1ed5 || pf_has mthreads-gmi; then pf_run mthreads-gmi mthreads-gmi; fi
+if pf_vendor 0xcabc || pf_has cnmon; then pf_run cnmon cnmon; fi
+
+if pf_has docker; then pf_run docker-info docker info; fi
+
+if pf_has timedatectl; then pf_run timedatectl timedatectl show; fi
+if pf_has chronyc; then pf_run chronyc-tracking chronyc -n tracking; fi
+if pf_has ntpq; then pf_run ntpq ntpq -pn; fi
+
+if pf_has ss; then pf_run ss ss -Hltnp; fi
+pf_cat port-range /proc/sys/net/ipv4/ip_local_port_range
+pf_cat reserved-ports /proc/sys/net/ipv4/ip_local_reserved_ports
+pf_begin done; echo ok; pf_end done 0
+""".replace("__PROBE_VERSION__", str(PROBE_VERSION))
+
+
+@dataclass
+class Section:
+    name: str
+    text: str
+    rc: int | None  # None: the section began but never ended (output cut off, or the probe was killed)
+
+
+def probe_nonce() -> str:
+    return secrets.token_hex(8)
+
+
+def probe_command(nonce: str, tool_timeout: int) -> str:
+    """The single remote command: the fixed script fed to `sh -s` with only our nonce and a number as arguments."""
+    if not re.fullmatch(r"[0-9a-f]{16}", nonce):
+        raise ValueError("nonce must be 16 hex digits")
+    return f"sh -s -- {nonce} {int(tool_timeout)}"
+
+
+def split_sections(output: str, nonce: str) -> dict[str, Section]:
+    """Cut probe output into sections by the nonce frames; a section without its END keeps what arrived."""
+    begin = re.compile(rf"^@@PF:{nonce}:BEGIN ([\w.\-]+)@@$", re.M)
+    end = re.compile(rf"^@@PF:{nonce}:END ([\w.\-]+) (\d+)@@$", re.M)
+    sections: dict[str, Section] = {}
+    position = 0
+    while True:
+        start = begin.search(output, position)
+        if not start:
+            break
+        name = start.group(1)
+        body_start = start.end() + 1
+        finish = end.search(output, body_start)
+        next_begin = begin.search(output, body_start)
+        if finish and finish.group(1) == name and (not next_begin or finish.start() < next_begin.start()):
+            body = output[body_start : finish.start()]
+            sections[name] = Section(name, body.rstrip("\n"), int(finish.group(2)))
+            position = finish.end()
+        else:
+            stop = next_begin.start() if next_begin else len(output)
+            sections[name] = Section(name, output[body_start:stop].rstrip("\n"), None)
+            position = stop
+    return sections
