@@ -10,11 +10,12 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
-from .choices import CredentialKind, NodeRole
+from .choices import CredentialKind, HostKeyState, NodeRole
 from .importers.ansible import InventoryError, InventoryHost, parse_inventory
-from .models import Cluster, Credential, Node, RequirementProfile
+from .models import Accelerator, Cluster, Credential, DriverInstall, HostKey, Node, RequirementProfile
 from .validators import is_valid_address, validate_ssh_user
 
 SERVER_GROUPS = frozenset({"server", "gpustack_server"})
@@ -362,3 +363,89 @@ def demo_load() -> tuple[Cluster, bool]:
             cluster=cluster, name=name, defaults={"address": address, "role": role, "transport": transport}
         )
     return cluster, created
+
+
+# --- host keys and facts recorded by audits ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def host_key_accept(*, host_key: HostKey, user=None) -> HostKey:
+    """Trust a pending key (an operator confirmed the change); the key it replaces is retired, not deleted."""
+    HostKey.objects.filter(node_id=host_key.node_id, key_type=host_key.key_type, state=HostKeyState.TRUSTED).exclude(
+        pk=host_key.pk
+    ).update(state=HostKeyState.RETIRED)
+    host_key.state = HostKeyState.TRUSTED
+    host_key.accepted_at = timezone.now()
+    host_key.accepted_by = user if user is not None and user.is_authenticated else None
+    host_key.save(update_fields=["state", "accepted_at", "accepted_by"])
+    return host_key
+
+
+@transaction.atomic
+def node_record_facts(
+    *, node: Node, accelerators: list[dict], installs: list[dict], status: str, facts: dict, when=None
+) -> None:
+    """Upsert what an audit found on a node. Devices and installs no longer found are marked gone, never deleted."""
+    when = when or timezone.now()
+    present = {(a.vendor, a.index): a for a in node.accelerators.filter(gone_at__isnull=True)}
+    seen = set()
+    for item in accelerators:
+        key = (item["vendor"], item["index"])
+        seen.add(key)
+        values = {
+            k: item.get(k) or ("" if k != "memory_mib" else None)
+            for k in ("model", "memory_mib", "uuid", "pci_address", "driver_version")
+        }
+        existing = present.get(key)
+        if existing is not None and existing.uuid and values["uuid"] and existing.uuid != values["uuid"]:
+            # A different physical device now sits at this index: the old one is gone.
+            existing.gone_at = when
+            existing.save(update_fields=["gone_at"])
+            existing = None
+        if existing is None:
+            Accelerator.objects.create(node=node, vendor=item["vendor"], index=item["index"], **values)
+        else:
+            for field_name, value in values.items():
+                setattr(existing, field_name, value)
+            existing.save()
+    for key, accelerator in present.items():
+        if key not in seen:
+            accelerator.gone_at = when
+            accelerator.save(update_fields=["gone_at"])
+
+    current = {(i.kind, i.name): i for i in node.installs.filter(gone_at__isnull=True)}
+    found = set()
+    for item in installs:
+        key = (item["kind"], item["name"])
+        found.add(key)
+        existing = current.get(key)
+        if existing is None:
+            DriverInstall.objects.create(
+                node=node,
+                kind=item["kind"],
+                name=item["name"],
+                vendor=item.get("vendor", ""),
+                version=item.get("version", ""),
+            )
+        elif existing.version != item.get("version", ""):
+            # A version change is history: the old install is gone, the new one detected now.
+            existing.gone_at = when
+            existing.save(update_fields=["gone_at"])
+            DriverInstall.objects.create(
+                node=node,
+                kind=item["kind"],
+                name=item["name"],
+                vendor=item.get("vendor", ""),
+                version=item.get("version", ""),
+            )
+        else:
+            existing.save(update_fields=["last_seen"])
+    for key, install in current.items():
+        if key not in found:
+            install.gone_at = when
+            install.save(update_fields=["gone_at"])
+    Node.objects.filter(pk=node.pk).update(last_facts=facts, last_audit_status=status, last_audited_at=when)
+
+
+def node_record_status(*, node: Node, status: str, when=None) -> None:
+    Node.objects.filter(pk=node.pk).update(last_audit_status=status, last_audited_at=when or timezone.now())

@@ -115,3 +115,16 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
+
+# Audits. Every wait has a bound, so a node audit always ends; a run still "running" after PREFLIGHT_STUCK_AFTER
+# seconds (a killed worker) is swept to error by the beat task.
+PREFLIGHT_SSH_CONNECT_TIMEOUT = env.float("PREFLIGHT_SSH_CONNECT_TIMEOUT", default=10.0)
+PREFLIGHT_SSH_AUTH_TIMEOUT = env.float("PREFLIGHT_SSH_AUTH_TIMEOUT", default=15.0)
+PREFLIGHT_PROBE_TIMEOUT = env.float("PREFLIGHT_PROBE_TIMEOUT", default=120.0)
+PREFLIGHT_TOOL_TIMEOUT = env.int("PREFLIGHT_TOOL_TIMEOUT", default=20)
+PREFLIGHT_PROBE_MAX_BYTES = env.int("PREFLIGHT_PROBE_MAX_BYTES", default=4 * 1024 * 1024)
+PREFLIGHT_STUCK_AFTER = env.float("PREFLIGHT_STUCK_AFTER", default=600.0)
+PREFLIGHT_AUDIT_CONCURRENCY = env.int("PREFLIGHT_AUDIT_CONCURRENCY", default=16)
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_REJECT_ON_WORKER_LOST = True

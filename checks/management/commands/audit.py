@@ -1,0 +1,55 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from checks.choices import Trigger
+from checks.selectors import audit_detail
+from checks.services import AuditRefused, audit_run_inline, audit_start
+from inventory.models import Cluster
+
+MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "error": "ERR ", "skip": "skip", "unknown": "?   "}
+
+
+class Command(BaseCommand):
+    help = (
+        "Audit a cluster (or some of its nodes) now, store the results, and print them. Exit 0 when no check "
+        "failed or errored, 1 otherwise, 2 on bad usage."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--cluster", required=True)
+        parser.add_argument("--node", action="append", dest="nodes", metavar="NAME", help="Repeat for several nodes")
+        parser.add_argument("--json", action="store_true", help="Print the audit output contract as JSON")
+
+    def handle(self, *args, cluster, nodes, json: bool, **options):
+        found = Cluster.objects.filter(name=cluster).first()
+        if found is None:
+            raise CommandError(f"no cluster named {cluster!r}", returncode=2)
+        try:
+            audit = audit_start(cluster=found, node_names=nodes, trigger=Trigger.CLI)
+        except AuditRefused as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        audit = audit_run_inline(audit=audit)
+        document = audit_detail(audit_id=audit.pk)
+        if json:
+            self.stdout.write(_dumps(document))
+        else:
+            self._table(document)
+        failed = any(c["status"] in ("fail", "error") for n in document["nodes"] for c in n["checks"])
+        if failed:
+            raise SystemExit(1)
+
+    def _table(self, document: dict) -> None:
+        self.stdout.write(
+            f"Audit {document['audit']} of {document['cluster']} ({document['profile']}): {document['status']}"
+        )
+        for node in document["nodes"]:
+            self.stdout.write(f"\n{node['name']} ({node['role']}, {node['address']}): {node['status'].upper()}")
+            for check in node["checks"]:
+                self.stdout.write(
+                    f"  {MARK.get(check['status'], check['status'])}  {check['id']:<32} {check['summary']}"
+                )
+
+
+def _dumps(document: dict) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False)

@@ -1,0 +1,84 @@
+"""Audits and their results. Raw probe output is kept per node audit, so every result can be re-derived and diffed."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from inventory.choices import AuditStatus
+
+from .choices import RunState, Trigger
+
+
+class Audit(models.Model):
+    """One audit of a cluster (or some of its nodes) against the cluster's requirement profile at that time."""
+
+    cluster = models.ForeignKey("inventory.Cluster", on_delete=models.CASCADE, related_name="audits")
+    profile = models.ForeignKey("inventory.RequirementProfile", on_delete=models.PROTECT, related_name="audits")
+    profile_key = models.CharField(max_length=64, help_text="The profile's key when the audit ran")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.CLI)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
+    status = models.CharField(max_length=16, choices=AuditStatus.choices, default=AuditStatus.UNKNOWN)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [models.Index(fields=["cluster", "-created"]), models.Index(fields=["state"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(finished__isnull=True) | Q(started__isnull=False), name="audit_finished_after_start"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"audit {self.pk} of {self.cluster_id}"
+
+
+class NodeAudit(models.Model):
+    """One node's part of an audit: its probe run, raw output, facts and check results."""
+
+    audit = models.ForeignKey(Audit, on_delete=models.CASCADE, related_name="node_audits")
+    node = models.ForeignKey("inventory.Node", on_delete=models.CASCADE, related_name="node_audits")
+    state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
+    status = models.CharField(max_length=16, choices=AuditStatus.choices, default=AuditStatus.UNKNOWN)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    raw_output = models.TextField(blank=True, help_text="The probe's output as received (capped)")
+    output_truncated = models.BooleanField(default=False)
+    nonce = models.CharField(max_length=16, blank=True)
+    facts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    clock_offset_seconds = models.FloatField(null=True, blank=True)
+    round_trip_seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["audit", "node__name"]
+        constraints = [models.UniqueConstraint(fields=["audit", "node"], name="node_audit_unique")]
+        indexes = [models.Index(fields=["node", "-started"]), models.Index(fields=["state", "started"])]
+
+    def __str__(self) -> str:
+        return f"node audit {self.pk} ({self.node_id})"
+
+
+class CheckResult(models.Model):
+    node_audit = models.ForeignKey(NodeAudit, on_delete=models.CASCADE, related_name="results")
+    check_id = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=AuditStatus.choices)
+    summary = models.CharField(max_length=500)
+    evidence = models.TextField(blank=True)
+    remediation = models.TextField(blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["node_audit", "position"]
+        constraints = [models.UniqueConstraint(fields=["node_audit", "check_id"], name="check_result_unique")]
+        indexes = [models.Index(fields=["check_id", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.check_id}: {self.status}"

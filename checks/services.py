@@ -1,0 +1,421 @@
+"""Run audits: start one, run a node's probe and rules, record results and facts, finish, sweep stuck runs.
+
+Celery tasks and the `audit` command call these; neither holds logic of its own. Idempotency lives here: a node
+audit is claimed with a conditional UPDATE (queued -> running), so a redelivered task finds nothing to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from inventory.choices import AuditStatus, HostKeyState, InstallKind, Transport
+from inventory.crypto import SecretUnreadable
+from inventory.models import Cluster, HostKey, Node
+from inventory.services import node_record_facts, node_record_status
+
+from . import models
+from .catalog import CHECK_IDS, ERROR, FAIL, PASS, CheckResult, evaluate_node, worst
+from .choices import RunState, Trigger
+from .node_facts import NodeFacts, build_facts
+from .probe import PROBE_SCRIPT, probe_command, probe_nonce, split_sections
+from .remediation import remedy
+from .spec import NodeContext, profile_spec_from_model
+from .transport import ConnectFailure, LocalTransport, SshTransport, Target
+
+logger = logging.getLogger(__name__)
+
+# The checks that every node gets; when the node cannot be reached they are all `error` with the same reason.
+HOST_CHECK_IDS = (
+    "os.supported",
+    "os.architecture",
+    "time.ntp",
+    "time.synchronized",
+    "time.skew",
+    "container.docker",
+    "accelerator.present",
+    "ports.available",
+)
+
+
+class AuditRefused(Exception):
+    """An audit cannot start (another is running, unknown nodes, nothing to audit); the message says why."""
+
+
+# --- starting -----------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def audit_start(
+    *, cluster: Cluster, node_names: list[str] | None = None, trigger: str = Trigger.CLI, user=None
+) -> models.Audit:
+    cluster = Cluster.objects.select_for_update().select_related("profile").get(pk=cluster.pk)
+    running = models.Audit.objects.filter(cluster=cluster, state__in=[RunState.QUEUED, RunState.RUNNING]).first()
+    if running is not None:
+        raise AuditRefused(
+            f"audit {running.pk} of cluster {cluster.name} is still {running.state}; wait for it "
+            "to finish (stuck runs are swept to error automatically)"
+        )
+    nodes = Node.objects.filter(cluster=cluster, enabled=True)
+    if node_names:
+        nodes = nodes.filter(name__in=node_names)
+        missing = sorted(set(node_names) - set(nodes.values_list("name", flat=True)))
+        if missing:
+            raise AuditRefused(f"no enabled node named {', '.join(missing)} in cluster {cluster.name}")
+    nodes = list(nodes)
+    if not nodes:
+        raise AuditRefused(f"cluster {cluster.name} has no enabled nodes to audit")
+    audit = models.Audit.objects.create(
+        cluster=cluster,
+        profile=cluster.profile,
+        profile_key=cluster.profile.key,
+        trigger=trigger,
+        started_by=user if user is not None and getattr(user, "is_authenticated", False) else None,
+    )
+    models.NodeAudit.objects.bulk_create(models.NodeAudit(audit=audit, node=node) for node in nodes)
+    return audit
+
+
+def audit_enqueue(audit: models.Audit) -> None:
+    """Hand the audit to Celery once the transaction that created it commits."""
+    from .tasks import audit_cluster_task
+
+    transaction.on_commit(lambda: audit_cluster_task.delay(audit.pk))
+
+
+def audit_run_inline(*, audit: models.Audit, transport=None) -> models.Audit:
+    """Run every node audit of `audit` now, in threads (the CLI's path; Celery runs the same node service)."""
+    ids = list(audit.node_audits.values_list("pk", flat=True))
+
+    def one(node_audit_id: int) -> None:
+        try:
+            node_audit_run(node_audit_id=node_audit_id, transport=transport)
+        finally:
+            connection.close()  # each worker thread has its own connection
+
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        for node_audit_id in ids:  # an in-memory database exists on this thread's connection only
+            node_audit_run(node_audit_id=node_audit_id, transport=transport)
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, min(settings.PREFLIGHT_AUDIT_CONCURRENCY, len(ids)))) as pool:
+            list(pool.map(one, ids))
+    audit_finish(audit_id=audit.pk)
+    audit.refresh_from_db()
+    return audit
+
+
+# --- one node -----------------------------------------------------------------------------------------------------
+
+
+def _host_key_verifier(node: Node):
+    def verify(key_type: str, fingerprint: str, key_b64: str) -> None:
+        known = list(HostKey.objects.filter(node=node))
+        trusted = [k for k in known if k.state == HostKeyState.TRUSTED]
+        if any(k.key_type == key_type and k.fingerprint == fingerprint for k in trusted):
+            return
+        if not trusted:
+            HostKey.objects.create(
+                node=node,
+                key_type=key_type,
+                fingerprint=fingerprint,
+                public_key=key_b64,
+                state=HostKeyState.TRUSTED,
+                accepted_at=timezone.now(),
+            )
+            return
+        HostKey.objects.get_or_create(
+            node=node,
+            key_type=key_type,
+            fingerprint=fingerprint,
+            defaults={"public_key": key_b64, "state": HostKeyState.PENDING},
+        )
+        was = ", ".join(f"{k.key_type} {k.fingerprint}" for k in trusted)
+        raise ConnectFailure(
+            "host key changed",
+            f"host key changed: {node.address} offered {key_type} {fingerprint}, trusted is {was}. Nothing was run. "
+            "If the change is expected (reinstall), accept the new key under Host keys in the admin.",
+        )
+
+    return verify
+
+
+def _target(node: Node) -> Target:
+    credential = node.credential
+    try:
+        password = credential.secret if credential and credential.kind == "password" else ""
+        key = credential.secret if credential and credential.kind == "private_key" else ""
+        passphrase = credential.passphrase if credential and key else ""
+    except SecretUnreadable as exc:
+        raise ConnectFailure("credential", str(exc)) from None
+    return Target(
+        address=node.address,
+        port=node.ssh_port,
+        user=node.ssh_user,
+        password=password,
+        private_key=key,
+        passphrase=passphrase,
+        verify_host_key=_host_key_verifier(node),
+    )
+
+
+def _transport_for(node: Node):
+    if node.transport == Transport.LOCAL:
+        return LocalTransport()
+    return SshTransport(
+        connect_timeout=settings.PREFLIGHT_SSH_CONNECT_TIMEOUT, auth_timeout=settings.PREFLIGHT_SSH_AUTH_TIMEOUT
+    )
+
+
+def _unreachable_results(reason: str, summary: str, context: NodeContext, *, connect_status: str) -> list[CheckResult]:
+    ssh = CheckResult(
+        "ssh.connect", connect_status, summary, reason, remedy("ssh.connect", "any", detail=_connect_advice(reason))
+    )
+    others = [CheckResult(check_id, ERROR, f"not checked: {summary}") for check_id in HOST_CHECK_IDS]
+    return [ssh, *others]
+
+
+def _connect_advice(reason: str) -> str:
+    lowered = reason.lower()
+    if "host key changed" in lowered:
+        return (
+            "Confirm with the node's owner that it was reinstalled, then accept the new key in the admin (Host keys)."
+        )
+    if "refused" in lowered:
+        return "Start sshd on the node (`systemctl enable --now sshd`) or correct the SSH port in the inventory."
+    if "timed out" in lowered or "unreachable" in lowered or "no ssh banner" in lowered:
+        return "Check the address, routing and any firewall between the portal and the node (TCP to the SSH port)."
+    if "rejected" in lowered or "credential" in lowered or "private key" in lowered:
+        return "Fix the node's credential in the admin: the user, key or password Preflight logs in with."
+    if "resolve" in lowered:
+        return "Fix the node's address or its DNS record."
+    return "See the evidence for what the SSH server answered."
+
+
+def _installs(facts: NodeFacts, profile) -> list[dict]:
+    installs = []
+    for vendor, found in facts.vendors.items():
+        rule = profile.accelerator_rules.get(vendor)
+        if found.report.driver_version:
+            installs.append(
+                {
+                    "kind": InstallKind.DRIVER,
+                    "vendor": vendor,
+                    "name": f"{vendor} driver",
+                    "version": found.report.driver_version,
+                }
+            )
+        runtime_version = found.report.runtime_version or found.rocm_version
+        if runtime_version:
+            installs.append(
+                {
+                    "kind": InstallKind.SDK,
+                    "vendor": vendor,
+                    "name": found.report.runtime_name or vendor,
+                    "version": runtime_version,
+                }
+            )
+        if found.toolkit_found:
+            installs.append(
+                {
+                    "kind": InstallKind.TOOLKIT,
+                    "vendor": vendor,
+                    "name": rule.toolkit_name if rule else f"{vendor} toolkit",
+                    "version": found.toolkit_version,
+                }
+            )
+        if rule and rule.docker_runtime and facts.docker and rule.docker_runtime in facts.docker.runtimes:
+            installs.append(
+                {
+                    "kind": InstallKind.CONTAINER_RUNTIME,
+                    "vendor": vendor,
+                    "name": f"docker runtime {rule.docker_runtime}",
+                    "version": "",
+                }
+            )
+    if facts.docker and facts.docker.server_version:
+        installs.append({"kind": InstallKind.DOCKER, "name": "Docker Engine", "version": facts.docker.server_version})
+    for implementation in facts.ntp_implementations:
+        installs.append({"kind": InstallKind.NTP, "name": implementation, "version": ""})
+    return installs
+
+
+def node_audit_run(*, node_audit_id: int, transport=None) -> models.NodeAudit | None:
+    """Audit one node: one connection, one probe exec; never raises for anything the node does."""
+    now = timezone.now()
+    claimed = models.NodeAudit.objects.filter(pk=node_audit_id, state=RunState.QUEUED).update(
+        state=RunState.RUNNING, started=now, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return None
+    node_audit = models.NodeAudit.objects.select_related("node__cluster", "node__credential", "audit__profile").get(
+        pk=node_audit_id
+    )
+    models.Audit.objects.filter(pk=node_audit.audit_id, state=RunState.QUEUED).update(
+        state=RunState.RUNNING, started=now
+    )
+    node = node_audit.node
+    cluster = node.cluster
+    profile = profile_spec_from_model(node_audit.audit.profile)
+    base_context = dict(
+        name=node.name,
+        role=node.role,
+        tls_enabled=cluster.tls_enabled,
+        distributed_vllm=cluster.distributed_vllm,
+        server_runs_worker=cluster.server_runs_worker,
+    )
+    context = NodeContext(**base_context)
+    facts: NodeFacts | None = None
+    try:
+        target = _target(node)
+        runner = transport or _transport_for(node)
+        nonce = probe_nonce()
+        node_audit.nonce = nonce
+        run = runner.run(
+            target,
+            command=probe_command(nonce, settings.PREFLIGHT_TOOL_TIMEOUT),
+            stdin=PROBE_SCRIPT,
+            timeout=settings.PREFLIGHT_PROBE_TIMEOUT,
+            max_bytes=settings.PREFLIGHT_PROBE_MAX_BYTES,
+        )
+    except ConnectFailure as failure:
+        results = _unreachable_results(
+            failure.message, f"{failure.reason}: {failure.message}", context, connect_status=FAIL
+        )
+        node_audit.error = failure.message
+    except Exception as exc:  # noqa: BLE001 - a node must end in a final state whatever went wrong
+        logger.exception("node audit %s crashed", node_audit_id)
+        results = _unreachable_results(repr(exc), f"internal error: {exc!r}", context, connect_status=ERROR)
+        node_audit.error = repr(exc)
+    else:
+        node_audit.raw_output = run.output
+        node_audit.output_truncated = run.truncated
+        how = "locally" if node.transport == Transport.LOCAL else f"as {node.ssh_user}"
+        key = f", host key {run.host_key_fingerprint}" if run.host_key_fingerprint else ""
+        connected = CheckResult("ssh.connect", PASS, f"connected {how}{key}", f"address {node.address}:{node.ssh_port}")
+        sections = split_sections(run.output, nonce)
+        if run.timed_out or run.truncated or "done" not in sections:
+            last = list(sections)[-1] if sections else "none"
+            if run.timed_out:
+                why = f"the probe did not finish within {settings.PREFLIGHT_PROBE_TIMEOUT:g} s (last section: {last})"
+            elif run.truncated:
+                why = f"the probe's output exceeded {settings.PREFLIGHT_PROBE_MAX_BYTES} bytes (last section: {last})"
+            else:
+                why = f"the probe ended early (exit status {run.exit_status}, last section: {last})"
+            node_audit.error = why
+            tail = run.output[-1500:]
+            results = [connected] + [CheckResult(c, ERROR, f"not checked: {why}", tail) for c in HOST_CHECK_IDS]
+        else:
+            facts = build_facts(sections)
+            if facts.clock is not None and run.first_byte is not None:
+                reference = (run.started + run.first_byte) / 2
+                context = NodeContext(
+                    **base_context,
+                    clock_offset_seconds=facts.clock - reference,
+                    round_trip_seconds=run.first_byte - run.started,
+                )
+                node_audit.clock_offset_seconds = context.clock_offset_seconds
+                node_audit.round_trip_seconds = context.round_trip_seconds
+            results = [connected, *evaluate_node(facts, profile, context)]
+            node_audit.facts = facts.summary()
+    status = worst(r.status for r in results)
+    finished = timezone.now()
+    with transaction.atomic():
+        models.CheckResult.objects.filter(node_audit=node_audit).delete()
+        models.CheckResult.objects.bulk_create(
+            models.CheckResult(
+                node_audit=node_audit,
+                check_id=r.check_id,
+                status=r.status,
+                summary=r.summary[:500],
+                evidence=r.evidence,
+                remediation=r.remediation,
+                position=i,
+            )
+            for i, r in enumerate(sorted(results, key=lambda r: CHECK_IDS.index(r.check_id)))
+        )
+        node_audit.status = status
+        node_audit.state = RunState.DONE
+        node_audit.finished = finished
+        node_audit.save(
+            update_fields=[
+                "status",
+                "state",
+                "finished",
+                "raw_output",
+                "output_truncated",
+                "nonce",
+                "facts",
+                "error",
+                "clock_offset_seconds",
+                "round_trip_seconds",
+            ]
+        )
+        if facts is not None:
+            summary = facts.summary()
+            node_record_facts(
+                node=node,
+                accelerators=summary["accelerators"],
+                installs=_installs(facts, profile),
+                status=status,
+                facts=summary,
+                when=finished,
+            )
+        else:
+            node_record_status(node=node, status=status, when=finished)
+    audit_finish(audit_id=node_audit.audit_id)
+    return node_audit
+
+
+# --- finishing and sweeping ----------------------------------------------------------------------------------------
+
+
+def audit_finish(*, audit_id: int) -> bool:
+    """Close the audit once every node audit is final; safe to call any number of times."""
+    pending = models.NodeAudit.objects.filter(audit_id=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING])
+    if pending.exists():
+        return False
+    statuses = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("status", flat=True))
+    now = timezone.now()
+    closed = models.Audit.objects.filter(pk=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING]).update(
+        state=RunState.DONE, status=worst(statuses), finished=now
+    )
+    models.Audit.objects.filter(pk=audit_id, started__isnull=True).update(started=now)
+    return bool(closed)
+
+
+def audit_sweep_stuck(*, older_than: float | None = None) -> int:
+    """Node audits still running (or never picked up) past the limit end as `error`; their audits are closed."""
+    limit = timezone.now() - timedelta(seconds=older_than if older_than is not None else settings.PREFLIGHT_STUCK_AFTER)
+    stuck = list(
+        models.NodeAudit.objects.filter(state=RunState.RUNNING, started__lt=limit).values_list("pk", "audit_id")
+    ) + list(
+        models.NodeAudit.objects.filter(state=RunState.QUEUED, audit__created__lt=limit).values_list("pk", "audit_id")
+    )
+    for node_audit_id, _ in stuck:
+        with transaction.atomic():
+            updated = models.NodeAudit.objects.filter(
+                pk=node_audit_id, state__in=[RunState.RUNNING, RunState.QUEUED]
+            ).update(
+                state=RunState.ERROR,
+                status=AuditStatus.ERROR,
+                finished=timezone.now(),
+                error="swept: the run did not finish in time (worker killed or lost)",
+            )
+            if updated:
+                models.CheckResult.objects.filter(node_audit_id=node_audit_id).delete()
+                models.CheckResult.objects.create(
+                    node_audit_id=node_audit_id,
+                    check_id="ssh.connect",
+                    status=ERROR,
+                    summary="the audit of this node did not finish in time; its worker was killed or lost",
+                )
+    for audit_id in {audit_id for _, audit_id in stuck}:
+        audit_finish(audit_id=audit_id)
+    close_old_connections()
+    return len(stuck)

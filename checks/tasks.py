@@ -1,0 +1,40 @@
+"""Celery tasks: thin wrappers that take ids and call one service each."""
+
+from celery import group, shared_task
+
+
+@shared_task(name="checks.audit_node", acks_late=True, ignore_result=True, soft_time_limit=300, time_limit=330)
+def audit_node_task(node_audit_id: int) -> None:
+    from .services import node_audit_run
+
+    node_audit_run(node_audit_id=node_audit_id)
+
+
+@shared_task(name="checks.audit_cluster", acks_late=True, ignore_result=True)
+def audit_cluster_task(audit_id: int) -> None:
+    """Fan out one node task per node; the last node to finish closes the audit."""
+    from .models import NodeAudit
+
+    ids = list(NodeAudit.objects.filter(audit_id=audit_id, state="queued").values_list("pk", flat=True))
+    group(audit_node_task.s(node_audit_id) for node_audit_id in ids).apply_async()
+
+
+@shared_task(name="checks.audit_all_clusters", ignore_result=True)
+def audit_all_clusters_task() -> None:
+    from inventory.models import Cluster
+
+    from .choices import Trigger
+    from .services import AuditRefused, audit_enqueue, audit_start
+
+    for cluster in Cluster.objects.all():
+        try:
+            audit_enqueue(audit_start(cluster=cluster, trigger=Trigger.SCHEDULE))
+        except AuditRefused:
+            continue
+
+
+@shared_task(name="checks.sweep_stuck", ignore_result=True)
+def sweep_stuck_task() -> None:
+    from .services import audit_sweep_stuck
+
+    audit_sweep_stuck()

@@ -1,0 +1,167 @@
+"""SSH with paramiko: one connection and one exec per probe, host keys verified by the caller's policy.
+
+paramiko.Transport is driven directly (not SSHClient) so each phase has its own timeout and its own precise failure:
+TCP connect, banner, key exchange, host key, authentication, and the command.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import io
+import socket
+import time
+
+import paramiko
+
+from .base import ConnectFailure, ProbeRun, Target
+
+_KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def load_private_key(text: str, passphrase: str = "") -> paramiko.PKey:
+    last_error: Exception | None = None
+    for key_class in _KEY_CLASSES:
+        try:
+            return key_class.from_private_key(io.StringIO(text), password=passphrase or None)
+        except paramiko.PasswordRequiredException:
+            raise ConnectFailure("credential", "the private key is encrypted and no passphrase is stored") from None
+        except (paramiko.SSHException, ValueError, IndexError) as exc:
+            last_error = exc
+    raise ConnectFailure("credential", f"the stored private key cannot be read ({last_error})")
+
+
+class SshTransport:
+    def __init__(self, *, connect_timeout: float = 10, auth_timeout: float = 15) -> None:
+        self.connect_timeout = connect_timeout
+        self.auth_timeout = auth_timeout
+
+    def _socket(self, target: Target) -> socket.socket:
+        try:
+            return socket.create_connection((target.address, target.port), timeout=self.connect_timeout)
+        except socket.gaierror as exc:
+            raise ConnectFailure("dns", f"cannot resolve {target.address}: {exc.strerror}") from None
+        except ConnectionRefusedError:
+            raise ConnectFailure("refused", f"connection to {target.address}:{target.port} refused") from None
+        except TimeoutError:
+            raise ConnectFailure(
+                "timed out", f"TCP connect to {target.address}:{target.port} timed out after {self.connect_timeout:g} s"
+            ) from None
+        except OSError as exc:
+            if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+                raise ConnectFailure("unreachable", f"{target.address}: {exc.strerror}") from None
+            raise ConnectFailure("unreachable", f"connect to {target.address}:{target.port} failed: {exc}") from None
+
+    def _open(self, target: Target) -> tuple[paramiko.Transport, str]:
+        sock = self._socket(target)
+        transport = paramiko.Transport(sock)
+        transport.banner_timeout = self.connect_timeout
+        transport.handshake_timeout = self.connect_timeout
+        transport.auth_timeout = self.auth_timeout
+        try:
+            try:
+                transport.start_client(timeout=self.connect_timeout)
+            except paramiko.SSHException as exc:
+                text = str(exc)
+                if "banner" in text.lower():
+                    reason = (
+                        f"no SSH banner from {target.address}:{target.port} within {self.connect_timeout:g} s ({text})"
+                    )
+                else:
+                    reason = f"SSH handshake with {target.address}:{target.port} failed: {text or type(exc).__name__}"
+                raise ConnectFailure("protocol", reason) from None
+            except (EOFError, OSError) as exc:
+                raise ConnectFailure(
+                    "closed", f"{target.address}:{target.port} closed the connection during the handshake ({exc!r})"
+                ) from None
+            key = transport.get_remote_server_key()
+            printed = fingerprint(key)
+            if target.verify_host_key is not None:
+                target.verify_host_key(key.get_name(), printed, key.get_base64())
+            self._authenticate(transport, target)
+            return transport, printed
+        except BaseException:
+            transport.close()
+            raise
+
+    def _authenticate(self, transport: paramiko.Transport, target: Target) -> None:
+        try:
+            if target.private_key:
+                transport.auth_publickey(target.user, load_private_key(target.private_key, target.passphrase))
+            elif target.password:
+                transport.auth_password(target.user, target.password, fallback=False)
+            else:
+                raise ConnectFailure("credential", "the node has no credential: set a key or a password")
+        except paramiko.BadAuthenticationType as exc:
+            raise ConnectFailure(
+                "auth rejected", f"{target.user}@{target.address}: server allows only {', '.join(exc.allowed_types)}"
+            ) from None
+        except paramiko.AuthenticationException as exc:
+            method = "key" if target.private_key else "password"
+            raise ConnectFailure(
+                "auth rejected", f"{target.user}@{target.address}: {method} rejected ({exc})"
+            ) from None
+        except paramiko.SSHException as exc:
+            raise ConnectFailure("protocol", f"authentication failed: {exc}") from None
+
+    def run(self, target: Target, *, command: str, stdin: str, timeout: float, max_bytes: int) -> ProbeRun:
+        transport, printed = self._open(target)
+        try:
+            started = time.time()
+            try:
+                channel = transport.open_session(timeout=self.connect_timeout)
+                channel.settimeout(1.0)
+                channel.exec_command(command)
+                channel.sendall(stdin.encode())
+                channel.shutdown_write()
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                raise ConnectFailure("closed", f"could not start the probe: {exc or type(exc).__name__}") from None
+            chunks: list[bytes] = []
+            size, first_byte, truncated, timed_out = 0, None, False, False
+            deadline = time.monotonic() + timeout
+            while True:
+                if time.monotonic() > deadline:
+                    timed_out = True
+                    break
+                try:
+                    data = channel.recv(65536)
+                except TimeoutError:
+                    if channel.closed or not transport.is_active():
+                        break
+                    continue
+                if not data:
+                    break
+                first_byte = first_byte or time.time()
+                if size + len(data) > max_bytes:
+                    chunks.append(data[: max_bytes - size])
+                    truncated = True
+                    break
+                chunks.append(data)
+                size += len(data)
+            exit_status = None
+            if not (timed_out or truncated) and channel.exit_status_ready():
+                exit_status = channel.recv_exit_status()
+            elif not (timed_out or truncated):
+                end = time.monotonic() + 2
+                while time.monotonic() < end and not channel.exit_status_ready():
+                    time.sleep(0.05)
+                exit_status = channel.recv_exit_status() if channel.exit_status_ready() else None
+            channel.close()
+            return ProbeRun(
+                output=b"".join(chunks).decode("utf-8", errors="replace"),
+                exit_status=exit_status,
+                started=started,
+                first_byte=first_byte,
+                finished=time.time(),
+                truncated=truncated,
+                timed_out=timed_out,
+                host_key_fingerprint=printed,
+            )
+        finally:
+            transport.close()
