@@ -4,7 +4,9 @@ from django.db.models import Count
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
+from .choices import HostKeyState
 from .forms import CredentialForm, InventoryImportForm
 from .importers.ansible import InventoryError
 from .models import (
@@ -19,7 +21,27 @@ from .models import (
     PortRule,
     RequirementProfile,
 )
-from .services import inventory_import, profile_duplicate
+from .services import host_key_accept, inventory_import, profile_duplicate
+
+
+def _audit_now(modeladmin, request, clusters: dict) -> None:
+    """Start an audit per cluster (of the selected nodes, if any) and hand it to Celery."""
+    from checks.choices import Trigger
+    from checks.services import AuditRefused, audit_enqueue, audit_start
+
+    for cluster, node_names in clusters.items():
+        try:
+            audit = audit_start(cluster=cluster, node_names=node_names, trigger=Trigger.ADMIN, user=request.user)
+        except AuditRefused as exc:
+            modeladmin.message_user(request, str(exc), messages.ERROR)
+            continue
+        audit_enqueue(audit)
+        url = reverse("admin:checks_audit_change", args=[audit.pk])
+        modeladmin.message_user(
+            request,
+            format_html('Audit <a href="{}">{}</a> of {} started.', url, audit.pk, cluster.name),
+            messages.SUCCESS,
+        )
 
 
 class OsRuleInline(admin.TabularInline):
@@ -119,6 +141,11 @@ class ClusterAdmin(admin.ModelAdmin):
     list_select_related = ["profile"]
     inlines = [NodeInline]
     change_list_template = "admin/inventory/cluster/change_list.html"
+    actions = ["audit_now"]
+
+    @admin.action(description="Audit now", permissions=["change"])
+    def audit_now(self, request, queryset):
+        _audit_now(self, request, {cluster: None for cluster in queryset.select_related("profile")})
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_nodes=Count("nodes"))
@@ -213,6 +240,14 @@ class NodeAdmin(admin.ModelAdmin):
     readonly_fields = ["last_audit_status", "last_audited_at", "last_facts", "created", "updated"]
     inlines = [AcceleratorInline, DriverInstallInline, HostKeyInline]
     autocomplete_fields = ["credential"]
+    actions = ["audit_now"]
+
+    @admin.action(description="Audit now", permissions=["change"])
+    def audit_now(self, request, queryset):
+        clusters: dict = {}
+        for node in queryset.select_related("cluster"):
+            clusters.setdefault(node.cluster, []).append(node.name)
+        _audit_now(self, request, clusters)
 
 
 @admin.register(Credential)
@@ -249,6 +284,13 @@ class HostKeyAdmin(admin.ModelAdmin):
     search_fields = ["fingerprint", "node__name", "node__address"]
     list_select_related = ["node", "accepted_by"]
     readonly_fields = ["first_seen"]
+    actions = ["accept"]
+
+    @admin.action(description="Accept selected keys (the node was reinstalled)", permissions=["change"])
+    def accept(self, request, queryset):
+        for host_key in queryset.exclude(state=HostKeyState.TRUSTED):
+            host_key_accept(host_key=host_key, user=request.user)
+            self.message_user(request, f"{host_key.node}: now trusting {host_key.key_type} {host_key.fingerprint}")
 
 
 @admin.register(Accelerator)

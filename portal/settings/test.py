@@ -6,6 +6,13 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 # A fixed, valid Fernet key so encrypted columns are reproducible in tests; never used outside the test suite.
 os.environ.setdefault("PREFLIGHT_FERNET_KEYS", "dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhIT0=")
 
+# Integration tests share Redis with nothing else: database 15, purged by the tests that use it.
+os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+# Short bounds so hung nodes end fast in tests; real probes take well under a second on the test hosts.
+os.environ.setdefault("PREFLIGHT_PROBE_TIMEOUT", "8")
+os.environ.setdefault("PREFLIGHT_SSH_CONNECT_TIMEOUT", "3")
+os.environ.setdefault("PREFLIGHT_TOOL_TIMEOUT", "5")
+
 from .base import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -14,3 +21,8 @@ CELERY_TASK_ALWAYS_EAGER = True
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not memory, so a real Celery worker process can share the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "run" / "test-db.sqlite3")}  # noqa: F405
+    (BASE_DIR / "run").mkdir(exist_ok=True)  # noqa: F405

@@ -1,0 +1,139 @@
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import HttpResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from .models import Audit, CheckResult, NodeAudit
+from .selectors import node_remediation_script
+
+
+class NodeAuditInline(admin.TabularInline):
+    model = NodeAudit
+    extra = 0
+    fields = ["node_link", "state", "status", "started", "finished", "error"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Node")
+    def node_link(self, obj):
+        return format_html('<a href="{}">{}</a>', reverse("admin:checks_nodeaudit_change", args=[obj.pk]), obj.node)
+
+
+@admin.register(Audit)
+class AuditAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "cluster",
+        "profile_key",
+        "state",
+        "status",
+        "trigger",
+        "started_by",
+        "created",
+        "finished",
+        "failing_nodes",
+    ]
+    list_filter = ["state", "status", "trigger", "cluster"]
+    search_fields = ["cluster__name", "error"]
+    list_select_related = ["cluster", "started_by"]
+    readonly_fields = [f.name for f in Audit._meta.fields]
+    inlines = [NodeAuditInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_failing=Count("node_audits", filter=Q(node_audits__status__in=["fail", "error"])))
+        )
+
+    @admin.display(description="Failing nodes", ordering="_failing")
+    def failing_nodes(self, obj):
+        return obj._failing
+
+
+class CheckResultInline(admin.TabularInline):
+    model = CheckResult
+    extra = 0
+    fields = ["check_id", "status", "summary", "evidence", "remediation"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(NodeAudit)
+class NodeAuditAdmin(admin.ModelAdmin):
+    list_display = ["id", "node", "audit", "state", "status", "started", "finished", "error"]
+    list_filter = ["state", "status", "audit__cluster", "node__role"]
+    search_fields = ["node__name", "node__address", "error"]
+    list_select_related = ["node", "audit"]
+    readonly_fields = [
+        "audit",
+        "node",
+        "state",
+        "status",
+        "started",
+        "finished",
+        "attempts",
+        "error",
+        "facts",
+        "clock_offset_seconds",
+        "round_trip_seconds",
+        "output_truncated",
+        "remediation_script",
+        "raw_output",
+    ]
+    exclude = ["nonce"]
+    inlines = [CheckResultInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/remediation.sh",
+                self.admin_site.admin_view(self.remediation_view),
+                name="checks_nodeaudit_remediation",
+            ),
+            *super().get_urls(),
+        ]
+
+    def remediation_view(self, request, pk):
+        node_audit = NodeAudit.objects.select_related("node", "audit").get(pk=pk)
+        if not self.has_view_permission(request, node_audit):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        response = HttpResponse(
+            node_audit_script := node_remediation_script(node_audit=node_audit), content_type="text/x-shellscript"
+        )
+        response["Content-Disposition"] = f'attachment; filename="preflight-{node_audit.node.name}-remediation.sh"'
+        response["Content-Length"] = str(len(node_audit_script.encode()))
+        return response
+
+    @admin.display(description="Remediation")
+    def remediation_script(self, obj):
+        url = reverse("admin:checks_nodeaudit_remediation", args=[obj.pk])
+        return format_html('<a href="{}">Download the remediation script</a>', url)
+
+
+@admin.register(CheckResult)
+class CheckResultAdmin(admin.ModelAdmin):
+    list_display = ["check_id", "status", "summary", "node_audit"]
+    list_filter = ["status", "check_id"]
+    search_fields = ["check_id", "summary", "node_audit__node__name"]
+    list_select_related = ["node_audit__node"]
+    readonly_fields = ["node_audit", "check_id", "status", "summary", "evidence", "remediation", "position"]
+
+    def has_add_permission(self, request):
+        return False

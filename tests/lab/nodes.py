@@ -1,0 +1,117 @@
+"""Ready-made test node recipes: an os-release, a PCI tree and stand-in tools that print recorded real outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import REPO, SHARED
+
+from .hosts import NodeSpec
+
+OWN = REPO / "tests" / "fixtures"
+
+
+def os_release(distro: str, version: str, pretty: str, id_like: str = "") -> str:
+    like = f'ID_LIKE="{id_like}"\n' if id_like else ""
+    return f'NAME="{pretty.split()[0]}"\nID={distro}\n{like}VERSION_ID="{version}"\nPRETTY_NAME="{pretty}"\n'
+
+
+UBUNTU_2204 = os_release("ubuntu", "22.04", "Ubuntu 22.04.4 LTS", "debian")
+UBUNTU_1804 = os_release("ubuntu", "18.04", "Ubuntu 18.04.6 LTS", "debian")
+MINT_21 = os_release("linuxmint", "21.3", "Linux Mint 21.3", "ubuntu debian")
+
+
+def cat(path: Path) -> str:
+    return f"cat '{path}'"
+
+
+def shared(relative: str) -> Path:
+    return SHARED / "fixtures" / relative
+
+
+NVIDIA_PCI = [("0000:00:09.0", "0x10de", "0x030200", "0x2330"), ("0000:00:0a.0", "0x10de", "0x040300", "0x22e8")]
+ASCEND_PCI = [
+    (f"0000:{bus}:00.0", "0x19e5", "0x120000", "0xd801") for bus in ("61", "db", "b2", "3e", "60", "da", "b1", "3d")
+]
+TIME_TOOLS = {
+    "chronyc": cat(shared("chrony/ubuntu-20.04_chronyc-tracking_synced.txt")),
+    "timedatectl": cat(OWN / "timedatectl/show_synchronized.txt"),
+}
+
+
+def docker_tool(info: Path) -> str:
+    return f'case "$1" in info) {cat(info)};; *) echo "Docker version 24.0.7, build afdd53b";; esac'
+
+
+def nvidia_healthy(name: str) -> NodeSpec:
+    """Ubuntu 22.04, one H100 (plus its audio function, which must not count), driver, toolkit, nvidia runtime."""
+    return NodeSpec(
+        name=name,
+        os_release=UBUNTU_2204,
+        pci=NVIDIA_PCI,
+        tools={
+            "nvidia-smi": 'case "$1" in --query-gpu*) '
+            + cat(OWN / "nvidia-smi/h100-80gb-hbm3_590.48.01_query-gpu-csv-noheader.csv")
+            + ";; *) "
+            + cat(shared("nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt"))
+            + ";; esac",
+            "nvidia-ctk": cat(OWN / "nvidia-ctk/version_1.17.8.txt"),
+            "docker": docker_tool(
+                shared("docker-info/ubuntu22.04_docker-24.0.7_a30-host_nvidia-runtime-not-default.txt")
+            ),
+            **TIME_TOOLS,
+        },
+    )
+
+
+def nvidia_broken_driver(name: str) -> NodeSpec:
+    spec = nvidia_healthy(name)
+    spec.tools["nvidia-smi"] = cat(OWN / "nvidia-smi/driver-not-loaded.txt") + "; exit 9"
+    return spec
+
+
+def ascend_without_runtime(name: str) -> NodeSpec:
+    return NodeSpec(
+        name=name,
+        os_release=os_release("openEuler", "22.03", "openEuler 22.03 (LTS-SP1)"),
+        pci=ASCEND_PCI,
+        tools={
+            "npu-smi": cat(shared("npu-smi/atlas800-training-9010_910A-x8_npu-smi-22.0.3.1_info.txt")),
+            "docker": docker_tool(shared("docker-info/docker-archive_docker_v27.5.1.txt")),
+            **TIME_TOOLS,
+        },
+    )
+
+
+def plain(name: str, os_text: str = UBUNTU_2204, **changes) -> NodeSpec:
+    """A CPU node with Docker and NTP: the baseline that a test changes one thing of."""
+    spec = NodeSpec(
+        name=name,
+        os_release=os_text,
+        tools={"docker": docker_tool(shared("docker-info/docker-archive_docker_v27.5.1.txt")), **TIME_TOOLS},
+    )
+    for key, value in changes.items():
+        setattr(spec, key, value)
+    return spec
+
+
+def ppc64le(name: str) -> NodeSpec:
+    spec = plain(name)
+    spec.tools["uname"] = 'if [ "$1" = "-m" ]; then echo ppc64le; else exec /bin/uname "$@"; fi'
+    return spec
+
+
+def without_ntp(name: str) -> NodeSpec:
+    spec = plain(name)
+    del spec.tools["chronyc"]
+    del spec.tools["timedatectl"]
+    # Debian's systemd-timesyncd binary lives here on the test runner; the node must not see it.
+    spec.hide = ["/usr/lib/systemd"]
+    return spec
+
+
+def hangs(name: str) -> NodeSpec:
+    """A node whose probe never finishes: `uname` (not wrapped in a tool time-out) blocks."""
+    spec = plain(name)
+    spec.tools["uname"] = "sleep 600"
+    return spec
