@@ -8,6 +8,7 @@ from typing import Any
 from .facts import ChronyTracking, DockerInfo, Listener, OsRelease, PciDevice, TimedatectlStatus, VendorReport
 from .parsers.amd import parse_rocm_version
 from .parsers.daemons import parse_chronyc_tracking, parse_docker_info, parse_ntpq_peers, parse_timedatectl
+from .parsers.nvidia import parse_nvidia_ctk_version
 from .parsers.system import parse_os_release, parse_pci_devices, parse_port_ranges, parse_ss_listeners, parse_uname
 from .probe import Section
 from .vendors import ACCELERATOR_CLASS_PREFIXES, VENDOR_BY_PCI_ID, VENDORS
@@ -156,7 +157,7 @@ def build_facts(sections: dict[str, Section]) -> NodeFacts:
             tool_output=first.text if first else "",
             report=spec.parse(raw) if first and first.rc == 0 else VendorReport(),
             toolkit_found=toolkit,
-            toolkit_version=_first_line(_text(sections, "nvidia-ctk")) if vendor == "nvidia" else "",
+            toolkit_version=parse_nvidia_ctk_version(_text(sections, "nvidia-ctk")) if vendor == "nvidia" else "",
             rocm_version=parse_rocm_version(_text(sections, "rocm-version")) if vendor == "amd" else "",
         )
 

@@ -25,13 +25,15 @@ PY="$VENV/bin/python"
 "$PY" manage.py load_demo
 ensure_redis
 
-# The Celery worker and beat run beside the portal and stop with it.
-if [ -n "$(ls -A "$ROOT"/*/tasks.py 2>/dev/null)" ]; then
-  "$VENV/bin/celery" -A portal worker -B --concurrency 2 --loglevel INFO --logfile "$ROOT/run/celery.log" \
-    --pidfile "$ROOT/run/celery.pid" &
-  CELERY_PID=$!
-  trap 'kill $CELERY_PID 2>/dev/null || true' EXIT
-fi
+# The Celery worker (with beat) runs beside the portal and stops with it.
+"$VENV/bin/celery" -A portal worker -B --pool threads --concurrency 8 --loglevel INFO \
+  --logfile "$ROOT/run/celery.log" &
+CELERY_PID=$!
+trap 'kill $CELERY_PID 2>/dev/null || true' EXIT
+
+# A real audit of the demo cluster, so there is something to look at: this machine is audited locally.
+log "Auditing the demo cluster (this machine, plus two loopback workers that nothing answers for)"
+"$PY" manage.py audit --cluster demo || true
 
 "$PY" manage.py ensure_admin
 log "Preflight: http://127.0.0.1:${PORT:-8000}/admin/  (Ctrl-C to stop)"

@@ -28,7 +28,8 @@ def parse_nvidia_smi_table(text: str) -> VendorReport:
         cells = box_cells(line)
         if in_processes or not cells or len(cells) < 2:
             continue
-        first = re.match(r"(\d+)\s+(.+?)\s+(On|Off)$", cells[0])
+        # The last word is Persistence-M (On/Off) on Linux, the driver model (WDDM/TCC/MCDM) on Windows.
+        first = re.match(r"(\d+)\s+(.+?)\s+(On|Off|WDDM|TCC|MCDM)$", cells[0])
         if not first:
             continue
         device = Device(index=int(first.group(1)), model=first.group(2).strip(), pci_address=pci_address(cells[1]))
@@ -45,7 +46,10 @@ QUERY_FIELDS = ("index", "name", "uuid", "memory.total", "driver_version")
 def parse_nvidia_smi_query(text: str, fields: tuple[str, ...] = QUERY_FIELDS) -> VendorReport:
     """`--query-gpu=...` CSV, with or without header and units; `[N/A]` cells become empty."""
     report = VendorReport(runtime_name="CUDA")
-    rows = [row for row in csv.reader(io.StringIO(text), skipinitialspace=True) if row and any(c.strip() for c in row)]
+    try:
+        rows = [r for r in csv.reader(io.StringIO(text), skipinitialspace=True) if r and any(c.strip() for c in r)]
+    except csv.Error:  # not CSV at all (a giant line, binary garbage)
+        return report
     if rows and any(cell.strip().startswith(("name", "index", "timestamp", "uuid")) for cell in rows[0][:3]):
         fields = tuple(re.sub(r"\s*\[.*\]$", "", cell.strip()) for cell in rows[0])
         rows = rows[1:]
@@ -125,3 +129,9 @@ def merge_reports(primary: VendorReport, secondary: VendorReport) -> VendorRepor
     primary.driver_version = primary.driver_version or secondary.driver_version
     primary.runtime_version = primary.runtime_version or secondary.runtime_version
     return primary
+
+
+def parse_nvidia_ctk_version(text: str) -> str:
+    """`nvidia-ctk --version`: "NVIDIA Container Toolkit CLI version 1.17.8" -> "1.17.8"."""
+    match = re.search(r"version\s+v?(\d+(?:\.\d+)+)", text)
+    return match.group(1) if match else ""

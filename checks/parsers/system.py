@@ -2,6 +2,7 @@
 
 import re
 import shlex
+import socket
 
 from ..facts import Listener, OsRelease, PciDevice
 
@@ -79,10 +80,17 @@ def parse_lspci_vmm(text: str) -> list[PciDevice]:
 _USERS = re.compile(r'\("([^"]*)",pid=(\d+)')
 
 
-def _split_host_port(local: str) -> tuple[str, int] | None:
+def _split_host_port(local: str, protocol: str) -> tuple[str, int] | None:
     host, sep, port = local.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep:
         return None
+    if not port.isdigit():
+        # Without -n, ss prints service names (ssh, smtp): resolve them as ss did, from the services database.
+        try:
+            number = socket.getservbyname(port, protocol)
+        except OSError:
+            return None
+        return host.strip("[]").split("%")[0], number
     return host.strip("[]").split("%")[0], int(port)
 
 
@@ -101,7 +109,7 @@ def parse_ss_listeners(text: str) -> list[Listener]:
             continue
         if parts[0] == "UNCONN" and protocol == "tcp":
             protocol = "udp"
-        address = _split_host_port(parts[3])
+        address = _split_host_port(parts[3], protocol)
         if address is None:
             continue
         rest = " ".join(parts[5:])

@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from checks.models import Audit, CheckResult, NodeAudit
 from inventory.choices import InstallKind, Vendor
 from inventory.models import Accelerator, Cluster, Credential, DriverInstall, HostKey, Node, RequirementProfile
 from inventory.services import demo_load
@@ -26,6 +27,15 @@ def populated():
     )
     DriverInstall.objects.create(
         node=node, vendor=Vendor.NVIDIA, kind=InstallKind.DRIVER, name="nvidia", version="590.48.01"
+    )
+    audit = Audit.objects.create(cluster=node.cluster, profile=node.cluster.profile, profile_key="gpustack-2.0")
+    node_audit = NodeAudit.objects.create(audit=audit, node=node, state="done", status="fail", raw_output="x")
+    CheckResult.objects.create(
+        node_audit=node_audit,
+        check_id="time.ntp",
+        status="fail",
+        summary="no NTP",
+        remediation="apt-get install -y chrony && systemctl enable --now chrony",
     )
     return node
 
@@ -118,3 +128,29 @@ def test_import_page_requires_permission(client, django_user_model):
     user = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
     client.force_login(user)
     assert client.get(reverse("admin:inventory_cluster_import")).status_code == 403
+
+
+def test_remediation_script_download(admin_client, populated):
+    node_audit = NodeAudit.objects.get(node=populated)
+    response = admin_client.get(reverse("admin:checks_nodeaudit_remediation", args=[node_audit.pk]))
+    body = response.content.decode()
+    assert response.status_code == 200 and response["Content-Type"] == "text/x-shellscript"
+    assert body.startswith("#!/bin/sh\n") and "# [fail] time.ntp: no NTP" in body
+    assert "\napt-get install -y chrony && systemctl enable --now chrony\n" in body
+
+
+def test_audit_now_action_starts_an_audit_and_refuses_a_second(
+    admin_client, populated, django_capture_on_commit_callbacks
+):
+    url = reverse("admin:inventory_cluster_changelist")
+    cluster = Cluster.objects.get(name="demo")
+    Audit.objects.all().delete()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first = admin_client.post(url, {"action": "audit_now", "_selected_action": [cluster.pk]}, follow=True)
+    second = admin_client.post(url, {"action": "audit_now", "_selected_action": [cluster.pk]}, follow=True)
+    audit = Audit.objects.get(cluster=cluster)
+    assert f'Audit <a href="/admin/checks/audit/{audit.pk}/change/">{audit.pk}</a> of demo started.' in (
+        first.content.decode()
+    )
+    assert len(callbacks) == 1 and audit.trigger == "admin" and audit.node_audits.count() == 3
+    assert "is still queued" in second.content.decode() and Audit.objects.filter(cluster=cluster).count() == 1

@@ -1,0 +1,362 @@
+"""Catalog rules on facts built from probe sections that hold recorded real tool outputs. No I/O, no database."""
+
+import pytest
+
+from checks.catalog import CHECK_IDS, evaluate_node, worst
+from checks.node_facts import build_facts
+from checks.probe import Section, split_sections
+from checks.spec import AcceleratorRuleSpec, NodeContext, OsRuleSpec, PortRuleSpec, ProfileSpec
+
+NONCE = "0123456789abcdef"
+OS_TABLE = (
+    OsRuleSpec("ubuntu", "Ubuntu", "20.04"),
+    OsRuleSpec("debian", "Debian", "11"),
+    OsRuleSpec("rhel", "RHEL", "8"),
+    OsRuleSpec("rocky", "Rocky", "8"),
+    OsRuleSpec("fedora", "Fedora", "36"),
+    OsRuleSpec("opensuse-leap", "OpenSUSE", "15.3", "Leap"),
+    OsRuleSpec("openEuler", "OpenEuler", "22.03"),
+)
+NVIDIA_RULE = AcceleratorRuleSpec(
+    "nvidia",
+    "NVIDIA GPU Driver",
+    "https://www.nvidia.com/en-us/drivers/",
+    "NVIDIA Container Toolkit",
+    "https://docs.nvidia.com/",
+    "nvidia",
+)
+PORTS = (
+    PortRuleSpec("server", 80, 80, "tcp", "UI"),
+    PortRuleSpec("server", 443, 443, "tcp", "TLS", "tls"),
+    PortRuleSpec("server", 10161, 10161, "tcp", "metrics"),
+    PortRuleSpec("worker", 10150, 10150, "tcp", "worker"),
+    PortRuleSpec("worker", 10151, 10151, "tcp", "metrics"),
+    PortRuleSpec("worker", 40000, 40063, "tcp", "inference"),
+    PortRuleSpec("worker", 40064, 40095, "tcp", "distributed", worker_to_worker=True),
+    PortRuleSpec("worker", 6379, 6379, "tcp", "Ray GCS", "distributed_vllm", True),
+)
+PROFILE = ProfileSpec("gpustack-2.0", os_rules=OS_TABLE, accelerator_rules={"nvidia": NVIDIA_RULE}, port_rules=PORTS)
+PROFILE_22 = ProfileSpec(
+    "gpustack-2.2",
+    os_rules=OS_TABLE,
+    accelerator_rules={
+        "nvidia": AcceleratorRuleSpec(**{**NVIDIA_RULE.__dict__, "min_version": "12.8", "min_version_of": "CUDA"}),
+        "hygon": AcceleratorRuleSpec("hygon", "Hygon DCU Driver", "", "Hygon DTK Toolkit", "", "", amd64_only=True),
+    },
+    port_rules=(
+        PortRuleSpec("worker", 40000, 40063, "tcp", "inference"),
+        PortRuleSpec("worker", 41000, 41999, "tcp", "Ray", "distributed_vllm", True),
+    ),
+    check_reserved_ports=True,
+)
+WORKER = NodeContext("w1", "worker", clock_offset_seconds=0.05)
+UBUNTU = 'ID=ubuntu\nID_LIKE=debian\nVERSION_ID="22.04"\nPRETTY_NAME="Ubuntu 22.04.4 LTS"\n'
+
+
+def node(read_fixture, *, os_release=UBUNTU, machine="x86_64", pci="", tools="", **extra: str):
+    """Facts from sections as the probe frames them; `extra` maps section names to their text."""
+    sections = {
+        "meta": Section("meta", "uid=0\nuser=root", 0),
+        "os-release": Section("os-release", os_release, 0),
+        "uname": Section("uname", f"Linux\n{machine}\n5.15.0", 0),
+        "pci": Section("pci", pci, 0),
+        "tools": Section("tools", tools, 0),
+        "ss": Section("ss", extra.pop("ss", ""), 0),
+        "port-range": Section("port-range", extra.pop("port_range", "32768\t60999"), 0),
+        "reserved-ports": Section("reserved-ports", extra.pop("reserved", ""), 0),
+        "done": Section("done", "ok", 0),
+    }
+    for name, value in extra.items():
+        text, _, rc = value.partition("\x00rc=")
+        sections[name.replace("_", "-")] = Section(name.replace("_", "-"), text, int(rc) if rc else 0)
+    return build_facts(sections)
+
+
+def by_id(results):
+    return {r.check_id: r for r in results}
+
+
+NVIDIA_PCI = "0000:00:09.0 0x10de 0x030200 0x2330\n0000:00:09.1 0x10de 0x040300 0x22e8\n"
+DOCKER_TOOLS = "docker /usr/bin/docker\nchronyc /usr/bin/chronyc\n"
+
+
+@pytest.fixture
+def healthy(read_fixture):
+    return node(
+        read_fixture,
+        pci=NVIDIA_PCI,
+        tools=DOCKER_TOOLS + "nvidia-smi /usr/bin/nvidia-smi\nnvidia-ctk /usr/bin/nvidia-ctk\n",
+        nvidia_smi=read_fixture("shared:nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt"),
+        nvidia_smi_query=read_fixture("own:nvidia-smi/h100-80gb-hbm3_590.48.01_query-gpu-csv-noheader.csv"),
+        nvidia_ctk=read_fixture("own:nvidia-ctk/version_1.17.8.txt"),
+        docker_info=read_fixture(
+            "shared:docker-info/ubuntu22.04_docker-24.0.7_a30-host_nvidia-runtime-not-default.txt"
+        ),
+        chronyc_tracking=read_fixture("shared:chrony/ubuntu-20.04_chronyc-tracking_synced.txt"),
+    )
+
+
+def test_healthy_nvidia_worker_passes_everything(healthy):
+    # when
+    results = by_id(evaluate_node(healthy, PROFILE, WORKER))
+    # then
+    assert {k: r.status for k, r in results.items()} == {
+        k: "pass"
+        for k in (
+            "os.supported",
+            "os.architecture",
+            "time.ntp",
+            "time.synchronized",
+            "time.skew",
+            "container.docker",
+            "accelerator.present",
+            "accelerator.nvidia.driver",
+            "accelerator.nvidia.toolkit",
+            "ports.available",
+        )
+    }
+    assert results["accelerator.present"].summary == "accelerators found: 1 NVIDIA"  # the audio function is not a GPU
+    assert results["accelerator.nvidia.toolkit"].summary == (
+        "NVIDIA Container Toolkit 1.17.8 installed, Docker runtime `nvidia` registered"
+    )
+    assert healthy.summary()["accelerators"][0]["uuid"] == "GPU-00000000-0000-0000-0000-000000000000"
+    assert all(r.remediation == "" for r in results.values())
+
+
+@pytest.mark.parametrize(
+    ("_case", "os_release", "status", "summary"),
+    [
+        ("listed at minimum", 'ID=debian\nVERSION_ID="11"\nPRETTY_NAME="Debian 11"', "pass", "Debian 11 (>= 11)"),
+        ("leap", 'ID="opensuse-leap"\nVERSION_ID="15.3"', "pass", "OpenSUSE 15.3 (>= 15.3)"),
+        (
+            "leap below",
+            'ID="opensuse-leap"\nVERSION_ID="15.2"',
+            "fail",
+            "OpenSUSE 15.2 is below GPUStack's minimum OpenSUSE 15.3",
+        ),
+        ("openEuler", 'ID="openEuler"\nVERSION_ID="22.03"', "pass", "OpenEuler 22.03 (>= 22.03)"),
+        ("rhel 8.9", 'ID="rhel"\nID_LIKE="fedora"\nVERSION_ID="8.9"', "pass", "RHEL 8.9 (>= 8)"),
+        ("fedora below", "ID=fedora\nVERSION_ID=35", "fail", "Fedora 35 is below GPUStack's minimum Fedora 36"),
+        (
+            "alma",
+            'ID="almalinux"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.4"\nPRETTY_NAME="AlmaLinux 9.4"',
+            "warn",
+            "AlmaLinux 9.4 is not tested by GPUStack; closest listed parent: RHEL",
+        ),
+        ("arch", 'ID=arch\nPRETTY_NAME="Arch Linux"', "warn", "Arch Linux is not tested by GPUStack"),
+        ("no os-release", "", "fail", "no /etc/os-release: cannot tell the distribution"),
+    ],
+)
+def test_os_supported(_case, os_release, status, summary, read_fixture):
+    result = by_id(evaluate_node(node(read_fixture, os_release=os_release), PROFILE, WORKER))["os.supported"]
+    assert (result.status, result.summary) == (status, summary)
+    assert bool(result.remediation) is (status != "pass")
+
+
+@pytest.mark.parametrize(
+    ("machine", "status"),
+    [("aarch64", "pass"), ("arm64", "pass"), ("ppc64le", "fail"), ("s390x", "fail"), ("riscv64", "fail")],
+)
+def test_architecture(machine, status, read_fixture):
+    assert (
+        by_id(evaluate_node(node(read_fixture, machine=machine), PROFILE, WORKER))["os.architecture"].status == status
+    )
+
+
+def test_amd64_only_vendor_on_arm64_fails_only_with_2_2(read_fixture):
+    facts = node(
+        read_fixture,
+        machine="aarch64",
+        pci="0000:01:00.0 0x1d94 0x120000 0x55b7\n",
+        tools="hy-smi /opt/hyhal/bin/hy-smi\n",
+        hy_smi=read_fixture("shared:hy-smi/hygon-k100ai-x4_hy-smi_dtk-24.04.1.txt"),
+    )
+    v20 = by_id(evaluate_node(facts, PROFILE, WORKER))["os.architecture"]
+    v22 = by_id(evaluate_node(facts, PROFILE_22, WORKER))["os.architecture"]
+    assert v20.status == "pass"
+    assert (v22.status, v22.summary) == (
+        "fail",
+        "aarch64 with hygon accelerators, which gpustack-2.2 supports on AMD64 only",
+    )
+
+
+def test_nvidia_device_without_tool_fails_driver(read_fixture):
+    facts = node(read_fixture, pci=NVIDIA_PCI, tools=DOCKER_TOOLS)
+    results = by_id(evaluate_node(facts, PROFILE, WORKER))
+    driver = results["accelerator.nvidia.driver"]
+    assert driver.status == "fail" and driver.summary.startswith("1 NVIDIA device(s) on the PCI bus but nvidia-smi")
+    assert "https://www.nvidia.com/en-us/drivers/" in driver.remediation
+    assert results["accelerator.nvidia.toolkit"].status == "fail"
+
+
+def test_fewer_devices_listed_than_on_bus_warns(read_fixture):
+    facts = node(
+        read_fixture,
+        pci=NVIDIA_PCI + "0000:00:0a.0 0x10de 0x030200 0x2330\n",
+        tools="nvidia-smi /usr/bin/nvidia-smi\n",
+        nvidia_smi=read_fixture("shared:nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt"),
+    )
+    driver = by_id(evaluate_node(facts, PROFILE, WORKER))["accelerator.nvidia.driver"]
+    assert driver.status == "warn" and driver.summary.startswith("nvidia-smi lists 1 of the 2 NVIDIA devices")
+
+
+def test_toolkit_without_runtime_fails_and_names_command(read_fixture):
+    facts = node(
+        read_fixture,
+        pci=NVIDIA_PCI,
+        tools=DOCKER_TOOLS + "nvidia-smi /x\nnvidia-ctk /y\n",
+        nvidia_smi=read_fixture("shared:nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt"),
+        docker_info=read_fixture("shared:docker-info/docker-archive_docker_v27.5.1.txt"),
+    )
+    toolkit = by_id(evaluate_node(facts, PROFILE, WORKER))["accelerator.nvidia.toolkit"]
+    assert (toolkit.status, toolkit.summary) == (
+        "fail",
+        "NVIDIA Container Toolkit installed, but Docker has no `nvidia` runtime",
+    )
+    assert "nvidia-ctk runtime configure --runtime=docker && systemctl restart docker" in toolkit.remediation
+
+
+@pytest.mark.parametrize(
+    ("table", "status", "summary"),
+    [
+        ("nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt", "pass", "CUDA 13.1 (>= 12.8)"),
+        ("nge-capture_l40s_595.80_idle_table.txt", "pass", "CUDA 13.2 (>= 12.8)"),
+    ],
+)
+def test_cuda_floor_in_2_2(table, status, summary, read_fixture):
+    facts = node(
+        read_fixture, pci=NVIDIA_PCI, tools="nvidia-smi /x\n", nvidia_smi=read_fixture(f"shared:nvidia-smi/{table}")
+    )
+    version = by_id(evaluate_node(facts, PROFILE_22, WORKER))["accelerator.nvidia.version"]
+    assert (version.status, version.summary) == (status, summary)
+
+
+def test_cuda_below_floor_fails_naming_both(read_fixture):
+    table = read_fixture("shared:nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt").replace(
+        "CUDA Version: 13.1", "CUDA Version: 12.2"
+    )
+    facts = node(read_fixture, pci=NVIDIA_PCI, tools="nvidia-smi /x\n", nvidia_smi=table)
+    version = by_id(evaluate_node(facts, PROFILE_22, WORKER))["accelerator.nvidia.version"]
+    assert (version.status, version.summary) == ("fail", "CUDA 12.2 is below the required 12.8")
+    assert "at least 12.8 (this node has 12.2)" in version.remediation
+
+
+@pytest.mark.parametrize(
+    ("tools", "docker", "status", "fragment"),
+    [
+        ("", "", "fail", "Docker is not installed"),
+        (
+            "docker /usr/bin/docker\n",
+            "Server:\nCannot connect to the Docker daemon at unix:///var/run/docker.sock. "
+            "Is the docker daemon running?\x00rc=1",
+            "fail",
+            "daemon is not answering",
+        ),
+        (
+            "docker /usr/bin/docker\n",
+            "Server:\npermission denied while trying to connect to the Docker daemon socket\x00rc=1",
+            "warn",
+            "permission denied",
+        ),
+        ("docker /snap/bin/docker\n", "Server Version: 24.0.5\nRuntimes: runc\n", "warn", "snap package"),
+        (
+            "docker /usr/bin/docker\n",
+            "Server Version: 27.2.0\nOperating System: Docker Desktop\n",
+            "warn",
+            "Docker Desktop",
+        ),
+    ],
+)
+def test_docker(tools, docker, status, fragment, read_fixture):
+    extra = {"docker_info": docker} if docker else {}
+    result = by_id(evaluate_node(node(read_fixture, tools=tools, **extra), PROFILE, WORKER))["container.docker"]
+    assert result.status == status and fragment in result.summary
+
+
+@pytest.mark.parametrize(
+    ("offset", "status"),
+    [(0.4, "pass"), (-0.99, "pass"), (5.0, "warn"), (-29.0, "warn"), (31.0, "fail"), (None, "error")],
+)
+def test_time_skew_thresholds(offset, status, read_fixture):
+    context = NodeContext("w1", "worker", clock_offset_seconds=offset, round_trip_seconds=0.02)
+    assert by_id(evaluate_node(node(read_fixture), PROFILE, context))["time.skew"].status == status
+
+
+def test_no_ntp_fails_with_family_command(read_fixture):
+    rocky = node(read_fixture, os_release='ID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.3"')
+    suse = node(read_fixture, os_release='ID="opensuse-leap"\nID_LIKE="suse opensuse"\nVERSION_ID="15.5"')
+    assert by_id(evaluate_node(rocky, PROFILE, WORKER))["time.ntp"].remediation == (
+        "dnf install -y chrony && systemctl enable --now chronyd"
+    )
+    assert by_id(evaluate_node(suse, PROFILE, WORKER))["time.ntp"].remediation == (
+        "zypper install -y chrony && systemctl enable --now chronyd"
+    )
+    assert by_id(evaluate_node(rocky, PROFILE, WORKER))["time.ntp"].status == "fail"
+
+
+def test_ports_conflicts_compacted_with_process(read_fixture):
+    listeners = (
+        "".join(
+            f'LISTEN 0 511 0.0.0.0:{port} 0.0.0.0:* users:(("nginx",pid=812,fd=6))\n' for port in range(40000, 40008)
+        )
+        + 'LISTEN 0 4096 *:10151 *:* users:(("node_exporter",pid=99,fd=3))\n'
+    )
+    result = by_id(evaluate_node(node(read_fixture, ss=listeners), PROFILE, WORKER))["ports.available"]
+    assert result.status == "fail"
+    assert result.summary == "10151 held by node_exporter (pid 99); 40000-40007 held by nginx (pid 812)"
+
+
+def test_port_rules_follow_role_and_cluster_options(read_fixture):
+    listeners = (
+        'LISTEN 0 511 0.0.0.0:443 0.0.0.0:* users:(("caddy",pid=5,fd=6))\n'
+        'LISTEN 0 511 0.0.0.0:6379 0.0.0.0:* users:(("redis-server",pid=7,fd=6))\n'
+    )
+    facts = node(read_fixture, ss=listeners)
+    plain_server = by_id(evaluate_node(facts, PROFILE, NodeContext("s", "server")))["ports.available"]
+    tls_server = by_id(evaluate_node(facts, PROFILE, NodeContext("s", "server", tls_enabled=True)))["ports.available"]
+    worker = by_id(evaluate_node(facts, PROFILE, WORKER))["ports.available"]
+    ray_worker = by_id(evaluate_node(facts, PROFILE, NodeContext("w", "worker", distributed_vllm=True)))
+    both = by_id(
+        evaluate_node(facts, PROFILE, NodeContext("s", "server", distributed_vllm=True, server_runs_worker=True))
+    )["ports.available"]
+    assert (plain_server.status, tls_server.status, worker.status) == ("pass", "fail", "pass")
+    assert ray_worker["ports.available"].summary == "6379 held by redis-server (pid 7)"
+    assert both.status == "fail" and "6379" in both.summary
+
+
+def test_reserved_ports_in_2_2(read_fixture):
+    exposed = by_id(evaluate_node(node(read_fixture), PROFILE_22, WORKER))["ports.reserved"]
+    covered = by_id(evaluate_node(node(read_fixture, reserved="40000-40063,41000-41999"), PROFILE_22, WORKER))
+    narrow = by_id(evaluate_node(node(read_fixture, port_range="50000\t60999"), PROFILE_22, WORKER))
+    assert (exposed.status, exposed.summary) == (
+        "warn",
+        "ephemeral range 32768-60999 overlaps unreserved GPUStack ports 40000-40063,41000-41999",
+    )
+    assert "ip_local_reserved_ports=40000-40063,41000-41999" in exposed.remediation
+    assert covered["ports.reserved"].status == "pass" and narrow["ports.reserved"].status == "pass"
+    assert "ports.reserved" not in by_id(evaluate_node(node(read_fixture), PROFILE, WORKER))
+
+
+def test_server_skips_accelerator_presence(read_fixture):
+    result = by_id(evaluate_node(node(read_fixture), PROFILE, NodeContext("s", "server")))["accelerator.present"]
+    assert result.status == "skip" and result.summary
+
+
+def test_worst_status_orders_error_above_fail():
+    assert worst(["pass", "warn", "fail", "error"]) == "error"
+    assert worst(["pass", "skip"]) == "pass" and worst(["pass", "warn"]) == "warn" and worst([]) == "unknown"
+
+
+def test_every_result_uses_a_public_check_id(healthy):
+    assert {r.check_id for r in evaluate_node(healthy, PROFILE_22, WORKER)} <= set(CHECK_IDS)
+
+
+def test_split_sections_handles_truncation_and_forged_frames():
+    output = (
+        f"@@PF:{NONCE}:BEGIN meta@@\nuid=0\n@@PF:{NONCE}:END meta 0@@\n"
+        f"@@PF:{NONCE}:BEGIN nvidia-smi@@\n@@PF:ffffffffffffffff:END nvidia-smi 0@@\nGPU 0\n"
+    )
+    sections = split_sections(output, NONCE)
+    assert sections["meta"].rc == 0 and sections["meta"].text == "uid=0"
+    assert sections["nvidia-smi"].rc is None and "GPU 0" in sections["nvidia-smi"].text
+    assert split_sections("garbage\x00\xff", NONCE) == {}

@@ -1,0 +1,514 @@
+"""Every recorded tool output, shared and our own, through its parser, with concrete values asserted."""
+
+import pytest
+
+from checks.facts import VendorReport
+from checks.parsers import amd, ascend, daemons, nvidia, nvidia_extra, others, system
+from tests.conftest import SHARED
+
+from .conftest import OWN_FIXTURES
+
+DOC_FIELDS = ("index", "name", "memory.total", "memory.used", "utilization.gpu", "temperature.gpu")
+
+
+def devices(report: VendorReport) -> list[tuple]:
+    return [(d.index, d.model, d.memory_mib, d.pci_address) for d in report.devices]
+
+
+# (fixture, parser, check) -- check receives the parser's result and returns what must equal `expected`.
+NVIDIA_XML = [
+    ("netdata_rtx-2080-win_q-x.xml", "516.59", "11.7", [(0, "NVIDIA GeForce RTX 2080", 8192, "0000:0a:00.0")]),
+    (
+        "netdata_rtx-3060_q-x.xml",
+        "515.65.01",
+        "11.7",
+        [(0, "NVIDIA GeForce RTX 3060 Laptop GPU", 6144, "0000:01:00.0")],
+    ),
+    (
+        "netdata_rtx-4090-driver-535_q-x.xml",
+        "535.86.05",
+        "12.2",
+        [(0, "NVIDIA GeForce RTX 4090", 24564, "0000:84:00.0")],
+    ),
+    ("netdata_tesla-p100_q-x.xml", "510.47.03", "11.6", [(0, "Tesla P100-PCIE-16GB", 16384, "0000:00:04.0")]),
+    ("telegraf_a100-sxm4-v12_q-x.xml", "535.54.03", "12.2", [(1, "NVIDIA A100-SXM4-80GB", 81920, "0000:01:00.0")]),
+    ("telegraf_a10g_q-x.xml", "515.105.01", "11.7", [(0, "NVIDIA A10G", 23028, "0000:00:1e.0")]),
+    (
+        "telegraf_dual-2080-v13_q-x.xml",
+        "590.44.01",
+        "13.1",
+        [(0, "NVIDIA GeForce RTX 2080", 8192, "0000:01:00.0"), (1, "NVIDIA GeForce RTX 2080", 8192, "0000:02:00.0")],
+    ),
+    (
+        "telegraf_dual-a5000-v13_q-x.xml",
+        "590.44.01",
+        "13.1",
+        [(1, "NVIDIA RTX A5000", 24564, "0000:81:00.0"), (0, "NVIDIA RTX A5000", 24564, "0000:c1:00.0")],
+    ),
+    ("telegraf_gt-1030_q-x.xml", "470.74", "11.4", [(0, "NVIDIA GeForce GT 1030", 1998, "0000:2d:00.0")]),
+    ("telegraf_gtx-1660-ti_q-x.xml", "418.43", "10.1", [(0, "Graphics Device", 5912, "0000:43:00.0")]),
+    ("telegraf_quadro-p2000-v12_q-x.xml", "525.125.06", "12.0", [(0, "Quadro P2000", 5120, "0000:17:00.0")]),
+    ("telegraf_quadro-p400_q-x.xml", "418.43", "10.1", [(0, "Quadro P400", 1998, "0000:43:00.0")]),
+    ("telegraf_rtx-3060-v12_q-x.xml", "570.124.04", "12.8", [(0, "NVIDIA GeForce RTX 3060", 12288, "0000:2d:00.0")]),
+    ("telegraf_rtx-3080-v13_q-x.xml", "595.58.03", "13.2", [(0, "NVIDIA GeForce RTX 3080", 10240, "0000:0c:00.0")]),
+    ("telegraf_rtx-3090-v12_q-x.xml", "525.147.05", "12.0", [(0, "NVIDIA GeForce RTX 3090", 24576, "0000:00:10.0")]),
+    (
+        "telegraf_rtx-4000-sff-ada-v13_q-x.xml",
+        "595.84",
+        "13.2",
+        [(0, "NVIDIA RTX 4000 SFF Ada Generation", 20475, "0000:06:00.0")],
+    ),
+    ("telegraf_tesla-t4_q-x.xml", "515.105.01", "11.7", [(0, "Tesla T4", 15360, "0000:00:1e.0")]),
+]
+
+
+@pytest.mark.parametrize(("_case", "driver", "cuda", "expected"), NVIDIA_XML, ids=[c[0] for c in NVIDIA_XML])
+def test_nvidia_smi_xml(_case, driver, cuda, expected, read_fixture):
+    report = nvidia.parse_nvidia_smi_xml(read_fixture(f"shared:nvidia-smi/{_case}"))
+    assert (report.driver_version, report.runtime_version, devices(report)) == (driver, cuda, expected)
+    assert all(d.uuid.startswith("GPU-") for d in report.devices)
+
+
+NVIDIA_TABLES = [
+    (
+        "nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt",
+        "590.48.01",
+        "13.1",
+        [(0, "NVIDIA H100 80GB HBM3", 81559, "0000:00:09.0")],
+    ),
+    (
+        "nge-capture_h100-80gb-hbm3_590.48.01_load_table.txt",
+        "590.48.01",
+        "13.1",
+        [(0, "NVIDIA H100 80GB HBM3", 81559, "0000:00:09.0")],
+    ),
+    (
+        "nge-capture_h100-mig_590.48.01_idle_table.txt",
+        "590.48.01",
+        "13.1",
+        [(0, "NVIDIA H100 80GB HBM3", 81559, "0000:00:09.0")],
+    ),
+    ("nge-capture_l40s_595.80_idle_table.txt", "595.80", "13.2", [(0, "NVIDIA L40S", 46068, "0000:01:00.0")]),
+    (
+        "nge-capture_rtx-2080-super_595.71.05_idle_table.txt",
+        "595.71.05",
+        "13.2",
+        [(0, "NVIDIA GeForce RTX 2080 ...", 8192, "0000:0c:00.0")],
+    ),
+    (
+        "nge-capture_rtx-4080-super_595.71.05_idle_table.txt",
+        "595.71.05",
+        "13.2",
+        [(0, "NVIDIA GeForce RTX 4080 ...", 16376, "0000:01:00.0")],
+    ),
+    (
+        "nge-capture_windows_rtx-2080-super_591.86_idle_table.txt",
+        "591.86",
+        "13.1",
+        [(0, "NVIDIA GeForce RTX 2080 ...", 8192, "0000:0c:00.0")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("_case", "driver", "cuda", "expected"), NVIDIA_TABLES, ids=[c[0] for c in NVIDIA_TABLES])
+def test_nvidia_smi_table(_case, driver, cuda, expected, read_fixture):
+    report = nvidia.parse_nvidia_smi_table(read_fixture(f"shared:nvidia-smi/{_case}"))
+    assert (report.driver_version, report.runtime_version, devices(report)) == (driver, cuda, expected)
+
+
+NVIDIA_CSV = [
+    (
+        "shared:nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_query-gpu-allfields.csv",
+        None,
+        "590.48.01",
+        [(0, "NVIDIA H100 80GB HBM3", 81559, "0000:00:09.0")],
+    ),
+    (
+        "shared:nvidia-smi/nge-capture_h100-mig_590.48.01_idle_query-gpu-allfields.csv",
+        None,
+        "590.48.01",
+        [(0, "NVIDIA H100 80GB HBM3", 81559, "0000:00:09.0")],
+    ),
+    (
+        "shared:nvidia-smi/nge-capture_rtx-2080-super_610.57.04_idle_query-gpu-allfields.csv",
+        None,
+        "610.57.04",
+        [(0, "NVIDIA GeForce RTX 2080 SUPER", 8192, "0000:0c:00.0")],
+    ),
+    (
+        "shared:nvidia-smi/nge-capture_rtx-4080-super_595.71.05_idle_query-gpu-allfields.csv",
+        None,
+        "595.71.05",
+        [(0, "NVIDIA GeForce RTX 4080 SUPER", 16376, "0000:01:00.0")],
+    ),
+    ("shared:nvidia-smi/netdata_tesla-p100_query-gpu.csv", None, "", [(0, "Tesla P100-PCIE-16GB", None, "")]),
+    (
+        "shared:nvidia-smi/rtx4080super-x2_query-gpu-csv-noheader_gpustack-docstring.csv",
+        DOC_FIELDS,
+        "",
+        [(0, "NVIDIA GeForce RTX 4080 SUPER", 16376, ""), (1, "NVIDIA GeForce RTX 4080 SUPER", 16376, "")],
+    ),
+    (
+        "own:nvidia-smi/h100-80gb-hbm3_590.48.01_query-gpu-csv-noheader.csv",
+        None,
+        "590.48.01",
+        [(0, "NVIDIA H100 80GB HBM3", 81559, "")],
+    ),
+]
+
+
+@pytest.mark.parametrize(("_case", "fields", "driver", "expected"), NVIDIA_CSV, ids=[c[0] for c in NVIDIA_CSV])
+def test_nvidia_smi_query_csv(_case, fields, driver, expected, read_fixture):
+    text = read_fixture(_case)
+    report = nvidia.parse_nvidia_smi_query(text, fields) if fields else nvidia.parse_nvidia_smi_query(text)
+    assert (report.driver_version, devices(report)) == (driver, expected)
+
+
+def test_nvidia_smi_q_text(read_fixture):
+    h100 = nvidia_extra.parse_nvidia_smi_q(
+        read_fixture("shared:nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_q.txt")
+    )
+    rtx = nvidia_extra.parse_nvidia_smi_q(
+        read_fixture("shared:nvidia-smi/nge-capture_rtx-4080-super_595.71.05_idle_q.txt")
+    )
+    assert (h100.driver_version, h100.runtime_version, devices(h100)) == (
+        "590.48.01",
+        "13.1",
+        [(0, "NVIDIA H100 80GB HBM3", 81559, "0000:00:09.0")],
+    )
+    assert (rtx.driver_version, rtx.runtime_version, devices(rtx)) == (
+        "595.71.05",
+        "13.2",
+        [(0, "NVIDIA GeForce RTX 4080 SUPER", 16376, "0000:01:00.0")],
+    )
+
+
+@pytest.mark.parametrize(
+    ("_case", "expected"),
+    [
+        ("nge-capture_h100-80gb-hbm3_590.48.01_L.txt", [(0, "NVIDIA H100 80GB HBM3")]),
+        ("nge-capture_h100-mig_590.48.01_L.txt", [(0, "NVIDIA H100 80GB HBM3")]),
+        ("nge-capture_h200-mig_590.48.01_L.txt", None),
+        ("nge-capture_h200_590.48.01_L.txt", None),
+        ("nge-capture_rtx-4080-super_595.71.05_L.txt", [(0, "NVIDIA GeForce RTX 4080 SUPER")]),
+        ("a30_535.183.01_L_3-mig-devices.txt", [(0, "NVIDIA A30")]),
+    ],
+)
+def test_nvidia_smi_list(_case, expected, read_fixture):
+    report = nvidia.parse_nvidia_smi_list(read_fixture(f"shared:nvidia-smi/{_case}"))
+    got = [(d.index, d.model) for d in report.devices]
+    if expected is None:  # the H200 captures: one GPU whose name says H200
+        assert len(got) == 1 and "H200" in got[0][1]
+    else:
+        assert got == expected
+    assert all(d.uuid.startswith("GPU-") for d in report.devices)
+
+
+def test_nvidia_mig_listings(read_fixture):
+    r = lambda name: read_fixture(f"shared:nvidia-smi/{name}")  # noqa: E731
+    assert nvidia_extra.parse_nvidia_mig_list(r("a30_535.183.01_L_3-mig-devices.txt")) == {
+        0: ["2g.12gb", "1g.6gb", "1g.6gb"]
+    }
+    assert nvidia_extra.parse_nvidia_mig_list(r("nge-capture_h100-mig_590.48.01_L.txt")) == {
+        0: ["3g.40gb", "2g.20gb", "1g.10gb", "1g.10gb"]
+    }
+    profiles = nvidia_extra.parse_nvidia_mig_table(r("a30_535.183.01_mig-lgip.txt"))
+    assert [p["profile"] for p in profiles] == ["1g.6gb", "1g.6gb+me", "2g.12gb", "2g.12gb+me", "4g.24gb"]
+    assert profiles[0]["values"][:3] == ["14", "4/4", "5.81"]
+    instances = nvidia_extra.parse_nvidia_mig_table(r("a30_535.183.01_mig-lgi_3-instances.txt"))
+    assert [(i["profile"], i["values"][1]) for i in instances] == [("1g.6gb", "3"), ("1g.6gb", "4"), ("2g.12gb", "2")]
+    compute = nvidia_extra.parse_nvidia_mig_table(r("mig-lci_3g.40gb-x2_gpustack-docstring.txt"))
+    assert [(c["gpu_instance"], c["profile"]) for c in compute] == [("1", "3g.40gb"), ("2", "3g.40gb")]
+    cip = nvidia_extra.parse_nvidia_mig_table(r("a30_535.183.01_mig-lcip-gi-2.txt"))
+    assert cip[0]["profile"] == "1c.2g.12gb" and cip[0]["gpu_instance"] == "2"
+    assert nvidia_extra.parse_nvidia_mig_mode(r("a30_535.183.01_query-gpu-mig-mode.csv")) == {"0000:0b:00.0": "Enabled"}
+
+
+def test_nvidia_topo_and_version(read_fixture):
+    r = lambda name: read_fixture(f"shared:nvidia-smi/{name}")  # noqa: E731
+    assert nvidia_extra.parse_nvidia_smi_topo(r("nge-capture_h100-80gb-hbm3_590.48.01_topo-m.txt")) == ["GPU0"]
+    assert nvidia_extra.parse_nvidia_smi_topo(r("nge-capture_l40s_595.80_topo-m.txt")) == ["GPU0"]
+    version = nvidia.parse_nvidia_smi_version(r("nge-capture_h100-80gb-hbm3_590.48.01_version.txt"))
+    assert (version.driver_version, version.runtime_version, version.tool_version) == ("590.48.01", "13.1", "590.48.01")
+
+
+def test_nvidia_driver_not_loaded_lists_nothing(read_fixture):
+    report = nvidia.parse_nvidia_smi_table(read_fixture("own:nvidia-smi/driver-not-loaded.txt"))
+    assert report.devices == [] and report.driver_version == ""
+
+
+def test_amd_smi_static(read_fixture):
+    report = amd.parse_amd_smi_static(read_fixture("shared:amd-smi/mi300a-x4_amd-smi-static_readme-2024.txt"))
+    assert report.driver_version == "6.9.0-rc5+"
+    assert len(report.devices) == 4 and {d.model for d in report.devices} == {"MI300A"}
+    assert (report.devices[0].memory_mib, report.devices[0].uuid, report.devices[0].pci_address) == (
+        64289,
+        "0x7E8F7E20764E2714",
+        "0000:01:00.0",
+    )
+
+
+ROCM = [
+    ("amd-rx7800xt_rocm-6.2.4_rocm-smi-json.json", "", [(0, "Navi 32 [Radeon RX 7700 XT / 7800 XT]", 16368, "")]),
+    ("hygon-dcu_dtk-24.04.3_rocm-smi-json.json", "", [(0, "DCU xxxx", 65520, "")]),
+    ("hygon-z100l_rocm-smi-json.json", "", [(0, "Z100L", 32752, "")]),
+    (
+        "telegraf_mi100-rocm602_rocm-smi-json.json",
+        "6.3.6",
+        [
+            (i, "Arcturus GL-XL [Instinct MI100]", 32752, bus)
+            for i, bus in enumerate(["0000:83:00.0", "0000:a3:00.0", "0000:c3:00.0", "0000:e3:00.0"])
+        ],
+    ),
+    ("telegraf_rx6700xt-rocm430_rocm-smi-json.json", "6.3.6", [(0, "", 12272, "0000:07:00.0")]),
+    (
+        "telegraf_rx6700xt-rocm571_rocm-smi-json.json",
+        "6.3.6",
+        [(0, "Navi 22 [Radeon RX 6700/6700 XT / 6800M]", 12272, "0000:07:00.0")],
+    ),
+    (
+        "telegraf_rx6700xt-rocm612_rocm-smi-json.json",
+        "6.3.6",
+        [(0, "Navi 22 [Radeon RX 6700/6700 XT / 6800M]", 12272, "0000:07:00.0")],
+    ),
+    ("telegraf_vega-10-XT_rocm-smi-json.json", "5.9.25", [(0, "", 16368, "0000:04:00.0")]),
+]
+
+
+@pytest.mark.parametrize(("_case", "driver", "expected"), ROCM, ids=[c[0] for c in ROCM])
+def test_rocm_smi_json(_case, driver, expected, read_fixture):
+    report = amd.parse_rocm_smi_json(read_fixture(f"shared:rocm-smi/{_case}"))
+    assert (report.driver_version, devices(report)) == (driver, expected)
+
+
+def test_rocminfo_agents(read_fixture):
+    assert amd.parse_rocminfo_agents(read_fixture("shared:rocminfo/amd-rx7800xt_rocm-6.2.4_rocminfo.txt")) == [
+        "gfx1101"
+    ]
+
+
+NPU = [
+    (
+        "atlas800-inference-3000_310-x4_npu-smi-20.2.0_info.txt",
+        "20.2.0",
+        [
+            (i, "Ascend 310", 8192, bus)
+            for i, bus in enumerate(["0000:da:00.0", "0000:dc:00.0", "0000:dd:00.0", "0000:db:00.0"])
+        ],
+    ),
+    ("atlas800-inference-3000_310-x4_npu-smi-21.0.4_info.txt", "21.0.4.B030", 4),
+    ("atlas800-training-9010_910A-x8_npu-smi-22.0.3.1_info.txt", "22.0.3.1", 8),
+]
+
+
+@pytest.mark.parametrize(("_case", "version", "expected"), NPU, ids=[c[0] for c in NPU])
+def test_npu_smi_info(_case, version, expected, read_fixture):
+    report = ascend.parse_npu_smi_info(read_fixture(f"shared:npu-smi/{_case}"))
+    assert report.driver_version == version
+    if isinstance(expected, int):
+        assert len(report.devices) == expected
+    else:
+        assert devices(report) == expected
+    if "910A" in _case:
+        assert {d.model for d in report.devices} == {"Ascend 910A"} and report.devices[0].memory_mib == 32768
+        assert report.devices[1].pci_address == "0000:db:00.0"
+
+
+@pytest.mark.parametrize(
+    ("_case", "expected"),
+    [
+        ("ascend910B-x8_info-m_with-mcu.txt", 8),
+        ("atlas800-inference-3000_310-x4_npu-smi-20.2.0_info-m.txt", 4),
+        ("atlas800-inference-3000_310-x4_npu-smi-21.0.4_info-m.txt", 4),
+        ("atlas800-training-9010_910A-x8_npu-smi-22.0.3.1_info-m.txt", 8),
+    ],
+)
+def test_npu_smi_chip_map(_case, expected, read_fixture):
+    chips = ascend.parse_npu_smi_chip_map(read_fixture(f"shared:npu-smi/{_case}"))
+    assert len(chips) == expected and chips[0]["logic_id"] == "0"
+    assert all(c["name"] != "Mcu" for c in chips)
+
+
+@pytest.mark.parametrize(
+    ("_case", "key", "value"),
+    [
+        ("ascend310P_info-t-common-i-1.txt", "NPU ID", "1"),
+        ("ascend310P_info-t-usages-i-1.txt", "NPU ID", "1"),
+        ("ascend910B_info-t-board-i-0-c-0.txt", "PCIe Bus Info", "0000:81:00.0"),
+        ("ascend910B_info-t-common-i-0.txt", "Aicore Count", "32"),
+        ("ascend910B_info-t-usages-i-0.txt", "HBM Capacity(MB)", "32768"),
+    ],
+)
+def test_npu_smi_detail(_case, key, value, read_fixture):
+    assert ascend.parse_npu_smi_detail(read_fixture(f"shared:npu-smi/{_case}"))[key] == value
+
+
+def test_experimental_vendor_tools(read_fixture):
+    hygon = others.parse_hy_smi(read_fixture("shared:hy-smi/hygon-k100ai-x4_hy-smi_dtk-24.04.1.txt"))
+    assert [d.index for d in hygon.devices] == [0, 1, 2, 3]
+    iluvatar = others.parse_ixsmi(read_fixture("shared:ixsmi/iluvatar-bi-v150-x16_ixsmi_ix-ml-4.1.0.txt"))
+    assert (iluvatar.driver_version, iluvatar.runtime_version, len(iluvatar.devices)) == ("4.1.0", "10.2", 16)
+    assert devices(iluvatar)[0] == (0, "Iluvatar BI-V150", 32768, "0000:13:00.0")
+    metax = others.parse_mx_smi(read_fixture("shared:mx-smi/metax-mxc550-x8_mx-smi-2.1.6_maca-2.23.0.1018.txt"))
+    assert (metax.driver_version, metax.runtime_version, len(metax.devices)) == ("2.5.014", "2.23.0.1018", 8)
+    assert devices(metax)[0] == (0, "MXC550", 65536, "0000:2a:00.0")
+    mthreads = others.parse_mthreads_gmi(
+        read_fixture("shared:mthreads-gmi/mtt-s4000_mthreads-gmi-1.12.2_driver-1.2.0_fragment.txt")
+    )
+    assert (mthreads.driver_version, mthreads.tool_version) == ("1.2.0", "1.12.2")
+    assert devices(mthreads) == [(0, "MTT S4000", 44302, "0000:08:00.0")]
+    cambricon = others.parse_cnmon(read_fixture("shared:cnmon/cambricon-mlu-x8_cnmon-v5.10.31.txt"))
+    assert (cambricon.driver_version, len(cambricon.devices)) == ("5.10.31", 8)
+    assert devices(cambricon)[0] == (0, "MLUXXX-XX", None, "0000:4f:00.0")  # memory is masked in the recording
+
+
+DOCKER = [
+    (
+        "docker-archive_docker_v20.10.12.txt",
+        "20.10.12",
+        ["runc", "io.containerd.runc.v2", "io.containerd.runtime.v1.linux"],
+    ),
+    ("docker-archive_docker_v27.5.1.txt", "27.5.1", ["io.containerd.runc.v2", "runc"]),
+    (
+        "docker-archive_nvidia-container-toolkit_v1.10.0.txt",
+        "20.10.17",
+        ["nvidia", "runc", "io.containerd.runc.v2", "io.containerd.runtime.v1.linux"],
+    ),
+    ("docker-archive_nvidia-container-toolkit_v1.14.0.txt", "24.0.5", ["io.containerd.runc.v2", "nvidia", "runc"]),
+    ("docker-archive_nvidia-container-toolkit_v1.17.8.txt", "28.2.0", ["io.containerd.runc.v2", "nvidia", "runc"]),
+    (
+        "ubuntu22.04_docker-24.0.7_a30-host_nvidia-runtime-not-default.txt",
+        "24.0.7",
+        ["io.containerd.runc.v2", "nvidia", "runc"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("_case", "version", "runtimes"), DOCKER, ids=[c[0] for c in DOCKER])
+def test_docker_info(_case, version, runtimes, read_fixture):
+    info = daemons.parse_docker_info(read_fixture(f"shared:docker-info/{_case}"))
+    assert (info.server_version, info.runtimes, info.default_runtime, info.answering) == (
+        version,
+        runtimes,
+        "runc",
+        True,
+    )
+    assert not info.desktop
+
+
+def test_docker_daemon_down():
+    info = daemons.parse_docker_info(
+        "Client:\n Version: 28.2.2\n\nServer:\nCannot connect to the Docker daemon at "
+        "unix:///var/run/docker.sock. Is the docker daemon running?\n"
+    )
+    assert not info.answering and info.error.startswith("Cannot connect to the Docker daemon")
+
+
+def test_time_sources(read_fixture):
+    synced = daemons.parse_chronyc_tracking(read_fixture("shared:chrony/ubuntu-18.04_chronyc-tracking_synced.txt"))
+    assert (synced.synchronized, synced.stratum, synced.offset_seconds) == (True, 2, -0.00066984)
+    focal = daemons.parse_chronyc_tracking(read_fixture("shared:chrony/ubuntu-20.04_chronyc-tracking_synced.txt"))
+    assert (focal.synchronized, focal.stratum, focal.offset_seconds) == (True, 3, 0.001983523)
+    sources = daemons.parse_chronyc_sources(read_fixture("shared:chrony/ubuntu-18.04_chronyc-sources-v.txt"))
+    assert len(sources["sources"]) == 8 and sources["selected"] == "clock.xmission.com"
+    status = daemons.parse_timedatectl(read_fixture("shared:timedatectl/ubuntu-18.04_timedatectl-status.txt"))
+    assert (status.synchronized, status.rtc_local) == (True, False)
+    local_rtc = daemons.parse_timedatectl(
+        read_fixture("shared:timedatectl/generic_timedatectl-status_rtc-local-warning.txt")
+    )
+    assert (local_rtc.synchronized, local_rtc.ntp_service, local_rtc.rtc_local) == (True, "active", True)
+    timesync = daemons.parse_timesync_status(read_fixture("shared:timedatectl/generic_timedatectl-timesync-status.txt"))
+    assert (timesync["Server"], timesync["Offset"]) == ("216.239.35.8 (time.google.com)", "-5.224ms")
+    show = daemons.parse_timedatectl(read_fixture("own:timedatectl/show_synchronized.txt"))
+    assert (show.synchronized, show.time_zone) == (True, "Etc/UTC")
+
+
+def test_ss_listeners(read_fixture):
+    bionic = system.parse_ss_listeners(read_fixture("shared:ss/ubuntu-18.04_sudo-ss-tulpen.txt"))
+    tcp = [(s.port, s.process, s.pid) for s in bionic if s.protocol == "tcp"]
+    assert len(tcp) == 58 and tcp[0] == (9187, "prometheus-post", 1671)
+    centos = system.parse_ss_listeners(read_fixture("shared:ss/centos-7.7_sudo-ss-a.txt"))
+    assert [(s.protocol, s.address, s.port) for s in centos if s.protocol == "tcp"] == [
+        ("tcp", "127.0.0.1", 25),
+        ("tcp", "*", 22),
+        ("tcp", "::1", 25),
+        ("tcp", "::", 22),
+    ]
+
+
+def test_lspci_and_os_release(read_fixture):
+    pci = system.parse_lspci_vmm(read_fixture("shared:lspci/ubuntu-20.10_lspci-nnmmv.txt"))
+    assert len(pci) == 46
+    assert [(d.address, d.vendor_id, d.class_code) for d in pci if d.class_code.startswith("0x03")] == [
+        ("0000:00:0f.0", "0x15ad", "0x030000")
+    ]
+    release = system.parse_os_release(
+        'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\n'
+        'VERSION_ID="9.3"\nPRETTY_NAME="Rocky Linux 9.3 (Blue Onyx)"\n'
+    )
+    assert (release.id, release.version_id, release.id_like, release.family) == (
+        "rocky",
+        "9.3",
+        ["rhel", "centos", "fedora"],
+        "dnf",
+    )
+
+
+def _every_fixture():
+    root = SHARED / "fixtures"
+    shared = sorted(f"{p.parent.name}/{p.name}" for p in root.glob("*/*")) if root.is_dir() else []
+    own = sorted(f"{p.parent.name}/{p.name}" for p in OWN_FIXTURES.glob("*/*"))
+    return shared, own
+
+
+def test_every_fixture_is_parsed_by_a_test(shared_dir):
+    # given: the source of this module, which names each fixture it parses
+    from pathlib import Path
+
+    source = Path(__file__).read_text()
+    shared, own = _every_fixture()
+    # then
+    missing = [name for name in shared + own if name.split("/", 1)[1] not in source]
+    assert missing == [] and len(shared) == 88
+
+
+PARSERS = [
+    nvidia.parse_nvidia_smi_table,
+    nvidia.parse_nvidia_smi_query,
+    nvidia.parse_nvidia_smi_xml,
+    nvidia.parse_nvidia_smi_list,
+    nvidia_extra.parse_nvidia_smi_q,
+    amd.parse_amd_smi_static,
+    amd.parse_rocm_smi_json,
+    ascend.parse_npu_smi_info,
+    others.parse_hy_smi,
+    others.parse_ixsmi,
+    others.parse_mx_smi,
+    others.parse_mthreads_gmi,
+    others.parse_cnmon,
+    daemons.parse_docker_info,
+    daemons.parse_chronyc_tracking,
+    daemons.parse_timedatectl,
+    system.parse_ss_listeners,
+    system.parse_os_release,
+    system.parse_pci_devices,
+    nvidia_extra.parse_nvidia_mig_table,
+]
+
+
+@pytest.mark.parametrize("parser", PARSERS, ids=lambda p: p.__name__)
+def test_truncated_and_garbage_input_never_crash(parser, shared_dir):
+    # given: every shared fixture cut in half, plus binary garbage and a huge line
+    shared, _ = _every_fixture()
+    inputs = [(shared_dir / "fixtures" / name).read_text(errors="replace") for name in shared]
+    inputs = [text[: len(text) // 2] for text in inputs] + ["\x00\xff garbage |||| +--+", "x" * 2_000_000, ""]
+    # when / then: each parser returns its result type
+    for text in inputs:
+        result = parser(text)
+        assert result is not None
+
+
+def test_own_gap_fixtures(read_fixture):
+    assert nvidia.parse_nvidia_ctk_version(read_fixture("own:nvidia-ctk/version_1.17.8.txt")) == "1.17.8"
+    broken = ascend.parse_npu_smi_info(read_fixture("own:npu-smi/not-installed-driver.txt"))
+    assert broken.devices == [] and broken.driver_version == ""
