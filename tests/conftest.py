@@ -7,7 +7,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PREFLIGHT_SHARED_DIR", REPO.parent / "shared"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """The project's shared spec folder (seed page, fixtures); tests that need it skip only when it is absent."""
     if not SHARED.is_dir():

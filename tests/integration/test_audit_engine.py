@@ -33,7 +33,7 @@ HOST_CHECKS = (
 
 
 @pytest.fixture(scope="module")
-def fleet(lab):
+def fleet(lab, shared_dir):
     """The test hosts of this module, started once."""
     specs = [
         nodes.nvidia_healthy("gpu-ok"),
