@@ -11,8 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inventory.choices import AuditStatus, HostKeyState, InstallKind, Transport
@@ -99,8 +100,9 @@ def audit_run_inline(*, audit: models.Audit, transport=None) -> models.Audit:
         finally:
             connection.close()  # each worker thread has its own connection
 
-    if connection.vendor == "sqlite" and connection.is_in_memory_db():
-        for node_audit_id in ids:  # an in-memory database exists on this thread's connection only
+    if connection.in_atomic_block or (connection.vendor == "sqlite" and connection.is_in_memory_db()):
+        # Other threads' connections could not see this transaction's rows (or an in-memory database): stay here.
+        for node_audit_id in ids:
             node_audit_run(node_audit_id=node_audit_id, transport=transport)
     else:
         with ThreadPoolExecutor(max_workers=max(1, min(settings.PREFLIGHT_AUDIT_CONCURRENCY, len(ids)))) as pool:
@@ -147,6 +149,8 @@ def _host_key_verifier(node: Node):
 
 def _target(node: Node) -> Target:
     credential = node.credential
+    if credential is None and node.transport != Transport.LOCAL:
+        raise ConnectFailure("credential", "the node has no credential: set a key or a password")
     try:
         password = credential.secret if credential and credential.kind == "password" else ""
         key = credential.secret if credential and credential.kind == "private_key" else ""
@@ -383,9 +387,8 @@ def audit_finish(*, audit_id: int) -> bool:
     statuses = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("status", flat=True))
     now = timezone.now()
     closed = models.Audit.objects.filter(pk=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING]).update(
-        state=RunState.DONE, status=worst(statuses), finished=now
+        state=RunState.DONE, status=worst(statuses), finished=now, started=Coalesce(F("started"), Value(now))
     )
-    models.Audit.objects.filter(pk=audit_id, started__isnull=True).update(started=now)
     return bool(closed)
 
 
@@ -417,5 +420,4 @@ def audit_sweep_stuck(*, older_than: float | None = None) -> int:
                 )
     for audit_id in {audit_id for _, audit_id in stuck}:
         audit_finish(audit_id=audit_id)
-    close_old_connections()
     return len(stuck)

@@ -1,0 +1,115 @@
+"""Audit services against the database, with the local transport (the real probe on this machine)."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from checks.models import Audit, CheckResult, NodeAudit
+from checks.services import AuditRefused, audit_run_inline, audit_start, audit_sweep_stuck, node_audit_run
+from inventory.models import Accelerator, DriverInstall
+from inventory.services import node_record_facts
+from tests.factories import ClusterFactory, NodeFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def local_node():
+    return NodeFactory(name="self", address="127.0.0.1", transport="local", role="server")
+
+
+def test_local_audit_and_claim_is_idempotent(local_node):
+    # given
+    audit = audit_start(cluster=local_node.cluster)
+    node_audit = audit.node_audits.get()
+    # when
+    first = node_audit_run(node_audit_id=node_audit.pk)
+    second = node_audit_run(node_audit_id=node_audit.pk)
+    # then: the second delivery finds nothing to claim, and nothing was written twice
+    assert first is not None and second is None
+    assert CheckResult.objects.filter(node_audit=node_audit, check_id="os.supported").count() == 1
+    node_audit.refresh_from_db()
+    assert node_audit.state == "done" and node_audit.attempts == 1 and "@@PF:" in node_audit.raw_output
+    audit.refresh_from_db()
+    assert audit.state == "done" and audit.finished is not None
+    local_node.refresh_from_db()
+    assert local_node.last_facts["arch"] and local_node.last_audit_status == node_audit.status
+
+
+def test_second_audit_refused_while_one_runs(local_node):
+    audit_start(cluster=local_node.cluster)
+    with pytest.raises(AuditRefused, match="is still queued"):
+        audit_start(cluster=local_node.cluster)
+    assert Audit.objects.count() == 1
+
+
+def test_unknown_node_names_refused(local_node):
+    with pytest.raises(AuditRefused, match="no enabled node named ghost"):
+        audit_start(cluster=local_node.cluster, node_names=["ghost"])
+    assert Audit.objects.count() == 0
+
+
+def test_node_without_credential_errors_with_reason_and_others_finish(local_node):
+    # given: a second node of the same cluster that has no credential
+    NodeFactory(cluster=local_node.cluster, name="nocred", address="127.0.0.1", ssh_port=1)
+    audit = audit_start(cluster=local_node.cluster)
+    # when
+    audit_run_inline(audit=audit)
+    # then
+    nocred = NodeAudit.objects.get(audit=audit, node__name="nocred")
+    ssh = nocred.results.get(check_id="ssh.connect")
+    assert (nocred.status, ssh.status) == ("error", "fail")
+    assert ssh.summary == "credential: the node has no credential: set a key or a password"
+    assert NodeAudit.objects.get(audit=audit, node__name="self").results.get(check_id="os.supported").status != "error"
+
+
+def test_sweep_ends_stuck_runs_and_closes_the_audit(local_node):
+    # given: a node audit whose worker died an hour ago
+    audit = audit_start(cluster=local_node.cluster)
+    NodeAudit.objects.filter(audit=audit).update(state="running", started=timezone.now() - timedelta(hours=1))
+    # when
+    swept = audit_sweep_stuck(older_than=600)
+    again = audit_sweep_stuck(older_than=600)
+    # then
+    node_audit = NodeAudit.objects.get(audit=audit)
+    assert (swept, again) == (1, 0)
+    assert (node_audit.state, node_audit.status) == ("error", "error") and "swept" in node_audit.error
+    assert Audit.objects.get(pk=audit.pk).state == "done"
+
+
+def test_fresh_running_audit_is_not_swept(local_node):
+    audit = audit_start(cluster=local_node.cluster)
+    NodeAudit.objects.filter(audit=audit).update(state="running", started=timezone.now())
+    assert audit_sweep_stuck(older_than=600) == 0
+
+
+def test_devices_and_installs_that_disappear_are_marked_gone_not_deleted():
+    # given
+    node = NodeFactory()
+    gpus = [
+        {"vendor": "nvidia", "index": i, "model": "H100", "memory_mib": 81559, "uuid": f"GPU-{i}"} for i in range(2)
+    ]
+    installs = [{"kind": "driver", "vendor": "nvidia", "name": "nvidia driver", "version": "550.54"}]
+    node_record_facts(node=node, accelerators=gpus, installs=installs, status="pass", facts={})
+    # when: one GPU is gone and the driver was upgraded
+    upgraded = [{**installs[0], "version": "570.86"}]
+    node_record_facts(node=node, accelerators=gpus[:1], installs=upgraded, status="pass", facts={})
+    # then
+    assert Accelerator.objects.filter(node=node).count() == 2
+    assert list(Accelerator.objects.filter(node=node, gone_at__isnull=False).values_list("index", flat=True)) == [1]
+    history = [(i.version, i.gone_at is None) for i in DriverInstall.objects.filter(node=node).order_by("pk")]
+    assert history == [("550.54", False), ("570.86", True)]
+
+
+def test_default_schedules_are_in_the_database():
+    tasks = dict(PeriodicTask.objects.values_list("name", "task"))
+    assert tasks["Audit every cluster (daily)"] == "checks.audit_all_clusters"
+    assert tasks["Sweep stuck node audits"] == "checks.sweep_stuck"
+    assert PeriodicTask.objects.get(name="Audit every cluster (daily)").crontab.hour == "3"
+
+
+def test_cluster_without_enabled_nodes_refused():
+    with pytest.raises(AuditRefused, match="no enabled nodes"):
+        audit_start(cluster=ClusterFactory())

@@ -1,0 +1,49 @@
+"""The probe script itself, run on this machine (no network) under each POSIX shell and as an unprivileged user."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from checks.node_facts import build_facts
+from checks.probe import PROBE_SCRIPT, probe_command, split_sections
+
+NONCE = "00112233445566ff"
+SHELLS = [s for s in ("dash", "bash", "sh") if shutil.which(s)]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_probe_runs_under_each_shell(shell):
+    # when
+    output = subprocess.run(
+        [shell, "-s", "--", NONCE, "5"], input=PROBE_SCRIPT, capture_output=True, text=True, timeout=60
+    ).stdout
+    sections = split_sections(output, NONCE)
+    facts = build_facts(sections)
+    # then
+    assert {"meta", "os-release", "uname", "pci", "tools", "clock", "port-range", "done"} <= set(sections)
+    assert all(section.rc is not None for section in sections.values())
+    assert facts.kernel == "Linux" and facts.machine == os.uname().machine and facts.os.id
+    assert facts.clock is not None and facts.port_range
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"), reason="needs root to switch to nobody")
+def test_probe_as_unprivileged_user_says_what_it_could_not_read():
+    output = subprocess.run(
+        ["runuser", "-u", "nobody", "--", "sh", "-s", "--", NONCE, "5"],
+        input=PROBE_SCRIPT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    ).stdout
+    facts = build_facts(split_sections(output, NONCE))
+    assert facts.login_user == "nobody" and facts.login_uid != 0
+    assert "done" in split_sections(output, NONCE)
+
+
+def test_probe_command_takes_only_a_nonce_and_a_number():
+    assert probe_command(NONCE, 20) == f"sh -s -- {NONCE} 20"
+    with pytest.raises(ValueError):
+        probe_command("$(reboot)", 20)
