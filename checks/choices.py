@@ -14,3 +14,11 @@ class Trigger(models.TextChoices):
     UI = "ui", "Web UI"
     API = "api", "API"
     SCHEDULE = "schedule", "Schedule"
+
+
+class NetworkState(models.TextChoices):
+    NONE = "none", "Not applicable"
+    PENDING = "pending", "Waiting for node audits"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    ERROR = "error", "Error"

@@ -6,7 +6,7 @@ from django.db.models import Q
 
 from inventory.choices import AuditStatus
 
-from .choices import RunState, Trigger
+from .choices import NetworkState, RunState, Trigger
 
 
 class Audit(models.Model):
@@ -21,9 +21,17 @@ class Audit(models.Model):
     )
     state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
     status = models.CharField(max_length=16, choices=AuditStatus.choices, default=AuditStatus.UNKNOWN)
+    partial = models.BooleanField(default=False, help_text="Only some nodes were audited (no connectivity matrix)")
+    network_state = models.CharField(
+        max_length=16,
+        choices=NetworkState.choices,
+        default=NetworkState.NONE,
+        help_text="The connectivity matrix runs once every node audit is final",
+    )
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
+    network_started = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
 
     class Meta:
@@ -82,3 +90,29 @@ class CheckResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.check_id}: {self.status}"
+
+
+class NetworkPath(models.Model):
+    """One proven (or refuted) path of the connectivity matrix: a check, a source, a destination, per-port outcomes."""
+
+    audit = models.ForeignKey(Audit, on_delete=models.CASCADE, related_name="paths")
+    check_id = models.CharField(max_length=64)
+    source = models.ForeignKey("inventory.Node", on_delete=models.CASCADE, related_name="+")
+    destination = models.ForeignKey("inventory.Node", on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=16, choices=AuditStatus.choices)
+    summary = models.CharField(max_length=500)
+    outcomes = models.JSONField(default=dict, help_text='{"10150": ["timed out", "no answer in 3s"], ...}')
+    listener = models.JSONField(
+        default=dict, help_text="What the destination's listener bound, found busy, or was denied"
+    )
+    evidence = models.TextField(blank=True)
+    remediation = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["audit", "check_id", "source__name", "destination__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["audit", "check_id", "source", "destination"], name="network_path_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.check_id}: {self.source_id} -> {self.destination_id} {self.status}"

@@ -8,6 +8,7 @@ from typing import Any
 from .facts import ChronyTracking, DockerInfo, Listener, OsRelease, PciDevice, TimedatectlStatus, VendorReport
 from .parsers.amd import parse_rocm_version
 from .parsers.daemons import parse_chronyc_tracking, parse_docker_info, parse_ntpq_peers, parse_timedatectl
+from .parsers.firewall import detect_firewall
 from .parsers.nvidia import parse_nvidia_ctk_version
 from .parsers.system import parse_os_release, parse_pci_devices, parse_port_ranges, parse_ss_listeners, parse_uname
 from .probe import Section
@@ -54,6 +55,9 @@ class NodeFacts:
     port_range: list[tuple[int, int]] = field(default_factory=list)
     reserved_ports: list[tuple[int, int]] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)  # sections that began but never ended
+    firewall: str = "none"
+    firewall_evidence: str = ""
+    python: str = ""  # python3 (or RHEL 8's platform-python) for the connectivity listener and prober
 
     def accelerator_pci(self) -> list[PciDevice]:
         return [d for d in self.pci if d.class_code.startswith(ACCELERATOR_CLASS_PREFIXES)]
@@ -90,6 +94,9 @@ class NodeFacts:
             },
             "docker": asdict(self.docker) if self.docker else None,
             "ntp": self.ntp_implementations,
+            "firewall": self.firewall,
+            "firewall_evidence": self.firewall_evidence[:3000],
+            "python": self.python,
         }
 
 
@@ -186,6 +193,8 @@ def build_facts(sections: dict[str, Section]) -> NodeFacts:
     if "ss" in sections and sections["ss"].rc == 0:
         facts.listeners_output = _text(sections, "ss")
         facts.listeners = parse_ss_listeners(facts.listeners_output)
+    facts.firewall, facts.firewall_evidence = detect_firewall({n: (s.text, s.rc) for n, s in sections.items()})
+    facts.python = facts.tools.get("python3") or facts.tools.get("platform-python", "")
     facts.port_range = parse_port_ranges(_text(sections, "port-range"))
     facts.reserved_ports = parse_port_ranges(_text(sections, "reserved-ports"))
     return facts

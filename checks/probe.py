@@ -11,7 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-PROBE_VERSION = 1
+PROBE_VERSION = 2
 
 # Sections are printed as:  @@PF:<nonce>:BEGIN <name>@@  ...output...  @@PF:<nonce>:END <name> <rc>@@
 PROBE_SCRIPT = r"""
@@ -98,6 +98,10 @@ if pf_has chronyc; then pf_run chronyc-tracking chronyc -n tracking; fi
 if pf_has ntpq; then pf_run ntpq ntpq -pn; fi
 
 if pf_has ss; then pf_run ss ss -Hltnp; fi
+if pf_has firewall-cmd; then pf_run firewalld firewall-cmd --state; pf_run firewalld-rules firewall-cmd --list-all; fi
+if pf_has ufw; then pf_run ufw ufw status verbose; fi
+if pf_has nft; then pf_run nftables nft list ruleset; fi
+if pf_has iptables; then pf_run iptables iptables -S; fi
 pf_cat port-range /proc/sys/net/ipv4/ip_local_port_range
 pf_cat reserved-ports /proc/sys/net/ipv4/ip_local_reserved_ports
 pf_begin done; echo ok; pf_end done 0

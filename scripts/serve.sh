@@ -32,7 +32,7 @@ CELERY_PID=$!
 trap 'kill $CELERY_PID 2>/dev/null || true' EXIT
 
 # A real audit of the demo cluster, so there is something to look at: this machine is audited locally.
-log "Auditing the demo cluster (this machine, plus two loopback workers that nothing answers for)"
+log "Auditing the demo cluster (this machine, plus two loopback workers that have no credential yet)"
 "$PY" manage.py audit --cluster demo || true
 
 "$PY" manage.py ensure_admin

@@ -1,4 +1,4 @@
-"""Run the probe on the machine Preflight itself runs on (the demo's server node), with the same caps as SSH."""
+"""Run commands on the machine Preflight itself runs on (the demo's server node), with the same caps as SSH."""
 
 from __future__ import annotations
 
@@ -13,7 +13,29 @@ from .base import ProbeRun, Target
 
 
 class LocalTransport:
+    def connect(self, target: Target) -> LocalSession:
+        return LocalSession()
+
     def run(self, target: Target, *, command: str, stdin: str, timeout: float, max_bytes: int) -> ProbeRun:
+        return LocalSession().run(command=command, stdin=stdin, timeout=timeout, max_bytes=max_bytes)
+
+
+class LocalSession:
+    host_key_fingerprint = ""
+
+    def __enter__(self) -> LocalSession:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def start(self, command: str) -> LocalProcess:
+        return LocalProcess(command)
+
+    def run(self, *, command: str, stdin: str, timeout: float, max_bytes: int) -> ProbeRun:
         started = time.time()
         process = subprocess.Popen(
             shlex.split(command),
@@ -23,8 +45,11 @@ class LocalTransport:
             start_new_session=True,
         )
         assert process.stdin and process.stdout
-        process.stdin.write(stdin.encode())
-        process.stdin.close()
+        try:
+            process.stdin.write(stdin.encode())
+            process.stdin.close()
+        except BrokenPipeError:
+            pass
         chunks: list[bytes] = []
         size, first_byte, truncated, timed_out = 0, None, False, False
         deadline = time.monotonic() + timeout
@@ -48,10 +73,7 @@ class LocalTransport:
                 chunks.append(data)
                 size += len(data)
         if timed_out or truncated:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill(process)
         process.stdout.close()
         try:
             exit_status = process.wait(timeout=5)
@@ -66,3 +88,49 @@ class LocalTransport:
             truncated=truncated,
             timed_out=timed_out,
         )
+
+
+def _kill(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class LocalProcess:
+    def __init__(self, command: str) -> None:
+        self.process = subprocess.Popen(
+            shlex.split(command),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._buffer = b""
+
+    def readline(self, timeout: float) -> str | None:
+        assert self.process.stdout
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while b"\n" not in self._buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(timeout=remaining):
+                    return None
+                data = os.read(self.process.stdout.fileno(), 4096)
+                if not data:
+                    break
+                self._buffer += data
+        line, sep, rest = self._buffer.partition(b"\n")
+        if not sep and not line:
+            return None
+        self._buffer = rest
+        return line.decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        try:
+            if self.process.stdin:
+                self.process.stdin.close()
+            self.process.wait(timeout=5)
+        except (subprocess.TimeoutExpired, BrokenPipeError):
+            _kill(self.process)

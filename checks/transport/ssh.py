@@ -110,58 +110,126 @@ class SshTransport:
         except paramiko.SSHException as exc:
             raise ConnectFailure("protocol", f"authentication failed: {exc}") from None
 
-    def run(self, target: Target, *, command: str, stdin: str, timeout: float, max_bytes: int) -> ProbeRun:
+    def connect(self, target: Target) -> SshSession:
         transport, printed = self._open(target)
+        return SshSession(transport, printed, self.connect_timeout)
+
+    def run(self, target: Target, *, command: str, stdin: str, timeout: float, max_bytes: int) -> ProbeRun:
+        with self.connect(target) as session:
+            return session.run(command=command, stdin=stdin, timeout=timeout, max_bytes=max_bytes)
+
+
+class SshSession:
+    """One authenticated connection: run commands to completion, or start one and talk to it line by line."""
+
+    def __init__(self, transport: paramiko.Transport, host_key_fingerprint: str, open_timeout: float) -> None:
+        self.transport = transport
+        self.host_key_fingerprint = host_key_fingerprint
+        self.open_timeout = open_timeout
+
+    def __enter__(self) -> SshSession:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def _channel(self, command: str) -> paramiko.Channel:
         try:
-            started = time.time()
+            channel = self.transport.open_session(timeout=self.open_timeout)
+            channel.settimeout(1.0)
+            channel.exec_command(command)
+            return channel
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectFailure("closed", f"could not start a command: {exc or type(exc).__name__}") from None
+
+    def start(self, command: str) -> RemoteProcess:
+        return RemoteProcess(self._channel(command))
+
+    def run(self, *, command: str, stdin: str, timeout: float, max_bytes: int) -> ProbeRun:
+        started = time.time()
+        channel = self._channel(command)
+        try:
+            channel.sendall(stdin.encode())
+            channel.shutdown_write()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectFailure(
+                "closed", f"the node closed the command's input: {exc or type(exc).__name__}"
+            ) from None
+        chunks: list[bytes] = []
+        size, first_byte, truncated, timed_out = 0, None, False, False
+        deadline = time.monotonic() + timeout
+        while True:
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
             try:
-                channel = transport.open_session(timeout=self.connect_timeout)
-                channel.settimeout(1.0)
-                channel.exec_command(command)
-                channel.sendall(stdin.encode())
-                channel.shutdown_write()
-            except (paramiko.SSHException, OSError, EOFError) as exc:
-                raise ConnectFailure("closed", f"could not start the probe: {exc or type(exc).__name__}") from None
-            chunks: list[bytes] = []
-            size, first_byte, truncated, timed_out = 0, None, False, False
-            deadline = time.monotonic() + timeout
-            while True:
-                if time.monotonic() > deadline:
-                    timed_out = True
+                data = channel.recv(65536)
+            except TimeoutError:
+                if channel.closed or not self.transport.is_active():
                     break
-                try:
-                    data = channel.recv(65536)
-                except TimeoutError:
-                    if channel.closed or not transport.is_active():
-                        break
-                    continue
-                if not data:
-                    break
-                first_byte = first_byte or time.time()
-                if size + len(data) > max_bytes:
-                    chunks.append(data[: max_bytes - size])
-                    truncated = True
-                    break
-                chunks.append(data)
-                size += len(data)
-            exit_status = None
-            if not (timed_out or truncated) and channel.exit_status_ready():
-                exit_status = channel.recv_exit_status()
-            elif not (timed_out or truncated):
-                end = time.monotonic() + 2
-                while time.monotonic() < end and not channel.exit_status_ready():
-                    time.sleep(0.05)
-                exit_status = channel.recv_exit_status() if channel.exit_status_ready() else None
-            channel.close()
-            return ProbeRun(
-                output=b"".join(chunks).decode("utf-8", errors="replace"),
-                exit_status=exit_status,
-                started=started,
-                first_byte=first_byte,
-                finished=time.time(),
-                truncated=truncated,
-                timed_out=timed_out,
-                host_key_fingerprint=printed,
-            )
-        finally:
-            transport.close()
+                continue
+            if not data:
+                break
+            first_byte = first_byte or time.time()
+            if size + len(data) > max_bytes:
+                chunks.append(data[: max_bytes - size])
+                truncated = True
+                break
+            chunks.append(data)
+            size += len(data)
+        exit_status = None
+        if not (timed_out or truncated):
+            end = time.monotonic() + 2
+            while time.monotonic() < end and not channel.exit_status_ready():
+                time.sleep(0.02)
+            exit_status = channel.recv_exit_status() if channel.exit_status_ready() else None
+        channel.close()
+        return ProbeRun(
+            output=b"".join(chunks).decode("utf-8", errors="replace"),
+            exit_status=exit_status,
+            started=started,
+            first_byte=first_byte,
+            finished=time.time(),
+            truncated=truncated,
+            timed_out=timed_out,
+            host_key_fingerprint=self.host_key_fingerprint,
+        )
+
+
+class RemoteProcess:
+    """A started command whose stdin stays open (closing it tells the command to stop)."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self.channel = channel
+        self._buffer = b""
+
+    def readline(self, timeout: float) -> str | None:
+        """The next output line, or None at end of output or when `timeout` passes."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            if time.monotonic() > deadline:
+                return None
+            try:
+                data = self.channel.recv(4096)
+            except TimeoutError:
+                continue
+            if not data:
+                break
+            self._buffer += data
+            if len(self._buffer) > 1 << 20:
+                break
+        line, sep, rest = self._buffer.partition(b"\n")
+        if not sep and not line:
+            return None
+        self._buffer = rest
+        return line.decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        try:
+            self.channel.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+        self.channel.close()

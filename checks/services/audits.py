@@ -16,19 +16,19 @@ from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from inventory.choices import AuditStatus, HostKeyState, InstallKind, Transport
+from inventory.choices import AuditStatus, HostKeyState, InstallKind, NodeRole, Transport
 from inventory.crypto import SecretUnreadable
 from inventory.models import Cluster, HostKey, Node
 from inventory.services import node_record_facts, node_record_status
 
-from . import models
-from .catalog import CHECK_IDS, ERROR, FAIL, PASS, CheckResult, evaluate_node, worst
-from .choices import RunState, Trigger
-from .node_facts import NodeFacts, build_facts
-from .probe import PROBE_SCRIPT, probe_command, probe_nonce, split_sections
-from .remediation import remedy
-from .spec import NodeContext, profile_spec_from_model
-from .transport import ConnectFailure, LocalTransport, SshTransport, Target
+from .. import models
+from ..catalog import CHECK_IDS, ERROR, FAIL, PASS, CheckResult, evaluate_node, worst
+from ..choices import NetworkState, RunState, Trigger
+from ..node_facts import NodeFacts, build_facts
+from ..probe import PROBE_SCRIPT, probe_command, probe_nonce, split_sections
+from ..remediation import remedy
+from ..spec import NodeContext, profile_spec_from_model
+from ..transport import ConnectFailure, LocalTransport, SshTransport, Target
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +72,16 @@ def audit_start(
     nodes = list(nodes)
     if not nodes:
         raise AuditRefused(f"cluster {cluster.name} has no enabled nodes to audit")
+    roles = {node.role for node in nodes}
+    matrix = not node_names and {NodeRole.SERVER, NodeRole.WORKER} <= roles
     audit = models.Audit.objects.create(
         cluster=cluster,
         profile=cluster.profile,
         profile_key=cluster.profile.key,
         trigger=trigger,
         started_by=user if user is not None and getattr(user, "is_authenticated", False) else None,
+        partial=bool(node_names),
+        network_state=NetworkState.PENDING if matrix else NetworkState.NONE,
     )
     models.NodeAudit.objects.bulk_create(models.NodeAudit(audit=audit, node=node) for node in nodes)
     return audit
@@ -85,7 +89,7 @@ def audit_start(
 
 def audit_enqueue(audit: models.Audit) -> None:
     """Hand the audit to Celery once the transaction that created it commits."""
-    from .tasks import audit_cluster_task
+    from ..tasks import audit_cluster_task
 
     transaction.on_commit(lambda: audit_cluster_task.delay(audit.pk))
 
@@ -384,6 +388,22 @@ def audit_finish(*, audit_id: int) -> bool:
     pending = models.NodeAudit.objects.filter(audit_id=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING])
     if pending.exists():
         return False
+    claimed = models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.PENDING).update(
+        network_state=NetworkState.RUNNING, network_started=timezone.now()
+    )
+    if claimed:
+        from .network import network_matrix_run
+
+        try:
+            network_matrix_run(audit_id=audit_id)
+            models.Audit.objects.filter(pk=audit_id).update(network_state=NetworkState.DONE)
+        except Exception as exc:  # noqa: BLE001 - the node results stand; the matrix says it failed
+            logger.exception("connectivity matrix of audit %s failed", audit_id)
+            models.Audit.objects.filter(pk=audit_id).update(
+                network_state=NetworkState.ERROR, error=f"connectivity matrix failed: {exc!r}"
+            )
+    elif models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).exists():
+        return False  # another worker is running the matrix and will close the audit
     statuses = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("status", flat=True))
     now = timezone.now()
     closed = models.Audit.objects.filter(pk=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING]).update(
@@ -418,6 +438,14 @@ def audit_sweep_stuck(*, older_than: float | None = None) -> int:
                     status=ERROR,
                     summary="the audit of this node did not finish in time; its worker was killed or lost",
                 )
-    for audit_id in {audit_id for _, audit_id in stuck}:
+    stuck_matrix = list(
+        models.Audit.objects.filter(network_state=NetworkState.RUNNING, network_started__lt=limit).values_list(
+            "pk", flat=True
+        )
+    )
+    models.Audit.objects.filter(pk__in=stuck_matrix, network_state=NetworkState.RUNNING).update(
+        network_state=NetworkState.ERROR, error="swept: the connectivity matrix did not finish in time"
+    )
+    for audit_id in {audit_id for _, audit_id in stuck} | set(stuck_matrix):
         audit_finish(audit_id=audit_id)
-    return len(stuck)
+    return len(stuck) + len(stuck_matrix)

@@ -1,0 +1,289 @@
+"""The connectivity matrix, pure parts: which ports each path needs, the listener and prober scripts, and verdicts.
+
+Before GPUStack is installed nothing listens on its ports, and a refused connect cannot tell "no listener" from a
+firewall that rejects. So each destination briefly runs a listener on its free required ports, and each source
+connects to all of its targets in parallel from one command. Services do the I/O; this module only plans and judges.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+from .catalog.ports import compact, label
+from .parsers.firewall import open_port_commands
+from .spec import NodeContext, PortRuleSpec, ProfileSpec
+
+WHOLE_RANGE_LIMIT = 128
+SAMPLE_BETWEEN = 30
+S2W, W2S, W2W = "network.server_to_worker", "network.worker_to_server", "network.worker_to_worker"
+
+# Runs on a destination: binds the given free ports, reports, accepts-and-closes until its stdin closes or its own
+# deadline passes, so it never outlives the audit even if the SSH connection is lost.
+LISTENER_SCRIPT = r"""
+import errno, os, select, socket, sys, time
+deadline = time.time() + float(sys.argv[1])
+socks = []
+for port in map(int, sys.argv[2:]):
+    s = None
+    try:
+        try:
+            s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        except OSError:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("", port))
+        s.listen(64)
+        s.setblocking(False)
+        socks.append(s)
+        print("BOUND %d" % port)
+    except OSError as e:
+        if s is not None:
+            s.close()
+        kind = "BUSY" if e.errno == errno.EADDRINUSE else "DENIED"
+        print("%s %d %s" % (kind, port, errno.errorcode.get(e.errno, str(e.errno))))
+print("READY", flush=True)
+sys.stdout.flush()
+stdin = sys.stdin.fileno()
+while time.time() < deadline:
+    ready, _, _ = select.select(socks + [stdin], [], [], 0.5)
+    for r in ready:
+        if r == stdin:
+            if not os.read(stdin, 1024):
+                sys.exit(0)
+        else:
+            try:
+                conn, _ = r.accept()
+                conn.close()
+            except OSError:
+                pass
+"""
+
+# Runs on a source: reads "host port" lines, connects to all of them in parallel, prints one outcome line each.
+PROBER_SCRIPT = r"""
+import errno, select, socket, sys, time
+timeout = float(sys.argv[1])
+targets = [line.split() for line in sys.stdin.read().splitlines() if line.strip()]
+NAMES = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "unreachable", errno.ENETUNREACH: "unreachable",
+         errno.ETIMEDOUT: "timeout", errno.EHOSTDOWN: "unreachable", errno.EACCES: "unreachable"}
+for start in range(0, len(targets), 400):
+    batch = {}
+    for host, port in targets[start:start + 400]:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
+        s.setblocking(False)
+        code = s.connect_ex((host, int(port)))
+        if code in (0, errno.EINPROGRESS):
+            batch[s] = (host, port)
+        else:
+            print(host, port, NAMES.get(code, "error"), errno.errorcode.get(code, str(code)))
+            s.close()
+    end = time.time() + timeout
+    pending = dict(batch)
+    while pending and time.time() < end:
+        _, writable, _ = select.select([], list(pending), [], max(0.0, end - time.time()))
+        for s in writable:
+            host, port = pending.pop(s)
+            code = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            outcome = "connected" if code == 0 else NAMES.get(code, "error")
+            print(host, port, outcome, errno.errorcode.get(code, "OK") if code else "OK")
+            s.close()
+    for s, (host, port) in pending.items():
+        print(host, port, "timeout", "no answer in %gs" % timeout)
+        s.close()
+sys.stdout.flush()
+"""
+
+
+def listener_command(python: str, ports: list[int], lifetime: float) -> str:
+    return " ".join(
+        [
+            shlex.quote(python or "python3"),
+            "-c",
+            shlex.quote(LISTENER_SCRIPT),
+            str(int(lifetime)),
+            *(str(int(p)) for p in ports),
+        ]
+    )
+
+
+def prober_command(python: str, timeout: float) -> str:
+    return " ".join([shlex.quote(python or "python3"), "-c", shlex.quote(PROBER_SCRIPT), f"{float(timeout):g}"])
+
+
+def sample_ports(first: int, last: int) -> list[int]:
+    """Ranges up to 128 ports whole; larger ones: first, last and 30 evenly spread between (Ray's 10002-19999)."""
+    if last - first + 1 <= WHOLE_RANGE_LIMIT:
+        return list(range(first, last + 1))
+    step = (last - first) / (SAMPLE_BETWEEN + 1)
+    return sorted({first, last, *(round(first + step * i) for i in range(1, SAMPLE_BETWEEN + 1))})
+
+
+@dataclass(frozen=True)
+class MatrixNode:
+    name: str
+    role: str
+    address: str
+    python: str = ""
+    firewall: str = "none"
+    firewall_evidence: str = ""
+    problem: str = ""  # why this node cannot take part (its audit failed), empty when usable
+
+
+@dataclass
+class PathPlan:
+    check_id: str
+    source: MatrixNode
+    destination: MatrixNode
+    rules: list[PortRuleSpec]
+
+    @property
+    def ports(self) -> list[int]:
+        return sorted({p for rule in self.rules for p in sample_ports(rule.first_port, rule.last_port)})
+
+
+def plan_paths(nodes: list[MatrixNode], profile: ProfileSpec, context: NodeContext) -> list[PathPlan]:
+    """Every (check, source, destination) with the port rules it must prove; `context` carries the cluster options."""
+    servers = [n for n in nodes if n.role == "server"]
+    workers = [n for n in nodes if n.role == "worker"]
+    peers = workers + (servers if context.server_runs_worker else [])
+
+    def rules(role: str, *, w2w: bool = False) -> list[PortRuleSpec]:
+        options = NodeContext("-", role, tls_enabled=context.tls_enabled, distributed_vllm=context.distributed_vllm)
+        return [
+            r
+            for r in profile.port_rules
+            if options.applies(r) and r.protocol == "tcp" and (r.worker_to_worker or not w2w)
+        ]
+
+    plans = []
+    for server in servers:
+        for worker in workers:
+            plans.append(PathPlan(S2W, server, worker, rules("worker")))
+            plans.append(PathPlan(W2S, worker, server, rules("server")))
+    peer_rules = rules("worker", w2w=True)
+    if peer_rules:
+        for source in peers:
+            for destination in peers:
+                if source.name != destination.name:
+                    plans.append(PathPlan(W2W, source, destination, peer_rules))
+    return [plan for plan in plans if plan.rules]
+
+
+@dataclass
+class Listener:
+    bound: set[int] = field(default_factory=set)
+    busy: set[int] = field(default_factory=set)
+    denied: dict[int, str] = field(default_factory=dict)
+    error: str = ""
+
+
+def parse_listener_line(line: str, listener: Listener) -> bool:
+    """Feed one listener output line; True once it printed READY."""
+    parts = line.split()
+    if not parts:
+        return False
+    if parts[0] == "READY":
+        return True
+    if len(parts) >= 2 and parts[1].isdigit():
+        port = int(parts[1])
+        if parts[0] == "BOUND":
+            listener.bound.add(port)
+        elif parts[0] == "BUSY":
+            listener.busy.add(port)
+        elif parts[0] == "DENIED":
+            listener.denied[port] = parts[2] if len(parts) > 2 else "denied"
+    return False
+
+
+def parse_prober_output(text: str) -> dict[tuple[str, int], tuple[str, str]]:
+    """`host port outcome detail` lines -> {(host, port): (outcome, detail)}; outcome "timeout" reads "timed out"."""
+    outcomes = {}
+    for line in text.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) >= 3 and parts[1].isdigit():
+            outcome = "timed out" if parts[2] == "timeout" else parts[2]
+            outcomes[(parts[0], int(parts[1]))] = (outcome, parts[3] if len(parts) > 3 else "")
+    return outcomes
+
+
+@dataclass
+class PathVerdict:
+    status: str
+    summary: str
+    evidence: str
+    remediation: str
+    outcomes: dict[int, tuple[str, str]]
+
+
+def judge_path(plan: PathPlan, outcomes: dict[int, tuple[str, str]], listener: Listener | None) -> PathVerdict:
+    """pass when every port connected; fail on refused/timed out/unreachable where something listened (or for any
+    time-out or unreachable); warn for a refusal where no listener could be opened, which proves nothing."""
+    src, dst = plan.source.name, plan.destination.name
+    listening = (listener.bound | listener.busy) if listener else set()
+    failures: dict[str, list[int]] = {}
+    unproven: list[int] = []
+    for port in plan.ports:
+        outcome, _detail = outcomes.get(port, ("not tested", ""))
+        if outcome == "connected":
+            continue
+        if outcome == "refused" and port not in listening:
+            unproven.append(port)
+            continue
+        failures.setdefault(outcome, []).append(port)
+    lines = [f"{src} -> {dst} ({plan.destination.address}), {len(plan.ports)} ports"]
+    connected = [p for p in plan.ports if outcomes.get(p, ("",))[0] == "connected"]
+    for port in plan.ports:
+        outcome, detail = outcomes.get(port, ("not tested", ""))
+        if outcome == "connected":
+            continue
+        mark = (
+            "listening"
+            if port in listening
+            else ("no listener: " + listener.denied.get(port, "not opened") if listener else "no listener")
+        )
+        lines.append(f"  {port}: {outcome} {detail} ({mark})".rstrip())
+    if connected:
+        lines.append(f"  connected: {', '.join(label(a, b) for a, b in compact(connected))}")
+    if listener and listener.error:
+        lines.append(f"listener: {listener.error}")
+    lines.append(f"{dst} firewall: {plan.destination.firewall_evidence or plan.destination.firewall}")
+    evidence = "\n".join(lines)
+    if failures:
+        parts = [
+            f"{', '.join(label(a, b) for a, b in compact(ports))} {outcome}"
+            for outcome, ports in sorted(failures.items())
+        ]
+        hint = _failure_hint(failures)
+        commands = "; ".join(
+            open_port_commands(plan.destination.firewall, a, b)
+            for ports in failures.values()
+            for a, b in compact(ports)
+        )
+        remediation = (
+            f"On {dst}: {commands}. {hint} Check also any network firewall or security group between {src} and {dst}."
+        )
+        return PathVerdict("fail", f"{src} -> {dst}: {'; '.join(parts)}", evidence, remediation, outcomes)
+    if unproven:
+        why = listener.error if listener and listener.error else "no listener could be opened on those ports"
+        ports = ", ".join(label(a, b) for a, b in compact(unproven))
+        return PathVerdict(
+            "warn",
+            f"{src} -> {dst}: {ports} refused, but {why}: not proof of a block",
+            evidence,
+            f"Re-audit as root so Preflight can listen on {ports} on {dst}, or check its firewall.",
+            outcomes,
+        )
+    return PathVerdict("pass", f"{src} -> {dst}: all {len(plan.ports)} ports connected", evidence, "", outcomes)
+
+
+def _failure_hint(failures: dict[str, list[int]]) -> str:
+    hints = []
+    if "timed out" in failures:
+        hints.append("'timed out' means packets are dropped (a DROP rule).")
+    if "refused" in failures:
+        hints.append("'refused' while Preflight listened means a REJECT rule with tcp-reset.")
+    if "unreachable" in failures:
+        hints.append("'unreachable' means an ICMP reject (icmp-host-prohibited or icmp-admin-prohibited) or no route.")
+    return " ".join(hints)

@@ -1,0 +1,259 @@
+"""Run the connectivity matrix of a cluster audit: listeners on destinations, one prober command per source.
+
+Listeners are always closed (closing their stdin ends them, and each has its own deadline besides), also when a
+prober fails or the matrix raises. A node whose audit failed takes no part; its paths say why they were not tested.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from inventory.models import Node
+from inventory.services import node_record_status
+
+from .. import models
+from ..catalog import CHECK_IDS, ERROR, worst
+from ..connectivity import (
+    S2W,
+    W2S,
+    W2W,
+    Listener,
+    MatrixNode,
+    PathPlan,
+    PathVerdict,
+    judge_path,
+    listener_command,
+    parse_listener_line,
+    parse_prober_output,
+    plan_paths,
+    prober_command,
+)
+from ..spec import NodeContext, profile_spec_from_model
+from ..transport import ConnectFailure
+from .audits import _target, _transport_for
+
+logger = logging.getLogger(__name__)
+
+
+def _matrix_node(node_audit: models.NodeAudit) -> MatrixNode:
+    node, facts = node_audit.node, node_audit.facts or {}
+    problem = ""
+    if node_audit.state != "done" or not facts:
+        problem = f"its audit did not complete ({node_audit.error or node_audit.status})"
+    elif not facts.get("python"):
+        problem = "python3 is not installed there, so Preflight can neither listen nor connect from it"
+    return MatrixNode(
+        name=node.name,
+        role=node.role,
+        address=node.address,
+        python=facts.get("python", ""),
+        firewall=facts.get("firewall", "none"),
+        firewall_evidence=facts.get("firewall_evidence", ""),
+        problem=problem,
+    )
+
+
+class _OpenListener:
+    def __init__(self, node: Node, matrix_node: MatrixNode, ports: list[int]) -> None:
+        self.node, self.matrix_node, self.ports = node, matrix_node, ports
+        self.state = Listener()
+        self.session = None
+        self.process = None
+
+    def open(self) -> None:
+        lifetime = settings.PREFLIGHT_NETWORK_LISTENER_LIFETIME
+        try:
+            self.session = _transport_for(self.node).connect(_target(self.node))
+            self.process = self.session.start(listener_command(self.matrix_node.python, self.ports, lifetime))
+            while True:
+                line = self.process.readline(timeout=15)
+                if line is None:
+                    self.state.error = "the listener did not start (no READY within 15 s)"
+                    return
+                if parse_listener_line(line, self.state):
+                    return
+        except ConnectFailure as failure:
+            self.state.error = f"could not log in to open a listener: {failure.message}"
+        except Exception as exc:  # noqa: BLE001 - reported as the listener's error, never raised
+            self.state.error = f"listener failed: {exc!r}"
+
+    def close(self) -> None:
+        for closer in (self.process, self.session):
+            if closer is not None:
+                try:
+                    closer.close()
+                except Exception:  # noqa: BLE001
+                    logger.warning("closing the listener on %s failed", self.node.name, exc_info=True)
+
+
+def _probe_from(node: Node, matrix_node: MatrixNode, targets: list[tuple[str, int]]) -> tuple[dict, str]:
+    timeout = settings.PREFLIGHT_NETWORK_CONNECT_TIMEOUT
+    batches = max(1, -(-len(targets) // 400))
+    try:
+        with _transport_for(node).connect(_target(node)) as session:
+            run = session.run(
+                command=prober_command(matrix_node.python, timeout),
+                stdin="".join(f"{host} {port}\n" for host, port in targets),
+                timeout=timeout * batches + 30,
+                max_bytes=8 * 1024 * 1024,
+            )
+    except ConnectFailure as failure:
+        return {}, f"could not log in to {node.name} to connect from it: {failure.message}"
+    except Exception as exc:  # noqa: BLE001
+        return {}, f"connecting from {node.name} failed: {exc!r}"
+    if run.timed_out:
+        return parse_prober_output(run.output), f"the connect test from {node.name} did not finish in time"
+    return parse_prober_output(run.output), ""
+
+
+def _in_thread(function):
+    """Run `function` in a pool thread and close that thread's database connection afterwards."""
+
+    def wrapper(*args):
+        try:
+            return function(*args)
+        finally:
+            if threading.current_thread() is not threading.main_thread():
+                connection.close()
+
+    return wrapper
+
+
+def _not_tested(plan: PathPlan, why: str) -> PathVerdict:
+    return PathVerdict(
+        ERROR, f"{plan.source.name} -> {plan.destination.name}: not tested: {why}", f"not tested: {why}", "", {}
+    )
+
+
+def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
+    audit = models.Audit.objects.select_related("cluster", "profile").get(pk=audit_id)
+    cluster = audit.cluster
+    node_audits = list(audit.node_audits.select_related("node__credential", "node__cluster"))
+    by_name = {na.node.name: na for na in node_audits}
+    matrix_nodes = {na.node.name: _matrix_node(na) for na in node_audits}
+    context = NodeContext(
+        "-",
+        "worker",
+        tls_enabled=cluster.tls_enabled,
+        distributed_vllm=cluster.distributed_vllm,
+        server_runs_worker=cluster.server_runs_worker,
+    )
+    plans = plan_paths(list(matrix_nodes.values()), profile_spec_from_model(audit.profile), context)
+
+    verdicts: dict[int, PathVerdict] = {}
+    runnable = []
+    for i, plan in enumerate(plans):
+        blocked = plan.source if plan.source.problem else plan.destination if plan.destination.problem else None
+        if blocked is not None:
+            verdicts[i] = _not_tested(plan, f"{blocked.name}: {blocked.problem}")
+        else:
+            runnable.append(i)
+
+    wanted: dict[str, set[int]] = {}
+    for i in runnable:
+        wanted.setdefault(plans[i].destination.name, set()).update(plans[i].ports)
+    listeners = {
+        name: _OpenListener(by_name[name].node, matrix_nodes[name], sorted(ports)) for name, ports in wanted.items()
+    }
+    threads = max(1, min(settings.PREFLIGHT_AUDIT_CONCURRENCY, len(listeners) + 1))
+    try:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(_in_thread(lambda listener: listener.open()), listeners.values()))
+        targets: dict[str, list[tuple[str, int]]] = {}
+        for i in runnable:
+            plan = plans[i]
+            targets.setdefault(plan.source.name, []).extend((plan.destination.address, p) for p in plan.ports)
+        with ThreadPoolExecutor(max_workers=max(1, min(settings.PREFLIGHT_AUDIT_CONCURRENCY, len(targets)))) as pool:
+            futures = {
+                name: pool.submit(_in_thread(_probe_from), by_name[name].node, matrix_nodes[name], sorted(set(t)))
+                for name, t in targets.items()
+            }
+            results = {name: future.result() for name, future in futures.items()}
+    finally:
+        for listener in listeners.values():
+            listener.close()
+
+    for i in runnable:
+        plan = plans[i]
+        outcomes, error = results.get(plan.source.name, ({}, "no result"))
+        if error and not outcomes:
+            verdicts[i] = _not_tested(plan, error)
+            continue
+        per_port = {
+            port: outcomes.get((plan.destination.address, port), ("not tested", error or "no answer line"))
+            for port in plan.ports
+        }
+        verdicts[i] = judge_path(plan, per_port, listeners[plan.destination.name].state)
+
+    return _record(audit, plans, verdicts, listeners, by_name)
+
+
+def _record(audit, plans, verdicts, listeners, by_name) -> list[models.NetworkPath]:
+    paths = []
+    for i, plan in enumerate(plans):
+        verdict = verdicts[i]
+        state = listeners.get(plan.destination.name)
+        paths.append(
+            models.NetworkPath(
+                audit=audit,
+                check_id=plan.check_id,
+                source=by_name[plan.source.name].node,
+                destination=by_name[plan.destination.name].node,
+                status=verdict.status,
+                summary=verdict.summary[:500],
+                outcomes={str(port): list(value) for port, value in verdict.outcomes.items()},
+                listener={
+                    "bound": sorted(state.state.bound),
+                    "busy": sorted(state.state.busy),
+                    "denied": {str(k): v for k, v in state.state.denied.items()},
+                    "error": state.state.error,
+                }
+                if state
+                else {},
+                evidence=verdict.evidence,
+                remediation=verdict.remediation,
+            )
+        )
+    # Each worker's node audit gets one result per network check: S2W about the paths into it, W2S and W2W about
+    # the paths out of it.
+    owner = {S2W: lambda p: p.destination.name, W2S: lambda p: p.source.name, W2W: lambda p: p.source.name}
+    grouped: dict[tuple[str, str], list[int]] = {}
+    for i, plan in enumerate(plans):
+        grouped.setdefault((owner[plan.check_id](plan), plan.check_id), []).append(i)
+    with transaction.atomic():
+        models.NetworkPath.objects.filter(audit=audit).delete()
+        models.NetworkPath.objects.bulk_create(paths)
+        touched = set()
+        for (node_name, check_id), indexes in grouped.items():
+            node_audit = by_name[node_name]
+            results = [verdicts[i] for i in indexes]
+            status = worst(v.status for v in results)
+            failing = [v for v in results if v.status != "pass"]
+            if failing:
+                summary = "; ".join(v.summary for v in failing)
+            else:
+                summary = "all paths open: " + ", ".join(v.summary.split(":")[0] for v in results)
+            ordered = sorted(results, key=lambda v: v.status == "pass")
+            models.CheckResult.objects.update_or_create(
+                node_audit=node_audit,
+                check_id=check_id,
+                defaults={
+                    "status": status,
+                    "summary": summary[:500],
+                    "evidence": "\n\n".join(v.evidence for v in ordered),
+                    "remediation": "\n".join(v.remediation for v in failing if v.remediation),
+                    "position": CHECK_IDS.index(check_id),
+                },
+            )
+            touched.add(node_name)
+        for node_name in touched:
+            node_audit = by_name[node_name]
+            status = worst(node_audit.results.values_list("status", flat=True))
+            models.NodeAudit.objects.filter(pk=node_audit.pk).update(status=status)
+            node_record_status(node=node_audit.node, status=status, when=node_audit.finished)
+    return paths

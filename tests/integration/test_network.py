@@ -1,0 +1,192 @@
+"""Cluster network readiness over real test hosts, each in its own network namespace with its own iptables."""
+
+import subprocess
+
+import pytest
+from django.core.management import call_command
+
+from checks.models import Audit, NetworkPath
+from inventory.choices import NodeRole
+from tests.lab import nodes
+
+from .conftest import add_lab_nodes, checks_of, lab_credential, make_cluster, save_output
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+NETWORK = ("network.server_to_worker", "network.worker_to_server", "network.worker_to_worker")
+
+
+@pytest.fixture(scope="module")
+def net(lab, shared_dir):
+    return {name: lab.add(nodes.plain(name)) for name in ("srv", "w1", "w2", "w3")}
+
+
+@pytest.fixture
+def firewall(net):
+    """Apply iptables rules inside a node's namespace; every rule is flushed after the test."""
+    touched = set()
+
+    def apply(name: str, rule: str) -> None:
+        result = net[name].exec(f"iptables {rule}")
+        assert result.returncode == 0, result.stderr
+        touched.add(name)
+
+    yield apply
+    for name in touched:
+        net[name].exec("iptables -F INPUT")
+
+
+@pytest.fixture
+def cluster_of(lab, net):
+    def make(name: str, **options):
+        cluster = make_cluster(name, **options)
+        key = lab_credential(lab)
+        add_lab_nodes(cluster, [net["srv"]], key, role=NodeRole.SERVER)
+        add_lab_nodes(cluster, [net["w1"], net["w2"], net["w3"]], key)
+        return cluster
+
+    return make
+
+
+def _audit(cluster_name: str) -> Audit:
+    try:
+        call_command("audit", "--cluster", cluster_name, "--json", stdout=open("/dev/null", "w"))
+    except SystemExit:
+        pass
+    audit = Audit.objects.filter(cluster__name=cluster_name).first()
+    assert audit.state == "done" and audit.network_state == "done", audit.error
+    save_output(
+        f"network-{cluster_name}.txt",
+        "\n\n".join(
+            f"{p.check_id} {p.status}: {p.summary}\n{p.evidence}" for p in audit.paths.select_related("source")
+        ),
+    )
+    return audit
+
+
+def _listening_ports(lab_node) -> set[int]:
+    out = lab_node.exec("ss -Hltn").stdout
+    return {int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines() if line.strip()}
+
+
+@pytest.fixture(autouse=True)
+def no_listener_left_behind(net):
+    yield
+    for name, lab_node in net.items():
+        left = _listening_ports(lab_node) - {22, 10151}
+        assert left == set(), f"a listener is still open on {name}: {sorted(left)}"
+
+
+def test_open_cluster_passes_every_network_check(cluster_of):
+    # given
+    cluster_of("open")
+    # when
+    audit = _audit("open")
+    # then
+    for worker in ("w1", "w2", "w3"):
+        checks = checks_of(audit.pk, worker)
+        assert {c: checks[c].status for c in NETWORK} == {c: "pass" for c in NETWORK}, worker
+    s2w = checks_of(audit.pk, "w1")["network.server_to_worker"]
+    assert s2w.summary == "all paths open: srv -> w1"
+    # server 3 x 3 workers... every planned path is stored: 3 S2W + 3 W2S + 6 W2W
+    assert audit.paths.count() == 12 and set(audit.paths.values_list("status", flat=True)) == {"pass"}
+    assert not audit.paths.filter(outcomes__has_key="6379").exists()  # Ray only with distributed vLLM
+
+
+def test_dropped_port_times_out(cluster_of, firewall):
+    # given: w1 silently drops its worker port
+    firewall("w1", "-A INPUT -p tcp --dport 10150 -j DROP")
+    cluster_of("drop")
+    # when
+    audit = _audit("drop")
+    # then
+    result = checks_of(audit.pk, "w1")["network.server_to_worker"]
+    assert result.status == "fail" and result.summary == "srv -> w1: 10150 timed out"
+    assert "10150: timed out" in result.evidence and "a DROP rule" in result.remediation
+    assert checks_of(audit.pk, "w2")["network.server_to_worker"].status == "pass"
+
+
+def test_rejected_range_is_refused_while_listening(cluster_of, firewall):
+    firewall("w2", "-A INPUT -p tcp --dport 40000:40063 -j REJECT --reject-with tcp-reset")
+    cluster_of("reject")
+    audit = _audit("reject")
+    result = checks_of(audit.pk, "w2")["network.server_to_worker"]
+    assert result.status == "fail" and result.summary == "srv -> w2: 40000-40063 refused"
+    assert "40000: refused ECONNREFUSED (listening)" in result.evidence
+    assert "REJECT rule with tcp-reset" in result.remediation
+    assert checks_of(audit.pk, "w2")["network.worker_to_worker"].status == "pass"  # 40064-40095 still open
+
+
+def test_server_rejecting_with_icmp_fails_every_worker(cluster_of, firewall):
+    firewall("srv", "-A INPUT -p tcp -m multiport --dports 80,10161 -j REJECT --reject-with icmp-admin-prohibited")
+    cluster_of("icmp")
+    audit = _audit("icmp")
+    for worker in ("w1", "w2", "w3"):
+        result = checks_of(audit.pk, worker)["network.worker_to_server"]
+        assert result.status == "fail", worker
+        assert result.summary == f"{worker} -> srv: 80, 10161 unreachable"
+        assert "iptables -I INPUT -p tcp --dport 80 -j ACCEPT" in result.remediation
+        assert "srv firewall: iptables -S:" in result.evidence
+
+
+def test_busy_port_fails_ports_available_but_path_passes(cluster_of, net):
+    # given: a process already holds 10151 on w3
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", net["w3"].namespace, "python3", "-m", "http.server", "10151"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(50):
+            if 10151 in _listening_ports(net["w3"]):
+                break
+            subprocess.run(["sleep", "0.1"])
+        cluster_of("busy")
+        # when
+        audit = _audit("busy")
+    finally:
+        server.kill()
+        server.wait()
+    # then
+    checks = checks_of(audit.pk, "w3")
+    assert checks["ports.available"].status == "fail"
+    assert checks["ports.available"].summary.startswith("10151 held by python3 (pid ")
+    assert checks["network.server_to_worker"].status == "pass"
+    path = NetworkPath.objects.get(audit=audit, check_id="network.server_to_worker", destination__name="w3")
+    assert path.listener["busy"] == [10151] and path.outcomes["10151"][0] == "connected"
+
+
+def test_ray_ports_only_with_distributed_vllm(cluster_of):
+    cluster_of("ray", distributed_vllm=True)
+    audit = _audit("ray")
+    path = NetworkPath.objects.get(
+        audit=audit, check_id="network.worker_to_worker", source__name="w1", destination__name="w2"
+    )
+    ports = {int(p) for p in path.outcomes}
+    assert {6379, 10001, 8265, 52365, 10002, 19999} <= ports and 40064 in ports
+    assert len([p for p in ports if 10002 <= p <= 19999]) == 32  # first, last and 30 between
+    assert path.status == "pass"
+
+
+def test_node_whose_audit_failed_does_not_stop_the_matrix(cluster_of, lab):
+    # given: a fourth worker that cannot be logged into
+    from inventory.models import Cluster, Credential, Node
+
+    cluster_of("partial")
+    broken = Credential(name="broken", kind="password")
+    broken.secret = "wrong"
+    broken.save()
+    Node.objects.create(
+        cluster=Cluster.objects.get(name="partial"),
+        name="ghost",
+        address=lab.nodes["w1"].address,
+        ssh_port=2222,
+        credential=broken,
+    )
+    # when
+    audit = _audit("partial")
+    # then
+    ghost = checks_of(audit.pk, "ghost")["network.server_to_worker"]
+    assert ghost.status == "error" and "not tested: ghost: its audit did not complete" in ghost.summary
+    assert checks_of(audit.pk, "w1")["network.server_to_worker"].status == "pass"
+    w2w = checks_of(audit.pk, "w1")["network.worker_to_worker"]
+    assert w2w.status == "error" and "w1 -> ghost: not tested" in w2w.summary
