@@ -4,7 +4,7 @@ from django.http import HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from .models import Audit, CheckResult, NodeAudit
+from .models import Audit, CheckResult, NetworkPath, NodeAudit
 from .selectors import node_remediation_script
 
 
@@ -133,6 +133,29 @@ class CheckResultAdmin(admin.ModelAdmin):
     search_fields = ["check_id", "summary", "node_audit__node__name"]
     list_select_related = ["node_audit__node"]
     readonly_fields = ["node_audit", "check_id", "status", "summary", "evidence", "remediation", "position"]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(NetworkPath)
+class NetworkPathAdmin(admin.ModelAdmin):
+    list_display = ["check_id", "source", "destination", "status", "summary", "audit"]
+    list_filter = ["status", "check_id", "audit__cluster"]
+    search_fields = ["source__name", "destination__name", "summary"]
+    list_select_related = ["source", "destination", "audit"]
+    readonly_fields = [
+        "audit",
+        "check_id",
+        "source",
+        "destination",
+        "status",
+        "summary",
+        "outcomes",
+        "listener",
+        "evidence",
+        "remediation",
+    ]
 
     def has_add_permission(self, request):
         return False
