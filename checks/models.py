@@ -36,6 +36,7 @@ class Audit(models.Model):
 
     class Meta:
         ordering = ["-created"]
+        permissions = [("start_audit", "Can start audits")]
         indexes = [models.Index(fields=["cluster", "-created"]), models.Index(fields=["state"])]
         constraints = [
             models.CheckConstraint(

@@ -12,6 +12,7 @@ from .importers.ansible import InventoryError
 from .models import (
     Accelerator,
     AcceleratorRule,
+    ApiToken,
     Cluster,
     Credential,
     DriverInstall,
@@ -21,7 +22,7 @@ from .models import (
     PortRule,
     RequirementProfile,
 )
-from .services import host_key_accept, inventory_import, profile_duplicate
+from .services import api_token_create, api_token_revoke, host_key_accept, inventory_import, profile_duplicate
 
 
 def _audit_now(modeladmin, request, clusters: dict) -> None:
@@ -307,3 +308,31 @@ class DriverInstallAdmin(admin.ModelAdmin):
     list_filter = ["kind", "vendor", "node__cluster", ("gone_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "version", "node__name"]
     list_select_related = ["node"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are shown once, in the message after creation; only their hash is stored."""
+
+    list_display = ["name", "user", "prefix", "created", "expires", "last_used", "revoked"]
+    list_filter = ["revoked", "expires"]
+    search_fields = ["name", "user__username", "prefix"]
+    list_select_related = ["user"]
+    fields = ["user", "name", "expires", "prefix", "created", "last_used", "revoked"]
+    readonly_fields = ["prefix", "created", "last_used", "revoked"]
+    actions = ["revoke"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        record, token = api_token_create(user=obj.user, name=obj.name, expires=obj.expires)
+        obj.pk, obj.prefix, obj.digest = record.pk, record.prefix, record.digest
+        self.message_user(
+            request, f"Token for {obj.user}: {token}  (copy it now: it is not shown again)", messages.WARNING
+        )
+
+    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    def revoke(self, request, queryset):
+        for token in queryset:
+            api_token_revoke(token=token)

@@ -2,6 +2,7 @@
 
 from .audits import (
     HOST_CHECK_IDS,
+    AuditAlreadyRunning,
     AuditRefused,
     audit_enqueue,
     audit_finish,
@@ -14,6 +15,7 @@ from .network import network_matrix_run
 
 __all__ = [
     "HOST_CHECK_IDS",
+    "AuditAlreadyRunning",
     "AuditRefused",
     "audit_enqueue",
     "audit_finish",

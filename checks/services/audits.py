@@ -6,7 +6,9 @@ audit is claimed with a conditional UPDATE (queued -> running), so a redelivered
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -49,6 +51,10 @@ class AuditRefused(Exception):
     """An audit cannot start (another is running, unknown nodes, nothing to audit); the message says why."""
 
 
+class AuditAlreadyRunning(AuditRefused):
+    """Another audit of the same cluster is queued or running."""
+
+
 # --- starting -----------------------------------------------------------------------------------------------------
 
 
@@ -59,7 +65,7 @@ def audit_start(
     cluster = Cluster.objects.select_for_update().select_related("profile").get(pk=cluster.pk)
     running = models.Audit.objects.filter(cluster=cluster, state__in=[RunState.QUEUED, RunState.RUNNING]).first()
     if running is not None:
-        raise AuditRefused(
+        raise AuditAlreadyRunning(
             f"audit {running.pk} of cluster {cluster.name} is still {running.state}; wait for it "
             "to finish (stuck runs are swept to error automatically)"
         )
@@ -151,7 +157,34 @@ def _host_key_verifier(node: Node):
     return verify
 
 
+def _check_target_policy(node: Node) -> None:
+    """Refuse addresses outside PREFLIGHT_TARGET_NETWORKS before any packet (or DNS query) leaves."""
+    networks = [ipaddress.ip_network(n.strip(), strict=False) for n in settings.PREFLIGHT_TARGET_NETWORKS if n.strip()]
+    if not networks or node.transport == Transport.LOCAL:
+        return
+    try:
+        addresses = [ipaddress.ip_address(node.address)]
+    except ValueError:
+        if not settings.PREFLIGHT_TARGET_ALLOW_NAMES:
+            raise ConnectFailure(
+                "policy",
+                f"{node.address} is a name, and this portal only audits IP addresses (PREFLIGHT_TARGET_ALLOW_NAMES)",
+            ) from None
+        try:
+            addresses = [ipaddress.ip_address(info[4][0]) for info in socket.getaddrinfo(node.address, node.ssh_port)]
+        except OSError as exc:
+            raise ConnectFailure("dns", f"cannot resolve {node.address}: {exc}") from None
+    outside = [str(a) for a in addresses if not any(a in network for network in networks)]
+    if outside:
+        raise ConnectFailure(
+            "policy",
+            f"{', '.join(outside)} is outside the networks this portal may audit "
+            f"({', '.join(settings.PREFLIGHT_TARGET_NETWORKS)}); nothing was sent",
+        )
+
+
 def _target(node: Node) -> Target:
+    _check_target_policy(node)
     credential = node.credential
     if credential is None and node.transport != Transport.LOCAL:
         raise ConnectFailure("credential", "the node has no credential: set a key or a password")

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_filters",
     "django_tables2",
+    "ninja",
     "inventory",
     "checks",
 ]
@@ -131,3 +132,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # The connectivity matrix: per-port connect time-out on the source, and the most a destination's listener lives.
 PREFLIGHT_NETWORK_CONNECT_TIMEOUT = env.float("PREFLIGHT_NETWORK_CONNECT_TIMEOUT", default=3.0)
 PREFLIGHT_NETWORK_LISTENER_LIFETIME = env.float("PREFLIGHT_NETWORK_LISTENER_LIFETIME", default=180.0)
+# Where audits may connect: CIDRs, comma-separated (empty: anywhere). A guard against a mistyped or hostile
+# inventory pointing Preflight at machines it has no business logging into.
+PREFLIGHT_TARGET_NETWORKS = env.list("PREFLIGHT_TARGET_NETWORKS", default=[])
+PREFLIGHT_TARGET_ALLOW_NAMES = env.bool("PREFLIGHT_TARGET_ALLOW_NAMES", default=True)

@@ -300,3 +300,34 @@ AUDIT_SCHEMA = {
         },
     },
 }
+
+
+def test_audit_through_the_api_end_to_end(lab, fleet, celery_worker, client, django_user_model):
+    # given: an operator's token and a cluster of two lab nodes
+    from inventory.services import api_token_create
+
+    user = django_user_model.objects.create_superuser("ops", password="x")
+    _, token = api_token_create(user=user, name="pipeline")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    cluster = make_cluster("api")
+    add_lab_nodes(cluster, [fleet["gpu-ok"], fleet["bionic"]], lab_credential(lab))
+    # when: started through the API and polled
+    started = client.post(
+        "/api/v1/audits", data=json.dumps({"cluster": "api"}), content_type="application/json", **auth
+    )
+    assert started.status_code == 202, started.content
+    deadline = time.monotonic() + 60
+    while True:
+        body = client.get(started["Location"], **auth).json()
+        if body["state"] == "done" or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    # then
+    assert body["state"] == "done" and body["progress"]["finished"] == 2 and body["status"] == "fail"
+    nodes = {n["name"]: n for n in body["nodes"]}
+    assert nodes["gpu-ok"]["status"] == "pass"
+    assert {c["id"]: c["status"] for c in nodes["bionic"]["checks"]}["os.supported"] == "fail"
+    history = client.get(
+        f"/api/v1/nodes/{cluster.nodes.get(name='bionic').pk}/checks?check_id=os.supported", **auth
+    ).json()
+    assert history["items"][0]["status"] == "fail"

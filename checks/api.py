@@ -1,0 +1,155 @@
+"""Audit endpoints: start one (202), follow it, read results, history, the connectivity matrix, remediation."""
+
+from django.db.models import Count, Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from ninja import Query, Router, Schema, Status
+from ninja.pagination import LimitOffsetPagination, paginate
+
+from inventory.models import Cluster, Node
+from inventory.schemas import ErrorOut
+from portal.api import ApiError, require
+
+from .choices import RunState, Trigger
+from .models import Audit, CheckResult, NetworkPath, NodeAudit
+from .schemas import AuditIn, AuditOut, AuditStarted, AuditSummary, CheckHistoryOut, PathOut
+from .selectors import audit_detail, node_remediation_script
+from .services import AuditAlreadyRunning, AuditRefused, audit_enqueue, audit_start
+
+router = Router(tags=["audits"])
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut}
+READ_ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+
+
+@router.post("/audits", response={202: AuditStarted, **ERRORS})
+def audit_create(request, payload: AuditIn, response: HttpResponse):
+    """Start an audit of a cluster (or some of its nodes); poll the returned URL until `state` is done."""
+    require(request, "checks.start_audit")
+    cluster = Cluster.objects.filter(name=payload.cluster).first()
+    if cluster is None:
+        raise ApiError(404, "not_found", f"no cluster named {payload.cluster!r}")
+    try:
+        audit = audit_start(cluster=cluster, node_names=payload.nodes, trigger=Trigger.API, user=request.user)
+    except AuditAlreadyRunning as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    except AuditRefused as exc:
+        raise ApiError(422, "validation_error", str(exc), [{"field": "nodes", "message": str(exc)}]) from None
+    audit_enqueue(audit)
+    url = f"/api/v1/audits/{audit.pk}"
+    response["Location"] = url
+    return Status(202, {"audit": audit.pk, "state": audit.state, "url": url})
+
+
+@router.get("/audits/{audit_id}", response={200: AuditOut, **READ_ERRORS})
+def audit_get(request, audit_id: int):
+    require(request, "checks.view_audit")
+    audit = get_object_or_404(Audit, pk=audit_id)
+    counts = NodeAudit.objects.filter(audit=audit).aggregate(
+        nodes=Count("pk"), finished=Count("pk", filter=Q(state__in=[RunState.DONE, RunState.ERROR]))
+    )
+    return {**audit_detail(audit_id=audit.pk), "progress": {**counts, "network_state": audit.network_state}}
+
+
+class AuditFilters(Schema):
+    cluster: str | None = None
+    state: str | None = None
+
+
+@router.get("/audits", response={200: list[AuditSummary], **READ_ERRORS})
+@paginate(LimitOffsetPagination)
+def audit_list(request, filters: Query[AuditFilters]):
+    require(request, "checks.view_audit")
+    queryset = Audit.objects.select_related("cluster").order_by("-created")
+    if filters.cluster:
+        queryset = queryset.filter(cluster__name=filters.cluster)
+    if filters.state:
+        queryset = queryset.filter(state=filters.state)
+    return [
+        {
+            "id": a.pk,
+            "cluster": a.cluster.name,
+            "profile_key": a.profile_key,
+            "state": a.state,
+            "status": a.status,
+            "trigger": a.trigger,
+            "created": a.created,
+            "finished": a.finished,
+        }
+        for a in queryset
+    ]
+
+
+@router.get("/audits/{audit_id}/matrix", response={200: list[PathOut], **READ_ERRORS})
+def audit_matrix(request, audit_id: int):
+    require(request, "checks.view_audit")
+    audit = get_object_or_404(Audit, pk=audit_id)
+    paths = NetworkPath.objects.filter(audit=audit).select_related("source", "destination")
+    return [
+        {
+            "check_id": p.check_id,
+            "source": p.source.name,
+            "destination": p.destination.name,
+            "status": p.status,
+            "summary": p.summary,
+            "outcomes": {k: [str(x) for x in v] for k, v in p.outcomes.items()},
+        }
+        for p in paths
+    ]
+
+
+class HistoryFilters(Schema):
+    check_id: str | None = None
+
+
+@router.get("/nodes/{node_id}/checks", response={200: list[CheckHistoryOut], **READ_ERRORS})
+@paginate(LimitOffsetPagination)
+def node_check_history(request, node_id: int, filters: Query[HistoryFilters]):
+    """Every result this node's checks had, newest audit first."""
+    require(request, "checks.view_audit", "inventory.view_node")
+    node = get_object_or_404(Node, pk=node_id)
+    results = (
+        CheckResult.objects.filter(node_audit__node=node)
+        .select_related("node_audit")
+        .order_by("-node_audit__audit_id", "position")
+    )
+    if filters.check_id:
+        results = results.filter(check_id=filters.check_id)
+    return [
+        {
+            "audit": r.node_audit.audit_id,
+            "finished": r.node_audit.finished,
+            "check_id": r.check_id,
+            "status": r.status,
+            "summary": r.summary,
+        }
+        for r in results
+    ]
+
+
+@router.get(
+    "/nodes/{node_id}/remediation",
+    response={200: str, **READ_ERRORS},
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "A commented shell script",
+                "content": {"text/x-shellscript": {"schema": {"type": "string"}}},
+            }
+        }
+    },
+)
+def node_remediation(request, node_id: int):
+    """The node's remediation script from its latest finished audit (Preflight never runs it)."""
+    require(request, "checks.view_audit", "inventory.view_node")
+    node = get_object_or_404(Node, pk=node_id)
+    node_audit = (
+        NodeAudit.objects.filter(node=node, finished__isnull=False)
+        .select_related("node", "audit")
+        .order_by("-finished")
+        .first()
+    )
+    if node_audit is None:
+        raise ApiError(404, "not_found", f"node {node.name} has no finished audit yet")
+    response = HttpResponse(node_remediation_script(node_audit=node_audit), content_type="text/x-shellscript")
+    response["Content-Disposition"] = f'attachment; filename="preflight-{node.name}-remediation.sh"'
+    return response

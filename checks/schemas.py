@@ -1,0 +1,78 @@
+from datetime import datetime
+
+from ninja import Field, Schema
+
+
+class AuditIn(Schema):
+    cluster: str = Field(..., min_length=1, max_length=64, description="Cluster name")
+    nodes: list[str] | None = Field(None, max_length=5000, description="Only these nodes (no connectivity matrix)")
+
+
+class AuditStarted(Schema):
+    audit: int
+    state: str
+    url: str
+
+
+class CheckOut(Schema):
+    id: str
+    status: str
+    summary: str
+    evidence: str
+    remediation: str
+
+
+class NodeResultOut(Schema):
+    name: str
+    address: str
+    role: str
+    status: str
+    state: str
+    facts: dict
+    checks: list[CheckOut]
+
+
+class Progress(Schema):
+    nodes: int
+    finished: int
+    network_state: str
+
+
+class AuditOut(Schema):
+    audit: int
+    cluster: str
+    profile: str
+    state: str
+    status: str
+    started: str | None
+    finished: str | None
+    progress: Progress
+    nodes: list[NodeResultOut]
+
+
+class AuditSummary(Schema):
+    id: int
+    cluster: str
+    profile_key: str
+    state: str
+    status: str
+    trigger: str
+    created: datetime
+    finished: datetime | None
+
+
+class CheckHistoryOut(Schema):
+    audit: int
+    finished: datetime | None
+    check_id: str
+    status: str
+    summary: str
+
+
+class PathOut(Schema):
+    check_id: str
+    source: str
+    destination: str
+    status: str
+    summary: str
+    outcomes: dict[str, list[str]]

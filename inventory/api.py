@@ -1,0 +1,302 @@
+"""Inventory endpoints: clusters, nodes, credentials (write-only), requirement profiles (read-only), import."""
+
+from django.db import transaction
+from django.db.models import Count, Prefetch
+from django.shortcuts import get_object_or_404
+from ninja import File, Form, Query, Router, Schema, Status
+from ninja.files import UploadedFile
+from ninja.pagination import LimitOffsetPagination, paginate
+
+from portal.api import ApiError, require
+
+from .filtersets import ClusterFilterSet, NodeFilterSet
+from .importers.ansible import InventoryError
+from .models import Accelerator, Cluster, Node, RequirementProfile
+from .schemas import (
+    ClusterIn,
+    ClusterOut,
+    ClusterPatch,
+    ErrorOut,
+    ImportOut,
+    NodeIn,
+    NodeOut,
+    NodePatch,
+    ProfileOut,
+)
+from .services import credential_upsert, inventory_import, profile_get_default
+
+router = Router(tags=["inventory"])
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut}
+READ_ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+
+
+def _profile(key: str | None) -> RequirementProfile:
+    if not key:
+        return profile_get_default()
+    profile = RequirementProfile.objects.filter(key=key).first()
+    if profile is None:
+        known = ", ".join(RequirementProfile.objects.values_list("key", flat=True))
+        raise ApiError(
+            422,
+            "validation_error",
+            f"unknown requirement profile {key!r} (known: {known})",
+            [{"field": "profile", "message": "unknown requirement profile"}],
+        )
+    return profile
+
+
+def _filtered(filterset_class, data: dict, queryset):
+    filterset = filterset_class(data={k: v for k, v in data.items() if v is not None}, queryset=queryset)
+    if not filterset.is_valid():
+        errors = [{"field": k, "message": " ".join(v)} for k, v in filterset.errors.items()]
+        raise ApiError(422, "validation_error", "invalid filter", errors)
+    return filterset.qs
+
+
+def _cluster_out(cluster: Cluster) -> dict:
+    return {
+        "id": cluster.pk,
+        "name": cluster.name,
+        "description": cluster.description,
+        "profile": cluster.profile.key,
+        "tls_enabled": cluster.tls_enabled,
+        "distributed_vllm": cluster.distributed_vllm,
+        "server_runs_worker": cluster.server_runs_worker,
+        "created": cluster.created,
+        "node_count": cluster.node_count if hasattr(cluster, "node_count") else cluster.nodes.count(),
+    }
+
+
+# --- clusters -----------------------------------------------------------------------------------------------------
+
+
+class ClusterFilters(Schema):
+    q: str | None = None
+    name: str | None = None
+    profile: str | None = None
+    tls_enabled: bool | None = None
+    distributed_vllm: bool | None = None
+
+
+@router.get("/clusters", response={200: list[ClusterOut], **READ_ERRORS})
+@paginate(LimitOffsetPagination)
+def cluster_list(request, filters: Query[ClusterFilters]):
+    require(request, "inventory.view_cluster")
+    queryset = Cluster.objects.select_related("profile").annotate(node_count=Count("nodes")).order_by("name")
+    return [_cluster_out(c) for c in _filtered(ClusterFilterSet, filters.dict(), queryset)]
+
+
+@router.post("/clusters", response={201: ClusterOut, **ERRORS})
+def cluster_create(request, payload: ClusterIn):
+    require(request, "inventory.add_cluster")
+    if Cluster.objects.filter(name=payload.name).exists():
+        raise ApiError(409, "conflict", f"a cluster named {payload.name!r} exists")
+    data = payload.dict()
+    cluster = Cluster(**{**data, "profile": _profile(data.pop("profile"))})
+    cluster.full_clean()
+    cluster.save()
+    return Status(201, _cluster_out(cluster))
+
+
+@router.get("/clusters/{cluster_id}", response={200: ClusterOut, **READ_ERRORS})
+def cluster_detail(request, cluster_id: int):
+    require(request, "inventory.view_cluster")
+    return _cluster_out(get_object_or_404(Cluster.objects.select_related("profile"), pk=cluster_id))
+
+
+@router.patch("/clusters/{cluster_id}", response={200: ClusterOut, **ERRORS})
+def cluster_update(request, cluster_id: int, payload: ClusterPatch):
+    require(request, "inventory.change_cluster")
+    cluster = get_object_or_404(Cluster.objects.select_related("profile"), pk=cluster_id)
+    for field, value in payload.dict(exclude_unset=True).items():
+        if value is None:
+            continue
+        setattr(cluster, field, _profile(value) if field == "profile" else value)
+    cluster.full_clean()
+    cluster.save()
+    return _cluster_out(cluster)
+
+
+@router.delete("/clusters/{cluster_id}", response={204: None, **ERRORS})
+def cluster_delete(request, cluster_id: int):
+    require(request, "inventory.delete_cluster")
+    get_object_or_404(Cluster, pk=cluster_id).delete()
+    return Status(204, None)
+
+
+# --- nodes --------------------------------------------------------------------------------------------------------
+
+
+class NodeFilters(Schema):
+    q: str | None = None
+    cluster: str | None = None
+    role: str | None = None
+    status: str | None = None
+    vendor: str | None = None
+    os: str | None = None
+    failing_check: str | None = None
+    enabled: bool | None = None
+
+
+def _nodes():
+    present = Accelerator.objects.filter(gone_at__isnull=True).order_by("vendor", "index")
+    return Node.objects.select_related("cluster").prefetch_related(
+        Prefetch("accelerators", queryset=present, to_attr="present_accelerators")
+    )
+
+
+def _node_out(node: Node) -> dict:
+    accelerators = getattr(node, "present_accelerators", None)
+    if accelerators is None:
+        accelerators = list(node.accelerators.filter(gone_at__isnull=True).order_by("vendor", "index"))
+    return {
+        "id": node.pk,
+        "cluster": node.cluster.name,
+        "cluster_id": node.cluster_id,
+        "name": node.name,
+        "address": node.address,
+        "ssh_port": node.ssh_port,
+        "ssh_user": node.ssh_user,
+        "role": node.role,
+        "enabled": node.enabled,
+        "transport": node.transport,
+        "has_credential": node.credential_id is not None,
+        "last_audit_status": node.last_audit_status,
+        "last_audited_at": node.last_audited_at,
+        "accelerators": [
+            {
+                "vendor": a.vendor,
+                "index": a.index,
+                "model": a.model,
+                "memory_mib": a.memory_mib,
+                "uuid": a.uuid,
+                "pci_address": a.pci_address,
+                "driver_version": a.driver_version,
+            }
+            for a in accelerators
+        ],
+    }
+
+
+def _set_credential(node: Node, payload) -> None:
+    """A credential given with a node is the node's own, named after it; the secret is replaced, never returned."""
+    if payload is None:
+        return
+    credential, _ = credential_upsert(
+        name=f"{node.cluster.name}/{node.name} (api)",
+        kind=payload.kind,
+        secret=payload.secret,
+        passphrase=payload.passphrase,
+    )
+    node.credential = credential
+
+
+@router.get("/nodes", response={200: list[NodeOut], **READ_ERRORS})
+@paginate(LimitOffsetPagination)
+def node_list(request, filters: Query[NodeFilters]):
+    require(request, "inventory.view_node")
+    queryset = _filtered(NodeFilterSet, filters.dict(), _nodes().order_by("cluster__name", "name"))
+    return [_node_out(node) for node in queryset]
+
+
+@router.post("/nodes", response={201: NodeOut, **ERRORS})
+def node_create(request, payload: NodeIn):
+    require(request, "inventory.add_node")
+    if payload.credential is not None:
+        require(request, "inventory.add_credential")
+    cluster = Cluster.objects.filter(pk=payload.cluster).first()
+    if cluster is None:
+        raise ApiError(
+            422,
+            "validation_error",
+            f"no cluster with id {payload.cluster}",
+            [{"field": "cluster", "message": "unknown cluster"}],
+        )
+    if Node.objects.filter(cluster=cluster, name=payload.name).exists():
+        raise ApiError(409, "conflict", f"cluster {cluster.name} already has a node named {payload.name!r}")
+    with transaction.atomic():
+        node = Node(cluster=cluster, **payload.dict(exclude={"cluster", "credential"}))
+        _set_credential(node, payload.credential)
+        node.full_clean()
+        node.save()
+    return Status(201, _node_out(node))
+
+
+@router.get("/nodes/{node_id}", response={200: NodeOut, **READ_ERRORS})
+def node_detail(request, node_id: int):
+    require(request, "inventory.view_node")
+    return _node_out(get_object_or_404(_nodes(), pk=node_id))
+
+
+@router.patch("/nodes/{node_id}", response={200: NodeOut, **ERRORS})
+def node_update(request, node_id: int, payload: NodePatch):
+    require(request, "inventory.change_node")
+    node = get_object_or_404(Node.objects.select_related("cluster", "credential"), pk=node_id)
+    with transaction.atomic():
+        for field, value in payload.dict(exclude_unset=True, exclude={"credential"}).items():
+            if value is not None:
+                setattr(node, field, value)
+        _set_credential(node, payload.credential)
+        node.full_clean()
+        node.save()
+    return _node_out(node)
+
+
+@router.delete("/nodes/{node_id}", response={204: None, **ERRORS})
+def node_delete(request, node_id: int):
+    require(request, "inventory.delete_node")
+    get_object_or_404(Node, pk=node_id).delete()
+    return Status(204, None)
+
+
+# --- profiles and import ------------------------------------------------------------------------------------------
+
+
+def _profiles():
+    return RequirementProfile.objects.prefetch_related("os_rules", "accelerator_rules", "port_rules").order_by("key")
+
+
+@router.get("/profiles", response={200: list[ProfileOut], **READ_ERRORS})
+@paginate(LimitOffsetPagination)
+def profile_list(request):
+    require(request, "inventory.view_requirementprofile")
+    return _profiles()
+
+
+@router.get("/profiles/{key}", response={200: ProfileOut, **READ_ERRORS})
+def profile_detail(request, key: str):
+    require(request, "inventory.view_requirementprofile")
+    return get_object_or_404(_profiles(), key=key)
+
+
+@router.post("/inventory/import", response={200: ImportOut, **ERRORS})
+def inventory_upload(
+    request, file: File[UploadedFile], cluster: Form[str | None] = None, profile: Form[str | None] = None
+):
+    """Import an Ansible inventory (INI or YAML): all hosts or none. Key files are never read from uploads."""
+    require(request, "inventory.add_node", "inventory.change_node", "inventory.add_cluster")
+    try:
+        text = file.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(
+            422,
+            "invalid_inventory",
+            f"{file.name}: not a UTF-8 text file; nothing was imported",
+            [{"field": "file", "message": "not UTF-8 text"}],
+        ) from None
+    try:
+        report = inventory_import(
+            text=text,
+            source=file.name or "inventory",
+            cluster_name=cluster or None,
+            profile_key=profile or None,
+            read_key_files=False,
+        )
+    except InventoryError as exc:
+        raise ApiError(
+            422,
+            "invalid_inventory",
+            f"{exc} (nothing was imported)",
+            [{"field": "file", "message": exc.message, "line": exc.line}],
+        ) from None
+    return {**report.__dict__, "summary": report.summary()}

@@ -1,0 +1,49 @@
+"""One FilterSet per model, serving the web lists and the API alike (NetBox's pattern)."""
+
+import django_filters
+from django.db.models import Exists, OuterRef, Q, Subquery
+
+from .choices import AuditStatus, NodeRole, Vendor
+from .models import Cluster, Node
+
+
+class ClusterFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    profile = django_filters.CharFilter(field_name="profile__key")
+
+    class Meta:
+        model = Cluster
+        fields = ["name", "profile", "tls_enabled", "distributed_vllm"]
+
+    def search(self, queryset, name, value):
+        return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
+
+
+class NodeFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    cluster = django_filters.CharFilter(field_name="cluster__name", label="Cluster")
+    role = django_filters.ChoiceFilter(choices=NodeRole.choices)
+    status = django_filters.ChoiceFilter(field_name="last_audit_status", choices=AuditStatus.choices)
+    vendor = django_filters.ChoiceFilter(method="by_vendor", choices=Vendor.choices)
+    os = django_filters.CharFilter(field_name="last_facts__os__id", label="OS (os-release ID)")
+    failing_check = django_filters.CharFilter(method="by_failing_check", label="Failing check")
+
+    class Meta:
+        model = Node
+        fields = ["cluster", "role", "status", "enabled"]
+
+    def search(self, queryset, name, value):
+        return queryset.filter(Q(name__icontains=value) | Q(address__icontains=value))
+
+    def by_vendor(self, queryset, name, value):
+        return queryset.filter(accelerators__vendor=value, accelerators__gone_at__isnull=True).distinct()
+
+    def by_failing_check(self, queryset, name, value):
+        """Nodes whose latest finished audit has this check failing or in error."""
+        from checks.models import CheckResult, NodeAudit
+
+        latest = NodeAudit.objects.filter(node=OuterRef(OuterRef("pk")), finished__isnull=False).order_by("-finished")
+        failing = CheckResult.objects.filter(
+            node_audit=Subquery(latest.values("pk")[:1]), check_id=value, status__in=["fail", "error"]
+        )
+        return queryset.filter(Exists(failing))

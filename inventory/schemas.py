@@ -1,0 +1,161 @@
+from datetime import datetime
+from typing import Literal
+
+from ninja import Field, Schema
+from pydantic import field_validator
+
+from .validators import is_valid_address
+
+Role = Literal["server", "worker"]
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class ErrorOut(Schema):
+    code: str
+    message: str
+    errors: list[dict] = []
+
+
+class ClusterIn(Schema):
+    name: str = Field(..., min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str = Field("", max_length=2000)
+    profile: str | None = Field(None, max_length=64, description="Requirement profile key; default profile if empty")
+    tls_enabled: bool = False
+    distributed_vllm: bool = False
+    server_runs_worker: bool = False
+
+
+class ClusterPatch(Schema):
+    description: str | None = Field(None, max_length=2000)
+    profile: str | None = Field(None, max_length=64)
+    tls_enabled: bool | None = None
+    distributed_vllm: bool | None = None
+    server_runs_worker: bool | None = None
+
+
+class ClusterOut(Schema):
+    id: int
+    name: str
+    description: str
+    profile: str
+    tls_enabled: bool
+    distributed_vllm: bool
+    server_runs_worker: bool
+    node_count: int
+    created: datetime
+
+
+class CredentialIn(Schema):
+    kind: Literal["private_key", "password"]
+    secret: str = Field(..., min_length=1, max_length=65536, description="Never returned by any endpoint")
+    passphrase: str = Field("", max_length=1024)
+
+
+class AddressMixin(Schema):
+    @field_validator("address", check_fields=False)
+    @classmethod
+    def address_is_host(cls, value):
+        if value is not None and not is_valid_address(value):
+            raise ValueError("not an IP address or DNS host name")
+        return value
+
+
+class NodeIn(AddressMixin):
+    cluster: int
+    name: str = Field(..., min_length=1, max_length=128, pattern=NAME)
+    address: str = Field(..., min_length=1, max_length=253)
+    ssh_port: int = Field(22, ge=1, le=65535)
+    ssh_user: str = Field("root", min_length=1, max_length=32, pattern=r"^[a-z_][a-z0-9_.-]*\$?$")
+    role: Role = "worker"
+    enabled: bool = True
+    credential: CredentialIn | None = None
+
+
+class NodePatch(AddressMixin):
+    address: str | None = Field(None, min_length=1, max_length=253)
+    ssh_port: int | None = Field(None, ge=1, le=65535)
+    ssh_user: str | None = Field(None, min_length=1, max_length=32, pattern=r"^[a-z_][a-z0-9_.-]*\$?$")
+    role: Role | None = None
+    enabled: bool | None = None
+    credential: CredentialIn | None = None
+
+
+class AcceleratorOut(Schema):
+    vendor: str
+    index: int
+    model: str
+    memory_mib: int | None
+    uuid: str
+    pci_address: str
+    driver_version: str
+
+
+class NodeOut(Schema):
+    id: int
+    cluster: str
+    cluster_id: int
+    name: str
+    address: str
+    ssh_port: int
+    ssh_user: str
+    role: str
+    enabled: bool
+    transport: str
+    has_credential: bool
+    last_audit_status: str
+    last_audited_at: datetime | None
+    accelerators: list[AcceleratorOut]
+
+
+class OsRuleOut(Schema):
+    distro_id: str
+    name: str
+    min_version: str
+    note: str
+
+
+class AcceleratorRuleOut(Schema):
+    vendor: str
+    experimental: bool
+    driver_name: str
+    driver_url: str
+    toolkit_name: str
+    toolkit_url: str
+    docker_runtime: str
+    min_version: str
+    min_version_of: str
+    amd64_only: bool
+
+
+class PortRuleOut(Schema):
+    role: str
+    first_port: int
+    last_port: int
+    protocol: str
+    purpose: str
+    condition: str
+    worker_to_worker: bool
+
+
+class ProfileOut(Schema):
+    key: str
+    name: str
+    description: str
+    is_default: bool
+    architectures: list[str]
+    check_reserved_ports: bool
+    os_rules: list[OsRuleOut]
+    accelerator_rules: list[AcceleratorRuleOut]
+    port_rules: list[PortRuleOut]
+
+
+class ImportOut(Schema):
+    cluster: str
+    profile: str
+    cluster_created: bool
+    created: list[str]
+    updated: list[str]
+    unchanged: list[str]
+    skipped: list[str]
+    key_files_not_read: list[str]
+    summary: str
