@@ -1,16 +1,21 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.http import JsonResponse
-from django.urls import path, re_path
-from django.views.generic import RedirectView
+from django.urls import include, path, re_path
 
+from . import account
 from .api import api
 
 admin.site.site_header = "Preflight"
 admin.site.site_title = "Preflight"
 admin.site.index_title = "GPUStack readiness: inventory and audits"
+admin.site.site_url = "/"
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    path("", include("portal.ui_urls")),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/tokens/", account.tokens, name="account_tokens"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     # Anything else under /api/ answers in the API's error shape, not with an HTML page.

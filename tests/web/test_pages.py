@@ -1,0 +1,185 @@
+"""The web UI without a browser: access control on every page, content, exports, and constant query counts."""
+
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from checks.models import Audit, CheckResult, NetworkPath, NodeAudit
+from inventory.models import Accelerator, Node
+from tests.factories import ClusterFactory, NodeFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def audited():
+    """A cluster with two finished audits: time.ntp broke and a path closed between them."""
+    cluster = ClusterFactory(name="lab")
+    server = NodeFactory(cluster=cluster, name="srv", role="server")
+    worker = NodeFactory(cluster=cluster, name="w1", last_audit_status="fail")
+    Accelerator.objects.create(node=worker, vendor="nvidia", index=0, model="NVIDIA H100 80GB HBM3", memory_mib=81559)
+    audits = []
+    for i, (ntp, path) in enumerate([("pass", "pass"), ("fail", "fail")]):
+        audit = Audit.objects.create(
+            cluster=cluster,
+            profile=cluster.profile,
+            profile_key="gpustack-2.0",
+            state="done",
+            status=ntp,
+            started=timezone.now(),
+            finished=timezone.now(),
+        )
+        na = NodeAudit.objects.create(
+            audit=audit,
+            node=worker,
+            state="done",
+            status=ntp,
+            finished=timezone.now(),
+            facts={
+                "os": {"id": "ubuntu", "pretty_name": "Ubuntu 22.04.4 LTS"},
+                "accelerators": [{"vendor": "nvidia", "index": 0, "model": "H100"}] if i == 0 else [],
+            },
+        )
+        NodeAudit.objects.create(audit=audit, node=server, state="done", status="pass", finished=timezone.now())
+        CheckResult.objects.create(
+            node_audit=na,
+            check_id="time.ntp",
+            status=ntp,
+            summary=f"ntp {ntp}",
+            evidence="none of chronyd found",
+            position=3,
+            remediation="" if ntp == "pass" else "apt-get install -y chrony",
+        )
+        NetworkPath.objects.create(
+            audit=audit,
+            check_id="network.server_to_worker",
+            source=server,
+            destination=worker,
+            status=path,
+            summary=f"srv -> w1: {'10150 timed out' if path == 'fail' else 'ok'}",
+            outcomes={"10150": ["timed out" if path == "fail" else "connected", ""]},
+        )
+        audits.append(audit)
+    worker.last_facts = {"os": {"id": "ubuntu", "pretty_name": "Ubuntu 22.04.4 LTS"}}
+    worker.save()
+    return {"cluster": cluster, "server": server, "worker": worker, "audits": audits}
+
+
+def _pages(data):
+    worker, audits = data["worker"], data["audits"]
+    path = NetworkPath.objects.filter(audit=audits[1]).first()
+    return [
+        "/",
+        "/clusters/lab/",
+        "/nodes/",
+        f"/nodes/{worker.pk}/",
+        f"/nodes/{worker.pk}/remediation.sh",
+        "/clusters/lab/diff/",
+        "/clusters/lab/matrix/",
+        f"/audits/{audits[1].pk}/progress/",
+        f"/paths/{path.pk}/",
+        "/account/tokens/",
+    ]
+
+
+def test_every_page_sends_anonymous_users_to_login(client, audited):
+    for url in _pages(audited):
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/login/?next="), url
+
+
+def test_pages_refuse_users_without_view_permission(client, django_user_model, audited):
+    client.force_login(django_user_model.objects.create_user("nobody", password="x"))
+    for url in _pages(audited)[:-1]:
+        assert client.get(url).status_code == 403, url
+    assert client.get("/account/tokens/").status_code == 200  # everyone manages their own tokens
+
+
+def test_missing_objects_are_404(admin_client):
+    for url in [
+        "/clusters/nope/",
+        "/nodes/999999/",
+        "/paths/999999/",
+        "/audits/999999/progress/",
+        "/clusters/nope/matrix/",
+        "/nodes/999999/remediation.sh",
+    ]:
+        assert admin_client.get(url).status_code == 404, url
+
+
+def test_dashboard_content(admin_client, audited):
+    body = admin_client.get("/clusters/lab/").content.decode()
+    assert "Workers ready" in body and "/nodes/?cluster=lab&amp;failing_check=time.ntp" in body
+    trend = json.loads(body.split('<script id="trend-data" type="application/json">')[1].split("</script>")[0])
+    assert [t["ready"] for t in trend] == [2, 1] and "/static/vendor/chart-4.5.1.umd.min.js" in body
+    assert "cdn" not in body.lower()
+
+
+def test_node_list_filters_and_exports(admin_client, audited):
+    failing = admin_client.get("/nodes/", {"cluster": "lab", "role": "worker", "status": "fail"}).content.decode()
+    assert ">w1<" in failing and ">srv<" not in failing and "Not ready" in failing
+    by_check = admin_client.get("/nodes/", {"failing_check": "time.ntp"}).content.decode()
+    assert ">w1<" in by_check and ">srv<" not in by_check
+    exported = json.loads(admin_client.get("/nodes/", {"vendor": "nvidia", "export": "json"}).content)
+    assert [row["name"] for row in exported] == ["w1"]
+    csv_text = admin_client.get("/nodes/", {"cluster": "lab", "export": "csv"}).content.decode()
+    assert csv_text.splitlines()[0].startswith("cluster,name,address") and len(csv_text.splitlines()) == 3
+
+
+def test_node_page_and_script(admin_client, audited):
+    worker = audited["worker"]
+    body = admin_client.get(f"/nodes/{worker.pk}/").content.decode()
+    assert "NVIDIA H100 80GB HBM3" in body and "time.ntp" in body and "<details><summary>Evidence</summary>" in body
+    assert 'data-copy="' in body and "compare with latest" in body
+    script = admin_client.get(f"/nodes/{worker.pk}/remediation.sh").content.decode()
+    assert script.startswith("#!/bin/sh") and "apt-get install -y chrony" in script
+
+
+def test_diff_shows_changed_check_device_and_closed_path(admin_client, audited):
+    old, new = audited["audits"]
+    body = admin_client.get("/clusters/lab/diff/", {"a": old.pk, "b": new.pk}).content.decode()
+    assert "<code>time.ntp</code>" in body and "device gone" in body and "closed (pass → fail)" in body
+
+
+def test_matrix_cell_and_path_detail(admin_client, audited):
+    body = admin_client.get("/clusters/lab/matrix/").content.decode()
+    assert 'class="cell-fail" title="10150 timed out"' in body
+    path = NetworkPath.objects.get(audit=audited["audits"][1])
+    assert "10150" in admin_client.get(f"/paths/{path.pk}/").content.decode()
+
+
+def _queries(client, url, **params) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url, params)
+    assert response.status_code == 200
+    return len(captured)
+
+
+@pytest.mark.parametrize("url", ["/nodes/", "/clusters/big/"])
+def test_query_count_is_constant_for_10_and_2000_nodes(admin_client, url):
+    # given
+    cluster = ClusterFactory(name="big")
+    Node.objects.bulk_create(
+        Node(
+            cluster=cluster,
+            name=f"n{i:04d}",
+            address=f"192.0.2.{i % 250 + 1}",
+            last_audit_status="fail" if i % 3 else "pass",
+        )
+        for i in range(10)
+    )
+    small = _queries(admin_client, url, cluster="big")
+    # when
+    Node.objects.bulk_create(
+        Node(cluster=cluster, name=f"m{i:04d}", address=f"192.0.2.{i % 250 + 1}", last_audit_status="pass")
+        for i in range(1990)
+    )
+    nodes = list(Node.objects.filter(cluster=cluster)[:50])
+    Accelerator.objects.bulk_create(Accelerator(node=n, vendor="nvidia", index=0, model="A100") for n in nodes)
+    large = _queries(admin_client, url, cluster="big")
+    # then
+    assert Node.objects.filter(cluster=cluster).count() == 2000
+    assert small == large
