@@ -38,6 +38,7 @@ class NodeFacts:
     login_uid: int | None = None
     login_user: str = ""
     pci: list[PciDevice] = field(default_factory=list)
+    pci_read: bool = False  # the probe could list /sys/bus/pci/devices (an empty bus is still read)
     tools: dict[str, str] = field(default_factory=dict)
     paths: set[str] = field(default_factory=set)
     vendors: dict[str, VendorFacts] = field(default_factory=dict)
@@ -128,6 +129,7 @@ def build_facts(sections: dict[str, Section]) -> NodeFacts:
     facts.login_uid = int(meta["uid"]) if meta.get("uid", "").isdigit() else None
     facts.login_user = meta.get("user", "")
     facts.pci = parse_pci_devices(_text(sections, "pci"))
+    facts.pci_read = "pci" in sections and sections["pci"].rc == 0
     for line in _text(sections, "tools").splitlines():
         name, _, path = line.partition(" ")
         if name == "path":

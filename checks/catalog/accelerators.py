@@ -25,7 +25,7 @@ def evaluate_present(facts: NodeFacts, profile: ProfileSpec, context: NodeContex
         )
         return [CheckResult("accelerator.present", PASS, f"accelerators found: {counts}", _pci_evidence(facts))]
     summary = "no accelerator found (CPU-only worker)"
-    if not facts.pci:
+    if not facts.pci_read:
         summary += "; the PCI bus could not be read"
     return [
         CheckResult(

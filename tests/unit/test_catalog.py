@@ -360,3 +360,8 @@ def test_split_sections_handles_truncation_and_forged_frames():
     assert sections["meta"].rc == 0 and sections["meta"].text == "uid=0"
     assert sections["nvidia-smi"].rc is None and "GPU 0" in sections["nvidia-smi"].text
     assert split_sections("garbage\x00\xff", NONCE) == {}
+
+
+def test_empty_pci_bus_is_cpu_only_not_unreadable(read_fixture):
+    result = by_id(evaluate_node(node(read_fixture), PROFILE, WORKER))["accelerator.present"]
+    assert (result.status, result.summary) == ("warn", "no accelerator found (CPU-only worker)")
