@@ -4,11 +4,11 @@ from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Query, Router, Schema, Status
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 
 from inventory.models import Cluster, Node
 from inventory.schemas import ErrorOut
-from portal.api import ApiError, require
+from portal.api import ApiError, BoundedPagination, require
 
 from .choices import RunState, Trigger
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
@@ -56,7 +56,7 @@ class AuditFilters(Schema):
 
 
 @router.get("/audits", response={200: list[AuditSummary], **READ_ERRORS})
-@paginate(LimitOffsetPagination)
+@paginate(BoundedPagination)
 def audit_list(request, filters: Query[AuditFilters]):
     require(request, "checks.view_audit")
     queryset = Audit.objects.select_related("cluster").order_by("-created")
@@ -102,7 +102,7 @@ class HistoryFilters(Schema):
 
 
 @router.get("/nodes/{node_id}/checks", response={200: list[CheckHistoryOut], **READ_ERRORS})
-@paginate(LimitOffsetPagination)
+@paginate(BoundedPagination)
 def node_check_history(request, node_id: int, filters: Query[HistoryFilters]):
     """Every result this node's checks had, newest audit first."""
     require(request, "checks.view_audit", "inventory.view_node")

@@ -5,9 +5,9 @@ from django.db.models import Count, Prefetch
 from django.shortcuts import get_object_or_404
 from ninja import File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
-from ninja.pagination import LimitOffsetPagination, paginate
+from ninja.pagination import paginate
 
-from portal.api import ApiError, require
+from portal.api import ApiError, BoundedPagination, require
 
 from .filtersets import ClusterFilterSet, NodeFilterSet
 from .importers.ansible import InventoryError
@@ -79,7 +79,7 @@ class ClusterFilters(Schema):
 
 
 @router.get("/clusters", response={200: list[ClusterOut], **READ_ERRORS})
-@paginate(LimitOffsetPagination)
+@paginate(BoundedPagination)
 def cluster_list(request, filters: Query[ClusterFilters]):
     require(request, "inventory.view_cluster")
     queryset = Cluster.objects.select_related("profile").annotate(node_count=Count("nodes")).order_by("name")
@@ -192,7 +192,7 @@ def _set_credential(node: Node, payload) -> None:
 
 
 @router.get("/nodes", response={200: list[NodeOut], **READ_ERRORS})
-@paginate(LimitOffsetPagination)
+@paginate(BoundedPagination)
 def node_list(request, filters: Query[NodeFilters]):
     require(request, "inventory.view_node")
     queryset = _filtered(NodeFilterSet, filters.dict(), _nodes().order_by("cluster__name", "name"))
@@ -257,7 +257,7 @@ def _profiles():
 
 
 @router.get("/profiles", response={200: list[ProfileOut], **READ_ERRORS})
-@paginate(LimitOffsetPagination)
+@paginate(BoundedPagination)
 def profile_list(request):
     require(request, "inventory.view_requirementprofile")
     return _profiles()

@@ -9,8 +9,9 @@ from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, Request
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import Http404
-from ninja import NinjaAPI
+from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.pagination import LimitOffsetPagination
 from ninja.security import HttpBearer
 
 from inventory.services import api_token_authenticate
@@ -137,6 +138,14 @@ def register_routers() -> None:
 
     api.add_router("/", inventory_router)
     api.add_router("/", checks_router)
+
+
+class BoundedPagination(LimitOffsetPagination):
+    """limit/offset with upper bounds, so an absurd offset is a 422, not a database overflow."""
+
+    class Input(Schema):
+        limit: int = Field(100, ge=1, le=1000)
+        offset: int = Field(0, ge=0, le=2_000_000_000)
 
 
 register_routers()

@@ -312,3 +312,9 @@ def test_openapi_schema_and_local_docs(client):
     assert schema.status_code == 200 and "/api/v1/audits" in schema.json()["paths"]
     docs = client.get(f"{API}/docs").content.decode()
     assert "cdn" not in docs.lower() and "/static/ninja/swagger-ui-bundle.js" in docs
+
+
+def test_pagination_bounds(admin_api):
+    assert_error(admin_api.get(f"{API}/profiles", {"limit": 10**30}), 422, "validation_error")
+    assert_error(admin_api.get(f"{API}/nodes", {"offset": 10**30}), 422, "validation_error")
+    assert admin_api.get(f"{API}/profiles", {"limit": 1, "offset": 1}).json()["items"][0]["key"] == "gpustack-2.2"

@@ -13,12 +13,20 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(scope="session")
-def browser():
+def browser(django_db_setup):
     if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the browser tests, but {CHROMIUM} is missing")
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from django.db import connections
     from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread, and under it Django's context-local `connections`
+    # hands out fresh connection objects that lack the serialized test data; serialized_rollback would then silently
+    # restore nothing. Keep the serialized contents on the connection class so every connection object has them.
+    default = connections["default"]
+    if hasattr(default, "_test_serialized_contents"):
+        type(default)._test_serialized_contents = default._test_serialized_contents
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
