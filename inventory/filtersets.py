@@ -23,8 +23,8 @@ class NodeFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     cluster = django_filters.CharFilter(field_name="cluster__name", label="Cluster")
     role = django_filters.ChoiceFilter(choices=NodeRole.choices)
-    status = django_filters.ChoiceFilter(field_name="last_audit_status", choices=AuditStatus.choices)
-    vendor = django_filters.ChoiceFilter(method="by_vendor", choices=Vendor.choices)
+    status = django_filters.ChoiceFilter(field_name="last_audit_status", choices=AuditStatus.choices, label="Status")
+    vendor = django_filters.ChoiceFilter(method="by_vendor", choices=Vendor.choices, label="Accelerator vendor")
     os = django_filters.CharFilter(field_name="last_facts__os__id", label="OS (os-release ID)")
     failing_check = django_filters.CharFilter(method="by_failing_check", label="Failing check")
 

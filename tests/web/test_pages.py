@@ -183,3 +183,22 @@ def test_query_count_is_constant_for_10_and_2000_nodes(admin_client, url):
     # then
     assert Node.objects.filter(cluster=cluster).count() == 2000
     assert small == large
+
+
+def test_account_page_creates_a_token_once_and_revokes_only_own(client, django_user_model):
+    from inventory.models import ApiToken
+    from inventory.services import api_token_authenticate, api_token_create
+
+    user = django_user_model.objects.create_user("alice", password="x")
+    other = django_user_model.objects.create_user("bob", password="x")
+    foreign, _ = api_token_create(user=other, name="bob's")
+    client.force_login(user)
+    created = client.post("/account/tokens/", {"action": "create", "name": "ci", "days": "30"})
+    token = created.content.decode().split('<code id="new-token">')[1].split("</code>")[0]
+    assert api_token_authenticate(token) == user and created["Cache-Control"] == "no-store"
+    assert token not in client.get("/account/tokens/").content.decode()  # shown once
+    mine = ApiToken.objects.get(user=user)
+    assert client.post("/account/tokens/", {"action": "revoke", "token": foreign.pk}).status_code == 404
+    client.post("/account/tokens/", {"action": "revoke", "token": mine.pk})
+    assert api_token_authenticate(token) is None and api_token_authenticate is not None
+    assert ApiToken.objects.get(pk=foreign.pk).revoked is None
