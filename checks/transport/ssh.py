@@ -65,6 +65,7 @@ class SshTransport:
         transport.handshake_timeout = self.connect_timeout
         transport.auth_timeout = self.auth_timeout
         try:
+            began = time.monotonic()
             try:
                 transport.start_client(timeout=self.connect_timeout)
             except paramiko.SSHException as exc:
@@ -77,10 +78,33 @@ class SshTransport:
                     reason = f"SSH handshake with {target.address}:{target.port} failed: {text or type(exc).__name__}"
                 raise ConnectFailure("protocol", reason) from None
             except (EOFError, OSError) as exc:
+                if time.monotonic() - began >= self.connect_timeout - 0.5:
+                    raise ConnectFailure(
+                        "timed out",
+                        f"the SSH handshake with {target.address}:{target.port} did not complete within "
+                        f"{self.connect_timeout:g} s (the server sent a banner, then nothing)",
+                    ) from None
                 raise ConnectFailure(
                     "closed", f"{target.address}:{target.port} closed the connection during the handshake ({exc!r})"
                 ) from None
-            key = transport.get_remote_server_key()
+            except Exception as exc:  # noqa: BLE001 - whatever a broken peer makes paramiko raise is a failure to connect
+                raise ConnectFailure(
+                    "protocol", f"SSH handshake with {target.address}:{target.port} failed: {exc!r}"
+                ) from None
+            try:
+                # start_client() returns quietly when its time-out passes mid-handshake: no key means no handshake.
+                key = transport.get_remote_server_key()
+            except paramiko.SSHException:
+                if not transport.remote_version:
+                    raise ConnectFailure(
+                        "protocol",
+                        f"no SSH banner from {target.address}:{target.port} within {self.connect_timeout:g} s",
+                    ) from None
+                raise ConnectFailure(
+                    "timed out",
+                    f"the SSH handshake with {target.address}:{target.port} did not complete within "
+                    f"{self.connect_timeout:g} s (the server sent its banner, then stalled in key exchange)",
+                ) from None
             printed = fingerprint(key)
             if target.verify_host_key is not None:
                 target.verify_host_key(key.get_name(), printed, key.get_base64())
