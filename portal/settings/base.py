@@ -118,6 +118,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    # paramiko logs a traceback for every peer that misbehaves; Preflight reports those as ssh.connect results.
+    "loggers": {"paramiko": {"level": env("PARAMIKO_LOG_LEVEL", default="CRITICAL")}},
 }
 
 # Audits. Every wait has a bound, so a node audit always ends; a run still "running" after PREFLIGHT_STUCK_AFTER

@@ -19,7 +19,9 @@ os.environ.setdefault("PREFLIGHT_TARGET_ALLOW_NAMES", "false")
 from .base import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-CELERY_TASK_ALWAYS_EAGER = True
+# Eager in the test process (unit tests need no broker); a real worker started by the integration tests sets
+# CELERY_TASK_ALWAYS_EAGER=false so its fan-out goes through Redis like production.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)  # noqa: F405
 # Tests render pages without collectstatic; WhiteNoise finds files through the finders instead.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True

@@ -60,6 +60,7 @@ def celery_worker(redis_broker, django_db_setup, django_db_blocker):
         "DJANGO_SETTINGS_MODULE": "portal.settings.test",
         "DATABASE_URL": f"sqlite:///{database['NAME']}",
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
     }
     process = subprocess.Popen(
         [

@@ -1,0 +1,312 @@
+"""Audit throughput on N real sshd test hosts, side by side with a bare paramiko floor and Ansible's fact gathering.
+
+Run as root after `bash scripts/test.sh` has set the machine up (Redis running, .venv installed):
+
+    .venv/bin/python -m bench.fleet [--hosts 50] [--concurrency 16] [--skip-ansible]
+
+It prints (a) a cluster audit through Redis and a real Celery worker, host checks only; (b) the same with the
+connectivity matrix, 1 server and the rest workers; (c) the floor: a bare paramiko connect plus one exec per host
+with the same parallelism; (d) `ansible -m setup -f N` from ansible-core installed in a throwaway venv. Then hosts per
+second, p50/p95 node audit time, the worker's peak RSS, and the ratios (a)/(c) and (d)/(a).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.common import ROOT, django_setup
+
+UBUNTU = 'ID=ubuntu\nID_LIKE=debian\nVERSION_ID="22.04"\nPRETTY_NAME="Ubuntu 22.04.4 LTS"\n'
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def worker_pids(parent: int) -> list[int]:
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [parent, *(int(c) for c in children)]
+
+
+def start_worker(database: str, broker: str, concurrency: int, log: Path, pool: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.test",
+        "DATABASE_URL": database,
+        "CELERY_BROKER_URL": broker,
+        "PREFLIGHT_PROBE_TIMEOUT": "60",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(concurrency),
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+            "--logfile",
+            str(log),
+            "-n",
+            f"bench-{os.getpid()}@%h",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(4)
+    return process
+
+
+def timed_audit(cluster, label: str) -> tuple[float, list[float]]:
+    from checks.models import Audit, NodeAudit
+    from checks.services import audit_enqueue, audit_start
+
+    started = time.monotonic()
+    audit = audit_start(cluster=cluster)
+    audit_enqueue(audit)
+    while Audit.objects.get(pk=audit.pk).state not in ("done", "error"):
+        if time.monotonic() - started > 600:
+            raise SystemExit(f"{label}: audit {audit.pk} did not finish in 600 s")
+        time.sleep(0.1)
+    elapsed = time.monotonic() - started
+    rows = [na for na in NodeAudit.objects.filter(audit=audit) if na.finished and na.started]
+    durations = [(na.finished - na.started).total_seconds() for na in rows]
+    events = sorted([(na.started, 1) for na in rows] + [(na.finished, -1) for na in rows])
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    first = min(na.started for na in rows)
+    print(
+        f"    first node started {(first - audit.created).total_seconds():.2f} s after the audit was created; "
+        f"at most {peak} node audits ran at once"
+    )
+    statuses = sorted(set(NodeAudit.objects.filter(audit=audit).values_list("status", flat=True)))
+    print(
+        f"{label}: {elapsed:.2f} s, {len(durations) / elapsed:.1f} hosts/s, node audit p50 "
+        f"{statistics.median(durations):.2f} s p95 {statistics.quantiles(durations, n=20)[18]:.2f} s, "
+        f"node statuses {statuses}"
+    )
+    return elapsed, durations
+
+
+def paramiko_floor(lab, hosts, concurrency: int) -> float:
+    import io
+
+    import paramiko
+
+    key = paramiko.Ed25519Key.from_private_key(io.StringIO(lab.client_key))
+
+    def one(host):
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect(host.address, username="root", pkey=key, allow_agent=False, look_for_keys=False, timeout=10)
+        _, stdout, _ = client.exec_command("uname -a")
+        stdout.read()
+        client.close()
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(one, hosts))
+    elapsed = time.monotonic() - started
+    print(f"(c) bare paramiko connect + one exec: {elapsed:.2f} s, {len(hosts) / elapsed:.1f} hosts/s")
+    return elapsed
+
+
+def ansible_setup(lab, hosts) -> float | None:
+    folder = Path(tempfile.mkdtemp(prefix="preflight-ansible-"))
+    venv = folder / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin/pip"), "install", "-q", "ansible-core"], check=True)
+    key = folder / "key"
+    key.write_text(lab.client_key)
+    key.chmod(0o600)
+    inventory = folder / "hosts.ini"
+    inventory.write_text("[lab]\n" + "".join(f"{h.spec.name} ansible_host={h.address}\n" for h in hosts))
+    env = {
+        **os.environ,
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=no",
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            str(venv / "bin/ansible"),
+            "lab",
+            "-i",
+            str(inventory),
+            "-m",
+            "setup",
+            "-f",
+            str(len(hosts)),
+            "-u",
+            "root",
+            "--private-key",
+            str(key),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    elapsed = time.monotonic() - started
+    ok = result.stdout.count("SUCCESS")
+    print(f"(d) ansible -m setup -f {len(hosts)}: {elapsed:.2f} s, {ok}/{len(hosts)} hosts gathered")
+    return elapsed
+
+
+def server_side_pages(nodes: int = 2000, audits: int = 20) -> None:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.utils import timezone
+
+    from checks.models import Audit, CheckResult, NodeAudit
+    from inventory.models import Cluster, Node, RequirementProfile
+
+    cluster = Cluster.objects.create(name="pages", profile=RequirementProfile.objects.get(key="gpustack-2.0"))
+    Node.objects.bulk_create(
+        Node(
+            cluster=cluster,
+            name=f"n{i:05d}",
+            address=f"10.231.250.{i % 250 + 1}",
+            last_audit_status="fail" if i % 7 == 0 else "pass",
+        )
+        for i in range(nodes)
+    )
+    all_nodes = list(Node.objects.filter(cluster=cluster))
+    for _ in range(audits):
+        audit = Audit.objects.create(
+            cluster=cluster,
+            profile=cluster.profile,
+            profile_key="gpustack-2.0",
+            state="done",
+            status="fail",
+            started=timezone.now(),
+            finished=timezone.now(),
+        )
+        NodeAudit.objects.bulk_create(
+            NodeAudit(
+                audit=audit,
+                node=n,
+                state="done",
+                status=n.last_audit_status,
+                started=timezone.now(),
+                finished=timezone.now(),
+            )
+            for n in all_nodes
+        )
+        CheckResult.objects.bulk_create(
+            CheckResult(node_audit=na, check_id="time.ntp", status=na.status, summary="x")
+            for na in NodeAudit.objects.filter(audit=audit)
+        )
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(get_user_model().objects.create_superuser("bench", password="x"))
+    for label, url in [("node list", "/nodes/?cluster=pages"), ("dashboard", "/clusters/pages/")]:
+        client.get(url)
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            assert client.get(url).status_code == 200
+            times.append(time.perf_counter() - started)
+        print(
+            f"{label} with {nodes} nodes and {audits} audits: median {statistics.median(times) * 1000:.0f} ms "
+            "server-side"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--skip-ansible", action="store_true")
+    parser.add_argument("--pool", default="threads", choices=["threads", "prefork"])
+    parser.add_argument("--skip-matrix", action="store_true")
+    args = parser.parse_args()
+    broker = "redis://127.0.0.1:6379/14"
+    os.environ["CELERY_BROKER_URL"] = broker
+    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
+    folder = django_setup()
+    from checks.models import Audit
+    from inventory.models import Cluster, Credential, Node, RequirementProfile
+    from portal.celery import app
+    from tests.lab.hosts import Lab, NodeSpec
+
+    app.conf.task_always_eager = False
+    import redis
+
+    redis.Redis.from_url(broker).flushdb()
+    lab = Lab()
+    worker = None
+    try:
+        started = time.monotonic()
+        hosts = [lab.add(NodeSpec(f"h{i:03d}", UBUNTU)) for i in range(args.hosts)]
+        print(f"{len(hosts)} test hosts up in {time.monotonic() - started:.1f} s; concurrency {args.concurrency}")
+        worker = start_worker(os.environ["DATABASE_URL"], broker, args.concurrency, folder / "worker.log", args.pool)
+        credential = Credential(name="bench", kind="private_key")
+        credential.secret = lab.client_key
+        credential.save()
+        profile = RequirementProfile.objects.get(key="gpustack-2.0")
+        workers_only = Cluster.objects.create(name="hosts", profile=profile)
+        for host in hosts:
+            Node.objects.create(cluster=workers_only, name=host.spec.name, address=host.address, credential=credential)
+        timed_audit(workers_only, "(warm-up, host keys trusted on first use)")
+        a, _ = timed_audit(workers_only, "(a) cluster audit, host checks")
+        with_matrix = None if args.skip_matrix else Cluster.objects.create(name="matrix", profile=profile)
+        for i, host in enumerate(hosts if with_matrix is not None else []):
+            Node.objects.create(
+                cluster=with_matrix,
+                name=host.spec.name,
+                address=host.address,
+                credential=credential,
+                role="server" if i == 0 else "worker",
+            )
+        if with_matrix is not None:
+            timed_audit(with_matrix, "(warm-up with matrix)")
+            b, _ = timed_audit(with_matrix, "(b) cluster audit with connectivity matrix")
+            audit = Audit.objects.filter(cluster=with_matrix).first()
+            print(
+                f"    matrix alone: {(audit.finished - audit.network_started).total_seconds():.2f} s, "
+                f"{audit.paths.count()} paths"
+            )
+        c = paramiko_floor(lab, hosts, args.concurrency)
+        rss = [peak_rss_mib(pid) for pid in worker_pids(worker.pid)]
+        print(
+            f"worker peak RSS per process (MiB): {', '.join(f'{r:.0f}' for r in rss)} ({args.pool} pool, "
+            f"concurrency {args.concurrency})"
+        )
+        print(f"ratio (a)/(c) = {a / c:.2f}   time per host (a) = {a / len(hosts) * 1000:.0f} ms")
+        if not args.skip_ansible:
+            d = ansible_setup(lab, hosts)
+            if d:
+                print(f"ratio (d)/(a) = {d / a:.1f}")
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=30)
+        lab.close()
+    server_side_pages()
+
+
+if __name__ == "__main__":
+    main()
