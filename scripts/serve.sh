@@ -26,10 +26,14 @@ PY="$VENV/bin/python"
 ensure_redis
 
 # The Celery worker (with beat) runs beside the portal and stops with it.
-"$VENV/bin/celery" -A portal worker -B --pool threads --concurrency 8 --loglevel INFO \
-  --logfile "$ROOT/run/celery.log" &
+# Supervised: a worker that exits (Celery can, when it loses Redis) is started again.
+(while true; do
+  "$VENV/bin/celery" -A portal worker -B --pool threads --concurrency 16 --loglevel INFO \
+    --logfile "$ROOT/run/celery.log" || true
+  sleep 2
+done) &
 CELERY_PID=$!
-trap 'kill $CELERY_PID 2>/dev/null || true' EXIT
+trap 'kill $CELERY_PID 2>/dev/null; pkill -f "celery -A portal worker" 2>/dev/null || true' EXIT
 
 # A real audit of the demo cluster, so there is something to look at: this machine is audited locally.
 log "Auditing the demo cluster (this machine, plus two loopback workers that have no credential yet)"

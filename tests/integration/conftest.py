@@ -44,6 +44,64 @@ def redis_broker():
     return client
 
 
+class WorkerHandle:
+    """The test's Celery worker process; a fault test may kill it and start a replacement."""
+
+    def __init__(self, env: dict, log: Path) -> None:
+        self.env, self.log, self.process = env, log, None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "8",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+                "--logfile",
+                str(self.log),
+                "-n",
+                f"preflight-test-{os.getpid()}-{time.monotonic_ns()}@%h",
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        start = self.log.stat().st_size if self.log.exists() else 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the Celery worker exited: {self.log.read_text() if self.log.exists() else ''}")
+            if self.log.exists() and "ready." in self.log.read_text()[start:]:
+                return
+            time.sleep(0.2)
+        self.process.kill()
+        pytest.fail("the Celery worker did not become ready in 60 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
 @pytest.fixture(scope="session")
 def celery_worker(redis_broker, django_db_setup, django_db_blocker):
     """A real `celery worker` process on the test database file and the test Redis database."""
@@ -62,52 +120,13 @@ def celery_worker(redis_broker, django_db_setup, django_db_blocker):
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_TASK_ALWAYS_EAGER": "false",
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "8",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "INFO",
-            "--logfile",
-            str(log),
-            "-n",
-            f"preflight-test-{os.getpid()}@%h",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the Celery worker exited: {log.read_text() if log.exists() else ''}")
-        if log.exists() and "ready." in log.read_text():
-            break
-        time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("the Celery worker did not become ready in 60 s")
+    handle = WorkerHandle(env, log)
+    handle.start()
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = False
-    yield process
+    yield handle
     app.conf.task_always_eager = eager
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    handle.stop()
 
 
 def lab_credential(lab: Lab, name: str = "lab-key") -> Credential:

@@ -83,4 +83,4 @@ def test_hostile_nodes_end_with_reasons_and_others_finish(lab, hostile_fleet, ce
     cut = NodeAudit.objects.get(audit=audit, node__name="cut-off")
     assert cut.status == "error" and "ended early" in cut.error
     # the worker never held the 200 MB
-    assert _peak_rss_mib(celery_worker.pid) < 300
+    assert _peak_rss_mib(celery_worker.process.pid) < 300
