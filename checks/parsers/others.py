@@ -39,15 +39,13 @@ def _paired_rows(text: str, head: re.Pattern) -> list[tuple[re.Match, list[str],
     return pairs
 
 
-def parse_ixsmi(text: str) -> VendorReport:
-    report = VendorReport(runtime_name="CUDA (CoreX)")
-    header = re.search(r"IX-ML:\s*([\w.]+)\s+Driver Version:\s*([\w.]+)\s+CUDA Version:\s*([\w.]+)", text)
-    if header:
-        report.tool_version, report.driver_version, report.runtime_version = header.groups()
-    for match, cells, below in _paired_rows(text, re.compile(r"(\d+)\s+(\S.*)$")):
+def _box_table_devices(text: str, head: re.Pattern) -> list[Device]:
+    """nvidia-smi-style boxes: index and name in the first cell, bus id in the second, memory in the row below."""
+    devices = []
+    for match, cells, below in _paired_rows(text, head):
         if len(cells) < 2 or not pci_address(cells[1]):
             continue
-        report.devices.append(
+        devices.append(
             Device(
                 index=int(match.group(1)),
                 model=match.group(2).strip(),
@@ -55,6 +53,15 @@ def parse_ixsmi(text: str) -> VendorReport:
                 pci_address=pci_address(cells[1]),
             )
         )
+    return devices
+
+
+def parse_ixsmi(text: str) -> VendorReport:
+    report = VendorReport(runtime_name="CUDA (CoreX)")
+    header = re.search(r"IX-ML:\s*([\w.]+)\s+Driver Version:\s*([\w.]+)\s+CUDA Version:\s*([\w.]+)", text)
+    if header:
+        report.tool_version, report.driver_version, report.runtime_version = header.groups()
+    report.devices = _box_table_devices(text, re.compile(r"(\d+)\s+(\S.*)$"))
     return report
 
 
@@ -66,17 +73,7 @@ def parse_mx_smi(text: str) -> VendorReport:
     report.driver_version = driver.group(1) if driver else ""
     report.runtime_version = maca.group(1) if maca else ""
     report.tool_version = tool.group(1) if tool else ""
-    for match, cells, below in _paired_rows(text, re.compile(r"(\d+)\s+(\S.*)$")):
-        if len(cells) < 2 or not pci_address(cells[1]):
-            continue
-        report.devices.append(
-            Device(
-                index=int(match.group(1)),
-                model=match.group(2).strip(),
-                memory_mib=used_total_mib(below[1]) if below and len(below) > 1 else None,
-                pci_address=pci_address(cells[1]),
-            )
-        )
+    report.devices = _box_table_devices(text, re.compile(r"(\d+)\s+(\S.*)$"))
     return report
 
 
@@ -107,15 +104,5 @@ def parse_cnmon(text: str) -> VendorReport:
     header = re.search(r"CNMON\s+v?([\w.\-]+)\s+Driver\s+v?([\w.\-]+)", text)
     if header:
         report.tool_version, report.driver_version = header.groups()
-    for match, cells, below in _paired_rows(text, re.compile(r"(\d+)\s+\S+\s+(\S+)")):
-        if len(cells) < 2 or not pci_address(cells[1]):
-            continue
-        report.devices.append(
-            Device(
-                index=int(match.group(1)),
-                model=match.group(2),
-                memory_mib=used_total_mib(below[1]) if below and len(below) > 1 else None,
-                pci_address=pci_address(cells[1]),
-            )
-        )
+    report.devices = _box_table_devices(text, re.compile(r"(\d+)\s+\S+\s+(\S+)"))
     return report
