@@ -5,8 +5,7 @@ Plain dataclasses, no ORM: a node's facts can be rebuilt from its stored raw pro
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -106,7 +105,3 @@ class TimedatectlStatus:
     ntp_service: str = ""
     time_zone: str = ""
     rtc_local: bool | None = None
-
-
-def to_jsonable(value: Any) -> Any:
-    return asdict(value) if hasattr(value, "__dataclass_fields__") else value

@@ -114,11 +114,6 @@ def _text(sections: dict[str, Section], name: str) -> str:
     return section.text if section else ""
 
 
-def _first_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[0].strip() if lines else ""
-
-
 def build_facts(sections: dict[str, Section]) -> NodeFacts:
     facts = NodeFacts(os=parse_os_release(_text(sections, "os-release")))
     facts.incomplete = [name for name, section in sections.items() if section.rc is None]

@@ -6,12 +6,6 @@ for a family Preflight could not tell, and says so rather than guessing a packag
 
 from __future__ import annotations
 
-_INSTALL = {
-    "apt": "apt-get install -y {packages}",
-    "dnf": "dnf install -y {packages}",
-    "zypper": "zypper install -y {packages}",
-}
-
 REMEDIATION: dict[str, dict[str, str]] = {
     "os.supported": {
         "any": "GPUStack is tested on: {table}. Reinstall or upgrade this node to one of them "
@@ -79,8 +73,6 @@ def remedy(check_id: str, family: str, **context: str) -> str:
     """The remediation text for a check on a node of `family`; the per-family template wins over `any`."""
     templates = REMEDIATION.get(check_id, {})
     template = templates.get(family) or templates.get("any") or templates.get("unknown", "")
-    if "{packages}" in template:
-        template = template.replace("{packages}", context.get("packages", ""))
     return " ".join(template.format(**{**_defaults(template), **context}).split())
 
 
@@ -89,7 +81,3 @@ def _defaults(template: str) -> dict[str, str]:
     import string
 
     return {name: "" for _, name, _, _ in string.Formatter().parse(template) if name}
-
-
-def install_command(family: str, packages: str) -> str:
-    return _INSTALL.get(family, "install {packages}").format(packages=packages)

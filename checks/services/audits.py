@@ -213,7 +213,7 @@ def _transport_for(node: Node):
     )
 
 
-def _unreachable_results(reason: str, summary: str, context: NodeContext, *, connect_status: str) -> list[CheckResult]:
+def _unreachable_results(reason: str, summary: str, *, connect_status: str) -> list[CheckResult]:
     ssh = CheckResult(
         "ssh.connect", connect_status, summary, reason, remedy("ssh.connect", "any", detail=_connect_advice(reason))
     )
@@ -325,13 +325,11 @@ def node_audit_run(*, node_audit_id: int, transport=None) -> models.NodeAudit | 
             max_bytes=settings.PREFLIGHT_PROBE_MAX_BYTES,
         )
     except ConnectFailure as failure:
-        results = _unreachable_results(
-            failure.message, f"{failure.reason}: {failure.message}", context, connect_status=FAIL
-        )
+        results = _unreachable_results(failure.message, f"{failure.reason}: {failure.message}", connect_status=FAIL)
         node_audit.error = failure.message
     except Exception as exc:  # noqa: BLE001 - a node must end in a final state whatever went wrong
         logger.exception("node audit %s crashed", node_audit_id)
-        results = _unreachable_results(repr(exc), f"internal error: {exc!r}", context, connect_status=ERROR)
+        results = _unreachable_results(repr(exc), f"internal error: {exc!r}", connect_status=ERROR)
         node_audit.error = repr(exc)
     else:
         node_audit.raw_output = run.output

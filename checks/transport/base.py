@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -54,3 +55,36 @@ class ProbeRun:
 
 class Transport(Protocol):
     def run(self, target: Target, *, command: str, stdin: str, timeout: float, max_bytes: int) -> ProbeRun: ...
+
+
+@dataclass
+class CappedOutput:
+    data: bytes
+    first_byte: float | None
+    truncated: bool
+    timed_out: bool
+
+
+def read_capped(read: Callable[[float], bytes | None], *, timeout: float, max_bytes: int) -> CappedOutput:
+    """Read a command's output until EOF, the deadline, or the byte cap, whichever comes first.
+
+    `read(wait)` returns bytes, b"" at end of output, or None when nothing arrived within `wait` seconds.
+    """
+    chunks: list[bytes] = []
+    size, first_byte = 0, None
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return CappedOutput(b"".join(chunks), first_byte, False, True)
+        data = read(min(remaining, 1.0))
+        if data is None:
+            continue
+        if not data:
+            return CappedOutput(b"".join(chunks), first_byte, False, False)
+        first_byte = first_byte or time.time()
+        if size + len(data) > max_bytes:
+            chunks.append(data[: max_bytes - size])
+            return CappedOutput(b"".join(chunks), first_byte, True, False)
+        chunks.append(data)
+        size += len(data)

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from .base import ProbeRun, Target
+from .base import ProbeRun, Target, read_capped
 
 
 class LocalTransport:
@@ -50,28 +50,15 @@ class LocalSession:
             process.stdin.close()
         except BrokenPipeError:
             pass
-        chunks: list[bytes] = []
-        size, first_byte, truncated, timed_out = 0, None, False, False
-        deadline = time.monotonic() + timeout
+        fd = process.stdout.fileno()
         with selectors.DefaultSelector() as selector:
             selector.register(process.stdout, selectors.EVENT_READ)
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    timed_out = True
-                    break
-                if not selector.select(timeout=min(remaining, 1.0)):
-                    continue
-                data = os.read(process.stdout.fileno(), 65536)
-                if not data:
-                    break
-                first_byte = first_byte or time.time()
-                if size + len(data) > max_bytes:
-                    chunks.append(data[: max_bytes - size])
-                    truncated = True
-                    break
-                chunks.append(data)
-                size += len(data)
+            out = read_capped(
+                lambda wait: os.read(fd, 65536) if selector.select(timeout=wait) else None,
+                timeout=timeout,
+                max_bytes=max_bytes,
+            )
+        truncated, timed_out = out.truncated, out.timed_out
         if timed_out or truncated:
             _kill(process)
         process.stdout.close()
@@ -80,10 +67,10 @@ class LocalSession:
         except subprocess.TimeoutExpired:
             exit_status = None
         return ProbeRun(
-            output=b"".join(chunks).decode("utf-8", errors="replace"),
+            output=out.data.decode("utf-8", errors="replace"),
             exit_status=None if timed_out or truncated else exit_status,
             started=started,
-            first_byte=first_byte,
+            first_byte=out.first_byte,
             finished=time.time(),
             truncated=truncated,
             timed_out=timed_out,

@@ -15,7 +15,7 @@ import time
 
 import paramiko
 
-from .base import ConnectFailure, ProbeRun, Target
+from .base import ConnectFailure, ProbeRun, Target, read_capped
 
 _KEY_CLASSES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 
@@ -182,28 +182,15 @@ class SshSession:
             raise ConnectFailure(
                 "closed", f"the node closed the command's input: {exc or type(exc).__name__}"
             ) from None
-        chunks: list[bytes] = []
-        size, first_byte, truncated, timed_out = 0, None, False, False
-        deadline = time.monotonic() + timeout
-        while True:
-            if time.monotonic() > deadline:
-                timed_out = True
-                break
+
+        def read(wait: float) -> bytes | None:  # the channel's own 1 s time-out paces the loop
             try:
-                data = channel.recv(65536)
+                return channel.recv(65536)
             except TimeoutError:
-                if channel.closed or not self.transport.is_active():
-                    break
-                continue
-            if not data:
-                break
-            first_byte = first_byte or time.time()
-            if size + len(data) > max_bytes:
-                chunks.append(data[: max_bytes - size])
-                truncated = True
-                break
-            chunks.append(data)
-            size += len(data)
+                return b"" if channel.closed or not self.transport.is_active() else None
+
+        out = read_capped(read, timeout=timeout, max_bytes=max_bytes)
+        truncated, timed_out = out.truncated, out.timed_out
         exit_status = None
         if not (timed_out or truncated):
             end = time.monotonic() + 2
@@ -212,10 +199,10 @@ class SshSession:
             exit_status = channel.recv_exit_status() if channel.exit_status_ready() else None
         channel.close()
         return ProbeRun(
-            output=b"".join(chunks).decode("utf-8", errors="replace"),
+            output=out.data.decode("utf-8", errors="replace"),
             exit_status=exit_status,
             started=started,
-            first_byte=first_byte,
+            first_byte=out.first_byte,
             finished=time.time(),
             truncated=truncated,
             timed_out=timed_out,
