@@ -252,7 +252,7 @@ def main() -> None:
     from portal.celery import app
     from tests.lab.hosts import Lab, NodeSpec
 
-    app.conf.task_always_eager = False
+    assert app.conf.task_always_eager is False, "the benchmark must fan out through Redis"
     import redis
 
     redis.Redis.from_url(broker).flushdb()

@@ -14,14 +14,14 @@ from .choices import RunState, Trigger
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
 from .schemas import AuditIn, AuditOut, AuditStarted, AuditSummary, CheckHistoryOut, PathOut
 from .selectors import audit_detail, node_remediation_script
-from .services import AuditAlreadyRunning, AuditRefused, audit_enqueue, audit_start
+from .services import AuditAlreadyRunning, AuditNotQueued, AuditRefused, audit_enqueue, audit_start
 
 router = Router(tags=["audits"])
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut}
 READ_ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
 
 
-@router.post("/audits", response={202: AuditStarted, **ERRORS})
+@router.post("/audits", response={202: AuditStarted, 503: ErrorOut, **ERRORS})
 def audit_create(request, payload: AuditIn, response: HttpResponse):
     """Start an audit of a cluster (or some of its nodes); poll the returned URL until `state` is done."""
     require(request, "checks.start_audit")
@@ -34,7 +34,10 @@ def audit_create(request, payload: AuditIn, response: HttpResponse):
         raise ApiError(409, "conflict", str(exc)) from None
     except AuditRefused as exc:
         raise ApiError(422, "validation_error", str(exc), [{"field": "nodes", "message": str(exc)}]) from None
-    audit_enqueue(audit)
+    try:
+        audit_enqueue(audit)
+    except AuditNotQueued as exc:
+        raise ApiError(503, "unavailable", str(exc), headers={"Retry-After": "30"}) from None
     url = f"/api/v1/audits/{audit.pk}"
     response["Location"] = url
     return Status(202, {"audit": audit.pk, "state": audit.state, "url": url})

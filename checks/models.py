@@ -32,6 +32,12 @@ class Audit(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     network_started = models.DateTimeField(null=True, blank=True)
+    dispatched = models.DateTimeField(
+        null=True, blank=True, help_text="When the node audits were last handed to Celery"
+    )
+    dispatches = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times the node audits were handed to Celery (more than 1: re-sent by the sweep)"
+    )
     error = models.TextField(blank=True)
 
     class Meta:

@@ -1,6 +1,6 @@
 """Celery tasks: thin wrappers that take ids and call one service each."""
 
-from celery import group, shared_task
+from celery import shared_task
 
 
 @shared_task(name="checks.audit_node", acks_late=True, ignore_result=True, soft_time_limit=300, time_limit=330)
@@ -13,10 +13,9 @@ def audit_node_task(node_audit_id: int) -> None:
 @shared_task(name="checks.audit_cluster", acks_late=True, ignore_result=True)
 def audit_cluster_task(audit_id: int) -> None:
     """Fan out one node task per node; the last node to finish closes the audit."""
-    from .models import NodeAudit
+    from .services import audit_dispatch
 
-    ids = list(NodeAudit.objects.filter(audit_id=audit_id, state="queued").values_list("pk", flat=True))
-    group(audit_node_task.s(node_audit_id) for node_audit_id in ids).apply_async()
+    audit_dispatch(audit_id=audit_id)
 
 
 @shared_task(name="checks.audit_all_clusters", ignore_result=True)

@@ -111,10 +111,10 @@ def audit_now(request, name: str):
     cluster = _cluster(name)
     try:
         audit = audit_start(cluster=cluster, trigger=Trigger.UI, user=request.user)
-    except AuditRefused as exc:
+        audit_enqueue(audit)
+    except AuditRefused as exc:  # includes AuditNotQueued: the broker is down
         messages.error(request, str(exc))
         return redirect("ui:dashboard", name=cluster.name)
-    audit_enqueue(audit)
     messages.success(request, f"Audit {audit.pk} started.")
     return redirect("ui:dashboard", name=cluster.name)
 

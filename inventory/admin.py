@@ -33,10 +33,10 @@ def _audit_now(modeladmin, request, clusters: dict) -> None:
     for cluster, node_names in clusters.items():
         try:
             audit = audit_start(cluster=cluster, node_names=node_names, trigger=Trigger.ADMIN, user=request.user)
-        except AuditRefused as exc:
+            audit_enqueue(audit)
+        except AuditRefused as exc:  # includes AuditNotQueued: the broker is down
             modeladmin.message_user(request, str(exc), messages.ERROR)
             continue
-        audit_enqueue(audit)
         url = reverse("admin:checks_audit_change", args=[audit.pk])
         modeladmin.message_user(
             request,

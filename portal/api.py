@@ -2,13 +2,20 @@
 
 Errors are `{"code": "...", "message": "...", "errors": [{"field": ..., "message": ...}]}` with a stable code per
 status: bad_request 400, unauthenticated 401, forbidden 403, not_found 404, conflict 409, too_large 413,
-validation_error 422. Bad input never produces a 500.
+validation_error 422, unavailable 503 (the task queue is down). Bad input never produces a 500.
 """
 
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, RequestDataTooBig
+from django.core.exceptions import (
+    BadRequest,
+    ObjectDoesNotExist,
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+)
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import Http404
+from django.http.multipartparser import MultiPartParserError
 from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.pagination import LimitOffsetPagination
@@ -108,6 +115,14 @@ def _conflict(request, exc):
 @api.exception_handler(RequestDataTooBig)
 def _too_large(request, exc):
     return _error(request, 413, "too_large", "the request body is larger than this server accepts")
+
+
+@api.exception_handler(MultiPartParserError)
+@api.exception_handler(BadRequest)
+@api.exception_handler(SuspiciousOperation)
+def _bad_request(request, exc):
+    # A malformed multipart body (bad boundary, oversized part headers) and the like: say so in JSON, not HTML.
+    return _error(request, 400, "bad_request", f"the request body could not be parsed: {exc}")
 
 
 @api.exception_handler(HttpError)

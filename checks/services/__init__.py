@@ -3,7 +3,9 @@
 from .audits import (
     HOST_CHECK_IDS,
     AuditAlreadyRunning,
+    AuditNotQueued,
     AuditRefused,
+    audit_dispatch,
     audit_enqueue,
     audit_finish,
     audit_run_inline,
@@ -16,7 +18,9 @@ from .network import network_matrix_run
 __all__ = [
     "HOST_CHECK_IDS",
     "AuditAlreadyRunning",
+    "AuditNotQueued",
     "AuditRefused",
+    "audit_dispatch",
     "audit_enqueue",
     "audit_finish",
     "audit_run_inline",

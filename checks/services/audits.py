@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Value
+from django.db.models import F, Max, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -53,6 +53,10 @@ class AuditRefused(Exception):
 
 class AuditAlreadyRunning(AuditRefused):
     """Another audit of the same cluster is queued or running."""
+
+
+class AuditNotQueued(AuditRefused):
+    """The broker did not accept the audit; it was closed as `error` so it blocks nothing."""
 
 
 # --- starting -----------------------------------------------------------------------------------------------------
@@ -94,10 +98,58 @@ def audit_start(
 
 
 def audit_enqueue(audit: models.Audit) -> None:
-    """Hand the audit to Celery once the transaction that created it commits."""
+    """Hand the audit to Celery once the transaction that created it commits.
+
+    If the broker does not take it (Redis down), the audit ends at once as `error` saying so, and AuditNotQueued
+    is raised: an audit nobody will run must not block the next one for the sweep interval.
+    """
     from ..tasks import audit_cluster_task
 
-    transaction.on_commit(lambda: audit_cluster_task.delay(audit.pk))
+    def publish() -> None:
+        try:
+            audit_cluster_task.apply_async((audit.pk,), retry=True, retry_policy=settings.PREFLIGHT_PUBLISH_RETRY)
+        except Exception as exc:  # noqa: BLE001 - kombu raises OperationalError, redis-py its own errors
+            reason = f"the task queue did not accept the audit ({_broker_name()}): {exc}"
+            logger.error("audit %s not queued: %s", audit.pk, reason)
+            _audit_fail_queued(audit.pk, reason)
+            raise AuditNotQueued(f"audit {audit.pk} could not start: {reason}. Is Redis running?") from None
+
+    transaction.on_commit(publish)
+
+
+def _broker_name() -> str:
+    from kombu.utils.url import maybe_sanitize_url
+
+    return maybe_sanitize_url(settings.CELERY_BROKER_URL)
+
+
+def audit_dispatch(*, audit_id: int) -> int:
+    """Send one Celery task per node audit still queued; returns how many were sent. Safe to repeat: a node audit
+    is claimed with a conditional UPDATE, so a duplicate message finds nothing to do."""
+    from celery import group
+
+    from ..tasks import audit_node_task
+
+    ids = list(models.NodeAudit.objects.filter(audit_id=audit_id, state=RunState.QUEUED).values_list("pk", flat=True))
+    models.Audit.objects.filter(pk=audit_id).update(dispatched=timezone.now(), dispatches=F("dispatches") + 1)
+    if ids:
+        group(audit_node_task.s(node_audit_id) for node_audit_id in ids).apply_async()
+    return len(ids)
+
+
+def _audit_fail_queued(audit_id: int, reason: str, node_audit_ids: list[int] | None = None) -> None:
+    """End queued node audits (all of the audit's, or the given ones) as `error` with `reason`; close the audit."""
+    queued = models.NodeAudit.objects.filter(audit_id=audit_id, state=RunState.QUEUED)
+    if node_audit_ids is not None:
+        queued = queued.filter(pk__in=node_audit_ids)
+    for node_audit_id in list(queued.values_list("pk", flat=True)):
+        _node_audit_end_in_error(node_audit_id, reason, states=[RunState.QUEUED])
+    if node_audit_ids is None:  # nothing of it ran: no connectivity matrix either
+        models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.PENDING).update(
+            network_state=NetworkState.NONE
+        )
+        models.Audit.objects.filter(pk=audit_id, error="").update(error=reason)
+    audit_finish(audit_id=audit_id)
 
 
 def audit_run_inline(*, audit: models.Audit, transport=None) -> models.Audit:
@@ -443,32 +495,70 @@ def audit_finish(*, audit_id: int) -> bool:
     return bool(closed)
 
 
-def audit_sweep_stuck(*, older_than: float | None = None) -> int:
-    """Node audits still running (or never picked up) past the limit end as `error`; their audits are closed."""
-    limit = timezone.now() - timedelta(seconds=older_than if older_than is not None else settings.PREFLIGHT_STUCK_AFTER)
-    stuck = list(
-        models.NodeAudit.objects.filter(state=RunState.RUNNING, started__lt=limit).values_list("pk", "audit_id")
-    ) + list(
-        models.NodeAudit.objects.filter(state=RunState.QUEUED, audit__created__lt=limit).values_list("pk", "audit_id")
-    )
-    for node_audit_id, _ in stuck:
-        with transaction.atomic():
-            updated = models.NodeAudit.objects.filter(
-                pk=node_audit_id, state__in=[RunState.RUNNING, RunState.QUEUED]
-            ).update(
-                state=RunState.ERROR,
-                status=AuditStatus.ERROR,
-                finished=timezone.now(),
-                error="swept: the run did not finish in time (worker killed or lost)",
+def _node_audit_end_in_error(node_audit_id: int, reason: str, *, states: list[str]) -> bool:
+    with transaction.atomic():
+        updated = models.NodeAudit.objects.filter(pk=node_audit_id, state__in=states).update(
+            state=RunState.ERROR, status=AuditStatus.ERROR, finished=timezone.now(), error=reason
+        )
+        if updated:
+            models.CheckResult.objects.filter(node_audit_id=node_audit_id).delete()
+            models.CheckResult.objects.create(
+                node_audit_id=node_audit_id, check_id="ssh.connect", status=ERROR, summary=reason[:500]
             )
-            if updated:
-                models.CheckResult.objects.filter(node_audit_id=node_audit_id).delete()
-                models.CheckResult.objects.create(
-                    node_audit_id=node_audit_id,
-                    check_id="ssh.connect",
-                    status=ERROR,
-                    summary="the audit of this node did not finish in time; its worker was killed or lost",
-                )
+    return bool(updated)
+
+
+def _last_activity(audit: models.Audit):
+    """The audit's last sign of life: created, dispatched, or any of its node audits started or finished."""
+    marks = models.NodeAudit.objects.filter(audit=audit).aggregate(started=Max("started"), finished=Max("finished"))
+    return max(t for t in (audit.created, audit.dispatched, marks["started"], marks["finished"]) if t is not None)
+
+
+def audit_sweep_stuck(*, older_than: float | None = None) -> int:
+    """Nothing stays queued or running forever. Returns how many node audits or matrices were acted on.
+
+    - A node audit running for longer than the limit lost its worker (killed): it ends as `error`.
+    - An audit whose queued node audits saw no progress for the limit lost its messages (Redis restarted without
+      persistence) or has no worker: they are sent again (claims make a duplicate harmless). If that already
+      happened and no node audit anywhere moved since, no worker is consuming: they end as `error` saying so.
+      A big audit that is merely waiting for busy workers keeps making progress, so it is never touched.
+    - A connectivity matrix running for longer than the limit ends as `error`.
+    """
+    window = older_than if older_than is not None else settings.PREFLIGHT_STUCK_AFTER
+    now = timezone.now()
+    limit = now - timedelta(seconds=window)
+    acted = 0
+    touched: set[int] = set()
+    for node_audit_id, audit_id in models.NodeAudit.objects.filter(
+        state=RunState.RUNNING, started__lt=limit
+    ).values_list("pk", "audit_id"):
+        if _node_audit_end_in_error(
+            node_audit_id, "swept: the run did not finish in time (worker killed or lost)", states=[RunState.RUNNING]
+        ):
+            acted += 1
+            touched.add(audit_id)
+    workers_alive = models.NodeAudit.objects.filter(Q(started__gte=limit) | Q(finished__gte=limit)).exists()
+    waiting = models.Audit.objects.filter(
+        state__in=[RunState.QUEUED, RunState.RUNNING], node_audits__state=RunState.QUEUED
+    ).distinct()
+    for audit in waiting:
+        if _last_activity(audit) >= limit:
+            continue
+        if audit.dispatches < 2 or workers_alive:
+            sent = audit_dispatch(audit_id=audit.pk)
+            logger.warning(
+                "audit %s made no progress for %g s: sent its %d queued node audits again", audit.pk, window, sent
+            )
+        else:
+            ids = list(audit.node_audits.filter(state=RunState.QUEUED).values_list("pk", flat=True))
+            _audit_fail_queued(
+                audit.pk,
+                f"swept: no Celery worker picked this node up in {window:g} s, even after it was sent again; check "
+                f"that a worker is running and connected to the broker ({_broker_name()})",
+                ids,
+            )
+            touched.add(audit.pk)
+        acted += 1
     stuck_matrix = list(
         models.Audit.objects.filter(network_state=NetworkState.RUNNING, network_started__lt=limit).values_list(
             "pk", flat=True
@@ -477,6 +567,6 @@ def audit_sweep_stuck(*, older_than: float | None = None) -> int:
     models.Audit.objects.filter(pk__in=stuck_matrix, network_state=NetworkState.RUNNING).update(
         network_state=NetworkState.ERROR, error="swept: the connectivity matrix did not finish in time"
     )
-    for audit_id in {audit_id for _, audit_id in stuck} | set(stuck_matrix):
+    for audit_id in touched | set(stuck_matrix):
         audit_finish(audit_id=audit_id)
-    return len(stuck) + len(stuck_matrix)
+    return acted + len(stuck_matrix)

@@ -71,9 +71,15 @@ WSGI_APPLICATION = "portal.wsgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL and a busy timeout let the portal and a Celery worker share the embedded database.
+    # WAL and a busy timeout let the portal and Celery worker processes share the embedded database. IMMEDIATE
+    # transactions take the write lock when they begin, so a writer waits its turn (up to the timeout) instead of
+    # failing with "database is locked" when it upgrades a read to a write after another process committed.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -131,6 +137,12 @@ PREFLIGHT_TOOL_TIMEOUT = env.int("PREFLIGHT_TOOL_TIMEOUT", default=20)
 PREFLIGHT_PROBE_MAX_BYTES = env.int("PREFLIGHT_PROBE_MAX_BYTES", default=4 * 1024 * 1024)
 PREFLIGHT_STUCK_AFTER = env.float("PREFLIGHT_STUCK_AFTER", default=600.0)
 PREFLIGHT_AUDIT_CONCURRENCY = env.int("PREFLIGHT_AUDIT_CONCURRENCY", default=16)
+# Losing Redis must not stop a worker: it reconnects for ever (Celery's default gives up after 100 tries), and a
+# broker that is down makes "Audit now" fail in seconds with a clear message instead of hanging the request.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5, "socket_keepalive": True}
+PREFLIGHT_PUBLISH_RETRY = {"max_retries": 4, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

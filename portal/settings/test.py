@@ -1,13 +1,16 @@
 """Test settings: fixed throwaway secrets, fast hashing; the database still comes from DATABASE_URL when set."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 # A fixed, valid Fernet key so encrypted columns are reproducible in tests; never used outside the test suite.
 os.environ.setdefault("PREFLIGHT_FERNET_KEYS", "dGVzdC1vbmx5LWZlcm5ldC1rZXktMzItYnl0ZXMhIT0=")
 
-# Integration tests share Redis with nothing else: database 15, purged by the tests that use it.
-os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+# Integration tests run their own redis-server on a unix socket inside this checkout (tests/integration/conftest.py
+# starts it, and restarts it in a fault test): no port to collide with, nothing shared with a running portal.
+_TEST_REDIS_SOCKET = Path(__file__).resolve().parents[2] / "run" / "test-redis.sock"
+os.environ.setdefault("CELERY_BROKER_URL", f"redis+socket://{_TEST_REDIS_SOCKET}")
 # Short bounds so hung nodes end fast in tests; real probes take well under a second on the test hosts.
 os.environ.setdefault("PREFLIGHT_PROBE_TIMEOUT", "8")
 os.environ.setdefault("PREFLIGHT_SSH_CONNECT_TIMEOUT", "3")

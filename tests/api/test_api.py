@@ -225,6 +225,21 @@ def test_inventory_import_upload(admin_api):
     assert_error(admin_api.post(f"{API}/inventory/import", {}), 422, "validation_error")
 
 
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("multipart/form-data", b"--x\r\n\r\n--x--\r\n"),  # no boundary in the header
+        ("multipart/form-data; boundary=x", b"--x\r\nX-Junk: " + b"a" * 20000 + b"\r\n\r\nv\r\n--x--\r\n"),
+    ],
+    ids=["no-boundary", "huge-part-header"],
+)
+def test_malformed_multipart_gets_a_json_400(admin_api, content_type, body):
+    # found by schemathesis: Django raised MultiPartParserError and answered with its HTML 400 page
+    response = admin_api.generic("POST", f"{API}/inventory/import", body, content_type=content_type)
+    assert response["Content-Type"].startswith("application/json")
+    assert "could not be parsed" in assert_error(response, 400, "bad_request")["message"]
+
+
 def test_start_audit_conflicts_and_errors(admin_api, django_capture_on_commit_callbacks):
     node = NodeFactory(name="self", address="127.0.0.1", transport="local")
     with django_capture_on_commit_callbacks(execute=False):

@@ -85,6 +85,63 @@ def test_fresh_running_audit_is_not_swept(local_node):
     assert audit_sweep_stuck(older_than=600) == 0
 
 
+def _age(audit, *, dispatches: int, hours: float = 1) -> None:
+    """Make `audit` look created and dispatched `hours` ago, `dispatches` times."""
+    then = timezone.now() - timedelta(hours=hours)
+    Audit.objects.filter(pk=audit.pk).update(created=then, dispatched=then, dispatches=dispatches)
+
+
+def test_queued_audit_that_lost_its_messages_is_sent_again(local_node):
+    # given: queued for an hour, nothing moved anywhere (Redis restarted without persistence)
+    audit = audit_start(cluster=local_node.cluster)
+    _age(audit, dispatches=1)
+    # when: the sweep sends the queued node audits again (eager here: they run at once)
+    acted = audit_sweep_stuck(older_than=600)
+    # then
+    audit.refresh_from_db()
+    assert acted == 1 and audit.dispatches == 2 and audit.state == "done"
+    assert NodeAudit.objects.get(audit=audit).state == "done"
+
+
+def test_queued_audit_sent_twice_with_no_worker_anywhere_ends_in_error(local_node):
+    audit = audit_start(cluster=local_node.cluster)
+    _age(audit, dispatches=2)
+    assert audit_sweep_stuck(older_than=600) == 1
+    node_audit = NodeAudit.objects.get(audit=audit)
+    assert (node_audit.state, node_audit.status) == ("error", "error")
+    assert "no Celery worker picked this node up in 600 s, even after it was sent again" in node_audit.error
+    assert node_audit.results.get().check_id == "ssh.connect"
+    assert Audit.objects.get(pk=audit.pk).state == "done"
+
+
+def test_queued_audit_is_sent_again_not_failed_while_workers_are_busy_elsewhere(local_node):
+    # given: this audit waited an hour, but another cluster's node audit finished a minute ago
+    busy = NodeFactory(name="elsewhere", transport="local")
+    other = audit_start(cluster=busy.cluster)
+    NodeAudit.objects.filter(audit=other).update(state="running", started=timezone.now() - timedelta(minutes=1))
+    audit = audit_start(cluster=local_node.cluster)
+    _age(audit, dispatches=2)
+    # when
+    audit_sweep_stuck(older_than=600)
+    # then
+    audit.refresh_from_db()
+    assert audit.dispatches == 3 and NodeAudit.objects.get(audit=audit).state == "done"
+
+
+def test_big_audit_that_keeps_progressing_is_left_alone(local_node):
+    # given: created an hour ago with one node still queued, but a node of it finished ten seconds ago
+    second = NodeFactory(name="second", cluster=local_node.cluster, transport="local")
+    audit = audit_start(cluster=local_node.cluster)
+    _age(audit, dispatches=1)
+    NodeAudit.objects.filter(audit=audit, node=second).update(
+        state="done", started=timezone.now() - timedelta(seconds=20), finished=timezone.now() - timedelta(seconds=10)
+    )
+    # when / then
+    assert audit_sweep_stuck(older_than=600) == 0
+    assert NodeAudit.objects.get(audit=audit, node=local_node).state == "queued"
+    assert Audit.objects.get(pk=audit.pk).dispatches == 1
+
+
 def test_devices_and_installs_that_disappear_are_marked_gone_not_deleted():
     # given
     node = NodeFactory()

@@ -1,6 +1,7 @@
 """Real services for integration tests: sshd test hosts in network namespaces, Redis, and a Celery worker process."""
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -31,30 +32,85 @@ def lab():
     assert the_lab.leftovers() == [], "the lab left namespaces or links behind"
 
 
+class TestRedis:
+    """The test session's own redis-server, on a unix socket in run/; a fault test restarts it."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self.socket_path, self.process = socket_path, None
+        self.client = redis.Redis(unix_socket_path=str(socket_path), socket_connect_timeout=2)
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            if os.environ.get("CI"):
+                pytest.fail("CI must run the integration tests, but redis-server is not installed")
+            pytest.skip("redis-server is not installed (scripts/test.sh installs it)")
+        self.socket_path.parent.mkdir(exist_ok=True)
+        self.socket_path.unlink(missing_ok=True)
+        # No persistence: a restart loses every queued message, the worst case the fault test wants.
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.socket_path),
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.socket_path.parent),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if self.client.ping():
+                    return
+            except redis.RedisError:
+                time.sleep(0.05)
+        pytest.fail("redis-server did not answer on its socket in 10 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.client.connection_pool.disconnect()
+
+    def restart(self, down_for: float = 1.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+
 @pytest.fixture(scope="session")
 def redis_broker():
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the integration tests, but Redis is not answering: {exc}")
-        pytest.skip(f"Redis is not answering at {settings.CELERY_BROKER_URL}: {exc}")
-    client.flushdb()
-    return client
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith("redis+socket://"):
+        pytest.skip(f"the integration tests run their own Redis; CELERY_BROKER_URL is set to {url}")
+    server = TestRedis(Path(url.removeprefix("redis+socket://")))
+    server.start()
+    yield server
+    server.stop()
 
 
 class WorkerHandle:
     """The test's Celery worker process; a fault test may kill it and start a replacement."""
 
     def __init__(self, env: dict, log: Path) -> None:
-        self.env, self.log, self.process = env, log, None
+        self.env, self.log, self.process, self.concurrency = env, log, None, 8
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
-    def start(self) -> None:
+    def start(self, concurrency: int = 8) -> None:
+        self.concurrency = concurrency
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -66,7 +122,7 @@ class WorkerHandle:
                 "--pool",
                 "threads",
                 "--concurrency",
-                "8",
+                str(concurrency),
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",
@@ -122,10 +178,12 @@ def celery_worker(redis_broker, django_db_setup, django_db_blocker):
     }
     handle = WorkerHandle(env, log)
     handle.start()
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = False
+    # The app reads Django settings by their CELERY_ names; setting `task_always_eager` alone does not stick.
+    eager = app.conf.CELERY_TASK_ALWAYS_EAGER
+    app.conf.CELERY_TASK_ALWAYS_EAGER = False
+    assert app.conf.task_always_eager is False, "tasks would run in the test process, not in the worker"
     yield handle
-    app.conf.task_always_eager = eager
+    app.conf.CELERY_TASK_ALWAYS_EAGER = eager
     handle.stop()
 
 

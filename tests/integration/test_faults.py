@@ -1,16 +1,25 @@
-"""Faults: a worker killed mid-audit, two audits at once. Nothing stays running."""
+"""Faults: a worker killed mid-audit, Redis restarted mid-audit, two audits at once. Nothing stays running."""
 
+import re
 import signal
 import time
 
 import pytest
 from django.core.management import call_command
 
-from checks.models import Audit, NodeAudit
-from checks.services import AuditAlreadyRunning, audit_enqueue, audit_start, audit_sweep_stuck
+from checks.models import Audit, CheckResult, NetworkPath, NodeAudit
+from checks.services import AuditAlreadyRunning, AuditNotQueued, audit_enqueue, audit_start, audit_sweep_stuck
 from tests.lab import nodes
 
-from .conftest import add_lab_nodes, checks_of, lab_credential, make_cluster
+from .conftest import (
+    OUTPUT,
+    WorkerHandle,
+    add_lab_nodes,
+    checks_of,
+    lab_credential,
+    make_cluster,
+    wait_for_audit,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -68,3 +77,91 @@ def test_two_audits_at_once_are_refused_with_a_clear_message(lab, fault_fleet, c
         call_command("audit", "--cluster", "twice")
     assert "is still queued" in str(refused.value) and getattr(refused.value, "returncode", None) == 2
     assert Audit.objects.filter(cluster=cluster).count() == 1
+
+
+def test_redis_restarted_mid_audit_loses_nothing(lab, fault_fleet, redis_broker, celery_worker):
+    # given: a worker with two threads, both held by hung nodes, so the other two nodes' messages wait in Redis
+    celery_worker.stop()
+    celery_worker.start(concurrency=2)
+    try:
+        cluster = make_cluster("redis-restart")
+        hung = [lab.add(nodes.hangs("hung-a")), lab.add(nodes.hangs("hung-b"))]
+        add_lab_nodes(cluster, [*hung, fault_fleet["ok-1"], fault_fleet["ok-2"]], lab_credential(lab))
+        audit = audit_start(cluster=cluster)
+        audit_enqueue(audit)
+        # (nodes are sent in name order, and Redis hands them out first in, first out)
+        _wait(
+            lambda: (
+                set(NodeAudit.objects.filter(audit=audit, state="running").values_list("node__name", flat=True))
+                == {"hung-a", "hung-b"}
+            ),
+            30,
+            "the hung nodes",
+        )
+        # when: Redis stops (without saving: every queued message is lost) and comes back
+        redis_broker.stop()
+        other = make_cluster("while-redis-is-down")
+        add_lab_nodes(other, [fault_fleet["ok-1"]], lab_credential(lab))
+        refused = audit_start(cluster=other)
+        with pytest.raises(AuditNotQueued, match="the task queue did not accept the audit"):
+            audit_enqueue(refused)
+        redis_broker.start()
+        # then: the worker survives and the running node audits end on their own probe time-out
+        _wait(
+            lambda: (
+                NodeAudit.objects.filter(audit=audit, state="error").count() == 0
+                and NodeAudit.objects.filter(audit=audit, node__name__startswith="hung-", state="done").count() == 2
+            ),
+            30,
+            "the hung nodes to time out",
+        )
+        assert celery_worker.process.poll() is None, "the Celery worker exited when Redis went away"
+        time.sleep(1.5)
+        queued = set(NodeAudit.objects.filter(audit=audit, state="queued").values_list("node__name", flat=True))
+        assert queued == {"ok-1", "ok-2"}, "their messages should have been lost with Redis"
+        # when: the sweep finds the audit without progress (as beat would, PREFLIGHT_STUCK_AFTER later)
+        assert audit_sweep_stuck(older_than=1) == 1
+        # then: the messages are sent again, through the restarted Redis, and the same worker runs them
+        finished = wait_for_audit(audit.pk, timeout=60)
+        assert finished.state == "done" and finished.dispatches == 2
+        assert checks_of(audit.pk, "ok-1")["os.supported"].status == "pass"
+        hung_check = checks_of(audit.pk, "hung-a")["os.supported"]
+        assert hung_check.status == "error" and "did not finish within 8 s" in hung_check.summary
+        assert not NodeAudit.objects.filter(state__in=["queued", "running"]).exists()
+        # and the audit refused while Redis was down blocks nothing: it ended, saying why
+        refused.refresh_from_db()
+        assert refused.state == "done" and refused.status == "error" and "did not accept" in refused.error
+        assert audit_start(cluster=other).pk != refused.pk
+        assert celery_worker.process.poll() is None
+    finally:
+        celery_worker.stop()
+        celery_worker.start()
+
+
+def test_two_worker_processes_share_the_sqlite_database(lab, fault_fleet, celery_worker):
+    # given: a second worker process beside the session's, both on the same SQLite file (WAL, IMMEDIATE, timeout)
+    second = WorkerHandle(celery_worker.env, OUTPUT / "celery-worker-2.log")
+    logs = [celery_worker.log, second.log]
+    offsets = [path.stat().st_size if path.exists() else 0 for path in logs]
+    second.start(concurrency=4)
+    try:
+        cluster = make_cluster("two-workers")
+        credential = lab_credential(lab)
+        add_lab_nodes(cluster, [lab.add(nodes.plain("mw-server"))], credential, role="server")
+        fleet = [fault_fleet["ok-1"], fault_fleet["ok-2"]] + [lab.add(nodes.plain(f"mw-{i}")) for i in range(8)]
+        add_lab_nodes(cluster, fleet, credential)
+        # when
+        audit = audit_start(cluster=cluster)
+        audit_enqueue(audit)
+        finished = wait_for_audit(audit.pk, timeout=120)
+    finally:
+        second.stop()
+    # then: every node audit and the matrix finished, and both processes wrote results
+    assert (finished.state, finished.network_state) == ("done", "done"), finished.error
+    connect = CheckResult.objects.filter(node_audit__audit=audit, check_id="ssh.connect")
+    assert sorted(connect.values_list("status", flat=True)) == ["pass"] * 11
+    texts = [path.read_text()[offset:] for path, offset in zip(logs, offsets, strict=True)]
+    ran = [len(re.findall(r"checks\.audit_node\[[^]]+\] succeeded", text)) for text in texts]
+    assert all(ran) and sum(ran) >= 11, f"both worker processes should have run node audits: {ran}"
+    assert not any("database is locked" in text for text in texts)
+    assert NetworkPath.objects.filter(audit=audit).count() == 10 * 2 + 10 * 9
