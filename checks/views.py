@@ -14,13 +14,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_celery_beat.models import PeriodicTask
 
+from inventory.filtersets import NOT_READY, READY
 from inventory.models import Cluster, Node
 
 from .choices import RunState, Trigger
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
 from .services import AuditRefused, audit_enqueue, audit_start
 
-READY = ("pass", "warn")
 SEVERITY = {"pass": 0, "skip": 0, "unknown": 1, "warn": 2, "fail": 3, "error": 4}
 
 
@@ -45,7 +45,7 @@ def home(request):
         .annotate(
             nodes_total=Count("nodes"),
             nodes_ready=Count("nodes", filter=Q(nodes__last_audit_status__in=READY)),
-            nodes_failing=Count("nodes", filter=Q(nodes__last_audit_status__in=["fail", "error"])),
+            nodes_failing=Count("nodes", filter=Q(nodes__last_audit_status__in=NOT_READY)),
         )
         .order_by("name")
     )
@@ -67,7 +67,7 @@ def dashboard(request, name: str):
         .annotate(
             total=Count("pk"),
             ready=Count("pk", filter=Q(last_audit_status__in=READY)),
-            failing=Count("pk", filter=Q(last_audit_status__in=["fail", "error"])),
+            failing=Count("pk", filter=Q(last_audit_status__in=NOT_READY)),
         )
     }
     latest = _latest_done(cluster)

@@ -132,6 +132,7 @@ class NodeFilters(Schema):
     cluster: str | None = None
     role: str | None = None
     status: str | None = None
+    readiness: str | None = None
     vendor: str | None = None
     os: str | None = None
     failing_check: str | None = None

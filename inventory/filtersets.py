@@ -6,6 +6,10 @@ from django.db.models import Exists, OuterRef, Q, Subquery
 from .choices import AuditStatus, NodeRole, Vendor
 from .models import Cluster, Node
 
+# What the dashboard counts as a ready node, and as one that is not.
+READY = [AuditStatus.PASS, AuditStatus.WARN]
+NOT_READY = [AuditStatus.FAIL, AuditStatus.ERROR]
+
 
 class ClusterFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
@@ -24,6 +28,15 @@ class NodeFilterSet(django_filters.FilterSet):
     cluster = django_filters.CharFilter(field_name="cluster__name", label="Cluster")
     role = django_filters.ChoiceFilter(choices=NodeRole.choices)
     status = django_filters.ChoiceFilter(field_name="last_audit_status", choices=AuditStatus.choices, label="Status")
+    readiness = django_filters.ChoiceFilter(
+        method="by_readiness",
+        choices=[
+            ("ready", "Ready (pass or warn)"),
+            ("not_ready", "Not ready (fail or error)"),
+            ("unknown", "Not audited"),
+        ],
+        label="Readiness",
+    )
     vendor = django_filters.ChoiceFilter(method="by_vendor", choices=Vendor.choices, label="Accelerator vendor")
     os = django_filters.CharFilter(field_name="last_facts__os__id", label="OS (os-release ID)")
     failing_check = django_filters.CharFilter(method="by_failing_check", label="Failing check")
@@ -34,6 +47,10 @@ class NodeFilterSet(django_filters.FilterSet):
 
     def search(self, queryset, name, value):
         return queryset.filter(Q(name__icontains=value) | Q(address__icontains=value))
+
+    def by_readiness(self, queryset, name, value):
+        statuses = {"ready": READY, "not_ready": NOT_READY, "unknown": [AuditStatus.UNKNOWN]}[value]
+        return queryset.filter(last_audit_status__in=statuses)
 
     def by_vendor(self, queryset, name, value):
         return queryset.filter(accelerators__vendor=value, accelerators__gone_at__isnull=True).distinct()

@@ -3,6 +3,9 @@ from pathlib import Path
 
 import pytest
 
+# Real services (sshd test hosts, Redis, a Celery worker) as session fixtures, registered once for every folder.
+pytest_plugins = ["tests.integration.fixtures"]
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PREFLIGHT_SHARED_DIR", REPO.parent / "shared"))
 

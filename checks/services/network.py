@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -161,9 +162,11 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
         name: _OpenListener(by_name[name].node, matrix_nodes[name], sorted(ports)) for name, ports in wanted.items()
     }
     threads = max(1, min(settings.PREFLIGHT_AUDIT_CONCURRENCY, len(listeners) + 1))
+    timings = {"start": time.monotonic()}
     try:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             list(pool.map(_in_thread(lambda listener: listener.open()), listeners.values()))
+        timings["listeners"] = time.monotonic()
         targets: dict[str, list[tuple[str, int]]] = {}
         for i in runnable:
             plan = plans[i]
@@ -174,6 +177,7 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
                 for name, t in targets.items()
             }
             results = {name: future.result() for name, future in futures.items()}
+        timings["probes"] = time.monotonic()
     finally:
         for listener in listeners.values():
             listener.close()
@@ -190,7 +194,16 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
         }
         verdicts[i] = judge_path(plan, per_port, listeners[plan.destination.name].state)
 
-    return _record(audit, plans, verdicts, listeners, by_name)
+    paths = _record(audit, plans, verdicts, listeners, by_name)
+    logger.info(
+        "matrix of audit %s: %d paths; listeners up in %.1f s, probes %.1f s, judged and recorded in %.1f s",
+        audit_id,
+        len(plans),
+        timings["listeners"] - timings["start"],
+        timings["probes"] - timings["listeners"],
+        time.monotonic() - timings["probes"],
+    )
+    return paths
 
 
 def _record(audit, plans, verdicts, listeners, by_name) -> list[models.NetworkPath]:

@@ -5,8 +5,6 @@ import shutil
 
 import pytest
 
-from tests.integration.conftest import celery_worker, lab, redis_broker  # noqa: F401  (shared fixtures)
-
 CHROMIUM = os.environ.get("PREFLIGHT_CHROMIUM", "/usr/bin/chromium")
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make there are synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

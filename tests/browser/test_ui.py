@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from inventory.choices import NodeRole
-from tests.integration.conftest import OUTPUT, add_lab_nodes, lab_credential, make_cluster, wait_for_audit
+from tests.integration.fixtures import OUTPUT, add_lab_nodes, lab_credential, make_cluster, wait_for_audit
 from tests.lab import nodes
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]

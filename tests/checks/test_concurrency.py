@@ -9,7 +9,7 @@ from checks.models import Audit
 from checks.services import AuditAlreadyRunning, audit_start
 from tests.factories import NodeFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
 def test_simultaneous_starts_give_one_audit_and_one_clear_refusal():

@@ -15,7 +15,7 @@ from inventory.services import host_key_accept
 from tests.lab import nodes
 from tests.lab.hosts import execs
 
-from .conftest import add_lab_nodes, checks_of, lab_credential, make_cluster, save_output, wait_for_audit
+from .fixtures import add_lab_nodes, checks_of, lab_credential, make_cluster, save_output, wait_for_audit
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 

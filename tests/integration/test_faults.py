@@ -11,7 +11,7 @@ from checks.models import Audit, CheckResult, NetworkPath, NodeAudit
 from checks.services import AuditAlreadyRunning, AuditNotQueued, audit_enqueue, audit_start, audit_sweep_stuck
 from tests.lab import nodes
 
-from .conftest import (
+from .fixtures import (
     OUTPUT,
     WorkerHandle,
     add_lab_nodes,
@@ -99,13 +99,15 @@ def test_redis_restarted_mid_audit_loses_nothing(lab, fault_fleet, redis_broker,
             "the hung nodes",
         )
         # when: Redis stops (without saving: every queued message is lost) and comes back
-        redis_broker.stop()
         other = make_cluster("while-redis-is-down")
         add_lab_nodes(other, [fault_fleet["ok-1"]], lab_credential(lab))
         refused = audit_start(cluster=other)
-        with pytest.raises(AuditNotQueued, match="the task queue did not accept the audit"):
-            audit_enqueue(refused)
-        redis_broker.start()
+        redis_broker.stop()
+        try:
+            with pytest.raises(AuditNotQueued, match="the task queue did not accept the audit"):
+                audit_enqueue(refused)
+        finally:
+            redis_broker.start()
         # then: the worker survives and the running node audits end on their own probe time-out
         _wait(
             lambda: (
@@ -134,6 +136,7 @@ def test_redis_restarted_mid_audit_loses_nothing(lab, fault_fleet, redis_broker,
         assert audit_start(cluster=other).pk != refused.pk
         assert celery_worker.process.poll() is None
     finally:
+        redis_broker.start()  # a no-op when it runs
         celery_worker.stop()
         celery_worker.start()
 

@@ -8,7 +8,7 @@ from checks.models import NodeAudit
 from checks.services import audit_enqueue, audit_start
 from tests.lab import hostile, nodes
 
-from .conftest import add_lab_nodes, checks_of, lab_credential, make_cluster, wait_for_audit
+from .fixtures import add_lab_nodes, checks_of, lab_credential, make_cluster, wait_for_audit
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -55,7 +55,7 @@ def test_hostile_nodes_end_with_reasons_and_others_finish(lab, hostile_fleet, ce
     assert checks_of(audit.pk, "healthy")["os.supported"].status == "pass"
     assert checks_of(audit.pk, "healthy")["accelerator.nvidia.driver"].status == "pass"
 
-    from .conftest import save_output
+    from .fixtures import save_output
 
     save_output(
         "hostile.txt",

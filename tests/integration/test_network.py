@@ -9,7 +9,7 @@ from checks.models import Audit, NetworkPath
 from inventory.choices import NodeRole
 from tests.lab import nodes
 
-from .conftest import add_lab_nodes, checks_of, lab_credential, make_cluster, save_output
+from .fixtures import add_lab_nodes, checks_of, lab_credential, make_cluster, save_output
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 NETWORK = ("network.server_to_worker", "network.worker_to_server", "network.worker_to_worker")

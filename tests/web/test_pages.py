@@ -118,6 +118,21 @@ def test_dashboard_content(admin_client, audited):
     assert "cdn" not in body.lower()
 
 
+def test_not_ready_link_lists_failing_and_unreachable_workers(admin_client, audited):
+    # given: besides the failing w1, a worker that could not be reached (error) and one never audited
+    NodeFactory(cluster=audited["worker"].cluster, name="w-unreachable", last_audit_status="error")
+    NodeFactory(cluster=audited["worker"].cluster, name="w-new")
+    dashboard = admin_client.get("/clusters/lab/").content.decode()
+    link = "/nodes/?cluster=lab&amp;role=worker&amp;readiness=not_ready"
+    assert f'<a href="{link}">2 not ready</a>' in dashboard
+    # when: the operator follows it
+    listed = admin_client.get(link.replace("&amp;", "&")).content.decode()
+    # then: both nodes that are not ready, and nothing else
+    assert ">w1<" in listed and ">w-unreachable<" in listed and ">w-new<" not in listed and ">srv<" not in listed
+    unknown = admin_client.get("/nodes/", {"cluster": "lab", "readiness": "unknown"}).content.decode()
+    assert ">w-new<" in unknown and ">w1<" not in unknown
+
+
 def test_node_list_filters_and_exports(admin_client, audited):
     failing = admin_client.get("/nodes/", {"cluster": "lab", "role": "worker", "status": "fail"}).content.decode()
     assert ">w1<" in failing and ">srv<" not in failing and "Not ready" in failing

@@ -1,0 +1,237 @@
+"""Real services for integration and browser tests: sshd test hosts in network namespaces, Redis, a Celery worker.
+
+Registered once by tests/conftest.py (pytest_plugins); tests import the helpers from here."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+
+from inventory.choices import CredentialKind, NodeRole
+from inventory.models import Cluster, Credential, Node, RequirementProfile
+from tests.conftest import REPO
+from tests.lab.hosts import Lab, LabNode, lab_available
+
+OUTPUT = REPO / "test-output"
+
+
+@pytest.fixture(scope="session")
+def lab():
+    reason = lab_available()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the integration tests, but {reason}")
+        pytest.skip(reason)
+    the_lab = Lab()
+    yield the_lab
+    the_lab.close()
+    assert the_lab.leftovers() == [], "the lab left namespaces or links behind"
+
+
+class TestRedis:
+    """The test session's own redis-server, on a unix socket in run/; a fault test restarts it."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self.socket_path, self.process = socket_path, None
+        self.client = redis.Redis(unix_socket_path=str(socket_path), socket_connect_timeout=2)
+
+    def start(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        binary = shutil.which("redis-server")
+        if binary is None:
+            if os.environ.get("CI"):
+                pytest.fail("CI must run the integration tests, but redis-server is not installed")
+            pytest.skip("redis-server is not installed (scripts/test.sh installs it)")
+        self.socket_path.parent.mkdir(exist_ok=True)
+        self.socket_path.unlink(missing_ok=True)
+        # No persistence: a restart loses every queued message, the worst case the fault test wants.
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.socket_path),
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.socket_path.parent),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if self.client.ping():
+                    return
+            except redis.RedisError:
+                time.sleep(0.05)
+        pytest.fail("redis-server did not answer on its socket in 10 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.client.connection_pool.disconnect()
+
+    def restart(self, down_for: float = 1.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+
+@pytest.fixture(scope="session")
+def redis_broker():
+    url = settings.CELERY_BROKER_URL
+    if not url.startswith("redis+socket://"):
+        pytest.skip(f"the integration tests run their own Redis; CELERY_BROKER_URL is set to {url}")
+    server = TestRedis(Path(url.removeprefix("redis+socket://")))
+    server.start()
+    yield server
+    server.stop()
+
+
+class WorkerHandle:
+    """The test's Celery worker process; a fault test may kill it and start a replacement."""
+
+    def __init__(self, env: dict, log: Path) -> None:
+        self.env, self.log, self.process, self.concurrency = env, log, None, 8
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def start(self, concurrency: int = 8) -> None:
+        self.concurrency = concurrency
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                str(concurrency),
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+                "--logfile",
+                str(self.log),
+                "-n",
+                f"preflight-test-{os.getpid()}-{time.monotonic_ns()}@%h",
+            ],
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        start = self.log.stat().st_size if self.log.exists() else 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"the Celery worker exited: {self.log.read_text() if self.log.exists() else ''}")
+            if self.log.exists() and "ready." in self.log.read_text()[start:]:
+                return
+            time.sleep(0.2)
+        self.process.kill()
+        pytest.fail("the Celery worker did not become ready in 60 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(redis_broker, django_db_setup, django_db_blocker):
+    """A real `celery worker` process on the test database file and the test Redis database."""
+    from portal.celery import app
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.sqlite3":
+        pytest.skip("the Celery integration tests run on the SQLite test database file")
+    OUTPUT.mkdir(exist_ok=True)
+    log = OUTPUT / "celery-worker.log"
+    log.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.test",
+        "DATABASE_URL": f"sqlite:///{database['NAME']}",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+    }
+    handle = WorkerHandle(env, log)
+    handle.start()
+    # The app reads Django settings by their CELERY_ names; setting `task_always_eager` alone does not stick.
+    eager = app.conf.CELERY_TASK_ALWAYS_EAGER
+    app.conf.CELERY_TASK_ALWAYS_EAGER = False
+    assert app.conf.task_always_eager is False, "tasks would run in the test process, not in the worker"
+    yield handle
+    app.conf.CELERY_TASK_ALWAYS_EAGER = eager
+    handle.stop()
+
+
+def lab_credential(lab: Lab, name: str = "lab-key") -> Credential:
+    credential = Credential.objects.filter(name=name).first() or Credential(name=name, kind=CredentialKind.PRIVATE_KEY)
+    credential.secret = lab.client_key
+    credential.save()
+    return credential
+
+
+def add_lab_nodes(cluster: Cluster, lab_nodes: list[LabNode], credential: Credential, role=NodeRole.WORKER):
+    return [
+        Node.objects.create(cluster=cluster, name=n.spec.name, address=n.address, role=role, credential=credential)
+        for n in lab_nodes
+    ]
+
+
+def make_cluster(name: str, profile: str = "gpustack-2.0", **options) -> Cluster:
+    return Cluster.objects.create(name=name, profile=RequirementProfile.objects.get(key=profile), **options)
+
+
+def wait_for_audit(audit_id: int, timeout: float = 90):
+    from checks.models import Audit
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        audit = Audit.objects.get(pk=audit_id)
+        if audit.state in ("done", "error"):
+            return audit
+        time.sleep(0.25)
+    raise AssertionError(f"audit {audit_id} did not finish in {timeout} s")
+
+
+def checks_of(audit_id: int, node_name: str) -> dict[str, object]:
+    from checks.models import CheckResult
+
+    return {
+        r.check_id: r
+        for r in CheckResult.objects.filter(node_audit__audit_id=audit_id, node_audit__node__name=node_name)
+    }
+
+
+def save_output(name: str, text: str) -> Path:
+    OUTPUT.mkdir(exist_ok=True)
+    path = OUTPUT / name
+    path.write_text(text)
+    return path
