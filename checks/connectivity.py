@@ -60,38 +60,63 @@ while time.time() < deadline:
                 pass
 """
 
-# Runs on a source: reads "host port" lines, connects to all of them in parallel, prints one outcome line each.
+# Runs on a source: reads "host port" lines and connects to all of them, printing one outcome line each. Connects
+# start paced (PACE per 5 ms, at most WINDOW in flight), each with its own deadline: a burst of thousands of SYNs at
+# once overflows queues on the way (a switch, a firewall, the kernel's backlog) and reads as false time-outs. Targets
+# that time out are tried once more, so only a port that stays silent twice is reported as "timeout".
 PROBER_SCRIPT = r"""
 import errno, select, socket, sys, time
 timeout = float(sys.argv[1])
-targets = [line.split() for line in sys.stdin.read().splitlines() if line.strip()]
+WINDOW = int(sys.argv[2]) if len(sys.argv) > 2 else 512
+PACE = 32
+targets = [tuple(line.split()[:2]) for line in sys.stdin.read().splitlines() if len(line.split()) >= 2]
 NAMES = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "unreachable", errno.ENETUNREACH: "unreachable",
          errno.ETIMEDOUT: "timeout", errno.EHOSTDOWN: "unreachable", errno.EACCES: "unreachable"}
-for start in range(0, len(targets), 400):
-    batch = {}
-    for host, port in targets[start:start + 400]:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        s = socket.socket(family, socket.SOCK_STREAM)
-        s.setblocking(False)
-        code = s.connect_ex((host, int(port)))
-        if code in (0, errno.EINPROGRESS):
-            batch[s] = (host, port)
-        else:
-            print(host, port, NAMES.get(code, "error"), errno.errorcode.get(code, str(code)))
-            s.close()
-    end = time.time() + timeout
-    pending = dict(batch)
-    while pending and time.time() < end:
-        _, writable, _ = select.select([], list(pending), [], max(0.0, end - time.time()))
-        for s in writable:
-            host, port = pending.pop(s)
+
+def attempt(todo):
+    # pending keeps start order, so its first entry always has the earliest deadline
+    results, pending, poller, i = {}, {}, select.poll(), 0
+    while i < len(todo) or pending:
+        now = time.time()
+        started = 0
+        while i < len(todo) and len(pending) < WINDOW and started < PACE:
+            host, port = todo[i]
+            i += 1
+            started += 1
+            s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            code = s.connect_ex((host, int(port)))
+            if code in (0, errno.EINPROGRESS):
+                pending[s.fileno()] = (s, host, port, now + timeout)
+                poller.register(s, select.POLLOUT)
+            else:
+                results[(host, port)] = (NAMES.get(code, "error"), errno.errorcode.get(code, str(code)))
+                s.close()
+        more = i < len(todo) and len(pending) < WINDOW
+        wait = 0.005 if more else max(0.0, next(iter(pending.values()))[3] - now) if pending else 0
+        for fd, _ in poller.poll(wait * 1000):
+            s, host, port, _ = pending.pop(fd)
+            poller.unregister(fd)
             code = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            outcome = "connected" if code == 0 else NAMES.get(code, "error")
-            print(host, port, outcome, errno.errorcode.get(code, "OK") if code else "OK")
+            results[(host, port)] = ("connected", "OK") if code == 0 else (
+                NAMES.get(code, "error"), errno.errorcode.get(code, str(code)))
             s.close()
-    for s, (host, port) in pending.items():
-        print(host, port, "timeout", "no answer in %gs" % timeout)
-        s.close()
+        now = time.time()
+        while pending and next(iter(pending.values()))[3] <= now:
+            fd = next(iter(pending))
+            s, host, port, _ = pending.pop(fd)
+            poller.unregister(fd)
+            results[(host, port)] = ("timeout", "no answer in %gs" % timeout)
+            s.close()
+    return results
+
+results = attempt(targets)
+again = [t for t in targets if results.get(t, ("",))[0] == "timeout"]
+if again:
+    for target, outcome in attempt(again).items():
+        results[target] = outcome if outcome[0] != "timeout" else ("timeout", "no answer in %gs, twice" % timeout)
+for (host, port), (outcome, detail) in results.items():
+    print(host, port, outcome, detail)
 sys.stdout.flush()
 """
 
@@ -108,8 +133,19 @@ def listener_command(python: str, ports: list[int], lifetime: float) -> str:
     )
 
 
+PROBER_WINDOW = 512  # connects in flight per source: under the usual limit of 1024 open files
+
+
 def prober_command(python: str, timeout: float) -> str:
-    return " ".join([shlex.quote(python or "python3"), "-c", shlex.quote(PROBER_SCRIPT), f"{float(timeout):g}"])
+    return " ".join(
+        [shlex.quote(python or "python3"), "-c", shlex.quote(PROBER_SCRIPT), f"{float(timeout):g}", str(PROBER_WINDOW)]
+    )
+
+
+def prober_time_limit(targets: int, timeout: float) -> float:
+    """The longest a prober can legitimately take: every target silent, twice, WINDOW at a time."""
+    rounds = max(1, -(-targets // PROBER_WINDOW))
+    return 2 * rounds * timeout + targets * 0.005 / 32 * 2 + 30
 
 
 def sample_ports(first: int, last: int) -> list[int]:

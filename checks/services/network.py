@@ -33,6 +33,7 @@ from ..connectivity import (
     parse_prober_output,
     plan_paths,
     prober_command,
+    prober_time_limit,
 )
 from ..spec import NodeContext, profile_spec_from_model
 from ..transport import ConnectFailure
@@ -94,13 +95,12 @@ class _OpenListener:
 
 def _probe_from(node: Node, matrix_node: MatrixNode, targets: list[tuple[str, int]]) -> tuple[dict, str]:
     timeout = settings.PREFLIGHT_NETWORK_CONNECT_TIMEOUT
-    batches = max(1, -(-len(targets) // 400))
     try:
         with _transport_for(node).connect(_target(node)) as session:
             run = session.run(
                 command=prober_command(matrix_node.python, timeout),
                 stdin="".join(f"{host} {port}\n" for host, port in targets),
-                timeout=timeout * batches + 30,
+                timeout=prober_time_limit(len(targets), timeout),
                 max_bytes=8 * 1024 * 1024,
             )
     except ConnectFailure as failure:

@@ -74,6 +74,9 @@ class LabNode:
         return _run("ip", "netns", "exec", self.namespace, "sh", "-c", command, check=False, timeout=timeout)
 
 
+NEIGHBOUR = Path("/proc/sys/net/ipv4/neigh/default")
+
+
 class Lab:
     def __init__(self) -> None:
         self.id = secrets.token_hex(2)
@@ -82,6 +85,7 @@ class Lab:
         self.root = Path(tempfile.mkdtemp(prefix=f"preflight-lab-{self.id}-"))
         self.nodes: dict[str, LabNode] = {}
         self._next = 10
+        self._neighbour_saved: dict[str, str] = {}
         key = self.root / "client_ed25519"
         _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "preflight-lab", "-f", str(key))
         self.client_key = key.read_text()
@@ -93,9 +97,22 @@ class Lab:
 
     # --- nodes ------------------------------------------------------------------------------------------------
 
+    def _grow_neighbour_table(self, hosts: int) -> None:
+        """The ARP cache is one table for all namespaces (hard limit gc_thresh3, 1024 by default), and in a full
+        mesh every host learns every other: 50 hosts need 2,500 entries. Past the limit the kernel drops packets
+        ("neighbor table overflow"), which reads as connect time-outs. Raised as the lab grows; restored on close."""
+        needed = (hosts + 1) ** 2 + 1024
+        for name, value in (("gc_thresh2", needed), ("gc_thresh3", 2 * needed)):
+            path = NEIGHBOUR / name
+            current = path.read_text().strip()
+            self._neighbour_saved.setdefault(name, current)
+            if int(current) < value:
+                path.write_text(str(value))
+
     def add(self, spec: NodeSpec) -> LabNode:
         index = self._next
         self._next += 1
+        self._grow_neighbour_table(len(self.nodes) + 1)
         namespace = f"pf{self.id}n{index}"
         host_side = f"pf{self.id}h{index}"
         node = LabNode(spec, namespace, f"{self.subnet}.{index}", self.root / spec.name, host_link=host_side)
@@ -253,6 +270,8 @@ class Lab:
             _run("ip", "link", "del", node.host_link, check=False)
             _run("ip", "netns", "del", node.namespace, check=False)
         _run("ip", "link", "del", self.bridge, check=False)
+        for name, value in self._neighbour_saved.items():
+            (NEIGHBOUR / name).write_text(value)
         shutil.rmtree(self.root, ignore_errors=True)
         # The kernel tears namespaces down asynchronously; give it a moment before anyone checks.
         deadline = time.monotonic() + 10

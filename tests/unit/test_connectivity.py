@@ -1,5 +1,11 @@
 """The connectivity matrix's pure parts: planning, sampling, parsing the scripts' output, verdicts, firewalls."""
 
+import shlex
+import socket
+import subprocess
+import sys
+import threading
+
 from checks.connectivity import (
     S2W,
     W2S,
@@ -10,6 +16,8 @@ from checks.connectivity import (
     parse_listener_line,
     parse_prober_output,
     plan_paths,
+    prober_command,
+    prober_time_limit,
     sample_ports,
 )
 from checks.parsers.firewall import detect_firewall, open_port_commands
@@ -117,3 +125,49 @@ def test_firewall_detection_and_commands():
         "firewall-cmd --permanent --add-port=10150-10151/tcp && firewall-cmd --reload"
     )
     assert open_port_commands("ufw", 40000, 40063) == "ufw allow 40000:40063/tcp"
+
+
+def test_prober_script_runs_more_targets_than_its_window_on_loopback():
+    # given: a server on loopback that accepts everything, and a port that nothing listens on
+    server = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    closed = socket.create_server(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                server.accept()[0].close()
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    port = server.getsockname()[1]
+    # the same target many times over: more than the window (512) and more than select() could watch (1024 fds)
+    targets = [("127.0.0.1", port)] * 1500 + [("127.0.0.1", closed_port)]
+    try:
+        run = subprocess.run(
+            shlex.split(prober_command(sys.executable, 3)),
+            input="".join(f"{h} {p}\n" for h, p in targets) + "garbage\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+    # then: one line per distinct target, with the right outcome, and nothing on stderr
+    assert run.returncode == 0 and run.stderr == ""
+    assert parse_prober_output(run.stdout) == {
+        ("127.0.0.1", port): ("connected", "OK"),
+        ("127.0.0.1", closed_port): ("refused", "ECONNREFUSED"),
+    }
+
+
+def test_prober_time_limit_covers_every_target_silent_twice():
+    assert prober_time_limit(10, 3) >= 2 * 3 + 30
+    assert prober_time_limit(1600, 3) >= 2 * 4 * 3  # 4 windows of 512, each waiting out its time-out twice
