@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,3 +25,34 @@ def django_setup() -> Path:
     django.setup()
     call_command("migrate", verbosity=0)
     return folder
+
+
+def start_redis() -> tuple[subprocess.Popen, str]:
+    """A private redis-server on a unix socket in a temporary folder: the benchmark's broker, nothing shared."""
+    folder = Path(tempfile.mkdtemp(prefix="preflight-bench-redis-"))
+    socket_path = folder / "redis.sock"
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket_path),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not socket_path.exists():
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise SystemExit("redis-server did not start (is it installed? bash scripts/test.sh installs it)")
+        time.sleep(0.05)
+    return process, f"redis+socket://{socket_path}"

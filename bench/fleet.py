@@ -1,6 +1,6 @@
 """Audit throughput on N real sshd test hosts, side by side with a bare paramiko floor and Ansible's fact gathering.
 
-Run as root after `bash scripts/test.sh` has set the machine up (Redis running, .venv installed):
+Run as root after `bash scripts/test.sh` has set the machine up (.venv and redis-server installed):
 
     .venv/bin/python -m bench.fleet [--hosts 50] [--concurrency 16] [--skip-ansible]
 
@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.common import ROOT, django_setup
+from bench.common import ROOT, django_setup, start_redis
 
 UBUNTU = 'ID=ubuntu\nID_LIKE=debian\nVERSION_ID="22.04"\nPRETTY_NAME="Ubuntu 22.04.4 LTS"\n'
 
@@ -243,7 +243,7 @@ def main() -> None:
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork"])
     parser.add_argument("--skip-matrix", action="store_true")
     args = parser.parse_args()
-    broker = "redis://127.0.0.1:6379/14"
+    redis_server, broker = start_redis()
     os.environ["CELERY_BROKER_URL"] = broker
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
     folder = django_setup()
@@ -253,9 +253,6 @@ def main() -> None:
     from tests.lab.hosts import Lab, NodeSpec
 
     assert app.conf.task_always_eager is False, "the benchmark must fan out through Redis"
-    import redis
-
-    redis.Redis.from_url(broker).flushdb()
     lab = Lab()
     worker = None
     try:
@@ -285,9 +282,10 @@ def main() -> None:
             timed_audit(with_matrix, "(warm-up with matrix)")
             b, _ = timed_audit(with_matrix, "(b) cluster audit with connectivity matrix")
             audit = Audit.objects.filter(cluster=with_matrix).first()
+            statuses = sorted(set(audit.paths.values_list("status", flat=True)))
             print(
                 f"    matrix alone: {(audit.finished - audit.network_started).total_seconds():.2f} s, "
-                f"{audit.paths.count()} paths"
+                f"{audit.paths.count()} paths, path statuses {statuses}"
             )
         c = paramiko_floor(lab, hosts, args.concurrency)
         rss = [peak_rss_mib(pid) for pid in worker_pids(worker.pid)]
@@ -305,6 +303,7 @@ def main() -> None:
             worker.terminate()
             worker.wait(timeout=30)
         lab.close()
+        redis_server.terminate()
     server_side_pages()
 
 

@@ -93,16 +93,28 @@ class _OpenListener:
                     logger.warning("closing the listener on %s failed", self.node.name, exc_info=True)
 
 
-def _probe_from(node: Node, matrix_node: MatrixNode, targets: list[tuple[str, int]]) -> tuple[dict, str]:
+def _probe_from(
+    node: Node, matrix_node: MatrixNode, targets: list[tuple[str, int]], listener: _OpenListener | None = None
+) -> tuple[dict, str]:
+    """Connect from `node` to its targets. A node that also runs a listener is probed over the listener's SSH
+    connection (a second channel): one login per node for the whole matrix instead of two."""
     timeout = settings.PREFLIGHT_NETWORK_CONNECT_TIMEOUT
+    arguments = dict(
+        command=prober_command(matrix_node.python, timeout),
+        stdin="".join(f"{host} {port}\n" for host, port in targets),
+        timeout=prober_time_limit(len(targets), timeout),
+        max_bytes=8 * 1024 * 1024,
+    )
     try:
-        with _transport_for(node).connect(_target(node)) as session:
-            run = session.run(
-                command=prober_command(matrix_node.python, timeout),
-                stdin="".join(f"{host} {port}\n" for host, port in targets),
-                timeout=prober_time_limit(len(targets), timeout),
-                max_bytes=8 * 1024 * 1024,
-            )
+        run = None
+        if listener is not None and listener.session is not None and not listener.state.error:
+            try:
+                run = listener.session.run(**arguments)
+            except Exception:  # noqa: BLE001 - the shared connection broke or refused a channel: log in afresh
+                logger.info("probing from %s over the listener's connection failed; logging in again", node.name)
+        if run is None:
+            with _transport_for(node).connect(_target(node)) as session:
+                run = session.run(**arguments)
     except ConnectFailure as failure:
         return {}, f"could not log in to {node.name} to connect from it: {failure.message}"
     except Exception as exc:  # noqa: BLE001
@@ -173,7 +185,9 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
             targets.setdefault(plan.source.name, []).extend((plan.destination.address, p) for p in plan.ports)
         with ThreadPoolExecutor(max_workers=max(1, min(settings.PREFLIGHT_AUDIT_CONCURRENCY, len(targets)))) as pool:
             futures = {
-                name: pool.submit(_in_thread(_probe_from), by_name[name].node, matrix_nodes[name], sorted(set(t)))
+                name: pool.submit(
+                    _in_thread(_probe_from), by_name[name].node, matrix_nodes[name], sorted(set(t)), listeners.get(name)
+                )
                 for name, t in targets.items()
             }
             results = {name: future.result() for name, future in futures.items()}

@@ -76,9 +76,10 @@ def no_listener_left_behind(net):
         assert left == set(), f"a listener is still open on {name}: {sorted(left)}"
 
 
-def test_open_cluster_passes_every_network_check(cluster_of):
+def test_open_cluster_passes_every_network_check(lab, net, cluster_of):
     # given
     cluster_of("open")
+    logins = {name: lab.accepted_logins(node) for name, node in net.items()}
     # when
     audit = _audit("open")
     # then
@@ -90,6 +91,8 @@ def test_open_cluster_passes_every_network_check(cluster_of):
     # server 3 x 3 workers... every planned path is stored: 3 S2W + 3 W2S + 6 W2W
     assert audit.paths.count() == 12 and set(audit.paths.values_list("status", flat=True)) == {"pass"}
     assert not audit.paths.filter(outcomes__has_key="6379").exists()  # Ray only with distributed vLLM
+    # one login for the node audit, one for the matrix: the prober runs over the listener's connection
+    assert {name: lab.accepted_logins(node) - logins[name] for name, node in net.items()} == dict.fromkeys(net, 2)
 
 
 def test_dropped_port_times_out(cluster_of, firewall):
