@@ -18,8 +18,7 @@ log "ruff"
 log "makemigrations --check"
 "$PY" manage.py makemigrations --check --dry-run -v1
 
-ensure_redis
-
+# No shared Redis: the integration tests start their own redis-server on a unix socket in run/ (and restart it).
 log "pytest on SQLite"
 "$PY" -m pytest "$@"
 

@@ -1,5 +1,6 @@
 """Faults: a worker killed mid-audit, Redis restarted mid-audit, two audits at once. Nothing stays running."""
 
+import json
 import re
 import signal
 import time
@@ -8,7 +9,8 @@ import pytest
 from django.core.management import call_command
 
 from checks.models import Audit, CheckResult, NetworkPath, NodeAudit
-from checks.services import AuditAlreadyRunning, AuditNotQueued, audit_enqueue, audit_start, audit_sweep_stuck
+from checks.services import AuditAlreadyRunning, audit_enqueue, audit_start, audit_sweep_stuck
+from inventory.services import api_token_create
 from tests.lab import nodes
 
 from .fixtures import (
@@ -79,7 +81,9 @@ def test_two_audits_at_once_are_refused_with_a_clear_message(lab, fault_fleet, c
     assert Audit.objects.filter(cluster=cluster).count() == 1
 
 
-def test_redis_restarted_mid_audit_loses_nothing(lab, fault_fleet, redis_broker, celery_worker):
+def test_redis_restarted_mid_audit_loses_nothing(
+    lab, fault_fleet, redis_broker, celery_worker, client, django_user_model
+):
     # given: a worker with two threads, both held by hung nodes, so the other two nodes' messages wait in Redis
     celery_worker.stop()
     celery_worker.start(concurrency=2)
@@ -101,13 +105,20 @@ def test_redis_restarted_mid_audit_loses_nothing(lab, fault_fleet, redis_broker,
         # when: Redis stops (without saving: every queued message is lost) and comes back
         other = make_cluster("while-redis-is-down")
         add_lab_nodes(other, [fault_fleet["ok-1"]], lab_credential(lab))
-        refused = audit_start(cluster=other)
+        _, token = api_token_create(user=django_user_model.objects.create_superuser("ops", password="x"), name="t")
         redis_broker.stop()
         try:
-            with pytest.raises(AuditNotQueued, match="the task queue did not accept the audit"):
-                audit_enqueue(refused)
+            answer = client.post(
+                "/api/v1/audits",
+                data=json.dumps({"cluster": other.name}),
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {token}",
+            )
         finally:
             redis_broker.start()
+        assert answer.status_code == 503 and answer.json()["code"] == "unavailable", answer.content
+        assert "the task queue did not accept the audit" in answer.json()["message"]
+        refused = Audit.objects.get(cluster=other)
         # then: the worker survives and the running node audits end on their own probe time-out
         _wait(
             lambda: (
@@ -133,6 +144,7 @@ def test_redis_restarted_mid_audit_loses_nothing(lab, fault_fleet, redis_broker,
         # and the audit refused while Redis was down blocks nothing: it ended, saying why
         refused.refresh_from_db()
         assert refused.state == "done" and refused.status == "error" and "did not accept" in refused.error
+        assert refused.node_audits.get().state == "error" and refused.network_state == "none"
         assert audit_start(cluster=other).pk != refused.pk
         assert celery_worker.process.poll() is None
     finally:
