@@ -84,6 +84,10 @@ class _OpenListener:
         except Exception as exc:  # noqa: BLE001 - reported as the listener's error, never raised
             self.state.error = f"listener failed: {exc!r}"
 
+    def shutdown(self) -> None:
+        if self.process is not None:
+            self.process.shutdown()
+
     def close(self) -> None:
         for closer in (self.process, self.session):
             if closer is not None:
@@ -193,6 +197,8 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
             results = {name: future.result() for name, future in futures.items()}
         timings["probes"] = time.monotonic()
     finally:
+        for listener in listeners.values():  # all stop at once; then each close waits for its own to be gone
+            listener.shutdown()
         for listener in listeners.values():
             listener.close()
 

@@ -114,10 +114,17 @@ class LocalProcess:
         self._buffer = rest
         return line.decode("utf-8", errors="replace")
 
-    def close(self) -> None:
+    def shutdown(self) -> None:
+        """Close the command's stdin: the signal to stop (see close)."""
         try:
-            if self.process.stdin:
+            if self.process.stdin and not self.process.stdin.closed:
                 self.process.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    def close(self) -> None:
+        self.shutdown()
+        try:
             self.process.wait(timeout=5)
         except (subprocess.TimeoutExpired, BrokenPipeError):
             _kill(self.process)

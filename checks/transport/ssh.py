@@ -238,9 +238,21 @@ class RemoteProcess:
         self._buffer = rest
         return line.decode("utf-8", errors="replace")
 
-    def close(self) -> None:
+    def shutdown(self) -> None:
+        """Close the command's stdin: the signal to stop (see close)."""
         try:
             self.channel.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+
+    def close(self, wait: float = 3.0) -> None:
+        """Close the command's stdin and wait (up to `wait` s) for it to exit, so that what it held (a listener's
+        ports) is released when this returns, not some time after."""
+        self.shutdown()
+        try:
+            deadline = time.monotonic() + wait
+            while not self.channel.exit_status_ready() and time.monotonic() < deadline:
+                time.sleep(0.02)
         except (OSError, EOFError, paramiko.SSHException):
             pass
         self.channel.close()
