@@ -29,24 +29,12 @@ def django_setup() -> Path:
 
 def start_redis() -> tuple[subprocess.Popen, str]:
     """A private redis-server on a unix socket in a temporary folder: the benchmark's broker, nothing shared."""
+    from tests.lab.services import redis_server_command
+
     folder = Path(tempfile.mkdtemp(prefix="preflight-bench-redis-"))
     socket_path = folder / "redis.sock"
     process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            "0",
-            "--unixsocket",
-            str(socket_path),
-            "--unixsocketperm",
-            "700",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(folder),
-        ],
+        redis_server_command(socket_path),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench.common import ROOT, django_setup, start_redis
+from tests.lab.services import celery_worker_command
 
 UBUNTU = 'ID=ubuntu\nID_LIKE=debian\nVERSION_ID="22.04"\nPRETTY_NAME="Ubuntu 22.04.4 LTS"\n'
 
@@ -48,27 +49,9 @@ def start_worker(database: str, broker: str, concurrency: int, log: Path, pool: 
         "PREFLIGHT_PROBE_TIMEOUT": "60",
     }
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            str(concurrency),
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-            "--logfile",
-            str(log),
-            "-n",
-            f"bench-{os.getpid()}@%h",
-        ],
+        celery_worker_command(
+            concurrency=concurrency, log=log, name=f"bench-{os.getpid()}@%h", pool=pool, loglevel="WARNING"
+        ),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -5,7 +5,6 @@ Registered once by tests/conftest.py (pytest_plugins); tests import the helpers 
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from inventory.choices import CredentialKind, NodeRole
 from inventory.models import Cluster, Credential, Node, RequirementProfile
 from tests.conftest import REPO
 from tests.lab.hosts import Lab, LabNode, lab_available
+from tests.lab.services import celery_worker_command, redis_server_command
 
 OUTPUT = REPO / "test-output"
 
@@ -44,30 +44,14 @@ class TestRedis:
     def start(self) -> None:
         if self.process is not None and self.process.poll() is None:
             return
-        binary = shutil.which("redis-server")
-        if binary is None:
+        if shutil.which("redis-server") is None:
             if os.environ.get("CI"):
                 pytest.fail("CI must run the integration tests, but redis-server is not installed")
             pytest.skip("redis-server is not installed (scripts/test.sh installs it)")
         self.socket_path.parent.mkdir(exist_ok=True)
         self.socket_path.unlink(missing_ok=True)
-        # No persistence: a restart loses every queued message, the worst case the fault test wants.
         self.process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                "0",
-                "--unixsocket",
-                str(self.socket_path),
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.socket_path.parent),
-            ],
+            redis_server_command(self.socket_path),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -116,27 +100,9 @@ class WorkerHandle:
     def start(self, concurrency: int = 8) -> None:
         self.concurrency = concurrency
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "portal",
-                "worker",
-                "--pool",
-                "threads",
-                "--concurrency",
-                str(concurrency),
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-                "--logfile",
-                str(self.log),
-                "-n",
-                f"preflight-test-{os.getpid()}-{time.monotonic_ns()}@%h",
-            ],
+            celery_worker_command(
+                concurrency=concurrency, log=self.log, name=f"preflight-test-{os.getpid()}-{time.monotonic_ns()}@%h"
+            ),
             cwd=REPO,
             env=self.env,
             stdout=subprocess.DEVNULL,
