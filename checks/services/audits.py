@@ -111,7 +111,7 @@ def audit_enqueue(audit: models.Audit) -> None:
         except Exception as exc:  # noqa: BLE001 - kombu raises OperationalError, redis-py its own errors
             reason = f"the task queue did not accept the audit ({_broker_name()}): {exc}"
             logger.error("audit %s not queued: %s", audit.pk, reason)
-            _audit_fail_queued(audit.pk, reason)
+            _audit_fail_queued(audit.pk, reason, never_ran=True)
             raise AuditNotQueued(f"audit {audit.pk} could not start: {reason}. Is Redis running?") from None
 
     transaction.on_commit(publish)
@@ -131,20 +131,18 @@ def audit_dispatch(*, audit_id: int) -> int:
     from ..tasks import audit_node_task
 
     ids = list(models.NodeAudit.objects.filter(audit_id=audit_id, state=RunState.QUEUED).values_list("pk", flat=True))
-    models.Audit.objects.filter(pk=audit_id).update(dispatched=timezone.now(), dispatches=F("dispatches") + 1)
     if ids:
         group(audit_node_task.s(node_audit_id) for node_audit_id in ids).apply_async()
+    models.Audit.objects.filter(pk=audit_id).update(dispatched=timezone.now(), dispatches=F("dispatches") + 1)
     return len(ids)
 
 
-def _audit_fail_queued(audit_id: int, reason: str, node_audit_ids: list[int] | None = None) -> None:
-    """End queued node audits (all of the audit's, or the given ones) as `error` with `reason`; close the audit."""
+def _audit_fail_queued(audit_id: int, reason: str, *, never_ran: bool) -> None:
+    """End the audit's queued node audits as `error` with `reason`, and close the audit."""
     queued = models.NodeAudit.objects.filter(audit_id=audit_id, state=RunState.QUEUED)
-    if node_audit_ids is not None:
-        queued = queued.filter(pk__in=node_audit_ids)
     for node_audit_id in list(queued.values_list("pk", flat=True)):
         _node_audit_end_in_error(node_audit_id, reason, states=[RunState.QUEUED])
-    if node_audit_ids is None:  # nothing of it ran: no connectivity matrix either
+    if never_ran:  # nothing of it ran: no connectivity matrix either
         models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.PENDING).update(
             network_state=NetworkState.NONE
         )
@@ -545,19 +543,21 @@ def audit_sweep_stuck(*, older_than: float | None = None) -> int:
         if _last_activity(audit) >= limit:
             continue
         if audit.dispatches < 2 or workers_alive:
-            sent = audit_dispatch(audit_id=audit.pk)
+            try:
+                sent = audit_dispatch(audit_id=audit.pk)
+            except Exception:  # noqa: BLE001 - the broker is down again: the next sweep tries again
+                logger.exception("audit %s: sending its queued node audits again failed", audit.pk)
+                continue
             logger.warning(
                 "audit %s made no progress for %g s: sent its %d queued node audits again", audit.pk, window, sent
             )
         else:
-            ids = list(audit.node_audits.filter(state=RunState.QUEUED).values_list("pk", flat=True))
             _audit_fail_queued(
                 audit.pk,
                 f"swept: no Celery worker picked this node up in {window:g} s, even after it was sent again; check "
                 f"that a worker is running and connected to the broker ({_broker_name()})",
-                ids,
+                never_ran=False,
             )
-            touched.add(audit.pk)
         acted += 1
     stuck_matrix = list(
         models.Audit.objects.filter(network_state=NetworkState.RUNNING, network_started__lt=limit).values_list(
