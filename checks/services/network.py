@@ -216,7 +216,7 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
 
     paths = _record(audit, plans, verdicts, listeners, by_name)
     logger.info(
-        "matrix of audit %s: %d paths; listeners up in %.1f s, probes %.1f s, listeners closed, judged, recorded in %.1f s",
+        "matrix of audit %s: %d paths; listeners up in %.1f s, probes %.1f s, closed, judged, recorded in %.1f s",
         audit_id,
         len(plans),
         timings["listeners"] - timings["start"],
