@@ -61,7 +61,7 @@ class AuditAdmin(admin.ModelAdmin):
 class CheckResultInline(admin.TabularInline):
     model = CheckResult
     extra = 0
-    fields = ["check_id", "status", "summary", "evidence", "remediation"]
+    fields = ["check_id", "status", "summary", "evidence", "remediation", "commands"]
     readonly_fields = fields
     can_delete = False
 
@@ -132,7 +132,16 @@ class CheckResultAdmin(admin.ModelAdmin):
     list_filter = ["status", "check_id"]
     search_fields = ["check_id", "summary", "node_audit__node__name"]
     list_select_related = ["node_audit__node"]
-    readonly_fields = ["node_audit", "check_id", "status", "summary", "evidence", "remediation", "position"]
+    readonly_fields = [
+        "node_audit",
+        "check_id",
+        "status",
+        "summary",
+        "evidence",
+        "remediation",
+        "commands",
+        "position",
+    ]
 
     def has_add_permission(self, request):
         return False
@@ -155,6 +164,7 @@ class NetworkPathAdmin(admin.ModelAdmin):
         "listener",
         "evidence",
         "remediation",
+        "commands",
     ]
 
     def has_add_permission(self, request):

@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from .catalog.ports import compact, label
-from .parsers.firewall import open_port_commands
+from .remediation import Remedy, fix_open_ports
 from .spec import NodeContext, PortRuleSpec, ProfileSpec
 
 WHOLE_RANGE_LIMIT = 128
@@ -251,6 +251,7 @@ class PathVerdict:
     evidence: str
     remediation: str
     outcomes: dict[int, tuple[str, str]]
+    commands: tuple[str, ...] = ()  # to run on the destination node (its firewall), template-built
 
 
 def judge_path(plan: PathPlan, outcomes: dict[int, tuple[str, str]], listener: Listener | None) -> PathVerdict:
@@ -291,16 +292,8 @@ def judge_path(plan: PathPlan, outcomes: dict[int, tuple[str, str]], listener: L
             f"{', '.join(label(a, b) for a, b in compact(ports))} {outcome}"
             for outcome, ports in sorted(failures.items())
         ]
-        hint = _failure_hint(failures)
-        commands = "; ".join(
-            open_port_commands(plan.destination.firewall, a, b)
-            for ports in failures.values()
-            for a, b in compact(ports)
-        )
-        remediation = (
-            f"On {dst}: {commands}. {hint} Check also any network firewall or security group between {src} and {dst}."
-        )
-        return PathVerdict("fail", f"{src} -> {dst}: {'; '.join(parts)}", evidence, remediation, outcomes)
+        fix = path_fix(plan, failures)
+        return PathVerdict("fail", f"{src} -> {dst}: {'; '.join(parts)}", evidence, fix.text, outcomes, fix.commands)
     if unproven:
         why = listener.error if listener and listener.error else "no listener could be opened on those ports"
         ports = ", ".join(label(a, b) for a, b in compact(unproven))
@@ -312,6 +305,20 @@ def judge_path(plan: PathPlan, outcomes: dict[int, tuple[str, str]], listener: L
             outcomes,
         )
     return PathVerdict("pass", f"{src} -> {dst}: all {len(plan.ports)} ports connected", evidence, "", outcomes)
+
+
+def path_fix(plan: PathPlan, failures: dict[str, list[int]]) -> Remedy:
+    """Open the failing ports in the destination's firewall; the commands run on the destination."""
+    spans = compact([port for ports in failures.values() for port in ports])
+    src, dst = plan.source.name, plan.destination.name
+    fix = fix_open_ports(
+        firewall=plan.destination.firewall,
+        spans=spans,
+        on=dst,
+        hint=_failure_hint(failures),
+        between=f"{src} and {dst}",
+    )
+    return Remedy(f"On {dst}: {fix.text}", fix.commands)
 
 
 def _failure_hint(failures: dict[str, list[int]]) -> str:

@@ -87,7 +87,10 @@ class CheckResult(models.Model):
     status = models.CharField(max_length=16, choices=AuditStatus.choices)
     summary = models.CharField(max_length=500)
     evidence = models.TextField(blank=True)
-    remediation = models.TextField(blank=True)
+    remediation = models.TextField(blank=True, help_text="The explanation a person reads")
+    commands = models.JSONField(
+        default=list, blank=True, help_text="Shell commands that fix it on this node, built only from fixed templates"
+    )
     position = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
@@ -114,6 +117,9 @@ class NetworkPath(models.Model):
     )
     evidence = models.TextField(blank=True)
     remediation = models.TextField(blank=True)
+    commands = models.JSONField(
+        default=list, blank=True, help_text="Commands that fix the path, to run on the destination node"
+    )
 
     class Meta:
         ordering = ["audit", "check_id", "source__name", "destination__name"]

@@ -1,83 +1,560 @@
-"""Remediation as data: per check id and OS family (apt, dnf, zypper), rendered with the node's facts.
+"""Remediation as data: the explanation a person reads, plus the commands that fix it.
 
-Templates use str.format fields; every field a template names must be passed by the rule. `unknown` is the fallback
-for a family Preflight could not tell, and says so rather than guessing a package manager.
+Commands come only from the fixed templates in `TEMPLATES`, rendered by `command()`. A template's fields are filled
+with integers, words from the closed vocabularies below (package, service and repository names this module knows),
+or strings passed through `shlex.quote`; text that a node printed (names, versions, process names, model strings,
+evidence) is never an argument. Explanations may quote node text: every place that shows them escapes it (HTML,
+CSV, the script's comments). Diagnostics ("check with `chronyc sources -v`") belong in the explanation, never in
+`commands`, which hold only steps that fix and that are safe to run twice.
 """
 
 from __future__ import annotations
 
-REMEDIATION: dict[str, dict[str, str]] = {
-    "os.supported": {
-        "any": "GPUStack is tested on: {table}. Reinstall or upgrade this node to one of them "
-        "(this node runs {current}).",
-    },
-    "os.architecture": {
-        "any": "GPUStack runs on AMD64 (x86_64) and ARM64 (aarch64) only; this node is {machine}. {extra}"
-        "Use another machine for this role.",
-    },
-    "time.ntp": {
-        "apt": "apt-get install -y chrony && systemctl enable --now chrony",
-        "dnf": "dnf install -y chrony && systemctl enable --now chronyd",
-        "zypper": "zypper install -y chrony && systemctl enable --now chronyd",
-        "unknown": "Install an NTP implementation (chrony, ntpd or systemd-timesyncd) with the node's package manager "
-        "and enable its service.",
-    },
-    "time.synchronized": {
-        "any": "Check the time service and its servers: `timedatectl set-ntp true`, then `chronyc sources -v` "
-        "(chrony) or `timedatectl timesync-status` (systemd-timesyncd); open UDP 123 outbound if the sources are "
-        "unreachable.",
-    },
-    "time.skew": {
-        "any": "This node's clock is {offset} from the portal's. Synchronise it with NTP (`chronyc makestep` with "
-        "chrony, or `timedatectl set-ntp true`) and make sure the time service starts at boot.",
-    },
-    "container.docker": {
-        "apt": "Install Docker Engine from Docker's apt repository (https://docs.docker.com/engine/install/), then "
-        "`systemctl enable --now docker`. {extra}",
-        "dnf": "dnf config-manager --add-repo https://download.docker.com/linux/rhel/docker-ce.repo && "
-        "dnf install -y docker-ce docker-ce-cli containerd.io && systemctl enable --now docker. {extra}",
-        "zypper": "zypper install -y docker && systemctl enable --now docker. {extra}",
-        "unknown": "Install Docker Engine (https://docs.docker.com/engine/install/) and start its daemon. {extra}",
-    },
-    "accelerator.present": {
-        "any": "No accelerator was found on this worker's PCI bus; it can only serve CPU models. If it has GPUs, "
-        "check that they are seated and enabled in the BIOS (`lspci -nn | grep -Ei 'vga|3d|accel'`).",
-    },
-    "accelerator.driver": {
-        "any": "Install or repair the {driver_name} ({driver_url}), then check that `{tool}` lists every device. "
-        "{detail}",
-    },
-    "accelerator.toolkit": {
-        "any": "Install the {toolkit_name} ({toolkit_url}). {runtime_step}",
-    },
-    "accelerator.version": {
-        "any": "Upgrade the {vendor_label} driver so that {what} is at least {minimum} (this node has {current}); "
-        "see {driver_url}.",
-    },
-    "ports.available": {
-        "any": "Free the ports GPUStack needs: stop or move {holders} (`ss -ltnp 'sport = :PORT'` shows the "
-        "process; `systemctl disable --now SERVICE` if it is a service).",
-    },
-    "ports.reserved": {
-        "any": "Keep the kernel from handing GPUStack's ports to outgoing connections: "
-        "`sysctl -w net.ipv4.ip_local_reserved_ports={ranges}` and add the same line to "
-        "/etc/sysctl.d/90-gpustack.conf (see GPUStack issue 5181).",
-    },
-    "ssh.connect": {
-        "any": "{detail}",
-    },
+import shlex
+import string
+from dataclasses import dataclass
+
+from .facts import OsRelease
+
+DOCKER_DOCS = "https://docs.docker.com/engine/install/"
+
+# The closed vocabularies: every `packages`, `service` and `url` field must come from these.
+PACKAGES = frozenset(
+    {
+        "ca-certificates",
+        "curl",
+        "gnupg",
+        "chrony",
+        "docker",
+        "docker-ce",
+        "docker-ce-cli",
+        "containerd.io",
+        "docker-buildx-plugin",
+        "docker-compose-plugin",
+        "nvidia-container-toolkit",
+        "amd-container-toolkit",
+    }
+)
+SERVICES = frozenset({"chrony", "chronyd", "docker", "systemd-timesyncd"})
+URLS = frozenset(
+    {
+        *(f"https://download.docker.com/linux/{d}/gpg" for d in ("debian", "ubuntu", "raspbian")),
+        *(f"https://download.docker.com/linux/{d}/docker-ce.repo" for d in ("centos", "rhel", "fedora")),
+        "https://nvidia.github.io/libnvidia-container/gpgkey",
+        "https://nvidia.github.io/libnvidia-container/stable/deb/nvidia-container-toolkit.list",
+        "https://nvidia.github.io/libnvidia-container/stable/rpm/nvidia-container-toolkit.repo",
+        "https://repo.radeon.com/rocm/rocm.gpg.key",
+    }
+)
+PATHS = frozenset(
+    {
+        "/etc/apt/keyrings/docker.asc",
+        "/etc/apt/sources.list.d/docker.list",
+        "/etc/yum.repos.d/docker-ce.repo",
+        "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg",
+        "/etc/apt/sources.list.d/nvidia-container-toolkit.list",
+        "/etc/yum.repos.d/nvidia-container-toolkit.repo",
+        "/etc/apt/keyrings/rocm.gpg",
+        "/etc/apt/sources.list.d/amd-container-toolkit.list",
+        "/etc/sysctl.d/90-gpustack.conf",
+    }
+)
+# Release code names Docker's and vendors' apt repositories publish; a node's own code name is used only if listed.
+UBUNTU_CODENAMES = frozenset({"bionic", "focal", "jammy", "noble", "oracular", "plucky", "questing"})
+DEBIAN_CODENAMES = frozenset({"buster", "bullseye", "bookworm", "trixie"})
+AMD_TOOLKIT_CODENAMES = frozenset({"jammy", "noble"})
+ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}
+FIREWALLS = frozenset({"firewalld", "ufw", "nftables", "iptables"})
+PROTOCOLS = frozenset({"tcp", "udp"})
+
+TEMPLATES: dict[str, str] = {
+    "apt.update": "apt-get update",
+    "apt.install": "DEBIAN_FRONTEND=noninteractive apt-get install -y {packages}",
+    "dnf.install": "dnf install -y {packages}",
+    "yum.install": "yum install -y {packages}",
+    "zypper.install": "zypper --non-interactive install {packages}",
+    "service.enable": "systemctl enable --now {service}",
+    "service.restart": "systemctl restart {service}",
+    "keyrings.dir": "install -m 0755 -d /etc/apt/keyrings",
+    "download": "curl -fsSL {url} -o {path}",
+    "dearmor": "curl -fsSL {url} | gpg --batch --yes --dearmor -o {path}",
+    "readable": "chmod a+r {path}",
+    "write": "printf '%s\\n' {line} > {path}",
+    "nvidia.list": "curl -fsSL {url} | sed {expression} > {path}",
+    "zypper.repo": "zypper repos {alias} >/dev/null 2>&1 || zypper --non-interactive addrepo {url}",
+    "zypper.refresh": "zypper --non-interactive --gpg-auto-import-keys refresh",
+    "snap.remove": "if snap list docker >/dev/null 2>&1; then snap remove docker; fi",
+    "runtime.configure": "{ctk} runtime configure --runtime=docker",
+    "ascend.install": "for installer in ./Ascend-docker-runtime_*_linux-{arch}.run; do "
+    'if [ -f "$installer" ] && [ ! -d /usr/local/Ascend/Ascend-Docker-Runtime ]; then '
+    'sh "$installer" --install; fi; done',
+    "ntp.on": "timedatectl set-ntp true",
+    "chrony.step": "chronyc makestep",
+    "sysctl.set": "sysctl -w {setting}",
+    "firewalld.add": "firewall-cmd --permanent --add-port={span}/{protocol}",
+    "firewalld.reload": "firewall-cmd --reload",
+    "ufw.allow": "ufw allow {span}/{protocol}",
+    "iptables.accept": "iptables -C INPUT -p {protocol} --dport {span} -j ACCEPT 2>/dev/null || "
+    "iptables -I INPUT -p {protocol} --dport {span} -j ACCEPT",
+    "nft.accept": "nft list chain inet filter input | grep -q {rule} || "
+    "nft insert rule inet filter input {protocol} dport {span} accept",
+    "port.free": "if ss -Hltnp {filter} | grep -q {owner}; then kill {pid}; fi",
 }
 
-
-def remedy(check_id: str, family: str, **context: str) -> str:
-    """The remediation text for a check on a node of `family`; the per-family template wins over `any`."""
-    templates = REMEDIATION.get(check_id, {})
-    template = templates.get(family) or templates.get("any") or templates.get("unknown", "")
-    return " ".join(template.format(**{**_defaults(template), **context}).split())
+_CLOSED = {"packages": PACKAGES, "service": SERVICES, "url": URLS, "path": PATHS}
 
 
-def _defaults(template: str) -> dict[str, str]:
-    """Missing optional fields render as empty rather than raising; required facts are passed by the rules."""
-    import string
+def _field(name: str, value: int | str | tuple[str, ...]) -> str:
+    if isinstance(value, bool):
+        raise TypeError(f"{name}: a flag is not a command argument")
+    if isinstance(value, int):
+        return str(value)
+    words = value if isinstance(value, tuple) else (value,)
+    closed = _CLOSED.get(name)
+    if closed is not None:
+        unknown = [w for w in words if w not in closed]
+        if unknown:
+            raise ValueError(f"{name}: {unknown!r} is not in the closed vocabulary")
+    return " ".join(shlex.quote(str(w)) for w in words)
 
-    return {name: "" for _, name, _, _ in string.Formatter().parse(template) if name}
+
+def command(template: str, **fields: int | str | tuple[str, ...]) -> str:
+    """One command from `TEMPLATES[template]`: integers as numbers, every string through `shlex.quote`."""
+    text = TEMPLATES[template]
+    wanted = {name for _, name, _, _ in string.Formatter().parse(text) if name}
+    if wanted != set(fields):
+        raise ValueError(f"{template}: fields {sorted(fields)} do not match {sorted(wanted)}")
+    return text.format(**{name: _field(name, value) for name, value in fields.items()})
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """What to do about a non-passing result: `text` for a person, `commands` to run on that node, in order."""
+
+    text: str = ""
+    commands: tuple[str, ...] = ()
+
+
+def _text(*parts: str) -> str:
+    return " ".join(" ".join(part.split()) for part in parts if part)
+
+
+# ---- package managers ------------------------------------------------------------------------------------------
+
+
+def _major(version_id: str) -> int | None:
+    head = version_id.split(".", 1)[0]
+    return int(head) if head.isdigit() and len(head) < 6 else None
+
+
+def package_manager(os: OsRelease) -> str:
+    """apt, dnf, yum, zypper or unknown, from the node's facts: `yum` on RHEL/CentOS/Oracle 7 and Amazon Linux 2."""
+    family = os.family
+    if family != "dnf":
+        return family
+    major = _major(os.version_id)
+    ids = {os.id.lower(), *(x.lower() for x in os.id_like)}
+    if os.id.lower() == "amzn":
+        return "yum" if major is not None and major < 2022 else "dnf"
+    if ids & {"rhel", "centos", "ol", "scientific"} and os.id.lower() != "fedora" and major is not None and major < 8:
+        return "yum"
+    return "dnf"
+
+
+def _install(manager: str, *packages: str) -> str:
+    return command(f"{manager}.install", packages=packages)
+
+
+def _apt_repository(os: OsRelease) -> tuple[str, str] | None:
+    """(Docker's distro directory, release code name) for an apt node, when Docker publishes that release."""
+    fields = {k.upper(): v.strip().lower() for k, v in os.fields.items()}
+    ids = [os.id.lower(), *(x.lower() for x in os.id_like)]
+    ubuntu = fields.get("UBUNTU_CODENAME") or (fields.get("VERSION_CODENAME") if os.id.lower() == "ubuntu" else "")
+    if ubuntu in UBUNTU_CODENAMES:
+        return "ubuntu", ubuntu
+    codename = fields.get("VERSION_CODENAME", "")
+    if "raspbian" in ids[:1] and codename in DEBIAN_CODENAMES:
+        return "raspbian", codename
+    if "debian" in ids and codename in DEBIAN_CODENAMES:
+        return "debian", codename
+    return None
+
+
+# ---- per check -------------------------------------------------------------------------------------------------
+
+
+def fix_os_supported(*, table: str, current: str) -> Remedy:
+    return Remedy(
+        _text(f"GPUStack is tested on: {table}. Reinstall or upgrade this node to one of them (it runs {current}).")
+    )
+
+
+def fix_architecture(*, machine: str, extra: str = "") -> Remedy:
+    return Remedy(
+        _text(
+            f"GPUStack runs on AMD64 (x86_64) and ARM64 (aarch64) only; this node is {machine}.",
+            extra,
+            "Use another machine for this role.",
+        )
+    )
+
+
+def fix_ntp(os: OsRelease) -> Remedy:
+    manager = package_manager(os)
+    if manager == "unknown":
+        return Remedy(
+            "Install an NTP implementation (chrony, ntpd or systemd-timesyncd) with this node's package manager and "
+            "enable its service; Preflight cannot tell which package manager this node uses."
+        )
+    service = "chrony" if manager == "apt" else "chronyd"
+    return Remedy(
+        f"Install chrony and start its service ({service}) at boot.",
+        (_install(manager, "chrony"), command("service.enable", service=service)),
+    )
+
+
+def fix_synchronized(os: OsRelease, implementations: list[str]) -> Remedy:
+    explanation = (
+        "Turn on network time and check its servers: `chronyc sources -v` (chrony) or `timedatectl timesync-status` "
+        "(systemd-timesyncd) show whether they answer; open UDP 123 outbound if they are unreachable."
+    )
+    if "chrony" in implementations:
+        service = "chrony" if package_manager(os) == "apt" else "chronyd"
+        return Remedy(explanation, (command("service.enable", service=service),))
+    if "systemd-timesyncd" in implementations:
+        return Remedy(explanation, (command("ntp.on"),))
+    return Remedy(explanation)
+
+
+def fix_skew(os: OsRelease, implementations: list[str], *, offset: str) -> Remedy:
+    explanation = (
+        f"This node's clock is {offset} from the portal's. Step it now and keep the time service running at boot."
+    )
+    if "chrony" in implementations or not implementations:  # with none, time.ntp's fix installs chrony first
+        return Remedy(explanation, (command("chrony.step"),))
+    if "systemd-timesyncd" in implementations:
+        return Remedy(explanation, (command("ntp.on"), command("service.restart", service="systemd-timesyncd")))
+    return Remedy(explanation + " Restart the NTP daemon with its service manager (ntpd and openntpd step at start).")
+
+
+def docker_install(os: OsRelease) -> Remedy:
+    """Docker Engine from Docker's own repository where Docker publishes one for the node's distro."""
+    manager = package_manager(os)
+    engine = ("docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin", "docker-compose-plugin")
+    enable = command("service.enable", service="docker")
+    distro = os.id.lower()
+    if manager == "apt":
+        repository = _apt_repository(os)
+        if repository is None:
+            return Remedy(
+                f"Install Docker Engine from Docker's apt repository ({DOCKER_DOCS}): this node's release is not one "
+                "Docker publishes packages for, so Preflight gives no command."
+            )
+        directory, codename = repository
+        line = (
+            "deb [signed-by=/etc/apt/keyrings/docker.asc] "
+            f"https://download.docker.com/linux/{directory} {codename} stable"
+        )
+        return Remedy(
+            f"Install Docker Engine from Docker's apt repository for {directory.title()} {codename} ({DOCKER_DOCS}).",
+            (
+                command("apt.update"),
+                _install("apt", "ca-certificates", "curl"),
+                command("keyrings.dir"),
+                command(
+                    "download",
+                    url=f"https://download.docker.com/linux/{directory}/gpg",
+                    path="/etc/apt/keyrings/docker.asc",
+                ),
+                command("readable", path="/etc/apt/keyrings/docker.asc"),
+                command("write", line=line, path="/etc/apt/sources.list.d/docker.list"),
+                command("apt.update"),
+                _install("apt", *engine),
+                enable,
+            ),
+        )
+    if manager in ("dnf", "yum"):
+        if distro == "amzn":
+            return Remedy(
+                "Install Docker from Amazon Linux's own repository (Docker publishes none for Amazon Linux).",
+                (_install(manager, "docker"), enable),
+            )
+        directory = {"fedora": "fedora", "rhel": "rhel", "centos": "centos"}.get(distro)
+        if directory is None and {x.lower() for x in os.id_like} & {"rhel", "centos"}:
+            directory = "centos"  # Rocky, AlmaLinux, Oracle Linux: Docker documents its CentOS repository
+        if directory is None:
+            return Remedy(
+                f"Docker publishes no repository for {distro or 'this distribution'}; install its distribution's "
+                f"Docker Engine package or follow {DOCKER_DOCS}."
+            )
+        return Remedy(
+            f"Install Docker Engine from Docker's {directory} repository ({DOCKER_DOCS}).",
+            (
+                command(
+                    "download",
+                    url=f"https://download.docker.com/linux/{directory}/docker-ce.repo",
+                    path="/etc/yum.repos.d/docker-ce.repo",
+                ),
+                _install(manager, *engine),
+                enable,
+            ),
+        )
+    if manager == "zypper":
+        return Remedy(
+            "Docker publishes no repository for SUSE on x86_64 or ARM64: install SUSE's Docker package (on SLES, "
+            "enable the Containers Module first with SUSEConnect).",
+            (_install("zypper", "docker"), enable),
+        )
+    return Remedy(f"Install Docker Engine ({DOCKER_DOCS}) and start its daemon.")
+
+
+def fix_docker_missing(os: OsRelease) -> Remedy:
+    return docker_install(os)
+
+
+def fix_docker_stopped(os: OsRelease, *, reason_hint: str = "") -> Remedy:
+    return Remedy(
+        _text(
+            "Start the Docker daemon and enable it at boot; `journalctl -u docker` says why it stopped.", reason_hint
+        ),
+        (command("service.enable", service="docker"),),
+    )
+
+
+def fix_docker_permission() -> Remedy:
+    return Remedy(
+        "Audit this node as root, or add the audit user to the docker group (`usermod -aG docker` followed by the "
+        "user's name) so Preflight can query the daemon."
+    )
+
+
+def fix_docker_snap(os: OsRelease) -> Remedy:
+    engine = docker_install(os)
+    return Remedy(
+        _text("Remove the Docker snap, which vendor container toolkits do not support, then", engine.text),
+        (command("snap.remove"), *engine.commands),
+    )
+
+
+def fix_docker_desktop(os: OsRelease) -> Remedy:
+    engine = docker_install(os)
+    return Remedy(
+        _text(
+            "Docker Desktop runs containers in a VM without the host's GPUs: uninstall it "
+            "(https://docs.docker.com/desktop/uninstall/), then",
+            engine.text,
+        ),
+        engine.commands,
+    )
+
+
+def fix_accelerator_present() -> Remedy:
+    return Remedy(
+        "No accelerator was found on this worker's PCI bus; it can only serve CPU models. If it has GPUs, check that "
+        "they are seated and enabled in the BIOS (`lspci -nn | grep -Ei 'vga|3d|accel'` lists them)."
+    )
+
+
+def fix_driver(*, driver_name: str, driver_url: str, tool: str, detail: str = "") -> Remedy:
+    return Remedy(
+        _text(
+            f"Install or repair the {driver_name} ({driver_url or 'see the vendor site'}), then check that `{tool}` "
+            "lists every device. Driver installs depend on the kernel and the vendor's packaging, so Preflight gives "
+            "no command.",
+            detail,
+        )
+    )
+
+
+def fix_version(*, vendor_label: str, what: str, minimum: str, current: str, driver_url: str) -> Remedy:
+    return Remedy(
+        f"Upgrade the {vendor_label} driver so that {what} is at least {minimum} (this node has {current}); "
+        f"see {driver_url or 'the vendor site'}."
+    )
+
+
+def _restart_docker() -> str:
+    return command("service.restart", service="docker")
+
+
+def _nvidia_toolkit(os: OsRelease) -> tuple[str, ...] | None:
+    manager = package_manager(os)
+    if manager == "apt":
+        keyring = "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg"
+        return (
+            command("apt.update"),
+            _install("apt", "ca-certificates", "curl", "gnupg"),
+            command("dearmor", url="https://nvidia.github.io/libnvidia-container/gpgkey", path=keyring),
+            command(
+                "nvidia.list",
+                url="https://nvidia.github.io/libnvidia-container/stable/deb/nvidia-container-toolkit.list",
+                expression=f"s#deb https://#deb [signed-by={keyring}] https://#g",
+                path="/etc/apt/sources.list.d/nvidia-container-toolkit.list",
+            ),
+            command("apt.update"),
+            _install("apt", "nvidia-container-toolkit"),
+        )
+    repo = "https://nvidia.github.io/libnvidia-container/stable/rpm/nvidia-container-toolkit.repo"
+    if manager in ("dnf", "yum"):
+        return (
+            command("download", url=repo, path="/etc/yum.repos.d/nvidia-container-toolkit.repo"),
+            _install(manager, "nvidia-container-toolkit"),
+        )
+    if manager == "zypper":
+        return (
+            command("zypper.repo", alias="nvidia-container-toolkit", url=repo),
+            command("zypper.refresh"),
+            _install("zypper", "nvidia-container-toolkit"),
+        )
+    return None
+
+
+def _amd_toolkit(os: OsRelease) -> tuple[str, ...] | None:
+    repository = _apt_repository(os) if package_manager(os) == "apt" else None
+    if repository is None or repository[1] not in AMD_TOOLKIT_CODENAMES:
+        return None
+    line = (
+        "deb [signed-by=/etc/apt/keyrings/rocm.gpg] https://repo.radeon.com/amd-container-toolkit/apt/ "
+        f"{repository[1]} main"
+    )
+    return (
+        command("apt.update"),
+        _install("apt", "ca-certificates", "curl", "gnupg"),
+        command("keyrings.dir"),
+        command("dearmor", url="https://repo.radeon.com/rocm/rocm.gpg.key", path="/etc/apt/keyrings/rocm.gpg"),
+        command("write", line=line, path="/etc/apt/sources.list.d/amd-container-toolkit.list"),
+        command("apt.update"),
+        _install("apt", "amd-container-toolkit"),
+    )
+
+
+def fix_toolkit(
+    os: OsRelease,
+    *,
+    vendor: str,
+    toolkit_name: str,
+    toolkit_url: str,
+    runtime: str,
+    installed: bool,
+    machine: str = "",
+) -> Remedy:
+    """Install the vendor's container toolkit and register its Docker runtime, where the vendor documents commands."""
+    link = toolkit_url or "the vendor site"
+    register = f"register its `{runtime}` runtime with Docker and restart Docker" if runtime else ""
+    if vendor in ("nvidia", "amd"):
+        ctk = "nvidia-ctk" if vendor == "nvidia" else "amd-ctk"
+        configure = (command("runtime.configure", ctk=ctk), _restart_docker())
+        if installed:
+            return Remedy(f"The {toolkit_name} is installed: {register} ({link}).", configure)
+        steps = _nvidia_toolkit(os) if vendor == "nvidia" else _amd_toolkit(os)
+        if steps is None:
+            return Remedy(
+                f"Install the {toolkit_name} from the vendor's repository for this distribution ({link}); Preflight "
+                f"has no documented command for it. Then run `{ctk} runtime configure --runtime=docker` and restart "
+                "Docker."
+            )
+        return Remedy(
+            f"Install the {toolkit_name} from the vendor's repository ({link}), then {register}.", steps + configure
+        )
+    if vendor == "ascend":
+        arch = ARCHITECTURES.get(machine.lower())
+        text = (
+            f"Download the {toolkit_name} installer (Ascend-docker-runtime_<version>_linux-<arch>.run) from {link} "
+            "into the directory you run this script from; the script runs it with `--install`, which registers the "
+            "`ascend` runtime in /etc/docker/daemon.json, then restarts Docker."
+        )
+        if arch is None:
+            return Remedy(text.replace("; the script runs it", ", then run it") + " (Preflight cannot tell the arch.)")
+        return Remedy(text, (command("ascend.install", arch=arch), _restart_docker()))
+    return Remedy(
+        _text(
+            f"Install the {toolkit_name} ({link}).",
+            f"Then {register}." if runtime else "",
+            "The vendor documents no command-line install Preflight can give; follow its page.",
+        )
+    )
+
+
+def fix_ports_available(*, holders: list[tuple[list[int], str, int | None]], summary: str) -> Remedy:
+    """`holders`: (ports, process as printed, pid or None) per process. Only the ports and pids reach commands."""
+    commands = []
+    for ports, _process, pid in holders:
+        if pid is None or not 0 < pid < 2**22:
+            continue
+        commands.append(
+            command("port.free", filter=f"sport = :{int(ports[0])}", owner=f"pid={int(pid)},", pid=int(pid))
+        )
+    unknown = any(pid is None for _, _, pid in holders)
+    return Remedy(
+        _text(
+            f"Free the ports GPUStack needs: {summary}.",
+            "The script stops each process that still holds its port; if it is a service, disable it instead "
+            "(`systemctl disable --now` and the unit's name) so it does not come back at boot.",
+            "Audit as root to see the processes Preflight could not name." if unknown else "",
+        ),
+        tuple(commands),
+    )
+
+
+def _span(first: int, last: int, separator: str = "-") -> str:
+    return str(int(first)) if first == last else f"{int(first)}{separator}{int(last)}"
+
+
+def fix_ports_reserved(*, ranges: list[tuple[int, int]], already: list[tuple[int, int]]) -> Remedy:
+    merged = sorted({(int(a), int(b)) for a, b in [*already, *ranges]})
+    value = ",".join(_span(a, b) for a, b in merged)
+    return Remedy(
+        "Keep the kernel from handing GPUStack's ports to outgoing connections: reserve them now and in "
+        "/etc/sysctl.d/90-gpustack.conf (GPUStack issue 5181). The ranges already reserved are kept.",
+        (
+            command("sysctl.set", setting=f"net.ipv4.ip_local_reserved_ports={value}"),
+            command(
+                "write",
+                line=f"net.ipv4.ip_local_reserved_ports = {value}",
+                path="/etc/sysctl.d/90-gpustack.conf",
+            ),
+        ),
+    )
+
+
+def open_ports(firewall: str, spans: list[tuple[int, int]], protocol: str = "tcp") -> tuple[str, ...]:
+    """Commands that open `spans` inbound on the firewall the node runs; none when it runs none Preflight knows."""
+    if firewall not in FIREWALLS or protocol not in PROTOCOLS:
+        return ()
+    commands: list[str] = []
+    for first, last in spans:
+        if firewall == "firewalld":
+            commands.append(command("firewalld.add", span=_span(first, last), protocol=protocol))
+        elif firewall == "ufw":
+            commands.append(command("ufw.allow", span=_span(first, last, ":"), protocol=protocol))
+        elif firewall == "iptables":
+            commands.append(command("iptables.accept", span=_span(first, last, ":"), protocol=protocol))
+        else:
+            span = _span(first, last)
+            commands.append(command("nft.accept", rule=f"dport {span} accept", span=span, protocol=protocol))
+    if firewall == "firewalld":
+        commands.append(command("firewalld.reload"))
+    return tuple(commands)
+
+
+def fix_open_ports(
+    *, firewall: str, spans: list[tuple[int, int]], on: str, hint: str = "", between: str = ""
+) -> Remedy:
+    """Open blocked ports on node `on`, in the firewall it runs; the commands run on that node."""
+    ports = ", ".join(_span(a, b) for a, b in spans)
+    commands = open_ports(firewall, spans)
+    persist = {
+        "iptables": "Save the rules so they survive a reboot (netfilter-persistent save, or iptables-save to "
+        "/etc/iptables/rules.v4).",
+        "nftables": "The commands assume the usual `inet filter` table with an `input` chain; add the rule to "
+        "/etc/nftables.conf so it survives a reboot.",
+    }.get(firewall, "")
+    if commands:
+        text = f"Open TCP {ports} inbound in {on}'s {firewall} firewall."
+    else:
+        text = (
+            f"Open TCP {ports} inbound on whatever filters {on}'s traffic: {on} itself shows no firewall rules, so "
+            "look at cloud security groups and network firewalls."
+        )
+    extra = f"Check also any network firewall or security group between {between}." if between else ""
+    return Remedy(_text(text, persist, hint, extra), commands)

@@ -19,7 +19,10 @@ class CheckOut(Schema):
     status: str
     summary: str
     evidence: str
-    remediation: str
+    remediation: str = Field(..., description="The explanation a person reads")
+    commands: list[str] = Field(
+        default_factory=list, description="Shell commands that fix it on this node, in order, built from templates"
+    )
 
 
 class NodeResultOut(Schema):

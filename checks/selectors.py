@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from django.db.models import Prefetch
 
 from . import models
+from .script import ScriptStep, render_script
 
 
 def _iso(value) -> str | None:
@@ -45,6 +44,7 @@ def audit_detail(*, audit_id: int) -> dict:
                         "summary": r.summary,
                         "evidence": r.evidence,
                         "remediation": r.remediation,
+                        "commands": list(r.commands or []),
                     }
                     for r in na.results.all()
                 ],
@@ -55,35 +55,15 @@ def audit_detail(*, audit_id: int) -> dict:
 
 
 def node_remediation_script(*, node_audit: models.NodeAudit) -> str:
-    """Every remediation of a node audit as one commented shell script, in check order. Preflight never runs it."""
+    """Every fix of a node audit as one POSIX sh script, in check order, from `commands` alone (never prose)."""
     node = node_audit.node
-    lines = [
-        "#!/bin/sh",
-        f"# Preflight remediation for {node.name} ({node.address}), audit {node_audit.audit_id},"
-        f" profile {node_audit.audit.profile_key}.",
-        "# Review every step before running it; Preflight never runs this script itself.",
-        "set -e",
-        "",
-    ]
-    for result in node_audit.results.order_by("position"):
-        if result.status in ("pass", "skip") or not result.remediation:
-            continue
-        lines.append(f"# [{result.status}] {result.check_id}: {result.summary}")
-        for text in result.remediation.split("\n"):
-            lines.append(f"# {text}")
-        lines.extend(f"{cmd}" for cmd in _commands(result.remediation))
-        lines.append("")
-    return "\n".join(lines) + "\n"
-
-
-def _commands(text: str) -> list[str]:
-    """Commands quoted in backticks, or the whole text when it is a bare command line."""
-    quoted = re.findall(r"`([^`]+)`", text)
-    if quoted:
-        return [
-            f"# $ {cmd}" if cmd.isupper() or "PORT" in cmd or "USER" in cmd or "SERVICE" in cmd else cmd
-            for cmd in quoted
-        ]
-    if re.match(r"^(apt-get|dnf|zypper|yum|systemctl|sysctl|firewall-cmd|ufw|nvidia-ctk)\b", text):
-        return [text]
-    return []
+    results = node_audit.results.exclude(status__in=("pass", "skip")).order_by("position")
+    return render_script(
+        title=f"Preflight remediation for {node.name} ({node.address}), audit {node_audit.audit_id}, "
+        f"profile {node_audit.audit.profile_key}.",
+        steps=[
+            ScriptStep(r.check_id, r.status, r.summary, r.remediation, tuple(r.commands or ()))
+            for r in results
+            if r.remediation or r.commands
+        ],
+    )

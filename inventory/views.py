@@ -56,6 +56,20 @@ def node_list(request):
     )
 
 
+# OWASP CSV injection: a cell starting with one of these is read as a formula by spreadsheet programs.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A text cell a spreadsheet shows as text: formula triggers are prefixed with a single quote (OWASP).
+
+    Exports hold node-reported text (os-release names); JSON exports get the same treatment because operators
+    open them in the same spreadsheet programs. Numbers and dates pass unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
 def _export(queryset, kind: str) -> HttpResponse:
     rows = [
         {
@@ -70,6 +84,7 @@ def _export(queryset, kind: str) -> HttpResponse:
         }
         for node in queryset
     ]
+    rows = [{key: spreadsheet_safe(value) for key, value in row.items()} for row in rows]
     if kind == "json":
         response = HttpResponse(json.dumps(rows, cls=DjangoJSONEncoder, indent=2), content_type="application/json")
     else:

@@ -6,7 +6,7 @@ cd "$ROOT"
 mkdir -p run test-output
 
 bootstrap_apt python3 python3-venv redis-server redis-tools openssh-server openssh-client iproute2 iptables \
-  postgresql postgresql-client procps netbase python3 chromium fonts-dejavu-core
+  postgresql postgresql-client procps netbase python3 chromium fonts-dejavu-core shellcheck
 bootstrap_venv
 PY="$VENV/bin/python"
 export DJANGO_SETTINGS_MODULE=portal.settings.test

@@ -4,9 +4,10 @@ results out. Check ids are a public contract: never renamed, never reused."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..node_facts import NodeFacts
+from ..remediation import Remedy
 from ..spec import NodeContext, ProfileSpec
 
 PASS, WARN, FAIL, ERROR, SKIP = "pass", "warn", "fail", "error", "skip"
@@ -35,11 +36,15 @@ CHECK_IDS: tuple[str, ...] = (
 
 @dataclass
 class CheckResult:
+    """One check's verdict. `remediation` may be given as a `Remedy`: its text and commands are split apart here,
+    so `remediation` is always the explanation and `commands` the template-built steps (REQUIREMENTS.md)."""
+
     check_id: str
     status: str
     summary: str
     evidence: str = ""
-    remediation: str = ""
+    remediation: str | Remedy = ""
+    commands: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.check_id not in CHECK_IDS:
@@ -47,16 +52,21 @@ class CheckResult:
         if len(self.evidence) > EVIDENCE_LIMIT:
             cut = len(self.evidence) - EVIDENCE_LIMIT
             self.evidence = self.evidence[:EVIDENCE_LIMIT] + f"\n... ({cut} more characters trimmed)"
+        if isinstance(self.remediation, Remedy):
+            self.commands = [*self.commands, *self.remediation.commands]
+            self.remediation = self.remediation.text
         if self.status == PASS:
             self.remediation = ""
+            self.commands = []
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, str | list[str]]:
         return {
             "id": self.check_id,
             "status": self.status,
             "summary": self.summary,
             "evidence": self.evidence,
-            "remediation": self.remediation,
+            "remediation": str(self.remediation),
+            "commands": list(self.commands),
         }
 
 

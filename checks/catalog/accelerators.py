@@ -3,7 +3,7 @@
 from collections import Counter
 
 from ..node_facts import NodeFacts, VendorFacts
-from ..remediation import remedy
+from ..remediation import Remedy, fix_accelerator_present, fix_driver, fix_toolkit, fix_version
 from ..spec import AcceleratorRuleSpec, NodeContext, ProfileSpec
 from ..vendors import VENDORS
 from ..versions import version_at_least
@@ -27,11 +27,7 @@ def evaluate_present(facts: NodeFacts, profile: ProfileSpec, context: NodeContex
     summary = "no accelerator found (CPU-only worker)"
     if not facts.pci_read:
         summary += "; the PCI bus could not be read"
-    return [
-        CheckResult(
-            "accelerator.present", WARN, summary, _pci_evidence(facts), remedy("accelerator.present", facts.os.family)
-        )
-    ]
+    return [CheckResult("accelerator.present", WARN, summary, _pci_evidence(facts), fix_accelerator_present())]
 
 
 def _describe(vendor: VendorFacts) -> str:
@@ -46,15 +42,8 @@ def _driver(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | N
     driver_url = rule.driver_url if rule else ""
     on_bus = len(vendor.pci_devices)
 
-    def fix(detail: str) -> str:
-        return remedy(
-            "accelerator.driver",
-            facts.os.family,
-            driver_name=driver_name,
-            driver_url=driver_url or "the vendor's site",
-            tool=spec.tool,
-            detail=detail,
-        )
+    def fix(detail: str) -> Remedy:
+        return fix_driver(driver_name=driver_name, driver_url=driver_url, tool=spec.tool, detail=detail)
 
     if not vendor.tool_path:
         return CheckResult(
@@ -113,24 +102,17 @@ def _toolkit(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | 
     check_id = f"accelerator.{vendor.vendor}.toolkit"
     toolkit_name = rule.toolkit_name if rule else f"{spec.label} toolkit"
     runtime = rule.docker_runtime if rule else ""
-    runtime_step = ""
-    if runtime and vendor.vendor == "nvidia":
-        runtime_step = (
-            "Then register its runtime: `nvidia-ctk runtime configure --runtime=docker && systemctl restart docker`."
-        )
-    elif runtime:
-        runtime_step = (
-            f"Then register the `{runtime}` runtime in /etc/docker/daemon.json and `systemctl restart docker`."
-        )
-    fix = remedy(
-        "accelerator.toolkit",
-        facts.os.family,
-        toolkit_name=toolkit_name,
-        toolkit_url=(rule.toolkit_url if rule else "") or spec.docs or "the vendor's site",
-        runtime_step=runtime_step,
-    )
     markers = spec.toolkit_tools + spec.toolkit_paths
     found = vendor.toolkit_found
+    fix = fix_toolkit(
+        facts.os,
+        vendor=vendor.vendor,
+        toolkit_name=toolkit_name,
+        toolkit_url=(rule.toolkit_url if rule else "") or spec.docs,
+        runtime=runtime,
+        installed=bool(found) or not markers,
+        machine=facts.machine,
+    )
     runtimes = facts.docker.runtimes if facts.docker and facts.docker.answering else None
     evidence_lines = [
         f"looked for: {', '.join(markers) or '(no binary or path; runtime only)'}",
@@ -171,9 +153,7 @@ def _version(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec) -
     what = rule.min_version_of or "the runtime"
     evidence = f"{what} reported: {current or '(none)'}; required: >= {rule.min_version}"
     ok = version_at_least(current, rule.min_version)
-    fix = remedy(
-        "accelerator.version",
-        facts.os.family,
+    fix = fix_version(
         vendor_label=VENDORS[vendor.vendor].label,
         what=what,
         minimum=rule.min_version,

@@ -1,14 +1,19 @@
 """`container.docker`."""
 
 from ..node_facts import NodeFacts
-from ..remediation import remedy
+from ..remediation import (
+    fix_docker_desktop,
+    fix_docker_missing,
+    fix_docker_permission,
+    fix_docker_snap,
+    fix_docker_stopped,
+)
 from ..spec import NodeContext, ProfileSpec
 from . import FAIL, PASS, WARN, CheckResult, register
 
 
 @register("container.docker")
 def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
-    family = facts.os.family
     if not facts.docker_path:
         return [
             CheckResult(
@@ -17,7 +22,7 @@ def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext
                 "Docker is not installed (GPUStack recommends its Docker "
                 "images, and every vendor toolkit plugs into Docker)",
                 "docker: not found on PATH",
-                remedy("container.docker", family),
+                fix_docker_missing(facts.os),
             )
         ]
     docker = facts.docker
@@ -32,11 +37,7 @@ def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext
                     f"Docker is installed; {facts.login_user or 'this login'} "
                     "may not query its daemon (permission denied)",
                     evidence,
-                    remedy(
-                        "container.docker",
-                        family,
-                        extra="Audit as root, or add the audit user to the docker group: `usermod -aG docker USER`.",
-                    ),
+                    fix_docker_permission(),
                 )
             ]
         return [
@@ -45,11 +46,7 @@ def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext
                 FAIL,
                 f"Docker is installed but its daemon is not answering: {reason}",
                 evidence,
-                remedy(
-                    "container.docker",
-                    family,
-                    extra="Start it: `systemctl enable --now docker`; `journalctl -u docker` says why it stopped.",
-                ),
+                fix_docker_stopped(facts.os),
             )
         ]
     if facts.docker_path.startswith("/snap/"):
@@ -59,7 +56,7 @@ def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext
                 WARN,
                 f"Docker {docker.server_version} is the snap package, which vendor container toolkits do not support",
                 evidence,
-                remedy("container.docker", family, extra="Remove the snap (`snap remove docker`) first."),
+                fix_docker_snap(facts.os),
             )
         ]
     if docker.desktop:
@@ -69,9 +66,7 @@ def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext
                 WARN,
                 f"Docker Desktop {docker.server_version}: GPUStack needs Docker Engine",
                 evidence,
-                remedy(
-                    "container.docker", family, extra="Docker Desktop runs containers in a VM without the host's GPUs."
-                ),
+                fix_docker_desktop(facts.os),
             )
         ]
     return [

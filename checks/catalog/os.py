@@ -1,7 +1,7 @@
 """`os.supported` and `os.architecture`."""
 
 from ..node_facts import NodeFacts
-from ..remediation import remedy
+from ..remediation import fix_architecture, fix_os_supported
 from ..spec import NodeContext, ProfileSpec
 from ..versions import version_at_least
 from . import FAIL, PASS, WARN, CheckResult, register
@@ -21,7 +21,6 @@ def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeC
     table = ", ".join(f"{r.name} >= {r.min_version}{f' ({r.note})' if r.note else ''}" for r in profile.os_rules)
     current = facts.os.pretty_name or f"{facts.os.id} {facts.os.version_id}".strip() or "an unknown OS"
     evidence = _os_evidence(facts)
-    family = facts.os.family
     if facts.kernel and facts.kernel != "Linux":
         return [
             CheckResult(
@@ -29,7 +28,7 @@ def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeC
                 FAIL,
                 f"{facts.kernel} is not Linux",
                 f"uname -s: {facts.kernel}",
-                remedy("os.supported", family, table=table, current=facts.kernel),
+                fix_os_supported(table=table, current=facts.kernel),
             )
         ]
     if not facts.os.id:
@@ -39,7 +38,7 @@ def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeC
                 FAIL,
                 "no /etc/os-release: cannot tell the distribution",
                 evidence,
-                remedy("os.supported", family, table=table, current=current),
+                fix_os_supported(table=table, current=current),
             )
         ]
     rules = {r.distro_id.lower(): r for r in profile.os_rules}
@@ -53,7 +52,7 @@ def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeC
                 WARN,
                 f"{current} is not tested by GPUStack{hint}",
                 evidence,
-                remedy("os.supported", family, table=table, current=current),
+                fix_os_supported(table=table, current=current),
             )
         ]
     ok = version_at_least(facts.os.version_id, rule.min_version)
@@ -67,7 +66,7 @@ def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeC
                 WARN,
                 f"{rule.name} with no readable VERSION_ID",
                 evidence,
-                remedy("os.supported", family, table=table, current=current),
+                fix_os_supported(table=table, current=current),
             )
         ]
     return [
@@ -76,7 +75,7 @@ def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeC
             FAIL,
             f"{label} is below GPUStack's minimum {rule.name} {rule.min_version}",
             evidence,
-            remedy("os.supported", family, table=table, current=current),
+            fix_os_supported(table=table, current=current),
         )
     ]
 
@@ -93,7 +92,7 @@ def evaluate_architecture(facts: NodeFacts, profile: ProfileSpec, context: NodeC
                 FAIL,
                 f"{machine or 'unknown architecture'} is not AMD64 or ARM64",
                 evidence,
-                remedy("os.architecture", facts.os.family, machine=machine or "unknown"),
+                fix_architecture(machine=machine or "unknown"),
             )
         ]
     if machine.lower() in ARM64:
@@ -106,12 +105,7 @@ def evaluate_architecture(facts: NodeFacts, profile: ProfileSpec, context: NodeC
                     FAIL,
                     f"{machine} with {names} accelerators, which {profile.key} supports on AMD64 only",
                     evidence,
-                    remedy(
-                        "os.architecture",
-                        facts.os.family,
-                        machine=machine,
-                        extra=f"{names} accelerators are supported on AMD64 only. ",
-                    ),
+                    fix_architecture(machine=machine, extra=f"{names} accelerators are supported on AMD64 only."),
                 )
             ]
     arch = "AMD64" if machine.lower() in AMD64 else "ARM64"

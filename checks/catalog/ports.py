@@ -1,7 +1,7 @@
 """`ports.available` and `ports.reserved`."""
 
 from ..node_facts import NodeFacts
-from ..remediation import remedy
+from ..remediation import fix_ports_available, fix_ports_reserved
 from ..spec import NodeContext, ProfileSpec
 from . import ERROR, FAIL, PASS, SKIP, WARN, CheckResult, register
 
@@ -36,7 +36,7 @@ def evaluate_ports_available(facts: NodeFacts, profile: ProfileSpec, context: No
             )
         ]
     wanted = {(r.protocol, p) for r in rules for p in range(r.first_port, r.last_port + 1)}
-    holders: dict[tuple[str, int], str] = {}
+    holders: dict[tuple[str, int], tuple[str, int | None]] = {}
     for listener in facts.listeners:
         key = (listener.protocol, listener.port)
         if key in wanted:
@@ -45,14 +45,17 @@ def evaluate_ports_available(facts: NodeFacts, profile: ProfileSpec, context: No
                 if listener.process
                 else "an unknown process (audit as root to see it)"
             )
-            holders.setdefault(key, who)
+            holders.setdefault(key, (who, listener.pid if listener.process else None))
     checked = ", ".join(f"{r.label}/{r.protocol}" for r in rules)
     if not holders:
         return [CheckResult("ports.available", PASS, f"all {len(wanted)} required ports free", f"checked: {checked}")]
-    by_holder: dict[str, list[int]] = {}
-    for (_, port), who in holders.items():
-        by_holder.setdefault(who, []).append(port)
-    parts = [f"{', '.join(label(a, b) for a, b in compact(ports))} held by {who}" for who, ports in by_holder.items()]
+    by_holder: dict[tuple[str, int | None], list[int]] = {}
+    for (_, port), holder in holders.items():
+        by_holder.setdefault(holder, []).append(port)
+    holders_fix = [(sorted(ports), who, pid) for (who, pid), ports in by_holder.items()]
+    parts = [
+        f"{', '.join(label(a, b) for a, b in compact(ports))} held by {who}" for (who, _), ports in by_holder.items()
+    ]
     parts.sort()
     evidence = "conflicts:\n" + "\n".join(parts) + f"\nchecked: {checked}\n\n$ ss -Hltnp\n{facts.listeners_output}"
     return [
@@ -61,7 +64,7 @@ def evaluate_ports_available(facts: NodeFacts, profile: ProfileSpec, context: No
             FAIL,
             "; ".join(parts),
             evidence,
-            remedy("ports.available", facts.os.family, holders="; ".join(parts)),
+            fix_ports_available(holders=holders_fix, summary="; ".join(parts)),
         )
     ]
 
@@ -105,6 +108,6 @@ def evaluate_ports_reserved(facts: NodeFacts, profile: ProfileSpec, context: Nod
             WARN,
             f"ephemeral range {ephemeral[0]}-{ephemeral[1]} overlaps unreserved GPUStack ports {runs}",
             evidence,
-            remedy("ports.reserved", facts.os.family, ranges=runs),
+            fix_ports_reserved(ranges=compact(exposed), already=facts.reserved_ports),
         )
     ]

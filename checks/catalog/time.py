@@ -1,7 +1,7 @@
 """`time.ntp`, `time.synchronized`, `time.skew`."""
 
 from ..node_facts import NodeFacts
-from ..remediation import remedy
+from ..remediation import fix_ntp, fix_skew, fix_synchronized
 from ..spec import NodeContext, ProfileSpec
 from . import ERROR, FAIL, PASS, WARN, CheckResult, register
 
@@ -18,7 +18,7 @@ def evaluate_ntp(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -
             status,
             "no NTP implementation installed: GPUStack requires one",
             "none of chronyd, ntpd, systemd-timesyncd, openntpd found",
-            remedy("time.ntp", facts.os.family),
+            fix_ntp(facts.os),
         )
     ]
 
@@ -44,7 +44,7 @@ def evaluate_synchronized(facts: NodeFacts, profile: ProfileSpec, context: NodeC
                 WARN,
                 f"clock not synchronized ({sources})",
                 evidence,
-                remedy("time.synchronized", facts.os.family),
+                fix_synchronized(facts.os, facts.ntp_implementations),
             )
         ]
     return [
@@ -53,7 +53,7 @@ def evaluate_synchronized(facts: NodeFacts, profile: ProfileSpec, context: NodeC
             WARN,
             "synchronization state unknown",
             evidence,
-            remedy("time.synchronized", facts.os.family),
+            fix_synchronized(facts.os, facts.ntp_implementations),
         )
     ]
 
@@ -90,6 +90,6 @@ def evaluate_skew(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) 
             status,
             f"clock is {label} off the portal's",
             evidence,
-            remedy("time.skew", facts.os.family, offset=label),
+            fix_skew(facts.os, facts.ntp_implementations, offset=label),
         )
     ]

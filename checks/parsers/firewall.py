@@ -33,23 +33,3 @@ def detect_firewall(sections: dict[str, tuple[str, int | None]]) -> tuple[str, s
         return "iptables", "iptables -S:\n" + iptables
     seen = [name for name in ("firewalld", "ufw", "nftables", "iptables") if name in sections]
     return "none", "no active firewall rules found" + (f" (looked at: {', '.join(seen)})" if seen else "")
-
-
-def open_port_commands(kind: str, first: int, last: int, protocol: str = "tcp") -> str:
-    """The exact command to open a port range on a node's firewall."""
-    span = str(first) if first == last else f"{first}-{last}"
-    if kind == "firewalld":
-        return f"firewall-cmd --permanent --add-port={span}/{protocol} && firewall-cmd --reload"
-    if kind == "ufw":
-        return f"ufw allow {span.replace('-', ':')}/{protocol}"
-    if kind == "nftables":
-        return f"nft insert rule inet filter input {protocol} dport {{ {span} }} accept"
-    if kind == "iptables":
-        return (
-            f"iptables -I INPUT -p {protocol} --dport {span.replace('-', ':')} -j ACCEPT "
-            "(then save it: iptables-save > /etc/iptables/rules.v4, or netfilter-persistent save)"
-        )
-    return (
-        f"open TCP {span} inbound on whatever filters this node's traffic (a cloud security group or a "
-        "network firewall: the node itself has no firewall rules)"
-    )

@@ -28,7 +28,7 @@ from ..catalog import CHECK_IDS, ERROR, FAIL, PASS, CheckResult, evaluate_node, 
 from ..choices import NetworkState, RunState, Trigger
 from ..node_facts import NodeFacts, build_facts
 from ..probe import PROBE_SCRIPT, probe_command, probe_nonce, split_sections
-from ..remediation import remedy
+from ..remediation import Remedy
 from ..spec import NodeContext, profile_spec_from_model
 from ..transport import ConnectFailure, LocalTransport, SshTransport, Target
 
@@ -264,9 +264,7 @@ def _transport_for(node: Node):
 
 
 def _unreachable_results(reason: str, summary: str, *, connect_status: str) -> list[CheckResult]:
-    ssh = CheckResult(
-        "ssh.connect", connect_status, summary, reason, remedy("ssh.connect", "any", detail=_connect_advice(reason))
-    )
+    ssh = CheckResult("ssh.connect", connect_status, summary, reason, Remedy(_connect_advice(reason)))
     others = [CheckResult(check_id, ERROR, f"not checked: {summary}") for check_id in HOST_CHECK_IDS]
     return [ssh, *others]
 
@@ -424,6 +422,7 @@ def node_audit_run(*, node_audit_id: int, transport=None) -> models.NodeAudit | 
                 summary=r.summary[:500],
                 evidence=r.evidence,
                 remediation=r.remediation,
+                commands=r.commands,
                 position=i,
             )
             for i, r in enumerate(sorted(results, key=lambda r: CHECK_IDS.index(r.check_id)))

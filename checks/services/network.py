@@ -250,6 +250,7 @@ def _record(audit, plans, verdicts, listeners, by_name) -> list[models.NetworkPa
                 else {},
                 evidence=verdict.evidence,
                 remediation=verdict.remediation,
+                commands=list(verdict.commands),
             )
         )
     # Each worker's node audit gets one result per network check: S2W about the paths into it, W2S and W2W about
@@ -265,6 +266,8 @@ def _record(audit, plans, verdicts, listeners, by_name) -> list[models.NetworkPa
         for (node_name, check_id), indexes in grouped.items():
             node_audit = by_name[node_name]
             results = [verdicts[i] for i in indexes]
+            # Only fixes that run on this node reach its commands (a destination's firewall is fixed there).
+            commands = [cmd for i in indexes if plans[i].destination.name == node_name for cmd in verdicts[i].commands]
             status = worst(v.status for v in results)
             failing = [v for v in results if v.status != "pass"]
             if failing:
@@ -280,6 +283,7 @@ def _record(audit, plans, verdicts, listeners, by_name) -> list[models.NetworkPa
                     "summary": summary[:500],
                     "evidence": "\n\n".join(v.evidence for v in ordered),
                     "remediation": "\n".join(v.remediation for v in failing if v.remediation),
+                    "commands": list(dict.fromkeys(commands)),
                     "position": CHECK_IDS.index(check_id),
                 },
             )

@@ -279,7 +279,8 @@ def test_audit_results_history_matrix_and_remediation(admin_api):
         check_id="time.ntp",
         status="fail",
         summary="no NTP",
-        remediation="apt-get install -y chrony && systemctl enable --now chrony",
+        remediation="Install chrony and start it at boot (not `touch /tmp/pfmark`).",
+        commands=["apt-get install -y chrony", "systemctl enable --now chrony"],
     )
     NetworkPath.objects.create(
         audit=audit,
@@ -294,6 +295,7 @@ def test_audit_results_history_matrix_and_remediation(admin_api):
     detail = admin_api.get(f"{API}/audits/{audit.pk}").json()
     assert detail["progress"] == {"nodes": 1, "finished": 1, "network_state": "none"}
     assert detail["nodes"][0]["checks"][0]["id"] == "time.ntp"
+    assert detail["nodes"][0]["checks"][0]["commands"] == ["apt-get install -y chrony", "systemctl enable --now chrony"]
     history = admin_api.get(f"{API}/nodes/{node.pk}/checks", {"check_id": "time.ntp"}).json()
     assert history["items"] == [
         {
@@ -308,7 +310,7 @@ def test_audit_results_history_matrix_and_remediation(admin_api):
     assert matrix[0]["outcomes"] == {"10150": ["timed out", "no answer in 3s"]}
     script = admin_api.get(f"{API}/nodes/{node.pk}/remediation")
     assert script["Content-Type"] == "text/x-shellscript"
-    assert "apt-get install -y chrony" in script.content.decode()
+    assert "\n  apt-get install -y chrony\n" in script.content.decode()
     assert_error(admin_api.get(f"{API}/nodes/{server.pk}/remediation"), 404, "not_found")
     assert_error(admin_api.get(f"{API}/audits/999999"), 404, "not_found")
     assert admin_api.get(f"{API}/audits", {"cluster": node.cluster.name}).json()["count"] == 1

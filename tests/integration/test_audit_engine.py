@@ -116,7 +116,10 @@ def test_cluster_audit_through_celery(lab, fleet, celery_worker):
 
     ntp = checks_of(audit.pk, "no-ntp")["time.ntp"]
     assert ntp.status == "fail" and "no NTP implementation installed" in ntp.summary
-    assert ntp.remediation == "apt-get install -y chrony && systemctl enable --now chrony"
+    assert ntp.commands == [
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y chrony",
+        "systemctl enable --now chrony",
+    ]
 
     wrong_key = checks_of(audit.pk, "wrong-key")
     assert wrong_key["ssh.connect"].status == "fail"
@@ -257,13 +260,14 @@ def _manage(*arguments: str):
 
 CHECK_SCHEMA = {
     "type": "object",
-    "required": ["id", "status", "summary", "evidence", "remediation"],
+    "required": ["id", "status", "summary", "evidence", "remediation", "commands"],
     "properties": {
         "id": {"type": "string", "pattern": r"^(ssh|os|time|container|accelerator|ports|network)\.[a-z_.]+$"},
         "status": {"enum": ["pass", "warn", "fail", "error", "skip"]},
         "summary": {"type": "string", "minLength": 1},
         "evidence": {"type": "string"},
         "remediation": {"type": "string"},
+        "commands": {"type": "array", "items": {"type": "string"}},
     },
 }
 AUDIT_SCHEMA = {

@@ -127,7 +127,14 @@ def test_server_rejecting_with_icmp_fails_every_worker(cluster_of, firewall):
         result = checks_of(audit.pk, worker)["network.worker_to_server"]
         assert result.status == "fail", worker
         assert result.summary == f"{worker} -> srv: 80, 10161 unreachable"
-        assert "iptables -I INPUT -p tcp --dport 80 -j ACCEPT" in result.remediation
+        assert "On srv: Open TCP 80, 10161 inbound in srv's iptables firewall." in result.remediation
+        assert result.commands == []  # the fix runs on srv, not in this worker's script
+        path = NetworkPath.objects.get(audit=audit, source__name=worker, check_id="network.worker_to_server")
+        assert path.commands == [
+            "iptables -C INPUT -p tcp --dport 80 -j ACCEPT 2>/dev/null || iptables -I INPUT -p tcp --dport 80 -j ACCEPT",
+            "iptables -C INPUT -p tcp --dport 10161 -j ACCEPT 2>/dev/null || "
+            "iptables -I INPUT -p tcp --dport 10161 -j ACCEPT",
+        ]
         assert "srv firewall: iptables -S:" in result.evidence
 
 

@@ -35,7 +35,8 @@ def populated():
         check_id="time.ntp",
         status="fail",
         summary="no NTP",
-        remediation="apt-get install -y chrony && systemctl enable --now chrony",
+        remediation="Install chrony and start it at boot (not `touch /tmp/pfmark`).",
+        commands=["apt-get install -y chrony", "systemctl enable --now chrony"],
     )
     return node
 
@@ -136,7 +137,8 @@ def test_remediation_script_download(admin_client, populated):
     body = response.content.decode()
     assert response.status_code == 200 and response["Content-Type"] == "text/x-shellscript"
     assert body.startswith("#!/bin/sh\n") and "# [fail] time.ntp: no NTP" in body
-    assert "\napt-get install -y chrony && systemctl enable --now chrony\n" in body
+    assert "\n  apt-get install -y chrony\n" in body and "\n  systemctl enable --now chrony\n" in body
+    assert all(line.startswith("#") for line in body.splitlines() if "pfmark" in line)
 
 
 def test_audit_now_action_starts_an_audit_and_refuses_a_second(

@@ -213,7 +213,7 @@ def test_toolkit_without_runtime_fails_and_names_command(read_fixture):
         "fail",
         "NVIDIA Container Toolkit installed, but Docker has no `nvidia` runtime",
     )
-    assert "nvidia-ctk runtime configure --runtime=docker && systemctl restart docker" in toolkit.remediation
+    assert toolkit.commands == ["nvidia-ctk runtime configure --runtime=docker", "systemctl restart docker"]
 
 
 @pytest.mark.parametrize(
@@ -285,12 +285,23 @@ def test_time_skew_thresholds(offset, status, read_fixture):
 def test_no_ntp_fails_with_family_command(read_fixture):
     rocky = node(read_fixture, os_release='ID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.3"')
     suse = node(read_fixture, os_release='ID="opensuse-leap"\nID_LIKE="suse opensuse"\nVERSION_ID="15.5"')
-    assert by_id(evaluate_node(rocky, PROFILE, WORKER))["time.ntp"].remediation == (
-        "dnf install -y chrony && systemctl enable --now chronyd"
-    )
-    assert by_id(evaluate_node(suse, PROFILE, WORKER))["time.ntp"].remediation == (
-        "zypper install -y chrony && systemctl enable --now chronyd"
-    )
+    centos7 = node(read_fixture, os_release='ID="centos"\nID_LIKE="rhel fedora"\nVERSION_ID="7"')
+    assert by_id(evaluate_node(rocky, PROFILE, WORKER))["time.ntp"].commands == [
+        "dnf install -y chrony",
+        "systemctl enable --now chronyd",
+    ]
+    assert by_id(evaluate_node(suse, PROFILE, WORKER))["time.ntp"].commands == [
+        "zypper --non-interactive install chrony",
+        "systemctl enable --now chronyd",
+    ]
+    assert by_id(evaluate_node(centos7, PROFILE, WORKER))["time.ntp"].commands == [
+        "yum install -y chrony",
+        "systemctl enable --now chronyd",
+    ]
+    assert by_id(evaluate_node(node(read_fixture), PROFILE, WORKER))["time.ntp"].commands == [
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y chrony",
+        "systemctl enable --now chrony",
+    ]
     assert by_id(evaluate_node(rocky, PROFILE, WORKER))["time.ntp"].status == "fail"
 
 
@@ -332,7 +343,10 @@ def test_reserved_ports_in_2_2(read_fixture):
         "warn",
         "ephemeral range 32768-60999 overlaps unreserved GPUStack ports 40000-40063,41000-41999",
     )
-    assert "ip_local_reserved_ports=40000-40063,41000-41999" in exposed.remediation
+    assert exposed.commands == [
+        "sysctl -w net.ipv4.ip_local_reserved_ports=40000-40063,41000-41999",
+        "printf '%s\\n' 'net.ipv4.ip_local_reserved_ports = 40000-40063,41000-41999' > /etc/sysctl.d/90-gpustack.conf",
+    ]
     assert covered["ports.reserved"].status == "pass" and narrow["ports.reserved"].status == "pass"
     assert "ports.reserved" not in by_id(evaluate_node(node(read_fixture), PROFILE, WORKER))
 

@@ -20,7 +20,8 @@ from checks.connectivity import (
     prober_time_limit,
     sample_ports,
 )
-from checks.parsers.firewall import detect_firewall, open_port_commands
+from checks.parsers.firewall import detect_firewall
+from checks.remediation import open_ports
 from checks.spec import NodeContext, PortRuleSpec, ProfileSpec
 
 PORTS = (
@@ -97,7 +98,8 @@ def test_verdicts():
     dropped = {**all_ok, 10150: ("timed out", "no answer in 3s")}
     verdict = judge_path(plan, dropped, listening)
     assert (verdict.status, verdict.summary) == ("fail", "srv -> w2: 10150 timed out")
-    assert verdict.remediation.startswith("On w2: ufw allow 10150/tcp.")
+    assert verdict.remediation.startswith("On w2: Open TCP 10150 inbound in w2's ufw firewall.")
+    assert verdict.commands == ("ufw allow 10150/tcp",)
     refused_no_listener = {**all_ok, 10151: ("refused", "ECONNREFUSED")}
     unproven = judge_path(
         plan, refused_no_listener, Listener(bound=set(plan.ports) - {10151}, denied={10151: "EACCES"})
@@ -121,10 +123,15 @@ def test_firewall_detection_and_commands():
         detect_firewall({"nftables": (empty_nft.replace("policy accept;", "policy accept;\n tcp dport 22 drop"), 0)})[0]
         == "nftables"
     )
-    assert open_port_commands("firewalld", 10150, 10151) == (
-        "firewall-cmd --permanent --add-port=10150-10151/tcp && firewall-cmd --reload"
+    assert open_ports("firewalld", [(10150, 10151)]) == (
+        "firewall-cmd --permanent --add-port=10150-10151/tcp",
+        "firewall-cmd --reload",
     )
-    assert open_port_commands("ufw", 40000, 40063) == "ufw allow 40000:40063/tcp"
+    assert open_ports("ufw", [(40000, 40063)]) == ("ufw allow 40000:40063/tcp",)
+    assert open_ports("iptables", [(80, 80)]) == (
+        "iptables -C INPUT -p tcp --dport 80 -j ACCEPT 2>/dev/null || iptables -I INPUT -p tcp --dport 80 -j ACCEPT",
+    )
+    assert open_ports("none", [(80, 80)]) == ()
 
 
 def test_prober_script_runs_more_targets_than_its_window_on_loopback():

