@@ -131,7 +131,8 @@ def test_server_rejecting_with_icmp_fails_every_worker(cluster_of, firewall):
         assert result.commands == []  # the fix runs on srv, not in this worker's script
         path = NetworkPath.objects.get(audit=audit, source__name=worker, check_id="network.worker_to_server")
         assert path.commands == [
-            "iptables -C INPUT -p tcp --dport 80 -j ACCEPT 2>/dev/null || iptables -I INPUT -p tcp --dport 80 -j ACCEPT",
+            "iptables -C INPUT -p tcp --dport 80 -j ACCEPT 2>/dev/null || "
+            "iptables -I INPUT -p tcp --dport 80 -j ACCEPT",
             "iptables -C INPUT -p tcp --dport 10161 -j ACCEPT 2>/dev/null || "
             "iptables -I INPUT -p tcp --dport 10161 -j ACCEPT",
         ]
