@@ -85,9 +85,8 @@ TEMPLATES: dict[str, str] = {
     "zypper.refresh": "zypper --non-interactive --gpg-auto-import-keys refresh",
     "snap.remove": "if snap list docker >/dev/null 2>&1; then snap remove docker; fi",
     "runtime.configure": "{ctk} runtime configure --runtime=docker",
-    "ascend.install": "for installer in ./Ascend-docker-runtime_*_linux-{arch}.run; do "
-    'if [ -f "$installer" ] && [ ! -d /usr/local/Ascend/Ascend-Docker-Runtime ]; then '
-    'sh "$installer" --install; fi; done',
+    "ascend.install": "[ -d /usr/local/Ascend/Ascend-Docker-Runtime ] || "
+    "find . -maxdepth 1 -name {installer} -exec sh {{}} --install ';'",
     "ntp.on": "timedatectl set-ntp true",
     "chrony.step": "chronyc makestep",
     "sysctl.set": "sysctl -w {setting}",
@@ -465,7 +464,8 @@ def fix_toolkit(
         )
         if arch is None:
             return Remedy(text.replace("; the script runs it", ", then run it") + " (Preflight cannot tell the arch.)")
-        return Remedy(text, (command("ascend.install", arch=arch), _restart_docker()))
+        installer = f"Ascend-docker-runtime_*_linux-{arch}.run"
+        return Remedy(text, (command("ascend.install", installer=installer), _restart_docker()))
     return Remedy(
         _text(
             f"Install the {toolkit_name} ({link}).",

@@ -80,6 +80,8 @@ def render_script(*, title: str, steps: Iterable[ScriptStep]) -> str:
             lines.append("# (no command: see the explanation above)")
         for command in step.commands:
             count += 1
+            if "$" in command:  # printed as written; the shell expands it only when the step runs
+                lines.append("# shellcheck disable=SC2016")
             lines.append(f"printf '+ %s\\n' {shlex.quote(command)}")
             lines.append('if [ "$dry_run" -eq 0 ]; then')
             lines.append(f"  {command}")

@@ -363,3 +363,78 @@ def test_command_renderer_quotes_and_refuses_unknown_words():
         command("service.enable", service="x")
     with pytest.raises(ValueError):
         command("service.enable")
+
+
+VENDOR_SECTIONS = {
+    "nvidia-smi": ("nvidia", "nvidia-smi"),
+    "npu-smi": ("ascend", "npu-smi"),
+    "amd-smi": ("amd", "amd-smi"),
+    "rocm-smi": ("amd", "rocm-smi"),
+    "hy-smi": ("hygon", "hy-smi"),
+    "ixsmi": ("iluvatar", "ixsmi"),
+    "mx-smi": ("metax", "mx-smi"),
+    "mthreads-gmi": ("mthreads", "mthreads-gmi"),
+    "cnmon": ("cambricon", "cnmon"),
+}
+HOST_SECTIONS = {"docker-info": "docker-info", "chrony": "chronyc-tracking", "timedatectl": "timedatectl", "ss": "ss"}
+
+
+def _recorded_outputs() -> list[tuple[str, Path]]:
+    from tests.conftest import REPO, SHARED
+
+    found = []
+    for folder in sorted({*VENDOR_SECTIONS, *HOST_SECTIONS}):
+        own, shared = REPO / "tests" / "fixtures" / folder, SHARED / "fixtures" / folder
+        for base in (own, shared):
+            found.extend((folder, path) for path in sorted(base.glob("*")) if path.is_file())
+    return found
+
+
+def _fixture_scenario(folder: str, path: Path, family: str) -> list[CheckResult]:
+    """A worker whose `folder` tool printed the recorded `path`; everything else missing, so every fix applies."""
+    text = path.read_text(errors="replace")
+    sections = {
+        "meta": _section("meta", "uid=0\nuser=root"),
+        "os-release": _section("os-release", OS_RELEASES[family]),
+        "uname": _section("uname", "Linux\nx86_64\n5.15.0"),
+        "pci": _section("pci", ""),
+        "tools": _section("tools", ""),
+        "ss": _section("ss", 'LISTEN 0 5 0.0.0.0:10150 0.0.0.0:* users:(("gpustack",pid=9,fd=3))\n'),
+        "port-range": _section("port-range", "32768\t60999"),
+        "reserved-ports": _section("reserved-ports", "40000-40010"),
+        "iptables": _section("iptables", "-P INPUT DROP\n"),
+    }
+    tools = []
+    if folder in VENDOR_SECTIONS:
+        vendor, section = VENDOR_SECTIONS[folder]
+        sections["pci"] = _section("pci", f"0000:00:09.0 {PCI_IDS[vendor]} 0x030200 0x2330\n")
+        tools.append(f"{folder if folder != 'rocm-smi' else 'rocm-smi'} /usr/bin/{folder}")
+        name = "nvidia-smi-query" if folder == "nvidia-smi" and path.suffix == ".csv" else section
+        sections[name] = _section(name, text)
+    else:
+        sections[HOST_SECTIONS[folder]] = _section(HOST_SECTIONS[folder], text)
+        tools.append({"docker-info": "docker", "chrony": "chronyc"}.get(folder, folder) + " /usr/bin/x")
+    sections["tools"] = _section("tools", "\n".join(tools) + "\n")
+    facts = build_facts(sections)
+    return evaluate_node(facts, PROFILE, NodeContext("w", "worker", clock_offset_seconds=45.0))
+
+
+def test_scripts_for_every_recorded_output_and_family_pass_shellcheck(tmp_path):
+    # given: every recorded tool output the parsers read, on a node of every OS family
+    shellcheck = _require("shellcheck")
+    outputs = _recorded_outputs()
+    assert len(outputs) >= 60, "the recorded outputs were not found"
+    paths = []
+    for i, (folder, path) in enumerate(outputs):
+        for family in sorted(OS_RELEASES):
+            results = _fixture_scenario(folder, path, family)
+            assert any(r.commands for r in results) or family == "unknown-arch"
+            script = tmp_path / f"{i:03d}-{family}.sh"
+            script.write_text(_script(results, title=f"{folder}/{path.name} on {family}"))
+            paths.append(script)
+    # when
+    checked = subprocess.run([shellcheck, "-s", "sh", *map(str, paths)], capture_output=True, text=True)
+    # then
+    assert checked.returncode == 0, checked.stdout[-4000:]
+    for script in paths:
+        assert subprocess.run(["sh", "-n", str(script)], capture_output=True).returncode == 0, script.name
