@@ -17,11 +17,10 @@ from django_celery_beat.models import PeriodicTask
 from inventory.filtersets import NOT_READY, READY
 from inventory.models import Cluster, Node
 
+from .catalog import SEVERITY
 from .choices import RunState, Trigger
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
 from .services import AuditRefused, audit_enqueue, audit_start
-
-SEVERITY = {"pass": 0, "skip": 0, "unknown": 1, "warn": 2, "fail": 3, "error": 4}
 
 
 def _cluster(name: str) -> Cluster:

@@ -9,29 +9,25 @@ from dataclasses import dataclass, field
 from ..node_facts import NodeFacts
 from ..remediation import Remedy
 from ..spec import NodeContext, ProfileSpec
-
-PASS, WARN, FAIL, ERROR, SKIP = "pass", "warn", "fail", "error", "skip"
-# Display severity: error counts as worse than fail, never as pass.
-SEVERITY = {PASS: 0, SKIP: 0, WARN: 2, FAIL: 3, ERROR: 4}
-EVIDENCE_LIMIT = 4000
-
-VENDOR_KEYS = ("nvidia", "amd", "ascend", "hygon", "mthreads", "iluvatar", "metax", "cambricon")
-CHECK_IDS: tuple[str, ...] = (
-    "ssh.connect",
-    "os.supported",
-    "os.architecture",
-    "time.ntp",
-    "time.synchronized",
-    "time.skew",
-    "container.docker",
-    "accelerator.present",
-    *(f"accelerator.{v}.{kind}" for v in VENDOR_KEYS for kind in ("driver", "toolkit", "version")),
-    "ports.available",
-    "ports.reserved",
-    "network.server_to_worker",
-    "network.worker_to_server",
-    "network.worker_to_worker",
+from .registry import (  # noqa: F401  (the catalogue's public names)
+    BY_ID,
+    CHECK_IDS,
+    CHECKS,
+    ERROR,
+    FAIL,
+    HOST_CHECK_IDS,
+    NETWORK_CHECK_IDS,
+    PASS,
+    SEVERITY,
+    SKIP,
+    STATUSES,
+    VENDOR_KEYS,
+    WARN,
+    position,
+    worst,
 )
+
+EVIDENCE_LIMIT = 4000
 
 
 @dataclass
@@ -82,13 +78,6 @@ def register(area: str) -> Callable[[Rule], Rule]:
     return wrap
 
 
-def worst(statuses) -> str:
-    statuses = list(statuses)
-    if not statuses:
-        return "unknown"
-    return max(statuses, key=lambda s: (SEVERITY.get(s, 0), s == PASS))
-
-
 def evaluate_node(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
     """Every host check for one node. A rule that raises yields `error` for its area, never a lost node."""
     from . import accelerators, container, os, ports, time  # noqa: F401  (registration)
@@ -103,4 +92,4 @@ def evaluate_node(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) 
 
 
 def _area_id(area: str) -> str:
-    return area if area in CHECK_IDS else next(i for i in CHECK_IDS if i.startswith(area))
+    return area if area in BY_ID else next(spec.id for spec in CHECKS if spec.area == area)

@@ -1,7 +1,6 @@
 """Writes for audits. Tasks, commands, admin actions and the API call these and nothing else."""
 
 from .audits import (
-    HOST_CHECK_IDS,
     AuditAlreadyRunning,
     AuditNotQueued,
     AuditRefused,
@@ -16,7 +15,6 @@ from .audits import (
 from .network import network_matrix_run
 
 __all__ = [
-    "HOST_CHECK_IDS",
     "AuditAlreadyRunning",
     "AuditNotQueued",
     "AuditRefused",

@@ -24,7 +24,7 @@ from inventory.models import Cluster, HostKey, Node
 from inventory.services import node_record_facts, node_record_status
 
 from .. import models
-from ..catalog import CHECK_IDS, ERROR, FAIL, PASS, CheckResult, evaluate_node, worst
+from ..catalog import CHECK_IDS, ERROR, FAIL, HOST_CHECK_IDS, PASS, CheckResult, evaluate_node, worst
 from ..choices import NetworkState, RunState, Trigger
 from ..node_facts import NodeFacts, build_facts
 from ..probe import PROBE_SCRIPT, probe_command, probe_nonce, split_sections
@@ -33,18 +33,6 @@ from ..spec import NodeContext, profile_spec_from_model
 from ..transport import ConnectFailure, LocalTransport, SshTransport, Target
 
 logger = logging.getLogger(__name__)
-
-# The checks that every node gets; when the node cannot be reached they are all `error` with the same reason.
-HOST_CHECK_IDS = (
-    "os.supported",
-    "os.architecture",
-    "time.ntp",
-    "time.synchronized",
-    "time.skew",
-    "container.docker",
-    "accelerator.present",
-    "ports.available",
-)
 
 
 class AuditRefused(Exception):

@@ -7,6 +7,7 @@ import time
 import pytest
 from django.core.management import call_command
 
+from checks.catalog import HOST_CHECK_IDS
 from checks.models import Audit, NodeAudit
 from checks.services import audit_enqueue, audit_start
 from inventory.choices import HostKeyState
@@ -19,17 +20,7 @@ from .fixtures import add_lab_nodes, checks_of, lab_credential, make_cluster, sa
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
-HOST_CHECKS = (
-    "ssh.connect",
-    "os.supported",
-    "os.architecture",
-    "time.ntp",
-    "time.synchronized",
-    "time.skew",
-    "container.docker",
-    "accelerator.present",
-    "ports.available",
-)
+HOST_CHECKS = ("ssh.connect", *HOST_CHECK_IDS)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from checks.catalog import CHECK_IDS, evaluate_node, worst
+from checks.catalog import CHECK_IDS, HOST_CHECK_IDS, evaluate_node, worst
 from checks.node_facts import build_facts
 from checks.probe import Section, split_sections
 from checks.spec import AcceleratorRuleSpec, NodeContext, OsRuleSpec, PortRuleSpec, ProfileSpec
@@ -101,19 +101,7 @@ def test_healthy_nvidia_worker_passes_everything(healthy):
     results = by_id(evaluate_node(healthy, PROFILE, WORKER))
     # then
     assert {k: r.status for k, r in results.items()} == {
-        k: "pass"
-        for k in (
-            "os.supported",
-            "os.architecture",
-            "time.ntp",
-            "time.synchronized",
-            "time.skew",
-            "container.docker",
-            "accelerator.present",
-            "accelerator.nvidia.driver",
-            "accelerator.nvidia.toolkit",
-            "ports.available",
-        )
+        k: "pass" for k in (*HOST_CHECK_IDS, "accelerator.nvidia.driver", "accelerator.nvidia.toolkit")
     }
     assert results["accelerator.present"].summary == "accelerators found: 1 NVIDIA"  # the audio function is not a GPU
     assert results["accelerator.nvidia.toolkit"].summary == (
@@ -379,3 +367,40 @@ def test_split_sections_handles_truncation_and_forged_frames():
 def test_empty_pci_bus_is_cpu_only_not_unreadable(read_fixture):
     result = by_id(evaluate_node(node(read_fixture), PROFILE, WORKER))["accelerator.present"]
     assert (result.status, result.summary) == ("warn", "no accelerator found (CPU-only worker)")
+
+
+def test_the_registry_declares_every_check_once_in_the_public_order():
+    from checks.catalog.registry import BY_ID, CHECKS
+    from checks.vendors import VENDORS
+
+    # the public contract (REQUIREMENTS.md): these ids, in this order, each once
+    vendor_ids = [f"accelerator.{v}.{k}" for v in VENDORS for k in ("driver", "toolkit", "version")]
+    assert list(CHECK_IDS) == [
+        "ssh.connect",
+        "os.supported",
+        "os.architecture",
+        "time.ntp",
+        "time.synchronized",
+        "time.skew",
+        "container.docker",
+        "accelerator.present",
+        *vendor_ids,
+        "ports.available",
+        "ports.reserved",
+        "network.server_to_worker",
+        "network.worker_to_server",
+        "network.worker_to_worker",
+    ]
+    assert len(BY_ID) == len(CHECKS) and all(spec.title for spec in CHECKS)
+    assert list(VENDORS) == ["nvidia", "amd", "ascend", "hygon", "mthreads", "iluvatar", "metax", "cambricon"]
+    # an unreachable node reports every check it would have run in any profile, and no network or vendor check
+    assert HOST_CHECK_IDS == (
+        "os.supported",
+        "os.architecture",
+        "time.ntp",
+        "time.synchronized",
+        "time.skew",
+        "container.docker",
+        "accelerator.present",
+        "ports.available",
+    )
