@@ -11,13 +11,15 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from .vendors import probe_blocks, probe_path_dirs, probe_paths, probe_tools
+
 PROBE_VERSION = 2
 
 # Sections are printed as:  @@PF:<nonce>:BEGIN <name>@@  ...output...  @@PF:<nonce>:END <name> <rc>@@
 PROBE_SCRIPT = r"""
 PF_NONCE="$1"; PF_TOOL_TIMEOUT="${2:-20}"
 export LC_ALL=C LANG=C
-PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/Ascend/driver/tools:/opt/rocm/bin:/opt/dtk/bin:/usr/local/neuware/bin:/opt/mxdriver/bin:/opt/maca/bin"
+PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:__VENDOR_PATH__"
 export PATH
 if command -v timeout >/dev/null 2>&1; then PF_T="timeout -k 2 $PF_TOOL_TIMEOUT"; else PF_T=""; fi
 pf_begin() { printf '\n@@PF:%s:BEGIN %s@@\n' "$PF_NONCE" "$1"; }
@@ -52,44 +54,20 @@ done
 pf_end pci 0
 
 pf_begin tools
-for t in nvidia-smi nvidia-ctk nvidia-container-runtime amd-smi rocm-smi amd-ctk npu-smi ascend-docker-runtime \
-    hy-smi ixsmi mx-smi mthreads-gmi cnmon docker chronyc chronyd ntpd ntpq ntpctl openntpd timedatectl ss \
+for t in __VENDOR_TOOLS__ docker chronyc chronyd ntpd ntpq ntpctl openntpd timedatectl ss \
     python3 platform-python iptables nft firewall-cmd ufw; do
   p=$(command -v "$t" 2>/dev/null) && echo "$t $p"
 done
-for f in /usr/local/Ascend/Ascend-Docker-Runtime /opt/dtk /opt/maca /usr/local/neuware /opt/rocm/.info/version \
+for f in __VENDOR_PATHS__ \
     /lib/systemd/systemd-timesyncd /usr/lib/systemd/systemd-timesyncd /usr/sbin/chronyd /usr/sbin/ntpd \
-    /usr/sbin/openntpd /snap/bin/docker /var/run/docker.sock /usr/local/Ascend/driver/version.info \
-    /usr/local/Ascend/ascend-toolkit/latest; do
+    /usr/sbin/openntpd /snap/bin/docker /var/run/docker.sock; do
   [ -e "$f" ] && echo "path $f"
 done
 pf_end tools 0
 
 pf_vendor() { case " $PF_VENDORS " in *" $1 "*) return 0 ;; esac; return 1; }
 
-if pf_vendor 0x10de || pf_has nvidia-smi; then
-  pf_run nvidia-smi nvidia-smi
-  pf_run nvidia-smi-query nvidia-smi --query-gpu=index,name,uuid,memory.total,driver_version --format=csv,noheader
-  if pf_has nvidia-ctk; then pf_run nvidia-ctk nvidia-ctk --version; fi
-fi
-if pf_vendor 0x1002 || pf_has amd-smi || pf_has rocm-smi; then
-  if pf_has amd-smi; then pf_run amd-smi amd-smi static; fi
-  if pf_has rocm-smi; then pf_run rocm-smi rocm-smi --showproductname --showmeminfo vram --showbus --showserial --showdriverversion --json; fi
-  if [ -r /opt/rocm/.info/version ]; then pf_cat rocm-version /opt/rocm/.info/version; fi
-  if pf_has amd-ctk; then pf_run amd-ctk amd-ctk --version; fi
-fi
-if pf_vendor 0x19e5 || pf_has npu-smi; then
-  pf_run npu-smi npu-smi info
-  if [ -r /usr/local/Ascend/driver/version.info ]; then pf_cat ascend-driver-version /usr/local/Ascend/driver/version.info; fi
-fi
-if pf_vendor 0x1d94 || pf_has hy-smi; then
-  pf_run hy-smi hy-smi
-  if pf_has rocm-smi; then pf_run hygon-rocm-smi rocm-smi --showproductname --showmeminfo vram --showserial --json; fi
-fi
-if pf_vendor 0x1e3e || pf_has ixsmi; then pf_run ixsmi ixsmi; fi
-if pf_vendor 0x9999 || pf_has mx-smi; then pf_run mx-smi mx-smi; fi
-if pf_vendor 0x1ed5 || pf_has mthreads-gmi; then pf_run mthreads-gmi mthreads-gmi; fi
-if pf_vendor 0xcabc || pf_has cnmon; then pf_run cnmon cnmon; fi
+__VENDOR_BLOCKS__
 
 if pf_has docker; then pf_run docker-info docker info; fi
 
@@ -105,7 +83,14 @@ if pf_has iptables; then pf_run iptables iptables -S; fi
 pf_cat port-range /proc/sys/net/ipv4/ip_local_port_range
 pf_cat reserved-ports /proc/sys/net/ipv4/ip_local_reserved_ports
 pf_begin done; echo ok; pf_end done 0
-""".replace("__PROBE_VERSION__", str(PROBE_VERSION))
+"""
+PROBE_SCRIPT = (
+    PROBE_SCRIPT.replace("__PROBE_VERSION__", str(PROBE_VERSION))
+    .replace("__VENDOR_PATH__", ":".join(probe_path_dirs()))
+    .replace("__VENDOR_TOOLS__", " ".join(probe_tools()))
+    .replace("__VENDOR_PATHS__", " ".join(probe_paths()))
+    .replace("__VENDOR_BLOCKS__", probe_blocks())
+)
 
 
 @dataclass
