@@ -1,12 +1,15 @@
 """Every recorded tool output, shared and our own, through its parser, with concrete values asserted."""
 
+import typing
+from inspect import signature
+
 import pytest
 
 from checks.facts import VendorReport
 from checks.parsers import amd, ascend, daemons, nvidia, nvidia_extra, others, system
-from tests.conftest import SHARED
+from tests.conftest import FIXTURES
 
-from .conftest import OWN_FIXTURES
+from .conftest import DESELECTED, FIXTURES_READ
 
 DOC_FIELDS = ("index", "name", "memory.total", "memory.used", "utilization.gpu", "temperature.gpu")
 
@@ -454,24 +457,6 @@ def test_lspci_and_os_release(read_fixture):
     )
 
 
-def _every_fixture():
-    root = SHARED / "fixtures"
-    shared = sorted(f"{p.parent.name}/{p.name}" for p in root.glob("*/*")) if root.is_dir() else []
-    own = sorted(f"{p.parent.name}/{p.name}" for p in OWN_FIXTURES.glob("*/*"))
-    return shared, own
-
-
-def test_every_fixture_is_parsed_by_a_test(shared_dir):
-    # given: the source of this module, which names each fixture it parses
-    from pathlib import Path
-
-    source = Path(__file__).read_text()
-    shared, own = _every_fixture()
-    # then
-    missing = [name for name in shared + own if name.split("/", 1)[1] not in source]
-    assert missing == [] and len(shared) == 88
-
-
 PARSERS = [
     nvidia.parse_nvidia_smi_table,
     nvidia.parse_nvidia_smi_query,
@@ -496,19 +481,49 @@ PARSERS = [
 ]
 
 
+def tool_outputs() -> list[str]:
+    """Every recorded tool output in tests/fixtures/, as `tool/file` (the seed page is a spec, not an output)."""
+    return sorted(str(p.relative_to(FIXTURES)) for p in FIXTURES.glob("*/*") if p.parent.name != "seed")
+
+
 @pytest.mark.parametrize("parser", PARSERS, ids=lambda p: p.__name__)
-def test_truncated_and_garbage_input_never_crash(parser, shared_dir):
-    # given: every shared fixture cut in half, plus binary garbage and a huge line
-    shared, _ = _every_fixture()
-    inputs = [(shared_dir / "fixtures" / name).read_text(errors="replace") for name in shared]
+def test_truncated_and_garbage_input_never_crash(parser):
+    # given: every recorded output cut in half, plus binary garbage and a huge line
+    inputs = [(FIXTURES / name).read_text(errors="replace") for name in tool_outputs()]
     inputs = [text[: len(text) // 2] for text in inputs] + ["\x00\xff garbage |||| +--+", "x" * 2_000_000, ""]
-    # when / then: each parser returns its result type
+    declared = typing.get_origin(typing.get_type_hints(parser)["return"]) or typing.get_type_hints(parser)["return"]
+    # when / then: each parser returns the type it declares, whatever it is given
     for text in inputs:
         result = parser(text)
-        assert result is not None
+        assert isinstance(result, declared), f"{parser.__name__} returned {type(result).__name__}"
 
 
 def test_own_gap_fixtures(read_fixture):
     assert nvidia.parse_nvidia_ctk_version(read_fixture("own:nvidia-ctk/version_1.17.8.txt")) == "1.17.8"
     broken = ascend.parse_npu_smi_info(read_fixture("own:npu-smi/not-installed-driver.txt"))
     assert broken.devices == [] and broken.driver_version == ""
+
+
+def test_every_fixture_has_provenance():
+    provenance = (FIXTURES / "PROVENANCE.md").read_text()
+    files = [str(p.relative_to(FIXTURES)) for p in FIXTURES.rglob("*") if p.is_file() and p.name != "PROVENANCE.md"]
+    # then: each file is named (in backticks) by an entry saying where it came from
+    assert len(files) > 90 and [name for name in files if f"`{name}`" not in provenance] == []
+
+
+def test_every_fixture_is_parsed_by_a_test(request):
+    """Runs after every other test (tests/unit/conftest.py orders it last) and checks what they actually read."""
+    # given: every test of this module that reads fixtures was selected in this session
+    module = request.node.nodeid.split("::")[0]
+    readers = {
+        name
+        for name, fn in globals().items()
+        if name.startswith("test_") and "read_fixture" in signature(fn).parameters
+    }
+    selected = {item.originalname for item in request.session.items if item.nodeid.startswith(f"{module}::")}
+    if not readers <= selected or any(nodeid.startswith(f"{module}::") for nodeid in DESELECTED):
+        pytest.skip(f"fixture coverage is measured over the whole of {module}; run all of it")
+    # when: the files those tests read through `read_fixture`
+    read = {name for name, nodeids in FIXTURES_READ.items() if any(n.startswith(f"{module}::") for n in nodeids)}
+    # then: every recorded output was parsed by at least one of them
+    assert [name for name in tool_outputs() if name not in read] == []
