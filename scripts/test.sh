@@ -7,7 +7,7 @@ mkdir -p run test-output
 
 bootstrap_apt python3 python3-venv redis-server redis-tools openssh-server openssh-client iproute2 iptables \
   postgresql postgresql-client procps netbase python3 chromium fonts-dejavu-core
-bootstrap_venv
+bootstrap_venv requirements-dev.txt
 PY="$VENV/bin/python"
 export DJANGO_SETTINGS_MODULE=portal.settings.test
 
