@@ -15,6 +15,9 @@ log "ruff"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check -q . || { echo "ruff format would change files (run .venv/bin/ruff format .)" >&2; exit 1; }
 
+log "mypy --strict on the pure core (pyproject.toml [tool.mypy])"
+"$VENV/bin/mypy"
+
 log "import contracts (.importlinter: one-way layers, a pure core)"
 "$VENV/bin/lint-imports" --no-cache
 
