@@ -11,7 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-PROBE_VERSION = 2
+PROBE_VERSION = 3
 
 # Sections are printed as:  @@PF:<nonce>:BEGIN <name>@@  ...output...  @@PF:<nonce>:END <name> <rc>@@
 PROBE_SCRIPT = r"""
@@ -59,8 +59,7 @@ for t in nvidia-smi nvidia-ctk nvidia-container-runtime amd-smi rocm-smi amd-ctk
 done
 for f in /usr/local/Ascend/Ascend-Docker-Runtime /opt/dtk /opt/maca /usr/local/neuware /opt/rocm/.info/version \
     /lib/systemd/systemd-timesyncd /usr/lib/systemd/systemd-timesyncd /usr/sbin/chronyd /usr/sbin/ntpd \
-    /usr/sbin/openntpd /snap/bin/docker /var/run/docker.sock /usr/local/Ascend/driver/version.info \
-    /usr/local/Ascend/ascend-toolkit/latest; do
+    /usr/sbin/openntpd; do
   [ -e "$f" ] && echo "path $f"
 done
 pf_end tools 0
@@ -76,11 +75,9 @@ if pf_vendor 0x1002 || pf_has amd-smi || pf_has rocm-smi; then
   if pf_has amd-smi; then pf_run amd-smi amd-smi static; fi
   if pf_has rocm-smi; then pf_run rocm-smi rocm-smi --showproductname --showmeminfo vram --showbus --showserial --showdriverversion --json; fi
   if [ -r /opt/rocm/.info/version ]; then pf_cat rocm-version /opt/rocm/.info/version; fi
-  if pf_has amd-ctk; then pf_run amd-ctk amd-ctk --version; fi
 fi
 if pf_vendor 0x19e5 || pf_has npu-smi; then
   pf_run npu-smi npu-smi info
-  if [ -r /usr/local/Ascend/driver/version.info ]; then pf_cat ascend-driver-version /usr/local/Ascend/driver/version.info; fi
 fi
 if pf_vendor 0x1d94 || pf_has hy-smi; then
   pf_run hy-smi hy-smi
