@@ -8,7 +8,7 @@ from ninja.pagination import paginate
 
 from inventory.models import Cluster, Node
 from inventory.schemas import ErrorOut
-from portal.api import ApiError, BoundedPagination, require
+from portal.api_plumbing import ApiError, BoundedPagination, require
 
 from .choices import RunState, Trigger
 from .models import Audit, CheckResult, NetworkPath, NodeAudit

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .vendors import probe_blocks, probe_path_dirs, probe_paths, probe_tools
 
-PROBE_VERSION = 2
+PROBE_VERSION = 3
 
 # Sections are printed as:  @@PF:<nonce>:BEGIN <name>@@  ...output...  @@PF:<nonce>:END <name> <rc>@@
 PROBE_SCRIPT = r"""
@@ -60,7 +60,7 @@ for t in __VENDOR_TOOLS__ docker chronyc chronyd ntpd ntpq ntpctl openntpd timed
 done
 for f in __VENDOR_PATHS__ \
     /lib/systemd/systemd-timesyncd /usr/lib/systemd/systemd-timesyncd /usr/sbin/chronyd /usr/sbin/ntpd \
-    /usr/sbin/openntpd /snap/bin/docker /var/run/docker.sock; do
+    /usr/sbin/openntpd; do
   [ -e "$f" ] && echo "path $f"
 done
 pf_end tools 0

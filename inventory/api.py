@@ -7,7 +7,7 @@ from ninja import File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
 from ninja.pagination import paginate
 
-from portal.api import ApiError, BoundedPagination, require
+from portal.api_plumbing import ApiError, BoundedPagination, require
 
 from .filtersets import ClusterFilterSet, NodeFilterSet
 from .importers.ansible import InventoryError

@@ -3,6 +3,8 @@
 Errors are `{"code": "...", "message": "...", "errors": [{"field": ..., "message": ...}]}` with a stable code per
 status: bad_request 400, unauthenticated 401, forbidden 403, not_found 404, conflict 409, too_large 413,
 validation_error 422, unavailable 503 (the task queue is down). Bad input never produces a 500.
+
+This module mounts the apps' routers, so it imports them; they import only the leaf `portal.api_plumbing`.
 """
 
 from django.core.exceptions import (
@@ -16,12 +18,12 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import Http404
 from django.http.multipartparser import MultiPartParserError
-from ninja import Field, NinjaAPI, Schema
+from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
-from ninja.pagination import LimitOffsetPagination
 from ninja.security import HttpBearer
 
 from inventory.services import api_token_authenticate
+from portal.api_plumbing import ApiError
 
 
 class BearerToken(HttpBearer):
@@ -30,12 +32,6 @@ class BearerToken(HttpBearer):
         if user is not None:
             request.user = user
         return user
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, errors: list | None = None, headers=None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.errors, self.headers = status, code, message, errors or [], headers
 
 
 api = NinjaAPI(
@@ -140,27 +136,12 @@ def _http_error(request, exc: HttpError):
     return _error(request, exc.status_code, codes.get(exc.status_code, "error"), str(exc))
 
 
-def require(request, *permissions: str) -> None:
-    """Django model permissions for the token's user: view for reads, add/change/delete for writes."""
-    missing = [p for p in permissions if not request.user.has_perm(p)]
-    if missing:
-        raise PermissionDenied(f"missing permission: {', '.join(missing)}")
-
-
 def register_routers() -> None:
     from checks.api import router as checks_router
     from inventory.api import router as inventory_router
 
     api.add_router("/", inventory_router)
     api.add_router("/", checks_router)
-
-
-class BoundedPagination(LimitOffsetPagination):
-    """limit/offset with upper bounds, so an absurd offset is a 422, not a database overflow."""
-
-    class Input(Schema):
-        limit: int = Field(100, ge=1, le=1000)
-        offset: int = Field(0, ge=0, le=2_000_000_000)
 
 
 register_routers()

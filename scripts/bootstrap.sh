@@ -1,5 +1,5 @@
 # Sourced by serve.sh and test.sh: install what the project needs on a fresh Debian/Ubuntu machine, idempotently.
-# Usage: bootstrap_apt PACKAGE...; bootstrap_venv
+# Usage: bootstrap_apt PACKAGE...; bootstrap_venv [requirements.txt | requirements-dev.txt]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,19 +22,26 @@ bootstrap_apt() {
   fi
 }
 
+# The contents a requirements file installs: the file and requirements.txt, which requirements-dev.txt includes (-r).
+requirements_hash() {
+  cat "$ROOT/requirements.txt" "$ROOT/$1" | sha256sum | cut -d' ' -f1
+}
+
+# bootstrap_venv [FILE]: install FILE (default requirements.txt, what the portal runs on; requirements-dev.txt adds
+# the test and lint tools) unless exactly those contents are installed already. One stamp per file, so serve.sh and
+# test.sh do not reinstall each other's set; installing the dev file also installs, and stamps, the runtime one.
 bootstrap_venv() {
-  local stamp="$VENV/.requirements.sha256"
-  local want
-  want="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
+  local file="${1:-requirements.txt}"
   if [ ! -x "$VENV/bin/python" ]; then
     log "Creating virtualenv in .venv"
     python3 -m venv "$VENV"
   fi
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    log "Installing Python requirements into .venv"
+  if [ "$(cat "$VENV/.$file.sha256" 2>/dev/null)" != "$(requirements_hash "$file")" ]; then
+    log "Installing Python requirements ($file) into .venv"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt"
-    echo "$want" > "$stamp"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$ROOT/$file"
+    requirements_hash "$file" > "$VENV/.$file.sha256"
+    requirements_hash requirements.txt > "$VENV/.requirements.txt.sha256"
   fi
 }
 

@@ -7,13 +7,19 @@ mkdir -p run test-output
 
 bootstrap_apt python3 python3-venv redis-server redis-tools openssh-server openssh-client iproute2 iptables \
   postgresql postgresql-client procps netbase python3 chromium fonts-dejavu-core shellcheck
-bootstrap_venv
+bootstrap_venv requirements-dev.txt
 PY="$VENV/bin/python"
 export DJANGO_SETTINGS_MODULE=portal.settings.test
 
 log "ruff"
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check -q . || { echo "ruff format would change files (run .venv/bin/ruff format .)" >&2; exit 1; }
+
+log "mypy --strict on the pure core (pyproject.toml [tool.mypy])"
+"$VENV/bin/mypy"
+
+log "import contracts (.importlinter: one-way layers, a pure core)"
+"$VENV/bin/lint-imports" --no-cache
 
 log "makemigrations --check"
 "$PY" manage.py makemigrations --check --dry-run -v1

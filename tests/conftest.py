@@ -1,5 +1,6 @@
 import os
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -7,17 +8,24 @@ import pytest
 pytest_plugins = ["tests.integration.fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("PREFLIGHT_SHARED_DIR", REPO.parent / "shared"))
+# Every file a test reads: recorded tool outputs, our gap fixtures and the seed page, each with its provenance.
+FIXTURES = REPO / "tests" / "fixtures"
 
 
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """The project's shared spec folder (seed page, fixtures); tests that need it skip only when it is absent."""
-    if not SHARED.is_dir():
-        pytest.skip(f"shared folder not found at {SHARED} (set PREFLIGHT_SHARED_DIR)")
-    return SHARED
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def missing_prerequisite(reason: str) -> NoReturn:
+    """A test whose prerequisite (root, network namespaces, a tool, Chromium) is absent: skip here, fail in CI.
+
+    CI (env CI=true) must run every test, so there a missing prerequisite fails the run instead of hiding it."""
+    if in_ci():
+        pytest.fail(f"CI must run this test, but {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture
-def seed_text(shared_dir: Path) -> str:
-    return (shared_dir / "seed" / "000_e2f1249be6f7f794.txt").read_text()
+def seed_text() -> str:
+    """GPUStack's installation requirements page that the gpustack-2.0 profile was specified from."""
+    return (FIXTURES / "seed" / "000_e2f1249be6f7f794.txt").read_text()

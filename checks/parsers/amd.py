@@ -2,15 +2,19 @@
 
 import json
 import re
+from typing import TypeAlias
 
 from ..facts import Device, VendorReport
 from .tables import memory_mib, pci_address
 
+# `amd-smi static` as a tree: `KEY: value` leaves, `KEY:` branches holding the indented lines below them.
+Tree: TypeAlias = dict[str, "str | Tree"]
 
-def _indented_tree(text: str) -> dict:
+
+def _indented_tree(text: str) -> Tree:
     """`KEY: value` lines nested by indentation, as `amd-smi static` prints them."""
-    root: dict = {}
-    stack: list[tuple[int, dict]] = [(-1, root)]
+    root: Tree = {}
+    stack: list[tuple[int, Tree]] = [(-1, root)]
     for line in text.splitlines():
         if not line.strip() or ":" not in line:
             continue
@@ -23,10 +27,21 @@ def _indented_tree(text: str) -> dict:
         if value:
             parent.setdefault(key.strip(), value)
         else:
-            child: dict = {}
+            child: Tree = {}
             parent[key.strip()] = child
             stack.append((indent, child))
     return root
+
+
+def _branch(tree: Tree, key: str) -> Tree:
+    """The section under `key`; empty when the node printed none, or printed a value where a section belongs."""
+    value = tree.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _leaf(tree: Tree, key: str) -> str:
+    value = tree.get(key, "")
+    return value if isinstance(value, str) else ""
 
 
 def parse_amd_smi_static(text: str) -> VendorReport:
@@ -37,23 +52,19 @@ def parse_amd_smi_static(text: str) -> VendorReport:
         if not head:
             continue
         tree = _indented_tree(block[head.end() :])
-        asic, board, vram = tree.get("ASIC", {}), tree.get("BOARD", {}), tree.get("VRAM", {})
-        model = asic.get("MARKET_NAME") or board.get("PRODUCT_NAME") or ""
-        serial = asic.get("ASIC_SERIAL") or board.get("PRODUCT_SERIAL") or ""
+        asic, board = _branch(tree, "ASIC"), _branch(tree, "BOARD")
+        serial = _leaf(asic, "ASIC_SERIAL") or _leaf(board, "PRODUCT_SERIAL")
         report.devices.append(
             Device(
                 index=int(head.group(1)),
-                model=model,
-                memory_mib=memory_mib(vram.get("SIZE", "")) if isinstance(vram, dict) else None,
+                model=_leaf(asic, "MARKET_NAME") or _leaf(board, "PRODUCT_NAME"),
+                memory_mib=memory_mib(_leaf(_branch(tree, "VRAM"), "SIZE")),
                 uuid="" if serial == "N/A" else serial,
-                pci_address=pci_address(tree.get("BUS", {}).get("BDF", ""))
-                if isinstance(tree.get("BUS"), dict)
-                else "",
+                pci_address=pci_address(_leaf(_branch(tree, "BUS"), "BDF")),
             )
         )
-        driver = tree.get("DRIVER", {})
-        if isinstance(driver, dict) and not report.driver_version:
-            report.driver_version = driver.get("VERSION", "")
+        if not report.driver_version:
+            report.driver_version = _leaf(_branch(tree, "DRIVER"), "VERSION")
     return report
 
 
@@ -108,14 +119,3 @@ def parse_rocm_version(text: str) -> str:
     """`/opt/rocm/.info/version` (e.g. `6.2.4-120`) to `6.2.4`."""
     match = re.search(r"\d+\.\d+(?:\.\d+)?", text)
     return match.group(0) if match else ""
-
-
-def parse_rocminfo_agents(text: str) -> list[str]:
-    """GPU agent names (`gfx1101`) from `rocminfo`: the ISA names of agents whose Device Type is GPU."""
-    names = []
-    for block in re.split(r"\*{5,}\s*\nAgent \d+\s*\n\*{5,}", text)[1:]:
-        if re.search(r"Device Type:\s+GPU", block):
-            name = re.search(r"^\s+Name:\s+(\S+)", block, re.M)
-            if name:
-                names.append(name.group(1))
-    return names

@@ -1,9 +1,9 @@
-"""Huawei Ascend `npu-smi`: the `info` table, `info -m` chip map, and `info -t ...` key/value reports."""
+"""Huawei Ascend `npu-smi info`: the device table (driver version, chips, memory, bus ids)."""
 
 import re
 
 from ..facts import Device, VendorReport
-from .tables import box_cells, colon_pairs, pci_address
+from .tables import box_cells, pci_address
 
 _VERSION = re.compile(r"Version:\s*([\w.\-]+)")
 
@@ -32,18 +32,3 @@ def parse_npu_smi_info(text: str) -> VendorReport:
             Device(index=len(report.devices), model=f"Ascend {head.group(2)}", memory_mib=memory, pci_address=bus)
         )
     return report
-
-
-def parse_npu_smi_chip_map(text: str) -> list[dict[str, str]]:
-    """`npu-smi info -m`: rows of NPU ID, Chip ID, Chip Logic ID, Chip Name; MCU rows (logic id '-') dropped."""
-    chips = []
-    for line in text.splitlines():
-        parts = re.split(r"\s{2,}", line.strip())
-        if len(parts) >= 4 and parts[0].isdigit() and parts[2] != "-":
-            chips.append({"npu_id": parts[0], "chip_id": parts[1], "logic_id": parts[2], "name": parts[3]})
-    return chips
-
-
-def parse_npu_smi_detail(text: str) -> dict[str, str]:
-    """`npu-smi info -t common|usages|board -i N`: `Key : value` pairs."""
-    return colon_pairs(text)

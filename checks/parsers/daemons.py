@@ -78,27 +78,9 @@ def parse_timedatectl(text: str) -> TimedatectlStatus:
     return status
 
 
-def parse_timesync_status(text: str) -> dict[str, str]:
-    """`timedatectl timesync-status`: Server, Poll interval, Leap, Offset, ..."""
-    return colon_pairs(text)
-
-
 def parse_ntpq_peers(text: str) -> bool | None:
     """`ntpq -pn`: synchronized when a peer line starts with '*' (the system peer); None if no peer table."""
     lines = [line for line in text.splitlines() if line.strip()]
     if not any(line.lstrip().startswith("remote") for line in lines):
         return None
     return any(line.startswith("*") for line in lines)
-
-
-def parse_chronyc_sources(text: str) -> dict[str, object]:
-    """`chronyc sources [-v]`: the sources and the one selected for synchronisation (`^*`), if any."""
-    sources = []
-    selected = ""
-    for line in text.splitlines():
-        match = re.match(r"^([\^=#])([*+\-?x~ ])\s+(\S+)\s+(\d+)\s+", line)
-        if match:
-            sources.append(match.group(3))
-            if match.group(2) == "*":
-                selected = match.group(3)
-    return {"sources": sources, "selected": selected}

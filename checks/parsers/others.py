@@ -24,7 +24,7 @@ def parse_hy_smi(text: str) -> VendorReport:
     return report
 
 
-def _paired_rows(text: str, head: re.Pattern) -> list[tuple[re.Match, list[str], list[str] | None]]:
+def _paired_rows(text: str, head: re.Pattern[str]) -> list[tuple[re.Match[str], list[str], list[str] | None]]:
     """Rows whose first cell matches `head`, each with its cells and the cells of the row below."""
     lines = text.splitlines()
     pairs = []
@@ -39,7 +39,7 @@ def _paired_rows(text: str, head: re.Pattern) -> list[tuple[re.Match, list[str],
     return pairs
 
 
-def _box_table_devices(text: str, head: re.Pattern) -> list[Device]:
+def _box_table_devices(text: str, head: re.Pattern[str]) -> list[Device]:
     """nvidia-smi-style boxes: index and name in the first cell, bus id in the second, memory in the row below."""
     devices = []
     for match, cells, below in _paired_rows(text, head):

@@ -54,29 +54,6 @@ def parse_pci_devices(text: str) -> list[PciDevice]:
     return devices
 
 
-def parse_lspci_vmm(text: str) -> list[PciDevice]:
-    """`lspci -vmm -nn` records (Slot/Class/Vendor with [ids]), for operators who paste it in."""
-    devices = []
-    for block in re.split(r"\n\s*\n", text.strip()):
-        fields = dict(line.split(":\t", 1) for line in block.splitlines() if ":\t" in line)
-        slot = fields.get("Slot", "").strip()
-        klass = re.search(r"\[([0-9a-f]{4})\]\s*$", fields.get("Class", ""))
-        vendor = re.search(r"\[([0-9a-f]{4})\]\s*$", fields.get("Vendor", ""))
-        device = re.search(r"\[([0-9a-f]{4})\]\s*$", fields.get("Device", ""))
-        if not (slot and klass and vendor):
-            continue
-        address = slot if slot.count(":") == 2 else f"0000:{slot}"
-        devices.append(
-            PciDevice(
-                address=address,
-                vendor_id=f"0x{vendor.group(1)}",
-                class_code=f"0x{klass.group(1)}00",
-                device_id=f"0x{device.group(1)}" if device else "",
-            )
-        )
-    return devices
-
-
 _USERS = re.compile(r'\("([^"]*)",pid=(\d+)')
 
 

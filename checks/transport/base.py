@@ -7,19 +7,8 @@ from typing import Protocol
 
 
 class ConnectFailure(Exception):
-    """Reaching or logging into a node failed; `reason` is a stable code, the message says it for a person."""
-
-    REASONS = (
-        "refused",
-        "timed out",
-        "dns",
-        "unreachable",
-        "auth rejected",
-        "host key changed",
-        "protocol",
-        "credential",
-        "closed",
-    )
+    """Reaching or logging into a node failed; `reason` is a stable code (`refused`, `timed out`, `auth rejected`,
+    `host key changed`, ...), the message says it for a person."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

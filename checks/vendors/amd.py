@@ -31,6 +31,5 @@ SPEC = VendorSpec(
   if pf_has rocm-smi; then
     pf_run rocm-smi rocm-smi --showproductname --showmeminfo vram --showbus --showserial --showdriverversion --json
   fi
-  if [ -r /opt/rocm/.info/version ]; then pf_cat rocm-version /opt/rocm/.info/version; fi
-  if pf_has amd-ctk; then pf_run amd-ctk amd-ctk --version; fi""",
+  if [ -r /opt/rocm/.info/version ]; then pf_cat rocm-version /opt/rocm/.info/version; fi""",
 )

@@ -14,10 +14,6 @@ SPEC = VendorSpec(
     toolkit_paths=("/usr/local/Ascend/Ascend-Docker-Runtime",),
     docs="https://www.hiascend.com/document/detail/zh/mindcluster/72rc1/clustersched/dlug/dlug_installation_017.html",
     path_dirs=("/usr/local/Ascend/driver/tools",),
-    probe_paths=("/usr/local/Ascend/driver/version.info", "/usr/local/Ascend/ascend-toolkit/latest"),
     probe="""\
-  pf_run npu-smi npu-smi info
-  if [ -r /usr/local/Ascend/driver/version.info ]; then
-    pf_cat ascend-driver-version /usr/local/Ascend/driver/version.info
-  fi""",
+  pf_run npu-smi npu-smi info""",
 )

@@ -5,6 +5,8 @@ import shutil
 
 import pytest
 
+from tests.conftest import missing_prerequisite
+
 CHROMIUM = os.environ.get("PREFLIGHT_CHROMIUM", "/usr/bin/chromium")
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make there are synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -13,9 +15,7 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 @pytest.fixture(scope="session")
 def browser(django_db_setup):
     if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser tests, but {CHROMIUM} is missing")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+        missing_prerequisite(f"{CHROMIUM} is not installed (apt-get install chromium)")
     from django.db import connections
     from playwright.sync_api import sync_playwright
 

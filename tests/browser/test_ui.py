@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, s
 
 
 @pytest.fixture(scope="module")
-def hosts(lab, shared_dir):
+def hosts(lab):
     return {
         "head": lab.add(nodes.plain("head")),
         "gpu-a": lab.add(nodes.nvidia_healthy("gpu-a")),

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, s
 
 
 @pytest.fixture(scope="module")
-def fault_fleet(lab, shared_dir):
+def fault_fleet(lab):
     return {
         "ok-1": lab.add(nodes.plain("ok-1")),
         "ok-2": lab.add(nodes.plain("ok-2")),

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, s
 
 
 @pytest.fixture(scope="module")
-def hostile_fleet(lab, shared_dir):
+def hostile_fleet(lab):
     flood = nodes.plain("flood")
     # 200 MB on stdout from a command the probe runs early.
     flood.tools["uname"] = "head -c 200000000 /dev/zero | tr '\\\\0' x; exec /bin/uname \"$@\""

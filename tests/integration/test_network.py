@@ -16,7 +16,7 @@ NETWORK = ("network.server_to_worker", "network.worker_to_server", "network.work
 
 
 @pytest.fixture(scope="module")
-def net(lab, shared_dir):
+def net(lab):
     return {name: lab.add(nodes.plain(name)) for name in ("srv", "w1", "w2", "w3")}
 
 

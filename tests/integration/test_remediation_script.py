@@ -51,7 +51,7 @@ def hostile_gpu_node(name: str) -> NodeSpec:
         f'case "$1" in --query-gpu*) printf %s {shlex.quote(HOSTILE_QUERY)};; *) '
         # the table's header only (driver and CUDA versions): the devices, and their names, come from the CSV
         + "head -n 8 "
-        + shlex.quote(str(nodes.shared("nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt")))
+        + shlex.quote(str(nodes.fixture("nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt")))
         + ";; esac"
     )
     for tool in ("nvidia-ctk", "docker", "chronyc", "timedatectl"):
@@ -61,7 +61,7 @@ def hostile_gpu_node(name: str) -> NodeSpec:
 
 
 @pytest.fixture(scope="module")
-def hostile(lab, shared_dir):
+def hostile(lab):
     return lab.add(hostile_gpu_node("evil"))
 
 

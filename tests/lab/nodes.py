@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import REPO, SHARED
+from tests.conftest import FIXTURES
 
 from .hosts import NodeSpec
-
-OWN = REPO / "tests" / "fixtures"
 
 
 def os_release(distro: str, version: str, pretty: str, id_like: str = "") -> str:
@@ -25,8 +23,9 @@ def cat(path: Path) -> str:
     return f"cat '{path}'"
 
 
-def shared(relative: str) -> Path:
-    return SHARED / "fixtures" / relative
+def fixture(relative: str) -> Path:
+    """A recorded output (or gap file) in tests/fixtures/, see its PROVENANCE.md."""
+    return FIXTURES / relative
 
 
 NVIDIA_PCI = [("0000:00:09.0", "0x10de", "0x030200", "0x2330"), ("0000:00:0a.0", "0x10de", "0x040300", "0x22e8")]
@@ -34,8 +33,8 @@ ASCEND_PCI = [
     (f"0000:{bus}:00.0", "0x19e5", "0x120000", "0xd801") for bus in ("61", "db", "b2", "3e", "60", "da", "b1", "3d")
 ]
 TIME_TOOLS = {
-    "chronyc": cat(shared("chrony/ubuntu-20.04_chronyc-tracking_synced.txt")),
-    "timedatectl": cat(OWN / "timedatectl/show_synchronized.txt"),
+    "chronyc": cat(fixture("chrony/ubuntu-20.04_chronyc-tracking_synced.txt")),
+    "timedatectl": cat(fixture("timedatectl/show_synchronized.txt")),
 }
 
 
@@ -51,13 +50,13 @@ def nvidia_healthy(name: str) -> NodeSpec:
         pci=NVIDIA_PCI,
         tools={
             "nvidia-smi": 'case "$1" in --query-gpu*) '
-            + cat(OWN / "nvidia-smi/h100-80gb-hbm3_590.48.01_query-gpu-csv-noheader.csv")
+            + cat(fixture("nvidia-smi/h100-80gb-hbm3_590.48.01_query-gpu-csv-noheader.csv"))
             + ";; *) "
-            + cat(shared("nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt"))
+            + cat(fixture("nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt"))
             + ";; esac",
-            "nvidia-ctk": cat(OWN / "nvidia-ctk/version_1.17.8.txt"),
+            "nvidia-ctk": cat(fixture("nvidia-ctk/version_1.17.8.txt")),
             "docker": docker_tool(
-                shared("docker-info/ubuntu22.04_docker-24.0.7_a30-host_nvidia-runtime-not-default.txt")
+                fixture("docker-info/ubuntu22.04_docker-24.0.7_a30-host_nvidia-runtime-not-default.txt")
             ),
             **TIME_TOOLS,
         },
@@ -66,7 +65,7 @@ def nvidia_healthy(name: str) -> NodeSpec:
 
 def nvidia_broken_driver(name: str) -> NodeSpec:
     spec = nvidia_healthy(name)
-    spec.tools["nvidia-smi"] = cat(OWN / "nvidia-smi/driver-not-loaded.txt") + "; exit 9"
+    spec.tools["nvidia-smi"] = cat(fixture("nvidia-smi/driver-not-loaded.txt")) + "; exit 9"
     return spec
 
 
@@ -76,8 +75,8 @@ def ascend_without_runtime(name: str) -> NodeSpec:
         os_release=os_release("openEuler", "22.03", "openEuler 22.03 (LTS-SP1)"),
         pci=ASCEND_PCI,
         tools={
-            "npu-smi": cat(shared("npu-smi/atlas800-training-9010_910A-x8_npu-smi-22.0.3.1_info.txt")),
-            "docker": docker_tool(shared("docker-info/docker-archive_docker_v27.5.1.txt")),
+            "npu-smi": cat(fixture("npu-smi/atlas800-training-9010_910A-x8_npu-smi-22.0.3.1_info.txt")),
+            "docker": docker_tool(fixture("docker-info/docker-archive_docker_v27.5.1.txt")),
             **TIME_TOOLS,
         },
     )
@@ -88,7 +87,7 @@ def plain(name: str, os_text: str = UBUNTU_2204, **changes) -> NodeSpec:
     spec = NodeSpec(
         name=name,
         os_release=os_text,
-        tools={"docker": docker_tool(shared("docker-info/docker-archive_docker_v27.5.1.txt")), **TIME_TOOLS},
+        tools={"docker": docker_tool(fixture("docker-info/docker-archive_docker_v27.5.1.txt")), **TIME_TOOLS},
     )
     for key, value in changes.items():
         setattr(spec, key, value)

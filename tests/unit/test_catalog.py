@@ -53,7 +53,7 @@ WORKER = NodeContext("w1", "worker", clock_offset_seconds=0.05)
 UBUNTU = 'ID=ubuntu\nID_LIKE=debian\nVERSION_ID="22.04"\nPRETTY_NAME="Ubuntu 22.04.4 LTS"\n'
 
 
-def node(read_fixture, *, os_release=UBUNTU, machine="x86_64", pci="", tools="", **extra: str):
+def node(*, os_release=UBUNTU, machine="x86_64", pci="", tools="", **extra: str):
     """Facts from sections as the probe frames them; `extra` maps section names to their text."""
     sections = {
         "meta": Section("meta", "uid=0\nuser=root", 0),
@@ -83,7 +83,6 @@ DOCKER_TOOLS = "docker /usr/bin/docker\nchronyc /usr/bin/chronyc\n"
 @pytest.fixture
 def healthy(read_fixture):
     return node(
-        read_fixture,
         pci=NVIDIA_PCI,
         tools=DOCKER_TOOLS + "nvidia-smi /usr/bin/nvidia-smi\nnvidia-ctk /usr/bin/nvidia-ctk\n",
         nvidia_smi=read_fixture("shared:nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt"),
@@ -135,8 +134,8 @@ def test_healthy_nvidia_worker_passes_everything(healthy):
         ("no os-release", "", "fail", "no /etc/os-release: cannot tell the distribution"),
     ],
 )
-def test_os_supported(_case, os_release, status, summary, read_fixture):
-    result = by_id(evaluate_node(node(read_fixture, os_release=os_release), PROFILE, WORKER))["os.supported"]
+def test_os_supported(_case, os_release, status, summary):
+    result = by_id(evaluate_node(node(os_release=os_release), PROFILE, WORKER))["os.supported"]
     assert (result.status, result.summary) == (status, summary)
     assert bool(result.remediation) is (status != "pass")
 
@@ -145,15 +144,12 @@ def test_os_supported(_case, os_release, status, summary, read_fixture):
     ("machine", "status"),
     [("aarch64", "pass"), ("arm64", "pass"), ("ppc64le", "fail"), ("s390x", "fail"), ("riscv64", "fail")],
 )
-def test_architecture(machine, status, read_fixture):
-    assert (
-        by_id(evaluate_node(node(read_fixture, machine=machine), PROFILE, WORKER))["os.architecture"].status == status
-    )
+def test_architecture(machine, status):
+    assert by_id(evaluate_node(node(machine=machine), PROFILE, WORKER))["os.architecture"].status == status
 
 
 def test_amd64_only_vendor_on_arm64_fails_only_with_2_2(read_fixture):
     facts = node(
-        read_fixture,
         machine="aarch64",
         pci="0000:01:00.0 0x1d94 0x120000 0x55b7\n",
         tools="hy-smi /opt/hyhal/bin/hy-smi\n",
@@ -168,8 +164,8 @@ def test_amd64_only_vendor_on_arm64_fails_only_with_2_2(read_fixture):
     )
 
 
-def test_nvidia_device_without_tool_fails_driver(read_fixture):
-    facts = node(read_fixture, pci=NVIDIA_PCI, tools=DOCKER_TOOLS)
+def test_nvidia_device_without_tool_fails_driver():
+    facts = node(pci=NVIDIA_PCI, tools=DOCKER_TOOLS)
     results = by_id(evaluate_node(facts, PROFILE, WORKER))
     driver = results["accelerator.nvidia.driver"]
     assert driver.status == "fail" and driver.summary.startswith("1 NVIDIA device(s) on the PCI bus but nvidia-smi")
@@ -179,7 +175,6 @@ def test_nvidia_device_without_tool_fails_driver(read_fixture):
 
 def test_fewer_devices_listed_than_on_bus_warns(read_fixture):
     facts = node(
-        read_fixture,
         pci=NVIDIA_PCI + "0000:00:0a.0 0x10de 0x030200 0x2330\n",
         tools="nvidia-smi /usr/bin/nvidia-smi\n",
         nvidia_smi=read_fixture("shared:nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt"),
@@ -190,7 +185,6 @@ def test_fewer_devices_listed_than_on_bus_warns(read_fixture):
 
 def test_toolkit_without_runtime_fails_and_names_command(read_fixture):
     facts = node(
-        read_fixture,
         pci=NVIDIA_PCI,
         tools=DOCKER_TOOLS + "nvidia-smi /x\nnvidia-ctk /y\n",
         nvidia_smi=read_fixture("shared:nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt"),
@@ -212,9 +206,7 @@ def test_toolkit_without_runtime_fails_and_names_command(read_fixture):
     ],
 )
 def test_cuda_floor_in_2_2(table, status, summary, read_fixture):
-    facts = node(
-        read_fixture, pci=NVIDIA_PCI, tools="nvidia-smi /x\n", nvidia_smi=read_fixture(f"shared:nvidia-smi/{table}")
-    )
+    facts = node(pci=NVIDIA_PCI, tools="nvidia-smi /x\n", nvidia_smi=read_fixture(f"shared:nvidia-smi/{table}"))
     version = by_id(evaluate_node(facts, PROFILE_22, WORKER))["accelerator.nvidia.version"]
     assert (version.status, version.summary) == (status, summary)
 
@@ -223,7 +215,7 @@ def test_cuda_below_floor_fails_naming_both(read_fixture):
     table = read_fixture("shared:nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt").replace(
         "CUDA Version: 13.1", "CUDA Version: 12.2"
     )
-    facts = node(read_fixture, pci=NVIDIA_PCI, tools="nvidia-smi /x\n", nvidia_smi=table)
+    facts = node(pci=NVIDIA_PCI, tools="nvidia-smi /x\n", nvidia_smi=table)
     version = by_id(evaluate_node(facts, PROFILE_22, WORKER))["accelerator.nvidia.version"]
     assert (version.status, version.summary) == ("fail", "CUDA 12.2 is below the required 12.8")
     assert "at least 12.8 (this node has 12.2)" in version.remediation
@@ -255,9 +247,9 @@ def test_cuda_below_floor_fails_naming_both(read_fixture):
         ),
     ],
 )
-def test_docker(tools, docker, status, fragment, read_fixture):
+def test_docker(tools, docker, status, fragment):
     extra = {"docker_info": docker} if docker else {}
-    result = by_id(evaluate_node(node(read_fixture, tools=tools, **extra), PROFILE, WORKER))["container.docker"]
+    result = by_id(evaluate_node(node(tools=tools, **extra), PROFILE, WORKER))["container.docker"]
     assert result.status == status and fragment in result.summary
 
 
@@ -265,15 +257,15 @@ def test_docker(tools, docker, status, fragment, read_fixture):
     ("offset", "status"),
     [(0.4, "pass"), (-0.99, "pass"), (5.0, "warn"), (-29.0, "warn"), (31.0, "fail"), (None, "error")],
 )
-def test_time_skew_thresholds(offset, status, read_fixture):
+def test_time_skew_thresholds(offset, status):
     context = NodeContext("w1", "worker", clock_offset_seconds=offset, round_trip_seconds=0.02)
-    assert by_id(evaluate_node(node(read_fixture), PROFILE, context))["time.skew"].status == status
+    assert by_id(evaluate_node(node(), PROFILE, context))["time.skew"].status == status
 
 
-def test_no_ntp_fails_with_family_command(read_fixture):
-    rocky = node(read_fixture, os_release='ID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.3"')
-    suse = node(read_fixture, os_release='ID="opensuse-leap"\nID_LIKE="suse opensuse"\nVERSION_ID="15.5"')
-    centos7 = node(read_fixture, os_release='ID="centos"\nID_LIKE="rhel fedora"\nVERSION_ID="7"')
+def test_no_ntp_fails_with_family_command():
+    rocky = node(os_release='ID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.3"')
+    suse = node(os_release='ID="opensuse-leap"\nID_LIKE="suse opensuse"\nVERSION_ID="15.5"')
+    centos7 = node(os_release='ID="centos"\nID_LIKE="rhel fedora"\nVERSION_ID="7"')
     assert by_id(evaluate_node(rocky, PROFILE, WORKER))["time.ntp"].commands == [
         "dnf install -y chrony",
         "systemctl enable --now chronyd",
@@ -286,31 +278,31 @@ def test_no_ntp_fails_with_family_command(read_fixture):
         "yum install -y chrony",
         "systemctl enable --now chronyd",
     ]
-    assert by_id(evaluate_node(node(read_fixture), PROFILE, WORKER))["time.ntp"].commands == [
+    assert by_id(evaluate_node(node(), PROFILE, WORKER))["time.ntp"].commands == [
         "DEBIAN_FRONTEND=noninteractive apt-get install -y chrony",
         "systemctl enable --now chrony",
     ]
     assert by_id(evaluate_node(rocky, PROFILE, WORKER))["time.ntp"].status == "fail"
 
 
-def test_ports_conflicts_compacted_with_process(read_fixture):
+def test_ports_conflicts_compacted_with_process():
     listeners = (
         "".join(
             f'LISTEN 0 511 0.0.0.0:{port} 0.0.0.0:* users:(("nginx",pid=812,fd=6))\n' for port in range(40000, 40008)
         )
         + 'LISTEN 0 4096 *:10151 *:* users:(("node_exporter",pid=99,fd=3))\n'
     )
-    result = by_id(evaluate_node(node(read_fixture, ss=listeners), PROFILE, WORKER))["ports.available"]
+    result = by_id(evaluate_node(node(ss=listeners), PROFILE, WORKER))["ports.available"]
     assert result.status == "fail"
     assert result.summary == "10151 held by node_exporter (pid 99); 40000-40007 held by nginx (pid 812)"
 
 
-def test_port_rules_follow_role_and_cluster_options(read_fixture):
+def test_port_rules_follow_role_and_cluster_options():
     listeners = (
         'LISTEN 0 511 0.0.0.0:443 0.0.0.0:* users:(("caddy",pid=5,fd=6))\n'
         'LISTEN 0 511 0.0.0.0:6379 0.0.0.0:* users:(("redis-server",pid=7,fd=6))\n'
     )
-    facts = node(read_fixture, ss=listeners)
+    facts = node(ss=listeners)
     plain_server = by_id(evaluate_node(facts, PROFILE, NodeContext("s", "server")))["ports.available"]
     tls_server = by_id(evaluate_node(facts, PROFILE, NodeContext("s", "server", tls_enabled=True)))["ports.available"]
     worker = by_id(evaluate_node(facts, PROFILE, WORKER))["ports.available"]
@@ -323,10 +315,10 @@ def test_port_rules_follow_role_and_cluster_options(read_fixture):
     assert both.status == "fail" and "6379" in both.summary
 
 
-def test_reserved_ports_in_2_2(read_fixture):
-    exposed = by_id(evaluate_node(node(read_fixture), PROFILE_22, WORKER))["ports.reserved"]
-    covered = by_id(evaluate_node(node(read_fixture, reserved="40000-40063,41000-41999"), PROFILE_22, WORKER))
-    narrow = by_id(evaluate_node(node(read_fixture, port_range="50000\t60999"), PROFILE_22, WORKER))
+def test_reserved_ports_in_2_2():
+    exposed = by_id(evaluate_node(node(), PROFILE_22, WORKER))["ports.reserved"]
+    covered = by_id(evaluate_node(node(reserved="40000-40063,41000-41999"), PROFILE_22, WORKER))
+    narrow = by_id(evaluate_node(node(port_range="50000\t60999"), PROFILE_22, WORKER))
     assert (exposed.status, exposed.summary) == (
         "warn",
         "ephemeral range 32768-60999 overlaps unreserved GPUStack ports 40000-40063,41000-41999",
@@ -336,11 +328,11 @@ def test_reserved_ports_in_2_2(read_fixture):
         "printf '%s\\n' 'net.ipv4.ip_local_reserved_ports = 40000-40063,41000-41999' > /etc/sysctl.d/90-gpustack.conf",
     ]
     assert covered["ports.reserved"].status == "pass" and narrow["ports.reserved"].status == "pass"
-    assert "ports.reserved" not in by_id(evaluate_node(node(read_fixture), PROFILE, WORKER))
+    assert "ports.reserved" not in by_id(evaluate_node(node(), PROFILE, WORKER))
 
 
-def test_server_skips_accelerator_presence(read_fixture):
-    result = by_id(evaluate_node(node(read_fixture), PROFILE, NodeContext("s", "server")))["accelerator.present"]
+def test_server_skips_accelerator_presence():
+    result = by_id(evaluate_node(node(), PROFILE, NodeContext("s", "server")))["accelerator.present"]
     assert result.status == "skip" and result.summary
 
 
@@ -364,8 +356,8 @@ def test_split_sections_handles_truncation_and_forged_frames():
     assert split_sections("garbage\x00\xff", NONCE) == {}
 
 
-def test_empty_pci_bus_is_cpu_only_not_unreadable(read_fixture):
-    result = by_id(evaluate_node(node(read_fixture), PROFILE, WORKER))["accelerator.present"]
+def test_empty_pci_bus_is_cpu_only_not_unreadable():
+    result = by_id(evaluate_node(node(), PROFILE, WORKER))["accelerator.present"]
     assert (result.status, result.summary) == ("warn", "no accelerator found (CPU-only worker)")
 
 

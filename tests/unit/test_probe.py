@@ -8,6 +8,7 @@ import pytest
 
 from checks.node_facts import build_facts
 from checks.probe import PROBE_SCRIPT, probe_command, split_sections
+from tests.conftest import missing_prerequisite
 
 NONCE = "00112233445566ff"
 SHELLS = [s for s in ("dash", "bash", "sh") if shutil.which(s)]
@@ -28,8 +29,9 @@ def test_probe_runs_under_each_shell(shell):
     assert facts.clock is not None and facts.port_range
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("runuser"), reason="needs root to switch to nobody")
 def test_probe_as_unprivileged_user_says_what_it_could_not_read():
+    if os.geteuid() != 0 or not shutil.which("runuser"):
+        missing_prerequisite("needs root and runuser to switch to nobody")
     output = subprocess.run(
         ["runuser", "-u", "nobody", "--", "sh", "-s", "--", NONCE, "5"],
         input=PROBE_SCRIPT,
