@@ -278,20 +278,20 @@ def docker_install(os: OsRelease) -> Remedy:
                 "Install Docker from Amazon Linux's own repository (Docker publishes none for Amazon Linux).",
                 (_install(manager, "docker"), enable),
             )
-        directory = {"fedora": "fedora", "rhel": "rhel", "centos": "centos"}.get(distro)
-        if directory is None and {x.lower() for x in os.id_like} & {"rhel", "centos"}:
-            directory = "centos"  # Rocky, AlmaLinux, Oracle Linux: Docker documents its CentOS repository
-        if directory is None:
+        repo: str | None = {"fedora": "fedora", "rhel": "rhel", "centos": "centos"}.get(distro)
+        if repo is None and {x.lower() for x in os.id_like} & {"rhel", "centos"}:
+            repo = "centos"  # Rocky, AlmaLinux, Oracle Linux: Docker documents its CentOS repository
+        if repo is None:
             return Remedy(
                 f"Docker publishes no repository for {distro or 'this distribution'}; install its distribution's "
                 f"Docker Engine package or follow {DOCKER_DOCS}."
             )
         return Remedy(
-            f"Install Docker Engine from Docker's {directory} repository ({DOCKER_DOCS}).",
+            f"Install Docker Engine from Docker's {repo} repository ({DOCKER_DOCS}).",
             (
                 command(
                     "download",
-                    url=f"https://download.docker.com/linux/{directory}/docker-ce.repo",
+                    url=f"https://download.docker.com/linux/{repo}/docker-ce.repo",
                     path="/etc/yum.repos.d/docker-ce.repo",
                 ),
                 _install(manager, *engine),

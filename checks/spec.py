@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class NodeContext:
         return True
 
 
-def profile_spec_from_model(profile) -> ProfileSpec:
+def profile_spec_from_model(profile: Any) -> ProfileSpec:
     """Snapshot a RequirementProfile (with its rules) into plain data; one query per rule table."""
     return ProfileSpec(
         key=profile.key,

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from ..node_facts import NodeFacts
 from ..remediation import Remedy
 from ..spec import NodeContext, ProfileSpec
-from .registry import (  # noqa: F401  (the catalogue's public names)
+from .registry import (
     BY_ID,
     CHECK_IDS,
     CHECKS,
@@ -28,6 +28,28 @@ from .registry import (  # noqa: F401  (the catalogue's public names)
 )
 
 EVIDENCE_LIMIT = 4000
+__all__ = [
+    "BY_ID",
+    "CHECKS",
+    "CHECK_IDS",
+    "ERROR",
+    "EVIDENCE_LIMIT",
+    "FAIL",
+    "HOST_CHECK_IDS",
+    "NETWORK_CHECK_IDS",
+    "PASS",
+    "RULES",
+    "SEVERITY",
+    "SKIP",
+    "STATUSES",
+    "VENDOR_KEYS",
+    "WARN",
+    "CheckResult",
+    "evaluate_node",
+    "position",
+    "register",
+    "worst",
+]
 
 
 @dataclass

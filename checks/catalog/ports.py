@@ -83,7 +83,7 @@ def evaluate_ports_reserved(facts: NodeFacts, profile: ProfileSpec, context: Nod
     if not facts.port_range:
         return [CheckResult("ports.reserved", ERROR, "could not read net.ipv4.ip_local_port_range")]
     ephemeral = facts.port_range[0]
-    reserved = set()
+    reserved: set[int] = set()
     for first, last in facts.reserved_ports:
         reserved.update(range(first, last + 1))
     exposed: list[int] = []

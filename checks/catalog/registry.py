@@ -7,6 +7,7 @@ display severity live here too. This module imports nothing from the rule module
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..vendors import VENDORS
@@ -73,9 +74,9 @@ def position(check_id: str) -> int:
     return CHECK_IDS.index(check_id)
 
 
-def worst(statuses) -> str:
+def worst(statuses: Iterable[str]) -> str:
     """A node's (or path group's) status: the most severe of `statuses`; `unknown` when there are none."""
-    statuses = list(statuses)
-    if not statuses:
+    seen = list(statuses)
+    if not seen:
         return "unknown"
-    return max(statuses, key=lambda s: (SEVERITY.get(s, 0), s == PASS))
+    return max(seen, key=lambda s: (SEVERITY.get(s, 0), s == PASS))
