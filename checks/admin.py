@@ -16,9 +16,7 @@ class ResultsAdmin(admin.ModelAdmin):
     door (portal.permissions.VIEW_RESULTS), besides the model's own view permission."""
 
     def has_view_permission(self, request, obj=None):
-        return super().has_view_permission(request, obj) and permissions.allowed(
-            request.user, permissions.VIEW_RESULTS
-        )
+        return super().has_view_permission(request, obj) and permissions.allowed(request.user, permissions.VIEW_RESULTS)
 
     def has_change_permission(self, request, obj=None):
         return super().has_change_permission(request, obj) and permissions.allowed(

@@ -259,7 +259,8 @@ def _plan_node(
     port_text, line = _host_var(host, "ansible_port", "ansible_ssh_port")
     port = None
     if port_text is not None:
-        if not _plain(port_text, "ansible_port", line, source).isdigit() or not 1 <= int(port_text) <= 65535:
+        port_text = _plain(port_text, "ansible_port", line, source)
+        if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5 and 1 <= int(port_text) <= 65535):
             raise InventoryError(
                 f"ansible_port {quoted(port_text)} of host {quoted(host.name)} is not a port (1-65535)",
                 line=line,

@@ -19,6 +19,8 @@ import yaml
 MAX_HOSTS = 100_000  # the parser's own ceiling; imports pass a lower `max_hosts` (PREFLIGHT_IMPORT_MAX_HOSTS)
 MAX_VALUE_IN_MESSAGE = 200
 MAX_YAML_DEPTH = 64
+# shlex takes time quadratic in a line's length (3 MB: minutes); no inventory line is anywhere near this.
+MAX_INI_LINE = 8192
 # Tags a static inventory can carry: YAML's own scalar and collection types and Ansible's `!vault`. Anything else
 # (`!!python/object/apply:...`, custom tags) is refused by name before any value is constructed.
 _YAML_TAGS = frozenset(
@@ -252,6 +254,10 @@ def parse_ini(text: str, *, source: str = "inventory", max_hosts: int = MAX_HOST
     builder = _Builder(source, "ini", max_hosts)
     section, kind = "ungrouped", "hosts"
     for number, raw in enumerate(text.splitlines(), start=1):
+        if len(raw) > MAX_INI_LINE:
+            raise builder.error(
+                f"the line is {len(raw)} characters long; an inventory line has at most {MAX_INI_LINE}", number
+            )
         line = raw.strip()
         if _CONTROL.search(raw):
             raise builder.error("control characters in the line; is this a text inventory?", number)
