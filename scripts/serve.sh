@@ -64,7 +64,6 @@ if [ "$DEBUG_ON" = "1" ]; then
   log "DEBUG is on: serving with Django's development server (never do this in production)"
   "$PY" manage.py runserver --noreload "$BIND"
 else
-  # gunicorn, a production WSGI server; static files come from WhiteNoise inside the app. WEB_WORKERS processes.
-  "$VENV/bin/gunicorn" portal.wsgi:application --bind "$BIND" --workers "${WEB_WORKERS:-2}" --threads 4 \
-    --access-logfile - --error-logfile - --timeout 60 --graceful-timeout 10 --no-control-socket
+  # gunicorn, a production WSGI server (settings in portal/gunicorn.conf.py, shared with the browser tests).
+  PREFLIGHT_BIND="$BIND" "$VENV/bin/gunicorn" -c portal/gunicorn.conf.py
 fi
