@@ -123,12 +123,8 @@ def node_access_check(*, user, values: dict, before: Node | None, credential_is_
     moved = before is not None and any(
         name in values and str(values[name]) != str(getattr(before, name)) for name in NODE_WHERE_FIELDS
     )
-    if (
-        moved
-        and credential_id is not None
-        and not chosen
-        and not permissions.allowed(user, permissions.KEEP_CREDENTIAL)
-    ):
+    kept = credential_id is not None and not chosen and not credential_is_new
+    if moved and kept and not permissions.allowed(user, permissions.KEEP_CREDENTIAL):
         return (
             f"{before.name}: its address, port or transport changed, so its credential was removed "
             "(keeping it needs inventory.change_credential); set one again"
@@ -138,12 +134,14 @@ def node_access_check(*, user, values: dict, before: Node | None, credential_is_
 
 def credential_upsert_checked(*, user, name: str, kind: str, secret: str, passphrase: str = "") -> Credential:
     """credential_upsert for a user: a new name needs add_credential, replacing an existing secret change_credential,
-    reusing an existing one unchanged view_credential."""
+    giving an existing one unchanged add_credential or view_credential. Checked before anything is written."""
     existing = Credential.objects.filter(name=name).first()
     if existing is None:
         permissions.require(user, permissions.ADD_CREDENTIAL)
     elif existing.kind == kind and existing.secret == secret and existing.passphrase == passphrase:
-        permissions.require(user, permissions.USE_CREDENTIAL)
+        # The caller already knows this secret: adding it anew or choosing the stored one comes to the same.
+        if not permissions.allowed(user, permissions.ADD_CREDENTIAL):
+            permissions.require(user, permissions.USE_CREDENTIAL)
     else:
         permissions.require(user, permissions.KEEP_CREDENTIAL)
     credential, _ = credential_upsert(name=name, kind=kind, secret=secret, passphrase=passphrase)

@@ -288,3 +288,17 @@ def test_reimport_keeps_the_credential_of_a_node_that_did_not_move(token_client,
     assert api.post(f"{API}/inventory/import", {"file": SimpleUploadedFile("lab.ini", text)}).status_code == 200
     node.refresh_from_db()
     assert node.ssh_user == "admin" and node.credential == root_credential
+
+
+def test_api_patch_that_moves_a_node_with_a_new_credential_keeps_the_new_one(token_client):
+    api = token_client("inventory.change_node", "inventory.view_node", "inventory.add_credential")
+    node = NodeFactory()
+    body = {"address": ATTACKER_BOX, "credential": {"kind": "password", "secret": "mine"}}
+    response = _json(api, "patch", f"{API}/nodes/{node.pk}", body)
+    assert response.status_code == 200 and response.json()["has_credential"] is True
+    # sending the same secret again (it is the caller's own) is allowed with add_credential alone, and kept
+    body["address"] = "127.0.0.98"
+    response = _json(api, "patch", f"{API}/nodes/{node.pk}", body)
+    assert response.status_code == 200 and response.json()["has_credential"] is True
+    node.refresh_from_db()
+    assert node.credential.secret == "mine" and Credential.objects.count() == 1
