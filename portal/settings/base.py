@@ -148,6 +148,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 *
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 PREFLIGHT_INVENTORY_MAX_BYTES = env.int("PREFLIGHT_INVENTORY_MAX_BYTES", default=5 * 1024 * 1024)
 PREFLIGHT_IMPORT_MAX_HOSTS = env.int("PREFLIGHT_IMPORT_MAX_HOSTS", default=5000)
+# Uploaded files are kept in memory up to that size and the rest only counted (never spooled to disk), a few per
+# request at most.
+FILE_UPLOAD_HANDLERS = ["portal.uploads.BoundedUploadHandler"]
+DATA_UPLOAD_MAX_NUMBER_FILES = 5
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_TASK_ALWAYS_EAGER = False

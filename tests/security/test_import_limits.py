@@ -132,6 +132,16 @@ class _Unreadable:
         raise AssertionError("the upload was read before its size was checked")
 
 
+@override_settings(PREFLIGHT_INVENTORY_MAX_BYTES=1000)
+def test_upload_handler_keeps_only_the_limit_in_memory(rf):
+    from portal.uploads import BoundedUploadHandler
+
+    request = rf.post("/", {"file": SimpleUploadedFile("big.ini", b"x" * 50_000)})
+    request.upload_handlers = [BoundedUploadHandler(request)]
+    upload = request.FILES["file"]
+    assert upload.size == 50_000 and len(upload.file.getvalue()) == 1001
+
+
 def test_upload_size_is_checked_before_reading():
     with pytest.raises(InventoryError, match="larger than"):
         upload_text(_Unreadable())
@@ -141,7 +151,7 @@ def test_upload_size_is_checked_before_reading():
 @pytest.mark.parametrize("door", ["api", "admin"])
 def test_oversized_upload_is_refused(importer, door):
     response = _post(importer, door, "big.ini", b"[workers]\n" + b"#" * 2000 + b"\n")
-    assert response.status_code in (200, 413) and "larger than" in _error_text(response)
+    assert response.status_code in (200, 413) and "the file is 2011 bytes, larger than" in _error_text(response)
     assert not Cluster.objects.exists()
 
 
