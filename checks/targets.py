@@ -37,12 +37,12 @@ def networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
 def target_address(address: str, port: int) -> str:
     """The one IP address to connect to for `address` (an IP or a name), checked against the policy.
 
-    A name is resolved exactly once, here; its first answer is the address used. Raises ConnectFailure ("dns" or
-    "policy") before anything is sent to the node.
+    A name is resolved exactly once, here; its first answer inside the allowed networks is the address used (the
+    caller connects to it and to nothing else). Raises ConnectFailure ("dns" or "policy") before anything is sent.
     """
     allowed = networks()
     try:
-        chosen = ipaddress.ip_address(address)
+        candidates = [ipaddress.ip_address(address)]
     except ValueError:
         if allowed is not None and not settings.PREFLIGHT_TARGET_ALLOW_NAMES:
             raise ConnectFailure(
@@ -53,17 +53,21 @@ def target_address(address: str, port: int) -> str:
             answers = resolver()(address, port)
         except OSError as exc:
             raise ConnectFailure("dns", f"cannot resolve {address}: {exc}") from None
-        if not answers:
-            raise ConnectFailure("dns", f"cannot resolve {address}: no address") from None
-        try:
-            chosen = ipaddress.ip_address(str(answers[0]).split("%", 1)[0])
-        except ValueError:
-            raise ConnectFailure("dns", f"cannot resolve {address}: {answers[0]!r} is not an address") from None
-    if allowed is not None and not any(chosen in network for network in allowed):
-        named = f"{address} ({chosen})" if str(chosen) != address else address
+        candidates = []
+        for answer in answers:
+            try:
+                candidates.append(ipaddress.ip_address(str(answer).split("%", 1)[0]))
+            except ValueError:
+                continue
+        if not candidates:
+            raise ConnectFailure("dns", f"cannot resolve {address}: no address in the answer") from None
+    inside = [a for a in candidates if allowed is None or any(a in network for network in allowed)]
+    if not inside:
+        shown = ", ".join(dict.fromkeys(str(a) for a in candidates))
+        named = f"{address} ({shown})" if shown != address else address
         raise ConnectFailure(
             "policy",
             f"{named} is outside the networks this portal may audit "
             f"({', '.join(settings.PREFLIGHT_TARGET_NETWORKS)}); nothing was sent",
         )
-    return str(chosen)
+    return str(inside[0])

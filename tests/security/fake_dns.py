@@ -6,7 +6,7 @@ records every lookup. The code under test calls this exactly as it calls the sys
 
 import socket
 
-ANSWERS: dict[str, list[str]] = {}
+ANSWERS: dict[str, list] = {}  # an answer is an address, or a list of addresses (a multi-record answer)
 CALLS: list[str] = []
 
 
@@ -15,7 +15,8 @@ def rebinding(host: str, port: int) -> list[str]:
     answers = ANSWERS.get(host)
     if not answers:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-    return [answers.pop(0) if len(answers) > 1 else answers[0]]
+    answer = answers.pop(0) if len(answers) > 1 else answers[0]
+    return list(answer) if isinstance(answer, list) else [answer]
 
 
 def reset(**answers: list[str]) -> None:

@@ -109,6 +109,14 @@ def test_target_address_is_the_first_answer_and_checked():
     assert failure.value.reason == "dns"
 
 
+@POLICY
+def test_of_several_answers_the_first_inside_the_policy_is_used():
+    fake_dns.ANSWERS.clear()
+    fake_dns.ANSWERS[REBIND] = [["198.51.100.7", ALLOWED, OUTSIDE]]
+    fake_dns.CALLS.clear()
+    assert target_address(REBIND, 22) == ALLOWED
+
+
 @override_settings(PREFLIGHT_TARGET_NETWORKS=["*"], PREFLIGHT_TARGET_RESOLVER="tests.security.fake_dns.rebinding")
 def test_star_allows_any_address_but_still_resolves_once():
     fake_dns.reset(**{REBIND: ["198.51.100.7", ALLOWED]})
