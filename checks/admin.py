@@ -1,11 +1,27 @@
 from django.contrib import admin
 from django.db.models import Count, Q
 from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from portal import permissions
+
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
 from .selectors import node_remediation_script
+
+
+class ResultsAdmin(admin.ModelAdmin):
+    """Audit results (node audits, check results, paths) are read with checks.view_audit, as through every other
+    door (portal.permissions.VIEW_RESULTS), besides the model's own view permission."""
+
+    def has_view_permission(self, request, obj=None):
+        return super().has_view_permission(request, obj) and permissions.allowed(request.user, permissions.VIEW_RESULTS)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and permissions.allowed(
+            request.user, permissions.VIEW_RESULTS
+        )
 
 
 class NodeAuditInline(admin.TabularInline):
@@ -70,7 +86,7 @@ class CheckResultInline(admin.TabularInline):
 
 
 @admin.register(NodeAudit)
-class NodeAuditAdmin(admin.ModelAdmin):
+class NodeAuditAdmin(ResultsAdmin):
     list_display = ["id", "node", "audit", "state", "status", "started", "finished", "error"]
     list_filter = ["state", "status", "audit__cluster", "node__role"]
     search_fields = ["node__name", "node__address", "error"]
@@ -108,7 +124,8 @@ class NodeAuditAdmin(admin.ModelAdmin):
         ]
 
     def remediation_view(self, request, pk):
-        node_audit = NodeAudit.objects.select_related("node", "audit").get(pk=pk)
+        permissions.require(request.user, permissions.VIEW_RESULTS)
+        node_audit = get_object_or_404(NodeAudit.objects.select_related("node", "audit"), pk=pk)
         if not self.has_view_permission(request, node_audit):
             from django.core.exceptions import PermissionDenied
 
@@ -127,7 +144,7 @@ class NodeAuditAdmin(admin.ModelAdmin):
 
 
 @admin.register(CheckResult)
-class CheckResultAdmin(admin.ModelAdmin):
+class CheckResultAdmin(ResultsAdmin):
     list_display = ["check_id", "status", "summary", "node_audit"]
     list_filter = ["status", "check_id"]
     search_fields = ["check_id", "summary", "node_audit__node__name"]
@@ -148,7 +165,7 @@ class CheckResultAdmin(admin.ModelAdmin):
 
 
 @admin.register(NetworkPath)
-class NetworkPathAdmin(admin.ModelAdmin):
+class NetworkPathAdmin(ResultsAdmin):
     list_display = ["check_id", "source", "destination", "status", "summary", "audit"]
     list_filter = ["status", "check_id", "audit__cluster"]
     search_fields = ["source__name", "destination__name", "summary"]

@@ -8,6 +8,7 @@ from ninja.pagination import paginate
 
 from inventory.models import Cluster, Node
 from inventory.schemas import ErrorOut
+from portal import permissions
 from portal.api_plumbing import ApiError, BoundedPagination, require
 
 from .choices import RunState, Trigger
@@ -24,7 +25,7 @@ READ_ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
 @router.post("/audits", response={202: AuditStarted, 503: ErrorOut, **ERRORS})
 def audit_create(request, payload: AuditIn, response: HttpResponse):
     """Start an audit of a cluster (or some of its nodes); poll the returned URL until `state` is done."""
-    require(request, "checks.start_audit")
+    permissions.require(request.user, permissions.START_AUDIT)
     cluster = Cluster.objects.filter(name=payload.cluster).first()
     if cluster is None:
         raise ApiError(404, "not_found", f"no cluster named {payload.cluster!r}")
@@ -45,7 +46,7 @@ def audit_create(request, payload: AuditIn, response: HttpResponse):
 
 @router.get("/audits/{audit_id}", response={200: AuditOut, **READ_ERRORS})
 def audit_get(request, audit_id: int):
-    require(request, "checks.view_audit")
+    permissions.require(request.user, permissions.VIEW_RESULTS)
     audit = get_object_or_404(Audit, pk=audit_id)
     counts = NodeAudit.objects.filter(audit=audit).aggregate(
         nodes=Count("pk"), finished=Count("pk", filter=Q(state__in=[RunState.DONE, RunState.ERROR]))
@@ -61,7 +62,7 @@ class AuditFilters(Schema):
 @router.get("/audits", response={200: list[AuditSummary], **READ_ERRORS})
 @paginate(BoundedPagination)
 def audit_list(request, filters: Query[AuditFilters]):
-    require(request, "checks.view_audit")
+    permissions.require(request.user, permissions.VIEW_RESULTS)
     queryset = Audit.objects.select_related("cluster").order_by("-created")
     if filters.cluster:
         queryset = queryset.filter(cluster__name=filters.cluster)
@@ -84,7 +85,7 @@ def audit_list(request, filters: Query[AuditFilters]):
 
 @router.get("/audits/{audit_id}/matrix", response={200: list[PathOut], **READ_ERRORS})
 def audit_matrix(request, audit_id: int):
-    require(request, "checks.view_audit")
+    permissions.require(request.user, permissions.VIEW_RESULTS)
     audit = get_object_or_404(Audit, pk=audit_id)
     paths = NetworkPath.objects.filter(audit=audit).select_related("source", "destination")
     return [
@@ -108,7 +109,8 @@ class HistoryFilters(Schema):
 @paginate(BoundedPagination)
 def node_check_history(request, node_id: int, filters: Query[HistoryFilters]):
     """Every result this node's checks had, newest audit first."""
-    require(request, "checks.view_audit", "inventory.view_node")
+    permissions.require(request.user, permissions.VIEW_RESULTS)
+    require(request, "inventory.view_node")
     node = get_object_or_404(Node, pk=node_id)
     results = (
         CheckResult.objects.filter(node_audit__node=node)
@@ -143,7 +145,8 @@ def node_check_history(request, node_id: int, filters: Query[HistoryFilters]):
 )
 def node_remediation(request, node_id: int):
     """The node's remediation script from its latest finished audit (Preflight never runs it)."""
-    require(request, "checks.view_audit", "inventory.view_node")
+    permissions.require(request.user, permissions.VIEW_RESULTS)
+    require(request, "inventory.view_node")
     node = get_object_or_404(Node, pk=node_id)
     node_audit = (
         NodeAudit.objects.filter(node=node, finished__isnull=False)

@@ -6,7 +6,6 @@ from collections import Counter, defaultdict
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,6 +15,7 @@ from django_celery_beat.models import PeriodicTask
 
 from inventory.filtersets import NOT_READY, READY
 from inventory.models import Cluster, Node
+from portal import permissions
 
 from .catalog import SEVERITY
 from .choices import RunState, Trigger
@@ -99,14 +99,15 @@ def dashboard(request, name: str):
         ],
         "audits": Audit.objects.filter(cluster=cluster).order_by("-created")[:20],
     }
+    if not permissions.allowed(request.user, permissions.VIEW_RESULTS):  # results need checks.view_audit
+        context.update(latest=None, top_failing=[], trend=[], audits=[], running=None)
     return render(request, "checks/dashboard.html", context)
 
 
 @login_required
 @require_POST
+@permissions.requires(permissions.START_AUDIT)
 def audit_now(request, name: str):
-    if not request.user.has_perm("checks.start_audit"):
-        raise PermissionDenied("you may not start audits")
     cluster = _cluster(name)
     try:
         audit = audit_start(cluster=cluster, trigger=Trigger.UI, user=request.user)
@@ -119,7 +120,7 @@ def audit_now(request, name: str):
 
 
 @login_required
-@permission_required("checks.view_audit", raise_exception=True)
+@permissions.requires(permissions.VIEW_RESULTS)
 def audit_progress(request, audit_id: int):
     """The live part of the dashboard: per-node states of one audit (htmx polls it while the audit runs)."""
     audit = get_object_or_404(Audit.objects.select_related("cluster"), pk=audit_id)
@@ -140,7 +141,7 @@ def _audit_of(cluster: Cluster, audit_id) -> Audit:
 
 
 @login_required
-@permission_required("checks.view_audit", raise_exception=True)
+@permissions.requires(permissions.VIEW_RESULTS)
 def audit_diff(request, name: str):
     """What changed between two audits: check statuses, devices and drivers, network paths."""
     cluster = _cluster(name)
@@ -235,7 +236,7 @@ def audit_diff(request, name: str):
 
 
 @login_required
-@permission_required("checks.view_audit", raise_exception=True)
+@permissions.requires(permissions.VIEW_RESULTS)
 def matrix(request, name: str):
     """Sources by destinations for one audit, each cell the worst of its paths, failing ports on hover."""
     cluster = _cluster(name)
@@ -293,7 +294,7 @@ def _server_name(paths) -> str:
 
 
 @login_required
-@permission_required("checks.view_audit", raise_exception=True)
+@permissions.requires(permissions.VIEW_RESULTS)
 def path_detail(request, path_id: int):
     path = get_object_or_404(NetworkPath.objects.select_related("source", "destination", "audit__cluster"), pk=path_id)
     ports = sorted(((int(port), outcome) for port, outcome in path.outcomes.items()), key=lambda item: item[0])

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
@@ -5,6 +6,8 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+
+from portal import permissions
 
 from .choices import HostKeyState
 from .forms import CredentialForm, InventoryImportForm
@@ -22,7 +25,15 @@ from .models import (
     PortRule,
     RequirementProfile,
 )
-from .services import api_token_create, api_token_revoke, host_key_accept, inventory_import, profile_duplicate
+from .services import (
+    api_token_create,
+    api_token_revoke,
+    host_key_accept,
+    inventory_import,
+    node_access_check,
+    profile_duplicate,
+    upload_text,
+)
 
 
 def _audit_now(modeladmin, request, clusters: dict) -> None:
@@ -30,6 +41,7 @@ def _audit_now(modeladmin, request, clusters: dict) -> None:
     from checks.choices import Trigger
     from checks.services import AuditRefused, audit_enqueue, audit_start
 
+    permissions.require(request.user, permissions.START_AUDIT)
     for cluster, node_names in clusters.items():
         try:
             audit = audit_start(cluster=cluster, node_names=node_names, trigger=Trigger.ADMIN, user=request.user)
@@ -126,12 +138,43 @@ class PortRuleAdmin(admin.ModelAdmin):
     list_select_related = ["profile"]
 
 
+class NodeAdminForm(forms.ModelForm):
+    """The node form of the admin (change page and the cluster's inline): enforces who may point a node where, with
+    which credential (inventory.services.node_access_check), whatever the POST contains."""
+
+    user = None  # set per request by NodeAdmin.get_form / NodeInline.get_formset
+
+    def clean(self):
+        data = super().clean()
+        before = Node.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
+        values = {name: data[name] for name in ("address", "ssh_port", "transport") if name in data}
+        if "credential" in data:
+            values["credential_id"] = data["credential"].pk if data["credential"] else None
+        try:
+            note = node_access_check(user=self.user, values=values, before=before)
+        except PermissionDenied as exc:
+            field = "transport" if "transport" in str(exc) else "credential" if "credential" in self.fields else None
+            self.add_error(field if field in self.fields else None, str(exc))
+            return data
+        self.credential_note = note
+        if note:
+            data["credential"] = None
+            self.instance.credential = None
+        return data
+
+
 class NodeInline(admin.TabularInline):
     model = Node
+    form = NodeAdminForm
     extra = 0
     fields = ["name", "role", "address", "ssh_port", "ssh_user", "enabled", "last_audit_status"]
     readonly_fields = ["last_audit_status"]
     show_change_link = True
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.form.user = request.user
+        return formset
 
 
 @admin.register(Cluster)
@@ -144,9 +187,18 @@ class ClusterAdmin(admin.ModelAdmin):
     change_list_template = "admin/inventory/cluster/change_list.html"
     actions = ["audit_now"]
 
-    @admin.action(description="Audit now", permissions=["change"])
+    @admin.action(description="Audit now", permissions=["start_audit"])
     def audit_now(self, request, queryset):
         _audit_now(self, request, {cluster: None for cluster in queryset.select_related("profile")})
+
+    def has_start_audit_permission(self, request):
+        return permissions.allowed(request.user, permissions.START_AUDIT)
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        for inline_form in formset.forms:
+            if getattr(inline_form, "credential_note", None):
+                self.message_user(request, inline_form.credential_note, messages.WARNING)
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_nodes=Count("nodes"))
@@ -172,9 +224,9 @@ class ClusterAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             try:
-                text = upload.read().decode("utf-8")
-            except UnicodeDecodeError:
-                form.add_error("file", f"{upload.name}: not a UTF-8 text file; nothing was imported.")
+                text = upload_text(upload)
+            except InventoryError as exc:
+                form.add_error("file", f"{exc} (nothing was imported)")
             else:
                 profile = form.cleaned_data.get("profile")
                 try:
@@ -185,6 +237,7 @@ class ClusterAdmin(admin.ModelAdmin):
                         profile_key=profile.key if profile else None,
                         fmt=form.cleaned_data.get("format") or None,
                         read_key_files=False,
+                        user=request.user,
                     )
                 except InventoryError as exc:
                     form.add_error("file", f"{exc} (nothing was imported)")
@@ -242,13 +295,33 @@ class NodeAdmin(admin.ModelAdmin):
     inlines = [AcceleratorInline, DriverInstallInline, HostKeyInline]
     autocomplete_fields = ["credential"]
     actions = ["audit_now"]
+    form = NodeAdminForm
 
-    @admin.action(description="Audit now", permissions=["change"])
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.user = request.user
+        return form
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if not permissions.allowed(request.user, permissions.LOCAL_TRANSPORT):
+            fields.append("transport")  # new nodes get SSH; only superusers may point a node at the portal itself
+        return fields
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if getattr(form, "credential_note", None):
+            self.message_user(request, form.credential_note, messages.WARNING)
+
+    @admin.action(description="Audit now", permissions=["start_audit"])
     def audit_now(self, request, queryset):
         clusters: dict = {}
         for node in queryset.select_related("cluster"):
             clusters.setdefault(node.cluster, []).append(node.name)
         _audit_now(self, request, clusters)
+
+    def has_start_audit_permission(self, request):
+        return permissions.allowed(request.user, permissions.START_AUDIT)
 
 
 @admin.register(Credential)
@@ -312,25 +385,61 @@ class DriverInstallAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    """Tokens are shown once, in the message after creation; only their hash is stored."""
+    """Tokens are shown once, on the page that answers their creation (never in a message, which travels in a
+    cookie); only their hash is stored. Staff create tokens for themselves; only superusers for someone else, and
+    nobody can move a token to another user afterwards."""
 
     list_display = ["name", "user", "prefix", "created", "expires", "last_used", "revoked"]
     list_filter = ["revoked", "expires"]
     search_fields = ["name", "user__username", "prefix"]
     list_select_related = ["user"]
-    fields = ["user", "name", "expires", "prefix", "created", "last_used", "revoked"]
-    readonly_fields = ["prefix", "created", "last_used", "revoked"]
     actions = ["revoke"]
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if permissions.allowed(request.user, permissions.TOKEN_FOR_OTHERS):
+            return queryset
+        return queryset.filter(user=request.user)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            if permissions.allowed(request.user, permissions.TOKEN_FOR_OTHERS):
+                return ["user", "name", "expires"]
+            return ["name", "expires"]
+        return ["user", "name", "expires", "prefix", "created", "last_used", "revoked"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["user", "prefix", "created", "last_used", "revoked"]
+
+    def get_changeform_initial_data(self, request):
+        return {"user": request.user.pk}
 
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
             return
+        if "user" not in form.cleaned_data or obj.user_id is None:
+            obj.user = request.user
+        if obj.user_id != request.user.pk:
+            permissions.require(request.user, permissions.TOKEN_FOR_OTHERS)
         record, token = api_token_create(user=obj.user, name=obj.name, expires=obj.expires)
         obj.pk, obj.prefix, obj.digest = record.pk, record.prefix, record.digest
-        self.message_user(
-            request, f"Token for {obj.user}: {token}  (copy it now: it is not shown again)", messages.WARNING
-        )
+        obj._clear_token = token
+
+    def response_add(self, request, obj, post_url_continue=None):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API token created",
+            "opts": self.model._meta,
+            "token": obj,
+            "clear_token": getattr(obj, "_clear_token", ""),
+            "list_url": reverse("admin:inventory_apitoken_changelist"),
+        }
+        response = TemplateResponse(request, "admin/inventory/apitoken/created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
     @admin.action(description="Revoke selected tokens", permissions=["change"])
     def revoke(self, request, queryset):

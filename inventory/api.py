@@ -23,7 +23,13 @@ from .schemas import (
     NodePatch,
     ProfileOut,
 )
-from .services import credential_upsert, inventory_import, profile_get_default
+from .services import (
+    credential_upsert_checked,
+    inventory_import,
+    node_access_check,
+    profile_get_default,
+    upload_text,
+)
 
 router = Router(tags=["inventory"])
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut}
@@ -179,17 +185,19 @@ def _node_out(node: Node) -> dict:
     }
 
 
-def _set_credential(node: Node, payload) -> None:
-    """A credential given with a node is the node's own, named after it; the secret is replaced, never returned."""
+def _set_credential(request, node: Node, payload) -> bool:
+    """A credential given with a node is the node's own, named after it; the secret is replaced, never returned.
+    Creating it needs add_credential, replacing a stored one change_credential (checked before anything is written)."""
     if payload is None:
-        return
-    credential, _ = credential_upsert(
+        return False
+    node.credential = credential_upsert_checked(
+        user=request.user,
         name=f"{node.cluster.name}/{node.name} (api)",
         kind=payload.kind,
         secret=payload.secret,
         passphrase=payload.passphrase,
     )
-    node.credential = credential
+    return True
 
 
 @router.get("/nodes", response={200: list[NodeOut], **READ_ERRORS})
@@ -203,8 +211,6 @@ def node_list(request, filters: Query[NodeFilters]):
 @router.post("/nodes", response={201: NodeOut, **ERRORS})
 def node_create(request, payload: NodeIn):
     require(request, "inventory.add_node")
-    if payload.credential is not None:
-        require(request, "inventory.add_credential")
     cluster = Cluster.objects.filter(pk=payload.cluster).first()
     if cluster is None:
         raise ApiError(
@@ -217,7 +223,13 @@ def node_create(request, payload: NodeIn):
         raise ApiError(409, "conflict", f"cluster {cluster.name} already has a node named {payload.name!r}")
     with transaction.atomic():
         node = Node(cluster=cluster, **payload.dict(exclude={"cluster", "credential"}))
-        _set_credential(node, payload.credential)
+        created = _set_credential(request, node, payload.credential)
+        node_access_check(
+            user=request.user,
+            values={"address": node.address, "ssh_port": node.ssh_port, "credential_id": node.credential_id},
+            before=None,
+            credential_is_new=created,
+        )
         node.full_clean()
         node.save()
     return Status(201, _node_out(node))
@@ -233,11 +245,20 @@ def node_detail(request, node_id: int):
 def node_update(request, node_id: int, payload: NodePatch):
     require(request, "inventory.change_node")
     node = get_object_or_404(Node.objects.select_related("cluster", "credential"), pk=node_id)
+    before = Node.objects.get(pk=node.pk)
     with transaction.atomic():
-        for field, value in payload.dict(exclude_unset=True, exclude={"credential"}).items():
-            if value is not None:
-                setattr(node, field, value)
-        _set_credential(node, payload.credential)
+        changes = {k: v for k, v in payload.dict(exclude_unset=True, exclude={"credential"}).items() if v is not None}
+        for field, value in changes.items():
+            setattr(node, field, value)
+        created = _set_credential(request, node, payload.credential)
+        note = node_access_check(
+            user=request.user,
+            values={**changes, "credential_id": node.credential_id},
+            before=before,
+            credential_is_new=created,
+        )
+        if note:
+            node.credential = None
         node.full_clean()
         node.save()
     return _node_out(node)
@@ -277,13 +298,14 @@ def inventory_upload(
     """Import an Ansible inventory (INI or YAML): all hosts or none. Key files are never read from uploads."""
     require(request, "inventory.add_node", "inventory.change_node", "inventory.add_cluster")
     try:
-        text = file.read().decode("utf-8")
-    except UnicodeDecodeError:
+        text = upload_text(file)
+    except InventoryError as exc:
+        status = 413 if "larger than" in exc.message else 422
         raise ApiError(
-            422,
-            "invalid_inventory",
-            f"{file.name}: not a UTF-8 text file; nothing was imported",
-            [{"field": "file", "message": "not UTF-8 text"}],
+            status,
+            "too_large" if status == 413 else "invalid_inventory",
+            f"{exc} (nothing was imported)",
+            [{"field": "file", "message": exc.message}],
         ) from None
     try:
         report = inventory_import(
@@ -292,6 +314,7 @@ def inventory_upload(
             cluster_name=cluster or None,
             profile_key=profile or None,
             read_key_files=False,
+            user=request.user,
         )
     except InventoryError as exc:
         raise ApiError(

@@ -158,4 +158,5 @@ class ImportOut(Schema):
     unchanged: list[str]
     skipped: list[str]
     key_files_not_read: list[str]
+    credentials_removed: list[str] = []
     summary: str

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
-from .choices import CredentialKind, HostKeyState, NodeRole
-from .importers.ansible import InventoryError, InventoryHost, parse_inventory
+from portal import permissions
+
+from .choices import CredentialKind, HostKeyState, NodeRole, Transport
+from .importers.ansible import InventoryError, InventoryHost, parse_inventory, quoted, shorten
 from .models import (
     Accelerator,
     ApiToken,
@@ -92,6 +95,59 @@ def credential_upsert(*, name: str, kind: str, secret: str, passphrase: str = ""
     return credential, True
 
 
+# --- who may point a node where, with which credential -------------------------------------------------------------
+
+# Where a node's credential is sent: changing any of these without the right to change credentials removes it.
+NODE_WHERE_FIELDS = ("address", "ssh_port", "transport")
+
+
+def node_access_check(*, user, values: dict, before: Node | None, credential_is_new: bool = False) -> str | None:
+    """The one rule for every door that creates or changes a node (admin form and inline, API, import).
+
+    `values` holds the node's new `address`, `ssh_port`, `transport` and `credential_id` (missing keys keep
+    `before`'s). Raises PermissionDenied when `user` may not do this; returns a sentence when the node's kept
+    credential must be removed (the caller sets it to None), else None. `credential_is_new`: the caller created the
+    credential in this request and checked add/change credential when it did. `user=None` is the system (CLI).
+    """
+
+    def value(name):
+        return values[name] if name in values else getattr(before, name, None)
+
+    transport = value("transport") or Transport.SSH
+    credential_id = value("credential_id")
+    if transport == Transport.LOCAL and (before is None or before.transport != Transport.LOCAL):
+        permissions.require(user, permissions.LOCAL_TRANSPORT)
+    chosen = credential_id is not None and (before is None or before.credential_id != credential_id)
+    if chosen and not credential_is_new:
+        permissions.require(user, permissions.USE_CREDENTIAL)
+    moved = before is not None and any(
+        name in values and str(values[name]) != str(getattr(before, name)) for name in NODE_WHERE_FIELDS
+    )
+    kept = credential_id is not None and not chosen and not credential_is_new
+    if moved and kept and not permissions.allowed(user, permissions.KEEP_CREDENTIAL):
+        return (
+            f"{before.name}: its address, port or transport changed, so its credential was removed "
+            "(keeping it needs inventory.change_credential); set one again"
+        )
+    return None
+
+
+def credential_upsert_checked(*, user, name: str, kind: str, secret: str, passphrase: str = "") -> Credential:
+    """credential_upsert for a user: a new name needs add_credential, replacing an existing secret change_credential,
+    giving an existing one unchanged add_credential or view_credential. Checked before anything is written."""
+    existing = Credential.objects.filter(name=name).first()
+    if existing is None:
+        permissions.require(user, permissions.ADD_CREDENTIAL)
+    elif existing.kind == kind and existing.secret == secret and existing.passphrase == passphrase:
+        # The caller already knows this secret: adding it anew or choosing the stored one comes to the same.
+        if not permissions.allowed(user, permissions.ADD_CREDENTIAL):
+            permissions.require(user, permissions.USE_CREDENTIAL)
+    else:
+        permissions.require(user, permissions.KEEP_CREDENTIAL)
+    credential, _ = credential_upsert(name=name, kind=kind, secret=secret, passphrase=passphrase)
+    return credential
+
+
 # --- Ansible inventory import -------------------------------------------------------------------------------------
 
 
@@ -115,6 +171,7 @@ class ImportReport:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     key_files_not_read: list[str] = field(default_factory=list)
+    credentials_removed: list[str] = field(default_factory=list)
     cluster_created: bool = False
     server_runs_worker: bool = False
 
@@ -133,6 +190,11 @@ class ImportReport:
             parts.append(
                 f"{len(self.key_files_not_read)} nodes name a private key file, which is not read from an upload: "
                 "set their credential in the admin"
+            )
+        if self.credentials_removed:
+            parts.append(
+                f"{len(self.credentials_removed)} nodes moved to another address or port and lost their credential "
+                f"(keeping it needs inventory.change_credential): {', '.join(self.credentials_removed[:10])}"
             )
         return "; ".join(parts)
 
@@ -180,22 +242,27 @@ def _plan_node(
     role = NodeRole.SERVER if is_server else NodeRole.WORKER
     if len(host.name) > 128:
         raise InventoryError(
-            f"host name {host.name[:40]!r}... is longer than 128 characters", line=host.line, source=source
+            f"host name {quoted(host.name[:40])}... is longer than 128 characters", line=host.line, source=source
         )
 
     address, line = _host_var(host, "ansible_host", "ansible_ssh_host")
     address = _plain(address, "ansible_host", line, source) if address is not None else host.name
     if not is_valid_address(address):
         raise InventoryError(
-            f"address {address!r} of host {host.name!r} is not an IP address or DNS name", line=line, source=source
+            f"address {quoted(address)} of host {quoted(host.name)} is not an IP address or DNS name",
+            line=line,
+            source=source,
         )
 
     port_text, line = _host_var(host, "ansible_port", "ansible_ssh_port")
     port = None
     if port_text is not None:
-        if not _plain(port_text, "ansible_port", line, source).isdigit() or not 1 <= int(port_text) <= 65535:
+        port_text = _plain(port_text, "ansible_port", line, source)
+        if not (port_text.isascii() and port_text.isdigit() and len(port_text) <= 5 and 1 <= int(port_text) <= 65535):
             raise InventoryError(
-                f"ansible_port {port_text!r} of host {host.name!r} is not a port (1-65535)", line=line, source=source
+                f"ansible_port {quoted(port_text)} of host {quoted(host.name)} is not a port (1-65535)",
+                line=line,
+                source=source,
             )
         port = int(port_text)
 
@@ -206,7 +273,9 @@ def _plan_node(
             validate_ssh_user(user)
         except ValidationError:
             raise InventoryError(
-                f"ansible_user {user!r} of host {host.name!r} is not a valid login name", line=line, source=source
+                f"ansible_user {quoted(user)} of host {quoted(host.name)} is not a valid login name",
+                line=line,
+                source=source,
             ) from None
 
     credential = None
@@ -225,6 +294,25 @@ def _plan_node(
     return PlannedNode(host.name, role, address, port, user, credential, host.line)
 
 
+def upload_text(upload) -> str:
+    """The text of an uploaded inventory: its size is checked before a byte is read, and never more than the limit
+    (plus one byte) is read; not UTF-8 is an InventoryError like any other malformed file."""
+    limit = settings.PREFLIGHT_INVENTORY_MAX_BYTES
+    name = shorten(getattr(upload, "name", None) or "inventory", 100)
+    size = getattr(upload, "size", None)
+    if size is not None and size > limit:
+        raise InventoryError(
+            f"the file is {size} bytes, larger than the {limit} bytes an inventory may be", source=name
+        )
+    data = upload.read(limit + 1)
+    if len(data) > limit:
+        raise InventoryError(f"the file is larger than the {limit} bytes an inventory may be", source=name)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InventoryError("not a UTF-8 text file", source=name) from None
+
+
 def inventory_import(
     *,
     text: str,
@@ -234,29 +322,35 @@ def inventory_import(
     fmt: str | None = None,
     base_dir: Path | None = None,
     read_key_files: bool = True,
+    user=None,
 ) -> ImportReport:
     """Import an Ansible inventory into a cluster: all of it, or nothing (raises InventoryError with the line).
 
     `read_key_files=False` is for uploads through the web: a key path there names a file on the *portal's* disk,
-    which an uploader must not be able to make Preflight read.
+    which an uploader must not be able to make Preflight read. `user` is who imports (None: the system, for the
+    CLI): a credential in the file needs that user's credential permissions, and a node that moves keeps its
+    credential only for a user who may change credentials (see node_access_check).
     """
     if len(text.encode()) > settings.PREFLIGHT_INVENTORY_MAX_BYTES:
         raise InventoryError(f"inventory is larger than {settings.PREFLIGHT_INVENTORY_MAX_BYTES} bytes", source=source)
     if "\x00" in text:
         raise InventoryError("inventory contains NUL bytes; is it a binary file?", source=source)
-    parsed = parse_inventory(text, source=source, fmt=fmt)
+    try:
+        parsed = parse_inventory(text, source=source, fmt=fmt, max_hosts=settings.PREFLIGHT_IMPORT_MAX_HOSTS)
+    except RecursionError:
+        raise InventoryError("groups or values are nested too deeply to be an inventory", source=source) from None
 
     name = cluster_name or slugify(Path(source).stem)
     if not name or slugify(name) != name:
         raise InventoryError(
-            f"cluster name {name!r} must be a slug (letters, digits, '-', '_'); pass --cluster", source=source
+            f"cluster name {quoted(name)} must be a slug (letters, digits, '-', '_'); pass --cluster", source=source
         )
     profile = None
     if profile_key is not None:
         profile = RequirementProfile.objects.filter(key=profile_key).first()
         if profile is None:
             known = ", ".join(RequirementProfile.objects.values_list("key", flat=True))
-            raise InventoryError(f"unknown requirement profile {profile_key!r} (known: {known})", source=source)
+            raise InventoryError(f"unknown requirement profile {quoted(profile_key)} (known: {known})", source=source)
 
     planned: list[PlannedNode] = []
     skipped: list[str] = []
@@ -308,11 +402,19 @@ def inventory_import(
             if plan.credential is not None:
                 cred_name, kind, secret = plan.credential
                 if cred_name not in credentials:
-                    credentials[cred_name], _ = credential_upsert(name=cred_name, kind=kind, secret=secret)
+                    try:
+                        credentials[cred_name] = credential_upsert_checked(
+                            user=user, name=cred_name, kind=kind, secret=secret
+                        )
+                    except PermissionDenied as exc:
+                        raise InventoryError(
+                            f"host {quoted(plan.name)} sets a credential: {exc}", line=plan.line, source=source
+                        ) from None
                 credential = credentials[cred_name]
             node = existing.get(plan.name)
             created = node is None
             node = node or Node(cluster=cluster, name=plan.name)
+            stored = copy.copy(node) if not created else None
             before = (node.role, node.address, node.ssh_port, node.ssh_user, node.credential_id)
             node.role = plan.role
             node.address = plan.address
@@ -322,13 +424,25 @@ def inventory_import(
                 node.ssh_user = plan.ssh_user
             if credential is not None:
                 node.credential = credential
+            try:
+                note = node_access_check(
+                    user=user,
+                    values={"address": node.address, "ssh_port": node.ssh_port, "credential_id": node.credential_id},
+                    before=stored,
+                    credential_is_new=credential is not None,
+                )
+            except PermissionDenied as exc:
+                raise InventoryError(f"host {quoted(plan.name)}: {exc}", line=plan.line, source=source) from None
+            if note:
+                node.credential = None
+                report.credentials_removed.append(plan.name)
             after = (node.role, node.address, node.ssh_port, node.ssh_user, node.credential_id)
             if created or before != after:
                 try:
                     node.full_clean()
                 except ValidationError as exc:
                     raise InventoryError(
-                        f"host {plan.name!r}: {_validation_text(exc)}", line=plan.line, source=source
+                        f"host {quoted(plan.name)}: {_validation_text(exc)}", line=plan.line, source=source
                     ) from None
                 node.save()
                 (report.created if created else report.updated).append(plan.name)

@@ -5,7 +5,7 @@ import re
 
 from django.core.exceptions import ValidationError
 
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")  # used with fullmatch: `$` would accept "name\n"
 
 
 def is_valid_address(value: str) -> bool:
@@ -22,7 +22,7 @@ def is_valid_address(value: str) -> bool:
     # An all-numeric dotted name is a malformed IPv4 address, not a host name.
     if all(label.isdigit() for label in labels):
         return False
-    return all(_LABEL.match(label) for label in labels)
+    return all(_LABEL.fullmatch(label) for label in labels)
 
 
 def validate_address(value: str) -> None:
@@ -32,11 +32,11 @@ def validate_address(value: str) -> None:
         )
 
 
-_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}\$?$", re.IGNORECASE)
+_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\$?", re.IGNORECASE)  # fullmatch, never `$` (accepts "root\n")
 
 
 def validate_ssh_user(value: str) -> None:
-    if not _USER.match(value):
+    if not isinstance(value, str) or not _USER.fullmatch(value):
         raise ValidationError(
             "%(value)r is not a valid login name (letters, digits, '_', '.', '-'; at most 32)",
             code="invalid_user",

@@ -14,6 +14,7 @@ from django_tables2 import RequestConfig
 from checks.catalog import CHECK_IDS
 from checks.models import NodeAudit
 from checks.selectors import node_remediation_script
+from portal import permissions
 
 from .filtersets import NodeFilterSet
 from .models import Accelerator, Node
@@ -107,6 +108,7 @@ def _latest_audit(node: Node):
 
 @login_required
 @permission_required("inventory.view_node", raise_exception=True)
+@permissions.requires(permissions.VIEW_RESULTS)
 def node_detail(request, node_id: int):
     node = get_object_or_404(node_queryset(), pk=node_id)
     latest = _latest_audit(node)
@@ -130,6 +132,7 @@ def node_detail(request, node_id: int):
 
 @login_required
 @permission_required("inventory.view_node", raise_exception=True)
+@permissions.requires(permissions.VIEW_RESULTS)
 def node_remediation(request, node_id: int):
     node = get_object_or_404(Node, pk=node_id)
     latest = _latest_audit(node)

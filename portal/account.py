@@ -20,7 +20,12 @@ def tokens(request):
             expires = timezone.now() + timedelta(days=int(days)) if days.isdigit() and 0 < int(days) <= 3650 else None
             _, new_token = api_token_create(user=request.user, name=request.POST["name"].strip()[:100], expires=expires)
         elif request.POST.get("action") == "revoke":
-            token = ApiToken.objects.filter(pk=request.POST.get("token", "0") or 0, user=request.user).first()
+            pk = request.POST.get("token", "")
+            token = (
+                ApiToken.objects.filter(pk=int(pk), user=request.user).first()
+                if pk.isascii() and pk.isdigit() and len(pk) < 19
+                else None
+            )
             if token is None:
                 raise Http404("no such token of yours")
             api_token_revoke(token=token)

@@ -7,6 +7,9 @@ validation_error 422, unavailable 503 (the task queue is down). Bad input never 
 This module mounts the apps' routers, so it imports them; they import only the leaf `portal.api_plumbing`.
 """
 
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import (
     BadRequest,
     ObjectDoesNotExist,
@@ -16,7 +19,7 @@ from django.core.exceptions import (
 )
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -34,7 +37,30 @@ class BearerToken(HttpBearer):
         return user
 
 
+def _docs_login(view):
+    """The API docs and the OpenAPI schema are for people logged in to the portal, or clients with a valid token."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            header = request.headers.get("Authorization", "")
+            user = api_token_authenticate(header[7:].strip()) if header[:7].lower() == "bearer " else None
+            if user is None:
+                if request.path.endswith(".json"):
+                    return JsonResponse(
+                        {"code": "unauthenticated", "message": "log in or send a valid API token", "errors": []},
+                        status=401,
+                        headers={"WWW-Authenticate": "Bearer"},
+                    )
+                return redirect_to_login(request.get_full_path())
+            request.user = user
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 api = NinjaAPI(
+    docs_decorator=_docs_login,
     title="Preflight API",
     version="1",
     description="Inventory, audits and results of GPU clusters checked for GPUStack. Authenticate with "

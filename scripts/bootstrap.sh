@@ -45,14 +45,19 @@ bootstrap_venv() {
   fi
 }
 
-# Start redis-server on loopback if nothing answers there (no init system is assumed).
+# Start Preflight's own redis-server on a unix socket (no TCP port at all) if nothing answers there. The socket and
+# its folder are mode 700: only this user (the portal, worker and beat) can reach the broker; nobody else on the
+# machine can read or inject tasks. Usage: ensure_redis SOCKET_PATH
 ensure_redis() {
-  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
-    log "Starting redis-server on 127.0.0.1:6379"
-    redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no \
-      --logfile "$ROOT/run/redis.log" --dir "$ROOT/run" >/dev/null
-    for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && return 0; sleep 0.1; done
-    echo "redis-server did not start; see run/redis.log" >&2
+  local socket="$1" dir
+  dir="$(dirname "$socket")"
+  mkdir -p "$dir" && chmod 700 "$dir"
+  if ! redis-cli -s "$socket" ping >/dev/null 2>&1; then
+    log "Starting redis-server on unix socket $socket (mode 700, no TCP port)"
+    redis-server --port 0 --unixsocket "$socket" --unixsocketperm 700 --daemonize yes --save '' \
+      --appendonly no --logfile "$dir/redis.log" --dir "$dir" --pidfile "$dir/redis.pid" >/dev/null
+    for _ in $(seq 50); do redis-cli -s "$socket" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
+    echo "redis-server did not start; see $dir/redis.log" >&2
     return 1
   fi
 }

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Set up and run Preflight on embedded defaults: SQLite, a local Redis and Celery worker, the demo cluster, and
-# an admin login printed below. Idempotent: run it again to start the portal again.
+# Set up and run Preflight on embedded defaults: SQLite, its own Redis (unix socket), a Celery worker with beat,
+# the demo cluster, gunicorn serving the portal, and an admin login printed below. Idempotent: run it again to start
+# the portal again. Django's development server is used only when DEBUG is on in .env.
 source "$(dirname "$0")/bootstrap.sh"
 cd "$ROOT"
 mkdir -p run
+chmod 700 run
 
 bootstrap_apt python3 python3-venv redis-server redis-tools openssh-client
 bootstrap_venv
 
+REDIS_SOCKET="$ROOT/run/redis/redis.sock"
+umask 077
 if [ ! -f .env ]; then
   log "Writing .env with generated secrets (keep it: it holds the key that encrypts stored credentials)"
-  umask 077
   {
     echo "SECRET_KEY=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(50))')"
     echo "PREFLIGHT_FERNET_KEYS=$("$VENV/bin/python" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
@@ -18,28 +21,49 @@ if [ ! -f .env ]; then
     echo "ALLOWED_HOSTS=127.0.0.1,localhost"
   } > .env
 fi
+# Settings added since older .env files were written; each is appended once, never changed afterwards.
+env_default() { grep -q "^$1=" .env || { log "Adding $1 to .env"; echo "$1=$2" >> .env; }; }
+# The quick start is served over plain HTTP on loopback; behind TLS set PREFLIGHT_HTTPS=true (README, Deployment).
+env_default PREFLIGHT_HTTPS false
+# Audits may connect only here until you widen it (CIDRs, or * for anywhere): the demo lives on loopback.
+env_default PREFLIGHT_TARGET_NETWORKS 127.0.0.0/8
+env_default CELERY_BROKER_URL "redis+socket://$REDIS_SOCKET"
+umask 022
 
 PY="$VENV/bin/python"
 "$PY" manage.py migrate --noinput -v0
 "$PY" manage.py collectstatic --noinput -v0
 "$PY" manage.py load_demo
-ensure_redis
+if grep -q "^CELERY_BROKER_URL=redis+socket://$REDIS_SOCKET\$" .env; then
+  ensure_redis "$REDIS_SOCKET"
+fi
 
 # The Celery worker (with beat) runs beside the portal and stops with it.
 # Supervised: a worker that exits (Celery can, when it loses Redis) is started again.
 (while true; do
   "$VENV/bin/celery" -A portal worker -B --pool threads --concurrency 16 --loglevel INFO \
-    --logfile "$ROOT/run/celery.log" || true
+    --logfile "$ROOT/run/celery.log" --pidfile "$ROOT/run/celery.pid" || true
   sleep 2
 done) &
-CELERY_PID=$!
-trap 'kill $CELERY_PID 2>/dev/null; pkill -f "celery -A portal worker" 2>/dev/null || true' EXIT
+CELERY_LOOP=$!
+stop_worker() {
+  kill "$CELERY_LOOP" 2>/dev/null || true
+  [ -f "$ROOT/run/celery.pid" ] && kill "$(cat "$ROOT/run/celery.pid")" 2>/dev/null || true
+}
+trap stop_worker EXIT
 
 # A real audit of the demo cluster, so there is something to look at: this machine is audited locally.
 log "Auditing the demo cluster (this machine, plus two loopback workers that have no credential yet)"
 "$PY" manage.py audit --cluster demo || true
 
 "$PY" manage.py ensure_admin
-log "Preflight: http://127.0.0.1:${PORT:-8000}/admin/  (Ctrl-C to stop)"
-exec_args=(manage.py runserver --noreload "127.0.0.1:${PORT:-8000}")
-"$PY" "${exec_args[@]}"
+BIND="127.0.0.1:${PORT:-8000}"
+DEBUG_ON="$("$PY" -c 'import os, django; os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.base"); django.setup(); from django.conf import settings; print(int(settings.DEBUG))' 2>/dev/null | tail -1)"
+log "Preflight: http://$BIND/admin/  (Ctrl-C to stop)"
+if [ "$DEBUG_ON" = "1" ]; then
+  log "DEBUG is on: serving with Django's development server (never do this in production)"
+  "$PY" manage.py runserver --noreload "$BIND"
+else
+  # gunicorn, a production WSGI server (settings in portal/gunicorn.conf.py, shared with the browser tests).
+  PREFLIGHT_BIND="$BIND" "$VENV/bin/gunicorn" -c portal/gunicorn.conf.py
+fi

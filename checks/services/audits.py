@@ -6,9 +6,7 @@ audit is claimed with a conditional UPDATE (queued -> running), so a redelivered
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -30,6 +28,7 @@ from ..node_facts import NodeFacts, build_facts
 from ..probe import PROBE_SCRIPT, probe_command, probe_nonce, split_sections
 from ..remediation import Remedy
 from ..spec import NodeContext, profile_spec_from_model
+from ..targets import target_address
 from ..transport import ConnectFailure, LocalTransport, SshTransport, Target
 
 logger = logging.getLogger(__name__)
@@ -195,34 +194,11 @@ def _host_key_verifier(node: Node):
     return verify
 
 
-def _check_target_policy(node: Node) -> None:
-    """Refuse addresses outside PREFLIGHT_TARGET_NETWORKS before any packet (or DNS query) leaves."""
-    networks = [ipaddress.ip_network(n.strip(), strict=False) for n in settings.PREFLIGHT_TARGET_NETWORKS if n.strip()]
-    if not networks or node.transport == Transport.LOCAL:
-        return
-    try:
-        addresses = [ipaddress.ip_address(node.address)]
-    except ValueError:
-        if not settings.PREFLIGHT_TARGET_ALLOW_NAMES:
-            raise ConnectFailure(
-                "policy",
-                f"{node.address} is a name, and this portal only audits IP addresses (PREFLIGHT_TARGET_ALLOW_NAMES)",
-            ) from None
-        try:
-            addresses = [ipaddress.ip_address(info[4][0]) for info in socket.getaddrinfo(node.address, node.ssh_port)]
-        except OSError as exc:
-            raise ConnectFailure("dns", f"cannot resolve {node.address}: {exc}") from None
-    outside = [str(a) for a in addresses if not any(a in network for network in networks)]
-    if outside:
-        raise ConnectFailure(
-            "policy",
-            f"{', '.join(outside)} is outside the networks this portal may audit "
-            f"({', '.join(settings.PREFLIGHT_TARGET_NETWORKS)}); nothing was sent",
-        )
-
-
-def _target(node: Node) -> Target:
-    _check_target_policy(node)
+def _target(node: Node, address: str | None = None) -> Target:
+    """How to log in to `node`. `address`: one already resolved and checked by target_address (the matrix resolves
+    each node once for its listener and prober); otherwise the node's name is resolved and checked here, once."""
+    if node.transport != Transport.LOCAL and address is None:
+        address = target_address(node.address, node.ssh_port)
     credential = node.credential
     if credential is None and node.transport != Transport.LOCAL:
         raise ConnectFailure("credential", "the node has no credential: set a key or a password")
@@ -233,7 +209,7 @@ def _target(node: Node) -> Target:
     except SecretUnreadable as exc:
         raise ConnectFailure("credential", str(exc)) from None
     return Target(
-        address=node.address,
+        address=address or node.address,
         port=node.ssh_port,
         user=node.ssh_user,
         password=password,

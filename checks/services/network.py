@@ -36,6 +36,7 @@ from ..connectivity import (
     prober_time_limit,
 )
 from ..spec import NodeContext, profile_spec_from_model
+from ..targets import target_address
 from ..transport import ConnectFailure
 from .audits import _target, _transport_for
 
@@ -49,10 +50,16 @@ def _matrix_node(node_audit: models.NodeAudit) -> MatrixNode:
         problem = f"its audit did not complete ({node_audit.error or node_audit.status})"
     elif not facts.get("python"):
         problem = "python3 is not installed there, so Preflight can neither listen nor connect from it"
+    address = node.address
+    if not problem:  # target policy: resolved once; the listener login and every prober connect use this address
+        try:
+            address = target_address(node.address, node.ssh_port)
+        except ConnectFailure as failure:
+            problem = failure.message
     return MatrixNode(
         name=node.name,
         role=node.role,
-        address=node.address,
+        address=address,
         python=facts.get("python", ""),
         firewall=facts.get("firewall", "none"),
         firewall_evidence=facts.get("firewall_evidence", ""),
@@ -70,7 +77,7 @@ class _OpenListener:
     def open(self) -> None:
         lifetime = settings.PREFLIGHT_NETWORK_LISTENER_LIFETIME
         try:
-            self.session = _transport_for(self.node).connect(_target(self.node))
+            self.session = _transport_for(self.node).connect(_target(self.node, self.matrix_node.address))
             self.process = self.session.start(listener_command(self.matrix_node.python, self.ports, lifetime))
             while True:
                 line = self.process.readline(timeout=15)
@@ -117,7 +124,7 @@ def _probe_from(
             except Exception:  # noqa: BLE001 - the shared connection broke or refused a channel: log in afresh
                 logger.info("probing from %s over the listener's connection failed; logging in again", node.name)
         if run is None:
-            with _transport_for(node).connect(_target(node)) as session:
+            with _transport_for(node).connect(_target(node, matrix_node.address)) as session:
                 run = session.run(**arguments)
     except ConnectFailure as failure:
         return {}, f"could not log in to {node.name} to connect from it: {failure.message}"

@@ -23,9 +23,10 @@ class Target:
     address: str
     port: int = 22
     user: str = "root"
-    password: str = ""
-    private_key: str = ""
-    passphrase: str = ""
+    # Never in a repr (tracebacks, logs, debuggers): only the secret's absence or presence shows, through `__repr__`.
+    password: str = field(default="", repr=False)
+    private_key: str = field(default="", repr=False)
+    passphrase: str = field(default="", repr=False)
     # Called with (key_type, fingerprint, base64 key); raises ConnectFailure to refuse the key.
     verify_host_key: Callable[[str, str, str], None] | None = field(default=None, compare=False)
 

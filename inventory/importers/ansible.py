@@ -16,21 +16,42 @@ from typing import Any
 
 import yaml
 
-MAX_HOSTS = 100_000
-_GROUP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_HOST_PORT = re.compile(r"^(?P<host>[^:\[\]\s]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d+)$")
+MAX_HOSTS = 100_000  # the parser's own ceiling; imports pass a lower `max_hosts` (PREFLIGHT_IMPORT_MAX_HOSTS)
+MAX_VALUE_IN_MESSAGE = 200
+MAX_YAML_DEPTH = 64
+# shlex takes time quadratic in a line's length (3 MB: minutes); no inventory line is anywhere near this.
+MAX_INI_LINE = 8192
+# Tags a static inventory can carry: YAML's own scalar and collection types and Ansible's `!vault`. Anything else
+# (`!!python/object/apply:...`, custom tags) is refused by name before any value is constructed.
+_YAML_TAGS = frozenset(
+    {None, "!", "!vault"}
+    | {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
+)
+_GROUP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+_HOST_PORT = re.compile(r"^(?P<host>[^:\[\]\s]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d+)\Z")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _RANGE = re.compile(r"\[([^\[\]]*?)\]")
+
+
+def shorten(value, limit: int = MAX_VALUE_IN_MESSAGE) -> str:
+    """A value as it may appear in an error message: at most `limit` characters, marked when cut."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def quoted(value) -> str:
+    return repr(shorten(value))
 
 
 class InventoryError(Exception):
     """A malformed inventory: says where (file and line) and why."""
 
     def __init__(self, message: str, *, line: int | None = None, source: str = "inventory") -> None:
+        message = shorten(message, 2000)  # a backstop: values in messages are already cut to 200 characters
         super().__init__(message)
         self.message = message
         self.line = line
-        self.source = source
+        self.source = shorten(source, 100)
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source
@@ -65,18 +86,18 @@ class ParsedInventory:
     groups: dict[str, InventoryGroup]
 
 
-def expand_host_pattern(pattern: str, *, line: int, source: str) -> list[str]:
+def expand_host_pattern(pattern: str, *, line: int, source: str, limit: int = MAX_HOSTS) -> list[str]:
     """Expand Ansible host ranges: `gpu[01:16]`, `node-[a:f]`, `w[1:10:2]`; several ranges multiply."""
     match = _RANGE.search(pattern)
     if not match:
         if "[" in pattern or "]" in pattern:
-            raise InventoryError(f"unbalanced brackets in host pattern {pattern!r}", line=line, source=source)
+            raise InventoryError(f"unbalanced brackets in host pattern {quoted(pattern)}", line=line, source=source)
         return [pattern]
     body = match.group(1)
     parts = body.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise InventoryError(
-            f"invalid host range [{body}] in {pattern!r}: expected [start:end] or [start:end:step]",
+            f"invalid host range [{shorten(body)}] in {quoted(pattern)}: expected [start:end] or [start:end:step]",
             line=line,
             source=source,
         )
@@ -85,49 +106,57 @@ def expand_host_pattern(pattern: str, *, line: int, source: str) -> list[str]:
         step = int(parts[2]) if len(parts) == 3 else 1
     except ValueError:
         raise InventoryError(
-            f"range step {parts[2]!r} in {pattern!r} is not a number", line=line, source=source
+            f"range step {quoted(parts[2])} in {quoted(pattern)} is not a number", line=line, source=source
         ) from None
     if step < 1:
-        raise InventoryError(f"range step in {pattern!r} must be at least 1", line=line, source=source)
+        raise InventoryError(f"range step in {quoted(pattern)} must be at least 1", line=line, source=source)
     if start.isdigit() and end.isdigit():
         if int(start) > int(end):
-            raise InventoryError(f"range [{body}] in {pattern!r} runs backwards", line=line, source=source)
+            raise InventoryError(
+                f"range [{shorten(body)}] in {quoted(pattern)} runs backwards", line=line, source=source
+            )
         width = len(start) if start.startswith("0") and len(start) > 1 else 0
         numbers = range(int(start), int(end) + 1, step)
-        if len(numbers) > MAX_HOSTS:
-            raise InventoryError(
-                f"host range {pattern!r} expands to more than {MAX_HOSTS} hosts", line=line, source=source
-            )
+        if len(numbers) > limit:
+            raise InventoryError(_too_many(limit, f"host range {quoted(pattern)}"), line=line, source=source)
         values = [str(i).zfill(width) for i in numbers]
     elif len(start) == 1 and len(end) == 1 and start in string.ascii_letters and end in string.ascii_letters:
         if start > end:
-            raise InventoryError(f"range [{body}] in {pattern!r} runs backwards", line=line, source=source)
+            raise InventoryError(
+                f"range [{shorten(body)}] in {quoted(pattern)} runs backwards", line=line, source=source
+            )
         values = [chr(c) for c in range(ord(start), ord(end) + 1, step)]
     else:
         raise InventoryError(
-            f"invalid host range [{body}] in {pattern!r}: both ends must be numbers or single letters",
+            f"invalid host range [{shorten(body)}] in {quoted(pattern)}: both ends must be numbers or single letters",
             line=line,
             source=source,
         )
-    if len(values) > MAX_HOSTS:
-        raise InventoryError(f"host range {pattern!r} expands to more than {MAX_HOSTS} hosts", line=line, source=source)
+    if len(values) > limit:
+        raise InventoryError(_too_many(limit, f"host range {quoted(pattern)}"), line=line, source=source)
     head, tail = pattern[: match.start()], pattern[match.end() :]
     expanded: list[str] = []
     for value in values:
-        expanded.extend(expand_host_pattern(f"{head}{value}{tail}", line=line, source=source))
-        if len(expanded) > MAX_HOSTS:
-            raise InventoryError(
-                f"host range {pattern!r} expands to more than {MAX_HOSTS} hosts", line=line, source=source
-            )
+        expanded.extend(expand_host_pattern(f"{head}{value}{tail}", line=line, source=source, limit=limit))
+        if len(expanded) > limit:
+            raise InventoryError(_too_many(limit, f"host range {quoted(pattern)}"), line=line, source=source)
     return expanded
+
+
+def _too_many(limit: int, what: str) -> str:
+    return (
+        f"{what} makes more than {limit} hosts, the most one import may create "
+        "(PREFLIGHT_IMPORT_MAX_HOSTS); split the inventory or raise the limit"
+    )
 
 
 class _Builder:
     """Collects groups and hosts as either format declares them, then resolves membership and variables."""
 
-    def __init__(self, source: str, fmt: str) -> None:
+    def __init__(self, source: str, fmt: str, max_hosts: int = MAX_HOSTS) -> None:
         self.source = source
         self.format = fmt
+        self.max_hosts = min(max_hosts, MAX_HOSTS)
         self.groups: dict[str, InventoryGroup] = {
             "all": InventoryGroup("all", 0),
             "ungrouped": InventoryGroup("ungrouped", 0),
@@ -139,7 +168,7 @@ class _Builder:
 
     def group(self, name: str, line: int) -> InventoryGroup:
         if not _GROUP_NAME.match(name):
-            raise self.error(f"invalid group name {name!r} (letters, digits, '_', '-', '.')", line)
+            raise self.error(f"invalid group name {quoted(name)} (letters, digits, '_', '-', '.')", line)
         if name not in self.groups:
             self.groups[name] = InventoryGroup(name, line)
         return self.groups[name]
@@ -152,11 +181,11 @@ class _Builder:
             pattern = port_match.group("host").strip("[]")
             host_vars = {"ansible_port": port_match.group("port"), **host_vars}
             var_lines = {"ansible_port": line, **var_lines}
-        for name in expand_host_pattern(pattern, line=line, source=self.source):
+        for name in expand_host_pattern(pattern, line=line, source=self.source, limit=self.max_hosts):
             host = self.hosts.get(name)
             if host is None:
-                if len(self.hosts) >= MAX_HOSTS:
-                    raise self.error(f"more than {MAX_HOSTS} hosts", line)
+                if len(self.hosts) >= self.max_hosts:
+                    raise self.error(_too_many(self.max_hosts, "the inventory"), line)
                 host = self.hosts[name] = InventoryHost(name, line)
             host.vars.update(host_vars)
             host.var_lines.update({k: var_lines.get(k, line) for k in host_vars})
@@ -213,18 +242,22 @@ class _Builder:
 
 def _split_assignment(token: str, *, line: int, builder: _Builder, what: str) -> tuple[str, str]:
     if "=" not in token:
-        raise builder.error(f"expected key=value {what}, got {token!r}", line)
+        raise builder.error(f"expected key=value {what}, got {quoted(token)}", line)
     key, value = token.split("=", 1)
     key = key.strip()
     if not key.isidentifier():
-        raise builder.error(f"invalid variable name {key!r}", line)
+        raise builder.error(f"invalid variable name {quoted(key)}", line)
     return key, value.strip()
 
 
-def parse_ini(text: str, *, source: str = "inventory") -> ParsedInventory:
-    builder = _Builder(source, "ini")
+def parse_ini(text: str, *, source: str = "inventory", max_hosts: int = MAX_HOSTS) -> ParsedInventory:
+    builder = _Builder(source, "ini", max_hosts)
     section, kind = "ungrouped", "hosts"
     for number, raw in enumerate(text.splitlines(), start=1):
+        if len(raw) > MAX_INI_LINE:
+            raise builder.error(
+                f"the line is {len(raw)} characters long; an inventory line has at most {MAX_INI_LINE}", number
+            )
         line = raw.strip()
         if _CONTROL.search(raw):
             raise builder.error("control characters in the line; is this a text inventory?", number)
@@ -232,7 +265,7 @@ def parse_ini(text: str, *, source: str = "inventory") -> ParsedInventory:
             continue
         if line.startswith("["):
             if not line.endswith("]"):
-                raise builder.error(f"section header {line!r} is missing its closing ']'", number)
+                raise builder.error(f"section header {quoted(line)} is missing its closing ']'", number)
             header = line[1:-1].strip()
             name, _, suffix = header.partition(":")
             if suffix not in ("", "vars", "children"):
@@ -247,10 +280,10 @@ def parse_ini(text: str, *, source: str = "inventory") -> ParsedInventory:
             continue
         if kind == "children":
             if len(tokens) != 1:
-                raise builder.error(f"a [{section}:children] line names one group, got {line!r}", number)
+                raise builder.error(f"a [{section}:children] line names one group, got {quoted(line)}", number)
             child = builder.group(tokens[0], number)
             if child.name == section:
-                raise builder.error(f"group {section!r} cannot be its own child", number)
+                raise builder.error(f"group {quoted(section)} cannot be its own child", number)
             if child.name not in builder.groups[section].children:
                 builder.groups[section].children.append(child.name)
         elif kind == "vars":
@@ -262,7 +295,7 @@ def parse_ini(text: str, *, source: str = "inventory") -> ParsedInventory:
         else:
             pattern, *assignments = tokens
             if "=" in pattern:
-                raise builder.error(f"a host line starts with the host name, got {pattern!r}", number)
+                raise builder.error(f"a host line starts with the host name, got {quoted(pattern)}", number)
             host_vars = dict(
                 _split_assignment(t, line=number, builder=builder, what="host variable") for t in assignments
             )
@@ -296,7 +329,7 @@ def _mapping_items(node: yaml.Node, builder: _Builder, what: str) -> list[tuple[
     for key, _ in node.value:
         name = _scalar(key, builder, f"a key of {what}")
         if name in seen:
-            raise builder.error(f"duplicate key {name!r} in {what}", _mark(key))
+            raise builder.error(f"duplicate key {quoted(name)} in {what}", _mark(key))
         seen.add(name)
     return node.value
 
@@ -306,6 +339,8 @@ def _yaml_vars(node: yaml.Node, builder: _Builder, what: str) -> tuple[dict[str,
     lines: dict[str, int] = {}
     for key, value in _mapping_items(node, builder, what):
         name = _scalar(key, builder, f"a variable name in {what}")
+        if name.startswith("ansible_") and not isinstance(value, yaml.ScalarNode):
+            raise builder.error(f"{name} in {what} must be a plain value, got a {value.id}", _mark(value))
         values[name] = _VaultLoader("").construct_document(value)
         lines[name] = _mark(key)
     return values, lines
@@ -313,19 +348,19 @@ def _yaml_vars(node: yaml.Node, builder: _Builder, what: str) -> tuple[dict[str,
 
 def _yaml_group(builder: _Builder, name: str, node: yaml.Node, line: int, trail: tuple[str, ...]) -> None:
     group = builder.group(name, line)
-    for key, value in _mapping_items(node, builder, f"group {name!r}"):
-        section = _scalar(key, builder, f"a key of group {name!r}")
+    for key, value in _mapping_items(node, builder, f"group {quoted(name)}"):
+        section = _scalar(key, builder, f"a key of group {quoted(name)}")
         if section == "hosts":
-            for host_key, host_value in _mapping_items(value, builder, f"hosts of group {name!r}"):
+            for host_key, host_value in _mapping_items(value, builder, f"hosts of group {quoted(name)}"):
                 pattern = _scalar(host_key, builder, "a host name")
-                host_vars, var_lines = _yaml_vars(host_value, builder, f"host {pattern!r}")
+                host_vars, var_lines = _yaml_vars(host_value, builder, f"host {quoted(pattern)}")
                 builder.add_host(pattern, name, _mark(host_key), host_vars, var_lines)
         elif section == "vars":
-            group_vars, var_lines = _yaml_vars(value, builder, f"vars of group {name!r}")
+            group_vars, var_lines = _yaml_vars(value, builder, f"vars of group {quoted(name)}")
             group.vars.update(group_vars)
             group.var_lines.update(var_lines)
         elif section == "children":
-            for child_key, child_value in _mapping_items(value, builder, f"children of group {name!r}"):
+            for child_key, child_value in _mapping_items(value, builder, f"children of group {quoted(name)}"):
                 child = _scalar(child_key, builder, "a group name")
                 if child in trail or child == name:
                     raise builder.error(f"group cycle: {' -> '.join((*trail, name, child))}", _mark(child_key))
@@ -334,13 +369,44 @@ def _yaml_group(builder: _Builder, name: str, node: yaml.Node, line: int, trail:
                 _yaml_group(builder, child, child_value, _mark(child_key), (*trail, name))
         else:
             raise builder.error(
-                f"unknown key {section!r} in group {name!r} (expected hosts, vars or children)", _mark(key)
+                f"unknown key {quoted(section)} in group {quoted(name)} (expected hosts, vars or children)", _mark(key)
             )
 
 
-def parse_yaml(text: str, *, source: str = "inventory") -> ParsedInventory:
-    builder = _Builder(source, "yaml")
+def _yaml_refuse_unsafe(text: str, builder: _Builder) -> None:
+    """Refuse aliases (a few hundred bytes of them expand to gigabytes once values become strings), tags other than
+    YAML's plain types and `!vault`, and absurd nesting, from the event stream: before any node is built."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_VaultLoader):
+        line = event.start_mark.line + 1 if event.start_mark else None
+        if isinstance(event, yaml.AliasEvent):
+            raise builder.error(
+                f"YAML alias *{shorten(event.anchor, 40)}: aliases and anchors are not accepted in an inventory "
+                "(write the values out)",
+                line,
+            )
+        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            raise builder.error(
+                f"YAML anchor &{shorten(event.anchor, 40)}: aliases and anchors are not accepted in an inventory "
+                "(write the values out)",
+                line,
+            )
+        tag = getattr(event, "tag", None)
+        if isinstance(event, (yaml.ScalarEvent, yaml.CollectionStartEvent)) and tag not in _YAML_TAGS:
+            why = "it would construct Python objects" if "python/" in str(tag) else "only plain values are accepted"
+            raise builder.error(f"YAML tag {quoted(tag)} is not accepted in an inventory: {why}", line)
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise builder.error(f"YAML nested deeper than {MAX_YAML_DEPTH} levels", line)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def parse_yaml(text: str, *, source: str = "inventory", max_hosts: int = MAX_HOSTS) -> ParsedInventory:
+    builder = _Builder(source, "yaml", max_hosts)
     try:
+        _yaml_refuse_unsafe(text, builder)
         root = yaml.compose(text, Loader=_VaultLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -357,13 +423,23 @@ def parse_yaml(text: str, *, source: str = "inventory") -> ParsedInventory:
 def looks_like_yaml(text: str) -> bool:
     """Ansible's YAML inventories are a mapping of groups; INI files are not valid YAML mappings of mappings."""
     try:
-        data = yaml.load(text, Loader=_VaultLoader)
-    except yaml.YAMLError:
+        # Composed, never constructed: no tag runs and an alias is one shared node, not an expansion.
+        root = yaml.compose(text, Loader=_VaultLoader)
+    except (yaml.YAMLError, RecursionError):
         return False
-    return isinstance(data, dict) and bool(data) and all(v is None or isinstance(v, dict) for v in data.values())
+    return (
+        isinstance(root, yaml.MappingNode)
+        and bool(root.value)
+        and all(
+            isinstance(v, yaml.MappingNode) or (isinstance(v, yaml.ScalarNode) and v.tag.endswith(":null"))
+            for _, v in root.value
+        )
+    )
 
 
-def parse_inventory(text: str, *, source: str = "inventory", fmt: str | None = None) -> ParsedInventory:
+def parse_inventory(
+    text: str, *, source: str = "inventory", fmt: str | None = None, max_hosts: int = MAX_HOSTS
+) -> ParsedInventory:
     """Parse an inventory; `fmt` is "ini" or "yaml", else it is chosen from the file name and then the content."""
     if fmt is None:
         lowered = source.lower()
@@ -374,7 +450,7 @@ def parse_inventory(text: str, *, source: str = "inventory", fmt: str | None = N
         else:
             fmt = "yaml" if looks_like_yaml(text) else "ini"
     if fmt == "yaml":
-        return parse_yaml(text, source=source)
+        return parse_yaml(text, source=source, max_hosts=max_hosts)
     if fmt == "ini":
-        return parse_ini(text, source=source)
-    raise InventoryError(f"unknown inventory format {fmt!r} (expected ini or yaml)", source=source)
+        return parse_ini(text, source=source, max_hosts=max_hosts)
+    raise InventoryError(f"unknown inventory format {quoted(fmt)} (expected ini or yaml)", source=source)

@@ -4,9 +4,13 @@ Secrets have no defaults: `scripts/serve.sh` writes a `.env` with generated valu
 sets them in the environment. See `.env.example`.
 """
 
+import ipaddress
+import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -15,7 +19,8 @@ env = environ.Env(
     ALLOWED_HOSTS=(list, ["127.0.0.1", "localhost"]),
     CSRF_TRUSTED_ORIGINS=(list, []),
 )
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# PREFLIGHT_ENV_FILE names another file (or /dev/null: none), e.g. to check a production environment from a checkout.
+environ.Env.read_env(os.environ.get("PREFLIGHT_ENV_FILE", BASE_DIR / ".env"), overwrite=False)
 
 SECRET_KEY = env("SECRET_KEY")
 # Fernet keys for secrets at rest; the first encrypts, all decrypt, so keys can be rotated by prepending a new one.
@@ -35,6 +40,7 @@ INSTALLED_APPS = [
     "django_filters",
     "django_tables2",
     "ninja",
+    "axes",
     "inventory",
     "checks",
 ]
@@ -48,7 +54,35 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login throttling (django-axes) on /login/ and the admin's login, which both go through authenticate(): after
+# AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair is locked out for
+# AXES_COOLOFF_MINUTES (answer 429). Bearer tokens are 256-bit random values and are not throttled.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The address is REMOTE_ADDR: behind a reverse proxy that is the proxy's, so the lockout is then per username.
+
+# HTTPS. Production (DEBUG off) is assumed to be served behind TLS: secure cookies, HSTS and the redirect to https
+# are on unless PREFLIGHT_HTTPS=false says the portal is reached over plain HTTP (scripts/serve.sh's loopback
+# quick start). Each setting can also be set on its own. Behind a TLS-terminating proxy set
+# SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO (and make the proxy set that header, and strip it from clients).
+PREFLIGHT_HTTPS = env.bool("PREFLIGHT_HTTPS", default=not DEBUG)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PREFLIGHT_HTTPS)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=PREFLIGHT_HTTPS)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PREFLIGHT_HTTPS)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if PREFLIGHT_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PREFLIGHT_HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=PREFLIGHT_HTTPS)
+_PROXY_SSL_HEADER = env("SECURE_PROXY_SSL_HEADER", default="")
+SECURE_PROXY_SSL_HEADER = (_PROXY_SSL_HEADER, "https") if _PROXY_SSL_HEADER else None
+USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
+SESSION_COOKIE_HTTPONLY = True
 
 ROOT_URLCONF = "portal.urls"
 
@@ -108,10 +142,16 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "ui:home"
 LOGOUT_REDIRECT_URL = "login"
 
-# Uploaded inventories are parsed in memory; refuse anything larger than an inventory plausibly is.
+# Uploaded inventories are parsed in memory; refuse anything larger than an inventory plausibly is (the size is
+# checked before the upload is read), and more hosts than one import may create (in one transaction).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 PREFLIGHT_INVENTORY_MAX_BYTES = env.int("PREFLIGHT_INVENTORY_MAX_BYTES", default=5 * 1024 * 1024)
+PREFLIGHT_IMPORT_MAX_HOSTS = env.int("PREFLIGHT_IMPORT_MAX_HOSTS", default=5000)
+# Uploaded files are kept in memory up to that size and the rest only counted (never spooled to disk), a few per
+# request at most.
+FILE_UPLOAD_HANDLERS = ["portal.uploads.BoundedUploadHandler"]
+DATA_UPLOAD_MAX_NUMBER_FILES = 5
 
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_TASK_ALWAYS_EAGER = False
@@ -149,7 +189,23 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # The connectivity matrix: per-port connect time-out on the source, and the most a destination's listener lives.
 PREFLIGHT_NETWORK_CONNECT_TIMEOUT = env.float("PREFLIGHT_NETWORK_CONNECT_TIMEOUT", default=3.0)
 PREFLIGHT_NETWORK_LISTENER_LIFETIME = env.float("PREFLIGHT_NETWORK_LISTENER_LIFETIME", default=180.0)
-# Where audits may connect: CIDRs, comma-separated (empty: anywhere). A guard against a mistyped or hostile
-# inventory pointing Preflight at machines it has no business logging into.
-PREFLIGHT_TARGET_NETWORKS = env.list("PREFLIGHT_TARGET_NETWORKS", default=[])
+# Where audits may connect: CIDRs, comma-separated, or `*` for anywhere. A guard against a mistyped or hostile
+# inventory pointing Preflight at machines it has no business logging into. A node's name is resolved once per
+# audit, the address checked here, and that very address connected to (checks/targets.py). Without DEBUG an empty
+# list stops the portal at start: "anywhere" must be said with `*`.
+PREFLIGHT_TARGET_NETWORKS = [n.strip() for n in env.list("PREFLIGHT_TARGET_NETWORKS", default=[]) if n.strip()]
+if not PREFLIGHT_TARGET_NETWORKS and not DEBUG:
+    raise ImproperlyConfigured(
+        "PREFLIGHT_TARGET_NETWORKS is empty: set the networks audits may connect to (CIDRs, comma-separated), "
+        "or `*` to allow any address"
+    )
+for _network in PREFLIGHT_TARGET_NETWORKS:
+    if _network != "*":
+        try:
+            ipaddress.ip_network(_network, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"PREFLIGHT_TARGET_NETWORKS: {_network!r} is not a CIDR (or `*`)") from None
 PREFLIGHT_TARGET_ALLOW_NAMES = env.bool("PREFLIGHT_TARGET_ALLOW_NAMES", default=True)
+# The function that turns a node's name into addresses (dotted path; `(host, port) -> list[str]`). Tests name a
+# resolver of their own here (a name whose answer changes between calls) instead of patching the socket module.
+PREFLIGHT_TARGET_RESOLVER = env("PREFLIGHT_TARGET_RESOLVER", default="checks.targets.system_resolve")

@@ -324,7 +324,9 @@ def test_view_permission_reads_but_cannot_write(make_client):
     assert_error(post(client, "/audits", {"cluster": cluster.name}), 403, "forbidden")
 
 
-def test_openapi_schema_and_local_docs(client):
+def test_openapi_schema_and_local_docs(client, django_user_model):
+    # the docs and schema are behind login (tests/security covers the anonymous case)
+    client.force_login(django_user_model.objects.create_user("reader", password="x"))
     schema = client.get(f"{API}/openapi.json")
     assert schema.status_code == 200 and "/api/v1/audits" in schema.json()["paths"]
     docs = client.get(f"{API}/docs").content.decode()

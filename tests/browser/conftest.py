@@ -1,11 +1,15 @@
-"""Debian's Chromium driven by Playwright (never a downloaded browser), against the live test server."""
+"""Debian's Chromium driven by Playwright (never a downloaded browser), against the portal served by gunicorn."""
 
 import os
 import shutil
+import subprocess
+import sys
+import time
 
 import pytest
 
-from tests.conftest import missing_prerequisite
+from tests.conftest import REPO, missing_prerequisite
+from tests.integration.fixtures import OUTPUT
 
 CHROMIUM = os.environ.get("PREFLIGHT_CHROMIUM", "/usr/bin/chromium")
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make there are synchronous.
@@ -55,3 +59,72 @@ def page(browser):
     page.set_default_timeout(20_000)
     yield page
     context.close()
+
+
+class GunicornServer:
+    """The portal served the way scripts/serve.sh serves it: gunicorn with portal/gunicorn.conf.py, in its own
+    processes, on the test database file and the test Redis."""
+
+    def __init__(self, env: dict, log) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "portal/gunicorn.conf.py"],
+            cwd=REPO,
+            env={**env, "PREFLIGHT_BIND": f"127.0.0.1:{self.port}"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"gunicorn exited with {self.process.returncode}; see {self.log.name}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/login/", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        pytest.fail(f"gunicorn did not answer within {timeout:g} s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture(scope="session")
+def portal_server(django_db_setup, redis_broker):
+    """The portal for the browser: gunicorn, as scripts/serve.sh runs it (not pytest-django's in-process server)."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.sqlite3":
+        pytest.skip("the browser tests serve the SQLite test database file through gunicorn")
+    OUTPUT.mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.test",
+        "DATABASE_URL": f"sqlite:///{database['NAME']}",
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "WEB_WORKERS": "2",
+    }
+    with open(OUTPUT / "gunicorn.log", "w") as log:
+        server = GunicornServer(env, log)
+        server.wait_ready()
+        yield server
+        server.stop()

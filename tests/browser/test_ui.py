@@ -24,7 +24,7 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(OUTPUT / f"ui-{name}.png"), full_page=True)
 
 
-def test_operator_session(live_server, page, lab, hosts, celery_worker):
+def test_operator_session(portal_server, page, lab, hosts, celery_worker):
     # given: an operator, and a cluster of one server and two workers, audited once while everything was open
     get_user_model().objects.create_superuser("operator", password="correct-horse-9")
     cluster = make_cluster("rack1")
@@ -37,7 +37,7 @@ def test_operator_session(live_server, page, lab, hosts, celery_worker):
     assert first.state == "done"
 
     # log in
-    page.goto(f"{live_server.url}/clusters/rack1/")
+    page.goto(f"{portal_server.url}/clusters/rack1/")
     assert "/login/" in page.url
     page.fill("#id_username", "operator")
     page.fill("#id_password", "correct-horse-9")
@@ -59,7 +59,7 @@ def test_operator_session(live_server, page, lab, hosts, celery_worker):
         hosts["gpu-b"].exec("iptables -F INPUT")
 
     # filter the node list to failing workers
-    page.goto(f"{live_server.url}/nodes/")
+    page.goto(f"{portal_server.url}/nodes/")
     page.select_option("select[name=role]", "worker")
     page.select_option("select[name=status]", "fail")
     page.click("form.filters button[type=submit]")
@@ -88,14 +88,14 @@ def test_operator_session(live_server, page, lab, hosts, celery_worker):
     assert "# [fail] time.ntp:" in script
 
     # compare the two audits and see the check that changed
-    page.goto(f"{live_server.url}/clusters/rack1/diff/?a={first.pk}&b={second.pk}")
+    page.goto(f"{portal_server.url}/clusters/rack1/diff/?a={first.pk}&b={second.pk}")
     changed = page.inner_text("#changed-checks")
     assert "network.server_to_worker" in changed and "gpu-b" in changed
     assert "closed (pass → fail)" in page.content()
     shot(page, "5-diff")
 
     # open the matrix and find the blocked port
-    page.goto(f"{live_server.url}/clusters/rack1/matrix/")
+    page.goto(f"{portal_server.url}/clusters/rack1/matrix/")
     failing = page.locator("td.cell-fail")
     assert failing.count() >= 1 and "10150 timed out" in failing.first.get_attribute("title")
     shot(page, "6-matrix")
