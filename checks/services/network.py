@@ -17,18 +17,16 @@ from django.db import connection, transaction
 from inventory.models import Node
 from inventory.services import node_record_status
 
-from .. import models
-from ..catalog import CHECK_IDS, ERROR, worst
+from .. import clamp, models
+from ..catalog import CHECK_IDS, EVIDENCE_LIMIT, SEVERITY, worst
 from ..connectivity import (
-    S2W,
-    W2S,
-    W2W,
+    EndView,
     Listener,
     MatrixNode,
-    PathPlan,
     PathVerdict,
     judge_path,
     listener_command,
+    not_tested,
     parse_listener_line,
     parse_prober_output,
     plan_paths,
@@ -44,11 +42,11 @@ logger = logging.getLogger(__name__)
 
 def _matrix_node(node_audit: models.NodeAudit) -> MatrixNode:
     node, facts = node_audit.node, node_audit.facts or {}
-    problem = ""
+    problem, audited = "", True
     if node_audit.state != "done" or not facts:
-        problem = f"its audit did not complete ({node_audit.error or node_audit.status})"
+        problem, audited = f"{node.name} could not be audited: {node_audit.error or node_audit.status}", False
     elif not facts.get("python"):
-        problem = "python3 is not installed there, so Preflight can neither listen nor connect from it"
+        problem = f"python3 is not installed on {node.name}, so Preflight can neither listen nor connect from it"
     return MatrixNode(
         name=node.name,
         role=node.role,
@@ -57,6 +55,7 @@ def _matrix_node(node_audit: models.NodeAudit) -> MatrixNode:
         firewall=facts.get("firewall", "none"),
         firewall_evidence=facts.get("firewall_evidence", ""),
         problem=problem,
+        audited=audited,
     )
 
 
@@ -141,12 +140,6 @@ def _in_thread(function):
     return wrapper
 
 
-def _not_tested(plan: PathPlan, why: str) -> PathVerdict:
-    return PathVerdict(
-        ERROR, f"{plan.source.name} -> {plan.destination.name}: not tested: {why}", f"not tested: {why}", "", {}
-    )
-
-
 def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
     audit = models.Audit.objects.select_related("cluster", "profile").get(pk=audit_id)
     cluster = audit.cluster
@@ -167,7 +160,7 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
     for i, plan in enumerate(plans):
         blocked = plan.source if plan.source.problem else plan.destination if plan.destination.problem else None
         if blocked is not None:
-            verdicts[i] = _not_tested(plan, f"{blocked.name}: {blocked.problem}")
+            verdicts[i] = not_tested(plan, blocked.problem, at_fault=blocked.name, fault_is_own=blocked.audited)
         else:
             runnable.append(i)
 
@@ -206,13 +199,18 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
         plan = plans[i]
         outcomes, error = results.get(plan.source.name, ({}, "no result"))
         if error and not outcomes:
-            verdicts[i] = _not_tested(plan, error)
+            verdicts[i] = not_tested(plan, error, at_fault=plan.source.name, fault_is_own=True)
             continue
         per_port = {
             port: outcomes.get((plan.destination.address, port), ("not tested", error or "no answer line"))
             for port in plan.ports
         }
-        verdicts[i] = judge_path(plan, per_port, listeners[plan.destination.name].state)
+        listener = listeners[plan.destination.name].state
+        verdict = judge_path(plan, per_port, listener)
+        if listener.error and verdict.status != "fail":  # refusals prove nothing without a listener: its failure
+            why = f"the listener on {plan.destination.name} failed: {listener.error}"
+            verdict = not_tested(plan, why, at_fault=plan.destination.name, fault_is_own=True)
+        verdicts[i] = verdict
 
     paths = _record(audit, plans, verdicts, listeners, by_name)
     logger.info(
@@ -238,7 +236,7 @@ def _record(audit, plans, verdicts, listeners, by_name) -> list[models.NetworkPa
                 source=by_name[plan.source.name].node,
                 destination=by_name[plan.destination.name].node,
                 status=verdict.status,
-                summary=verdict.summary[:500],
+                summary=clamp.text(verdict.summary, 500),
                 outcomes={str(port): list(value) for port, value in verdict.outcomes.items()},
                 listener={
                     "bound": sorted(state.state.bound),
@@ -248,38 +246,44 @@ def _record(audit, plans, verdicts, listeners, by_name) -> list[models.NetworkPa
                 }
                 if state
                 else {},
-                evidence=verdict.evidence,
-                remediation=verdict.remediation,
+                evidence=clamp.text(verdict.evidence),
+                remediation=clamp.text(verdict.remediation),
             )
         )
-    # Each worker's node audit gets one result per network check: S2W about the paths into it, W2S and W2W about
-    # the paths out of it.
-    owner = {S2W: lambda p: p.destination.name, W2S: lambda p: p.source.name, W2W: lambda p: p.source.name}
-    grouped: dict[tuple[str, str], list[int]] = {}
+    # Each node gets one result per network check it takes part in, over the paths in and out of it, each path as
+    # that end sees it (judge_path / not_tested): a block counts against the node where it is.
+    grouped: dict[tuple[str, str], list[tuple[int, EndView]]] = {}
     for i, plan in enumerate(plans):
-        grouped.setdefault((owner[plan.check_id](plan), plan.check_id), []).append(i)
+        for name, view in verdicts[i].ends.items():
+            grouped.setdefault((name, plan.check_id), []).append((i, view))
     with transaction.atomic():
         models.NetworkPath.objects.filter(audit=audit).delete()
         models.NetworkPath.objects.bulk_create(paths)
         touched = set()
-        for (node_name, check_id), indexes in grouped.items():
+        for (node_name, check_id), views in grouped.items():
             node_audit = by_name[node_name]
-            results = [verdicts[i] for i in indexes]
-            status = worst(v.status for v in results)
-            failing = [v for v in results if v.status != "pass"]
+            if node_audit.state != "done":
+                continue  # a node audit that ended in error keeps its own results
+            status = worst(view.status for _, view in views)
+            if status == "pass" and any(view.status == "skip" for _, view in views):
+                status = "skip"  # not every path was tested: say so (skip counts as ready, like pass)
+            failing = [view for _, view in views if view.status != "pass"]
             if failing:
-                summary = "; ".join(v.summary for v in failing)
+                summary = "; ".join(view.summary for view in sorted(failing, key=lambda v: -SEVERITY[v.status]))
             else:
-                summary = "all paths open: " + ", ".join(v.summary.split(":")[0] for v in results)
-            ordered = sorted(results, key=lambda v: v.status == "pass")
+                summary = "all paths open: " + ", ".join(view.summary.split(":")[0] for _, view in views)
+            ordered = sorted(views, key=lambda item: -SEVERITY[item[1].status])
+            evidence = "\n\n".join(verdicts[i].evidence for i, _ in ordered)
             models.CheckResult.objects.update_or_create(
                 node_audit=node_audit,
                 check_id=check_id,
                 defaults={
                     "status": status,
-                    "summary": summary[:500],
-                    "evidence": "\n\n".join(v.evidence for v in ordered),
-                    "remediation": "\n".join(v.remediation for v in failing if v.remediation),
+                    "summary": clamp.text(summary, 500),
+                    "evidence": clamp.text(evidence[: EVIDENCE_LIMIT * 4]),
+                    "remediation": clamp.text(
+                        "\n".join(dict.fromkeys(v.remediation for v in failing if v.remediation))
+                    ),
                     "position": CHECK_IDS.index(check_id),
                 },
             )
