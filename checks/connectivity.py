@@ -179,6 +179,17 @@ def prober_time_limit(targets: int, timeout: float) -> float:
     return 2 * rounds * timeout + targets * 0.005 / 32 * 2 + 30
 
 
+def matrix_time_budget(
+    *, nodes: int, paths: int, concurrency: int, connect_timeout: float, port_timeout: float
+) -> float:
+    """The longest a whole matrix may take: each wave of `concurrency` nodes logs in and starts its listener,
+    then each wave of sources probes (every port silent, twice, in the worst case), plus time per path to plan,
+    judge and record. Grows with the number of paths."""
+    waves = max(1, -(-nodes // max(1, concurrency)))
+    per_source = -(-paths // max(1, nodes))
+    return 60 + waves * (connect_timeout + 15) + waves * prober_time_limit(per_source * 4, port_timeout) + paths * 0.02
+
+
 def sample_ports(first: int, last: int) -> list[int]:
     """Ranges up to 128 ports whole; larger ones: first, last and 30 evenly spread between (Ray's 10002-19999)."""
     if last - first + 1 <= WHOLE_RANGE_LIMIT:

@@ -157,18 +157,18 @@ def audit_run_inline(*, audit: models.Audit, transport=None) -> models.Audit:
 
     def one(node_audit_id: int) -> None:
         try:
-            node_audit_run(node_audit_id=node_audit_id, transport=transport)
+            node_audit_run(node_audit_id=node_audit_id, transport=transport, close_audit=False)
         finally:
             connection.close()  # each worker thread has its own connection
 
     if connection.in_atomic_block or (connection.vendor == "sqlite" and connection.is_in_memory_db()):
         # Other threads' connections could not see this transaction's rows (or an in-memory database): stay here.
         for node_audit_id in ids:
-            node_audit_run(node_audit_id=node_audit_id, transport=transport)
+            node_audit_run(node_audit_id=node_audit_id, transport=transport, close_audit=False)
     else:
         with ThreadPoolExecutor(max_workers=max(1, min(settings.PREFLIGHT_AUDIT_CONCURRENCY, len(ids)))) as pool:
             list(pool.map(one, ids))
-    audit_finish(audit_id=audit.pk)
+    audit_finish(audit_id=audit.pk, matrix_inline=True)
     audit.refresh_from_db()
     return audit
 
@@ -500,7 +500,7 @@ def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
             node_record_status(node=node, status=status, when=finished)
 
 
-def node_audit_run(*, node_audit_id: int, transport=None) -> models.NodeAudit | None:
+def node_audit_run(*, node_audit_id: int, transport=None, close_audit: bool = True) -> models.NodeAudit | None:
     """Audit one node: one connection, one probe exec; never raises for anything the node does, and always ends
     the node audit in a final state (recording included: a row the database refuses ends it as `error`)."""
     now = timezone.now()
@@ -527,7 +527,8 @@ def node_audit_run(*, node_audit_id: int, transport=None) -> models.NodeAudit | 
     if audit_id is None:
         audit_id = models.NodeAudit.objects.filter(pk=node_audit_id).values_list("audit_id", flat=True).first()
     try:
-        audit_finish(audit_id=audit_id)
+        if close_audit:
+            audit_finish(audit_id=audit_id)
     except Exception:  # noqa: BLE001 - the node audit is final; the sweep closes the audit if this failed
         logger.exception("closing audit %s after node audit %s failed", audit_id, node_audit_id)
     if node_audit is not None:
@@ -538,33 +539,91 @@ def node_audit_run(*, node_audit_id: int, transport=None) -> models.NodeAudit | 
 # --- finishing and sweeping ----------------------------------------------------------------------------------------
 
 
-def audit_finish(*, audit_id: int) -> bool:
-    """Close the audit once every node audit is final; safe to call any number of times."""
+def matrix_time_budget(audit_id: int) -> float:
+    """How long the connectivity matrix of an audit may take: grows with the number of paths (and with the
+    waves of nodes the thread pool logs into), never less than PREFLIGHT_STUCK_AFTER."""
+    from ..connectivity import matrix_time_budget as budget
+
+    roles = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("node__role", flat=True))
+    servers, workers = roles.count(NodeRole.SERVER), roles.count(NodeRole.WORKER)
+    return max(
+        settings.PREFLIGHT_STUCK_AFTER,
+        budget(
+            nodes=len(roles),
+            paths=2 * servers * workers + (workers + servers) * (workers + servers - 1),
+            concurrency=settings.PREFLIGHT_AUDIT_CONCURRENCY,
+            connect_timeout=settings.PREFLIGHT_SSH_CONNECT_TIMEOUT + settings.PREFLIGHT_SSH_AUTH_TIMEOUT,
+            port_timeout=settings.PREFLIGHT_NETWORK_CONNECT_TIMEOUT,
+        ),
+    )
+
+
+def audit_finish(*, audit_id: int, matrix_inline: bool = False) -> bool:
+    """Close the audit once every node audit is final; safe to call any number of times.
+
+    When the audit has a connectivity matrix, the first call that finds every node audit final claims it (a
+    conditional UPDATE: exactly one caller wins) and starts it as its own Celery task, with a time budget that
+    grows with the number of paths; that task closes the audit. `matrix_inline` runs it here instead (the CLI).
+    """
     pending = models.NodeAudit.objects.filter(audit_id=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING])
     if pending.exists():
         return False
     claimed = models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.PENDING).update(
         network_state=NetworkState.RUNNING, network_started=timezone.now()
     )
-    if claimed:
-        from .network import network_matrix_run
+    if claimed and matrix_inline:
+        _matrix_run(audit_id)
+    elif claimed:
+        from ..tasks import network_matrix_task
 
+        budget = matrix_time_budget(audit_id)
         try:
-            network_matrix_run(audit_id=audit_id)
-            models.Audit.objects.filter(pk=audit_id).update(network_state=NetworkState.DONE)
-        except Exception as exc:  # noqa: BLE001 - the node results stand; the matrix says it failed
-            logger.exception("connectivity matrix of audit %s failed", audit_id)
-            models.Audit.objects.filter(pk=audit_id).update(
-                network_state=NetworkState.ERROR, error=f"connectivity matrix failed: {exc!r}"
+            network_matrix_task.apply_async(
+                (audit_id,),
+                soft_time_limit=budget,
+                time_limit=budget + 30,
+                retry=True,
+                retry_policy=settings.PREFLIGHT_PUBLISH_RETRY,
             )
+        except Exception as exc:  # noqa: BLE001 - kombu/redis errors: the node results stand, the matrix says why
+            logger.exception("connectivity matrix of audit %s not queued", audit_id)
+            models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).update(
+                network_state=NetworkState.ERROR,
+                error=f"the task queue did not accept the connectivity matrix ({_broker_name()}): {exc}",
+            )
+        else:
+            return False  # the matrix task closes the audit
     elif models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).exists():
-        return False  # another worker is running the matrix and will close the audit
+        return False  # the matrix is running and will close the audit
     statuses = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("status", flat=True))
     now = timezone.now()
     closed = models.Audit.objects.filter(pk=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING]).update(
         state=RunState.DONE, status=worst(statuses), finished=now, started=Coalesce(F("started"), Value(now))
     )
     return bool(closed)
+
+
+def _matrix_run(audit_id: int) -> None:
+    from .network import network_matrix_run
+
+    try:
+        network_matrix_run(audit_id=audit_id)
+        models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).update(
+            network_state=NetworkState.DONE
+        )
+    except Exception as exc:  # noqa: BLE001 - the node results stand; the matrix says it failed
+        logger.exception("connectivity matrix of audit %s failed", audit_id)
+        models.Audit.objects.filter(pk=audit_id).update(
+            network_state=NetworkState.ERROR, error=clamp.text(f"connectivity matrix failed: {exc!r}")
+        )
+
+
+def audit_network_run(*, audit_id: int) -> None:
+    """The connectivity matrix task: run it if it is still claimed (a duplicate message finds it over), then
+    close the audit."""
+    if models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).exists():
+        _matrix_run(audit_id)
+    audit_finish(audit_id=audit_id)
 
 
 def _node_audit_end_in_error(node_audit_id: int, reason: str, *, states: list[str]) -> bool:
@@ -633,11 +692,13 @@ def audit_sweep_stuck(*, older_than: float | None = None) -> int:
                 never_ran=False,
             )
         acted += 1
-    stuck_matrix = list(
-        models.Audit.objects.filter(network_state=NetworkState.RUNNING, network_started__lt=limit).values_list(
-            "pk", flat=True
-        )
-    )
+    stuck_matrix = [
+        audit_id
+        for audit_id, network_started in models.Audit.objects.filter(
+            network_state=NetworkState.RUNNING, network_started__lt=limit
+        ).values_list("pk", "network_started")
+        if older_than is not None or network_started < now - timedelta(seconds=matrix_time_budget(audit_id) + 60)
+    ]
     models.Audit.objects.filter(pk__in=stuck_matrix, network_state=NetworkState.RUNNING).update(
         network_state=NetworkState.ERROR, error="swept: the connectivity matrix did not finish in time"
     )

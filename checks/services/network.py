@@ -35,7 +35,7 @@ from ..connectivity import (
 )
 from ..spec import NodeContext, profile_spec_from_model
 from ..transport import ConnectFailure
-from .audits import _target, _transport_for
+from .audits import _target, _transport_for, matrix_time_budget
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +60,14 @@ def _matrix_node(node_audit: models.NodeAudit) -> MatrixNode:
 
 
 class _OpenListener:
-    def __init__(self, node: Node, matrix_node: MatrixNode, ports: list[int]) -> None:
-        self.node, self.matrix_node, self.ports = node, matrix_node, ports
+    def __init__(self, node: Node, matrix_node: MatrixNode, ports: list[int], lifetime: float) -> None:
+        self.node, self.matrix_node, self.ports, self.lifetime = node, matrix_node, ports, lifetime
         self.state = Listener()
         self.session = None
         self.process = None
 
     def open(self) -> None:
-        lifetime = settings.PREFLIGHT_NETWORK_LISTENER_LIFETIME
+        lifetime = self.lifetime
         try:
             self.session = _transport_for(self.node).connect(_target(self.node))
             self.process = self.session.start(listener_command(self.matrix_node.python, self.ports, lifetime))
@@ -167,8 +167,11 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
     wanted: dict[str, set[int]] = {}
     for i in runnable:
         wanted.setdefault(plans[i].destination.name, set()).update(plans[i].ports)
+    # A listener lives as long as the matrix may take (a big one outlasts the configured lifetime), never longer.
+    lifetime = max(settings.PREFLIGHT_NETWORK_LISTENER_LIFETIME, min(matrix_time_budget(audit_id), 3600))
     listeners = {
-        name: _OpenListener(by_name[name].node, matrix_nodes[name], sorted(ports)) for name, ports in wanted.items()
+        name: _OpenListener(by_name[name].node, matrix_nodes[name], sorted(ports), lifetime)
+        for name, ports in wanted.items()
     }
     threads = max(1, min(settings.PREFLIGHT_AUDIT_CONCURRENCY, len(listeners) + 1))
     timings = {"start": time.monotonic()}
