@@ -13,8 +13,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def parse_nvidia_smi_q(text: str) -> VendorReport:
     """`nvidia-smi -q`: driver and CUDA versions, and per `GPU <bus id>` block its product name, UUID, FB total."""
     report = VendorReport(runtime_name="CUDA")
-    driver = re.search(r"^Driver Version\s*:\s*(\S+)", text, re.M)
-    cuda = re.search(r"^CUDA Version\s*:\s*(\S+)", text, re.M)
+    # R610 and later: "KMD Version" / "CUDA UMD Version" (the old names remain for a while, marked deprecated)
+    driver = re.search(r"^KMD Version\s*:\s*(\S+)", text, re.M) or re.search(r"^Driver Version\s*:\s*(\S+)", text, re.M)
+    cuda = re.search(r"^CUDA UMD Version\s*:\s*(\S+)", text, re.M) or re.search(
+        r"^CUDA Version\s*:\s*(\S+)", text, re.M
+    )
     report.driver_version = driver.group(1) if driver else ""
     report.runtime_version = cuda.group(1) if cuda else ""
     blocks = re.split(r"^GPU ([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.\d)\s*$", text, flags=re.M)
