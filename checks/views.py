@@ -7,7 +7,8 @@ from collections import Counter, defaultdict
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -56,29 +57,42 @@ def _latest_done(cluster: Cluster) -> Audit | None:
     return Audit.objects.filter(cluster=cluster, state=RunState.DONE).order_by("-created").first()
 
 
+def _readiness_by_role(cluster: Cluster) -> tuple[dict[str, dict[str, int]], list[int]]:
+    """Ready / not ready per role, each node counted by its status in its latest finished audit (the worst of its
+    own results; a node with no audit here falls back to its recorded status), and the ids of those node audits."""
+    latest = NodeAudit.objects.filter(node=OuterRef("pk"), audit__state=RunState.DONE, finished__isnull=False).order_by(
+        "-finished"
+    )
+    rows = Node.objects.filter(cluster=cluster).annotate(
+        latest_status=Coalesce(Subquery(latest.values("status")[:1]), F("last_audit_status")),
+        latest_id=Subquery(latest.values("pk")[:1]),
+    )
+    by_role: dict[str, dict[str, int]] = {}
+    ids = []
+    for role, status, node_audit_id in rows.values_list("role", "latest_status", "latest_id"):
+        counts = by_role.setdefault(role, {"total": 0, "ready": 0, "failing": 0})
+        counts["total"] += 1
+        counts["ready"] += status in READY
+        counts["failing"] += status in NOT_READY
+        if node_audit_id is not None:
+            ids.append(node_audit_id)
+    return by_role, ids
+
+
 @login_required
 @permission_required("inventory.view_cluster", raise_exception=True)
 def dashboard(request, name: str):
     cluster = _cluster(name)
-    by_role = {
-        row["role"]: row
-        for row in Node.objects.filter(cluster=cluster)
-        .values("role")
-        .annotate(
-            total=Count("pk"),
-            ready=Count("pk", filter=Q(last_audit_status__in=READY)),
-            failing=Count("pk", filter=Q(last_audit_status__in=NOT_READY)),
-        )
-    }
+    by_role, latest_node_audits = _readiness_by_role(cluster)
     latest = _latest_done(cluster)
-    top_failing = []
-    if latest is not None:
-        top_failing = list(
-            CheckResult.objects.filter(node_audit__audit=latest, status__in=["fail", "error"])
-            .values("check_id")
-            .annotate(nodes=Count("node_audit", distinct=True))
-            .order_by("-nodes", "check_id")[:10]
-        )
+    # Per check id, the nodes whose own result in their latest finished audit is fail or error (the same rule as
+    # the node list's failing_check filter these rows link to).
+    top_failing = list(
+        CheckResult.objects.filter(node_audit_id__in=latest_node_audits, status__in=["fail", "error"])
+        .values("check_id")
+        .annotate(nodes=Count("node_audit__node", distinct=True))
+        .order_by("-nodes", "check_id")[:10]
+    )
     running = Audit.objects.filter(cluster=cluster, state__in=[RunState.QUEUED, RunState.RUNNING]).first()
     trend = list(
         Audit.objects.filter(cluster=cluster, state=RunState.DONE, partial=False)
