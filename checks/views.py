@@ -7,8 +7,7 @@ from collections import Counter, defaultdict
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -57,25 +56,35 @@ def _latest_done(cluster: Cluster) -> Audit | None:
     return Audit.objects.filter(cluster=cluster, state=RunState.DONE).order_by("-created").first()
 
 
-def _readiness_by_role(cluster: Cluster) -> tuple[dict[str, dict[str, int]], list[int]]:
+def _readiness_by_role(cluster: Cluster, *, look_back: int = 10) -> tuple[dict[str, dict[str, int]], list[int]]:
     """Ready / not ready per role, each node counted by its status in its latest finished audit (the worst of its
-    own results; a node with no audit here falls back to its recorded status), and the ids of those node audits."""
-    latest = NodeAudit.objects.filter(node=OuterRef("pk"), audit__state=RunState.DONE, finished__isnull=False).order_by(
-        "-finished"
+    own results), and the ids of those node audits. Walks the cluster's finished audits newest first until every
+    node is found (one query for the usual full audit); a node in none of the last `look_back` falls back to its
+    recorded status."""
+    nodes = dict(Node.objects.filter(cluster=cluster).values_list("pk", "role"))
+    status: dict[int, str] = {}
+    ids: list[int] = []
+    audits = (
+        Audit.objects.filter(cluster=cluster, state=RunState.DONE).order_by("-created").values_list("pk", flat=True)
     )
-    rows = Node.objects.filter(cluster=cluster).annotate(
-        latest_status=Coalesce(Subquery(latest.values("status")[:1]), F("last_audit_status")),
-        latest_id=Subquery(latest.values("pk")[:1]),
-    )
+    for audit_id in audits[:look_back]:
+        for node_id, node_audit_id, node_status in NodeAudit.objects.filter(
+            audit_id=audit_id, finished__isnull=False
+        ).values_list("node_id", "pk", "status"):
+            if node_id in nodes and node_id not in status:
+                status[node_id] = node_status
+                ids.append(node_audit_id)
+        if len(status) == len(nodes):
+            break
+    if len(status) < len(nodes):
+        missing = Node.objects.filter(cluster=cluster).exclude(pk__in=status).values_list("pk", "last_audit_status")
+        status.update(missing)
     by_role: dict[str, dict[str, int]] = {}
-    ids = []
-    for role, status, node_audit_id in rows.values_list("role", "latest_status", "latest_id"):
+    for node_id, role in nodes.items():
         counts = by_role.setdefault(role, {"total": 0, "ready": 0, "failing": 0})
         counts["total"] += 1
-        counts["ready"] += status in READY
-        counts["failing"] += status in NOT_READY
-        if node_audit_id is not None:
-            ids.append(node_audit_id)
+        counts["ready"] += status[node_id] in READY
+        counts["failing"] += status[node_id] in NOT_READY
     return by_role, ids
 
 
