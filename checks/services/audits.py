@@ -409,7 +409,7 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
     key = f", host key {run.host_key_fingerprint}" if run.host_key_fingerprint else ""
     connected = CheckResult("ssh.connect", PASS, f"connected {how}{key}", f"address {node.address}:{node.ssh_port}")
     sections = split_sections(run.output, nonce)
-    if run.timed_out or run.idle or run.truncated or "done" not in sections:
+    if run.timed_out or run.truncated or "done" not in sections:  # (silent after `done`: nothing was lost)
         last = list(sections)[-1] if sections else "none"
         if run.idle:
             after = f"after section {last}" if sections else "after login (no section started)"
