@@ -58,7 +58,8 @@ def _run(cluster) -> tuple[Audit, float]:
     elapsed = time.monotonic() - started
     save_output(
         f"verdicts-{cluster.name}-{audit.pk}.txt",
-        "\n".join(
+        f"audit {audit.pk}: {elapsed:.1f} s, matrix {audit.network_state}\n"
+        + "\n".join(
             f"{na.node.name}: {na.status} {na.error} | "
             + " ; ".join(f"{r.check_id}={r.status}: {r.summary}" for r in na.results.all())
             for na in NodeAudit.objects.filter(audit=audit).select_related("node")
