@@ -124,6 +124,12 @@ def _probe_from(
         return {}, f"connecting from {node.name} failed: {exc!r}"
     if run.timed_out:
         return parse_prober_output(run.output), f"the connect test from {node.name} did not finish in time"
+    if run.exit_status not in (0, None):
+        tail = clamp.text(run.output[-300:].strip(), 300)
+        return (
+            parse_prober_output(run.output),
+            f"the connect test on {node.name} failed (exit status {run.exit_status}){': ' + tail if tail else ''}",
+        )
     return parse_prober_output(run.output), ""
 
 
@@ -201,7 +207,8 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
     for i in runnable:
         plan = plans[i]
         outcomes, error = results.get(plan.source.name, ({}, "no result"))
-        if error and not outcomes:
+        untested = [port for port in plan.ports if (plan.destination.address, port) not in outcomes]
+        if error and untested:  # the source's own prober failed (or ran out of time) before testing this path
             verdicts[i] = not_tested(plan, error, at_fault=plan.source.name, fault_is_own=True)
             continue
         per_port = {

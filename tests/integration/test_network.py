@@ -223,3 +223,33 @@ def test_node_whose_audit_failed_does_not_stop_the_matrix(cluster_of, lab):
     w2w = checks_of(audit.pk, "w1")["network.worker_to_worker"]
     assert w2w.status == "skip" and "w1 -> ghost: not tested: ghost could not be audited: " in w2w.summary
     assert audit.node_audits.get(node__name="w1").status in ("pass", "warn")
+
+
+def test_a_node_whose_own_listener_and_prober_fail_is_the_only_one_in_error(cluster_of, lab):
+    # given: a fourth worker whose python3 is broken, so it can neither listen nor connect
+    from inventory.models import Cluster
+
+    broken = nodes.plain("badpy")
+    broken.tools["python3"] = "echo 'python3: cannot run' >&2; exit 127"
+    # over every python3 the node's sessions could find (in the node's own mount namespace only)
+    broken.setup = [
+        'for p in $(which -a python3 2>/dev/null) /usr/bin/python3; do mount --bind /usr/local/bin/python3 "$p" '
+        "|| true; done"
+    ]
+    badpy = lab.nodes.get("badpy") or lab.add(broken)
+    cluster_of("badpy")
+    add_lab_nodes(Cluster.objects.get(name="badpy"), [badpy], lab_credential(lab))
+    # when
+    audit = _audit("badpy")
+    # then: the broken node's own network checks are error, saying why
+    own = checks_of(audit.pk, "badpy")
+    assert own["network.worker_to_worker"].status == "error"
+    assert "the connect test on badpy failed (exit status 127)" in own["network.worker_to_worker"].summary
+    assert "the listener on badpy failed" in own["network.server_to_worker"].summary
+    assert audit.node_audits.get(node__name="badpy").status == "error"
+    # and everyone else shows the paths to and from it as skip, naming it, and stays ready
+    for name in ("srv", "w1", "w2", "w3"):
+        assert audit.node_audits.get(node__name=name).status in ("pass", "warn"), name
+    w2w = checks_of(audit.pk, "w1")["network.worker_to_worker"]
+    assert w2w.status == "skip" and "w1 -> badpy: not tested: the listener on badpy failed" in w2w.summary
+    assert "badpy -> w1: not tested: the connect test on badpy failed" in w2w.summary
