@@ -72,9 +72,13 @@ class _OpenListener:
             self.session = _transport_for(self.node).connect(_target(self.node))
             self.process = self.session.start(listener_command(self.matrix_node.python, self.ports, lifetime))
             while True:
+                asked = time.monotonic()
                 line = self.process.readline(timeout=15)
                 if line is None:
-                    self.state.error = "the listener did not start (no READY within 15 s)"
+                    if time.monotonic() - asked < 14:  # the output ended: the listener exited
+                        self.state.error = "the listener exited before it was ready (is python3 working there?)"
+                    else:
+                        self.state.error = "the listener did not start (no READY within 15 s)"
                     return
                 if parse_listener_line(line, self.state):
                     return
