@@ -110,5 +110,5 @@ def test_a_silent_probe_ends_at_the_idle_time_out(node, tools, settings):
     node_audit = NodeAudit.objects.get(audit=audit)
     assert (node_audit.state, node_audit.status) == ("done", "error")
     assert node_audit.error == "the probe printed nothing for 2 s after section uname"
-    assert elapsed < 10, f"{elapsed:.1f} s"
+    assert elapsed < 20, f"{elapsed:.1f} s"  # far below the 60 s outer bound
     assert audit.state == "done"

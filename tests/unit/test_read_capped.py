@@ -13,7 +13,7 @@ def test_silence_ends_at_the_idle_time_out():
     started = time.monotonic()
     out = read_capped(silent, timeout=30, max_bytes=1024, idle_timeout=0.5)
     assert out.idle and not out.timed_out and out.data == b""
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 5
 
 
 def test_output_keeps_the_idle_clock_from_running_out_and_the_deadline_still_holds():
@@ -24,7 +24,7 @@ def test_output_keeps_the_idle_clock_from_running_out_and_the_deadline_still_hol
     started = time.monotonic()
     out = read_capped(chatty, timeout=1.0, max_bytes=1 << 20, idle_timeout=0.5)
     assert out.timed_out and not out.idle and len(out.data) >= 5
-    assert 0.9 < time.monotonic() - started < 2
+    assert 0.9 < time.monotonic() - started < 5
 
 
 def test_without_an_idle_time_out_only_the_deadline_ends_silence():
