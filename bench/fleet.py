@@ -2,12 +2,14 @@
 
 Run as root after `bash scripts/test.sh` has set the machine up (.venv and redis-server installed):
 
-    .venv/bin/python -m bench.fleet [--hosts 50] [--concurrency 16] [--skip-ansible]
+    .venv/bin/python -m bench.fleet [--hosts 50] [--concurrency 16] [--skip-ansible] [--runs 3]
 
 It prints (a) a cluster audit through Redis and a real Celery worker, host checks only; (b) the same with the
 connectivity matrix, 1 server and the rest workers; (c) the floor: a bare paramiko connect plus one exec per host
-with the same parallelism; (d) `ansible -m setup -f N` from ansible-core installed in a throwaway venv. Then hosts per
-second, p50/p95 node audit time, the worker's peak RSS, and the ratios (a)/(c) and (d)/(a).
+with the same parallelism; (c') a bare paramiko connect running the probe script itself, so (a)/(c') is the
+portal's own overhead (Celery, parsing, rules, database); (d) `ansible -m setup -f N` from ansible-core installed
+in a throwaway venv. Then hosts per second, p50/p95 node audit time, the worker's peak RSS, and the ratios (a)/(c),
+(a)/(c') and (d)/(a); with --runs N, (a), (c) and (c') are run N times and the ratios are medians.
 """
 
 from __future__ import annotations
@@ -114,6 +116,39 @@ def paramiko_floor(lab, hosts, concurrency: int) -> float:
         list(pool.map(one, hosts))
     elapsed = time.monotonic() - started
     print(f"(c) bare paramiko connect + one exec: {elapsed:.2f} s, {len(hosts) / elapsed:.1f} hosts/s")
+    return elapsed
+
+
+def paramiko_probe_floor(lab, hosts, concurrency: int) -> float:
+    """(c') the same bare paramiko connect, running the probe script itself (the portal's one exec per node) and
+    reading all its output: what the portal would cost with nothing of its own (Celery, parsing, rules, database)."""
+    import io
+
+    import paramiko
+
+    from checks.probe import PROBE_SCRIPT, probe_command, probe_nonce
+
+    key = paramiko.Ed25519Key.from_private_key(io.StringIO(lab.client_key))
+
+    def one(host) -> int:
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect(host.address, username="root", pkey=key, allow_agent=False, look_for_keys=False, timeout=10)
+        stdin, stdout, _ = client.exec_command(probe_command(probe_nonce(), 20))
+        stdin.write(PROBE_SCRIPT)
+        stdin.channel.shutdown_write()
+        size = len(stdout.read())
+        client.close()
+        return size
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        sizes = list(pool.map(one, hosts))
+    elapsed = time.monotonic() - started
+    print(
+        f"(c') bare paramiko connect + the probe script: {elapsed:.2f} s, {len(hosts) / elapsed:.1f} hosts/s, "
+        f"median output {statistics.median(sizes) / 1024:.1f} KiB"
+    )
     return elapsed
 
 
@@ -225,6 +260,7 @@ def main() -> None:
     parser.add_argument("--skip-ansible", action="store_true")
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork"])
     parser.add_argument("--skip-matrix", action="store_true")
+    parser.add_argument("--runs", type=int, default=1, help="repeat (a), (c) and (c') this often; ratios are medians")
     args = parser.parse_args()
     redis_server, broker = start_redis()
     os.environ["CELERY_BROKER_URL"] = broker
@@ -251,7 +287,16 @@ def main() -> None:
         for host in hosts:
             Node.objects.create(cluster=workers_only, name=host.spec.name, address=host.address, credential=credential)
         timed_audit(workers_only, "(warm-up, host keys trusted on first use)")
-        a, _ = timed_audit(workers_only, "(a) cluster audit, host checks")
+        runs = []
+        for run in range(args.runs):
+            if args.runs > 1:
+                print(f"-- run {run + 1} of {args.runs}")
+            a, _ = timed_audit(workers_only, "(a) cluster audit, host checks")
+            c = paramiko_floor(lab, hosts, args.concurrency)
+            c_probe = paramiko_probe_floor(lab, hosts, args.concurrency)
+            runs.append((a, c, c_probe))
+        a = statistics.median(r[0] for r in runs)
+        c = statistics.median(r[1] for r in runs)
         with_matrix = None if args.skip_matrix else Cluster.objects.create(name="matrix", profile=profile)
         for i, host in enumerate(hosts if with_matrix is not None else []):
             Node.objects.create(
@@ -270,13 +315,18 @@ def main() -> None:
                 f"    matrix alone: {(audit.finished - audit.network_started).total_seconds():.2f} s, "
                 f"{audit.paths.count()} paths, path statuses {statuses}"
             )
-        c = paramiko_floor(lab, hosts, args.concurrency)
         rss = [peak_rss_mib(pid) for pid in worker_pids(worker.pid)]
         print(
             f"worker peak RSS per process (MiB): {', '.join(f'{r:.0f}' for r in rss)} ({args.pool} pool, "
             f"concurrency {args.concurrency})"
         )
-        print(f"ratio (a)/(c) = {a / c:.2f}   time per host (a) = {a / len(hosts) * 1000:.0f} ms")
+        over_c = statistics.median(r[0] / r[1] for r in runs)
+        over_c_probe = statistics.median(r[0] / r[2] for r in runs)
+        print(
+            f"ratio (a)/(c) = {over_c:.2f}   ratio (a)/(c') = {over_c_probe:.2f} (the portal's own overhead)   "
+            f"time per host (a) = {a / len(hosts) * 1000:.0f} ms"
+            + (f"   (medians of {args.runs} runs)" if args.runs > 1 else "")
+        )
         if not args.skip_ansible:
             d = ansible_setup(lab, hosts)
             if d:

@@ -7,10 +7,12 @@ connects to all of its targets in parallel from one command. Services do the I/O
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass, field
 
 from .catalog.ports import compact, label
+from .parsers.firewall_rules import blocking_rule
 from .remediation import Remedy, fix_open_ports
 from .spec import NodeContext, PortRuleSpec, ProfileSpec
 
@@ -64,14 +66,43 @@ while time.time() < deadline:
 # start paced (PACE per 5 ms, at most WINDOW in flight), each with its own deadline: a burst of thousands of SYNs at
 # once overflows queues on the way (a switch, a firewall, the kernel's backlog) and reads as false time-outs. Targets
 # that time out are tried once more, so only a port that stays silent twice is reported as "timeout".
+# Each socket asks for ICMP errors on its error queue (IP_RECVERR): a connect ended by an ICMP error then reports
+# who sent it ("icmp 3/13 from 10.0.0.5"), which tells whether the destination itself or a hop between rejected it.
 PROBER_SCRIPT = r"""
-import errno, select, socket, sys, time
+import errno, select, socket, struct, sys, time
 timeout = float(sys.argv[1])
 WINDOW = int(sys.argv[2]) if len(sys.argv) > 2 else 512
 PACE = 32
 targets = [tuple(line.split()[:2]) for line in sys.stdin.read().splitlines() if len(line.split()) >= 2]
 NAMES = {errno.ECONNREFUSED: "refused", errno.EHOSTUNREACH: "unreachable", errno.ENETUNREACH: "unreachable",
          errno.ETIMEDOUT: "timeout", errno.EHOSTDOWN: "unreachable", errno.EACCES: "unreachable"}
+
+def recverr(s, v6):
+    try:
+        s.setsockopt(41 if v6 else 0, 25 if v6 else 11, 1)  # IPV6_RECVERR / IP_RECVERR (Linux)
+    except (OSError, AttributeError):
+        pass
+
+def sender(s):
+    try:
+        _, ancillary, _, _ = s.recvmsg(1, 512, socket.MSG_ERRQUEUE)
+    except (OSError, AttributeError, ValueError):
+        return ""
+    for _, _, data in ancillary:
+        if len(data) < 24 or data[4] not in (2, 3):  # SO_EE_ORIGIN_ICMP / ICMP6
+            continue
+        family = struct.unpack("=H", data[16:18])[0]
+        if family == socket.AF_INET:
+            address = socket.inet_ntop(socket.AF_INET, data[20:24])
+        elif family == socket.AF_INET6 and len(data) >= 40:
+            address = socket.inet_ntop(socket.AF_INET6, data[24:40])
+        else:
+            continue
+        return " icmp %d/%d from %s" % (data[5], data[6], address)
+    return ""
+
+def failed(s, code):
+    return (NAMES.get(code, "error"), errno.errorcode.get(code, str(code)) + sender(s))
 
 def attempt(todo):
     # pending keeps start order, so its first entry always has the earliest deadline
@@ -84,13 +115,14 @@ def attempt(todo):
             i += 1
             started += 1
             s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+            recverr(s, ":" in host)
             s.setblocking(False)
             code = s.connect_ex((host, int(port)))
             if code in (0, errno.EINPROGRESS):
                 pending[s.fileno()] = (s, host, port, now + timeout)
                 poller.register(s, select.POLLOUT)
             else:
-                results[(host, port)] = (NAMES.get(code, "error"), errno.errorcode.get(code, str(code)))
+                results[(host, port)] = failed(s, code)
                 s.close()
         more = i < len(todo) and len(pending) < WINDOW
         wait = 0.005 if more else max(0.0, next(iter(pending.values()))[3] - now) if pending else 0
@@ -98,8 +130,7 @@ def attempt(todo):
             s, host, port, _ = pending.pop(fd)
             poller.unregister(fd)
             code = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            results[(host, port)] = ("connected", "OK") if code == 0 else (
-                NAMES.get(code, "error"), errno.errorcode.get(code, str(code)))
+            results[(host, port)] = ("connected", "OK") if code == 0 else failed(s, code)
             s.close()
         now = time.time()
         while pending and next(iter(pending.values()))[3] <= now:
@@ -148,6 +179,17 @@ def prober_time_limit(targets: int, timeout: float) -> float:
     return 2 * rounds * timeout + targets * 0.005 / 32 * 2 + 30
 
 
+def matrix_time_budget(
+    *, nodes: int, paths: int, concurrency: int, connect_timeout: float, port_timeout: float
+) -> float:
+    """The longest a whole matrix may take: each wave of `concurrency` nodes logs in and starts its listener,
+    then each wave of sources probes (every port silent, twice, in the worst case), plus time per path to plan,
+    judge and record. Grows with the number of paths."""
+    waves = max(1, -(-nodes // max(1, concurrency)))
+    per_source = -(-paths // max(1, nodes))
+    return 60 + waves * (connect_timeout + 15) + waves * prober_time_limit(per_source * 4, port_timeout) + paths * 0.02
+
+
 def sample_ports(first: int, last: int) -> list[int]:
     """Ranges up to 128 ports whole; larger ones: first, last and 30 evenly spread between (Ray's 10002-19999)."""
     if last - first + 1 <= WHOLE_RANGE_LIMIT:
@@ -164,7 +206,10 @@ class MatrixNode:
     python: str = ""
     firewall: str = "none"
     firewall_evidence: str = ""
-    problem: str = ""  # why this node cannot take part (its audit failed), empty when usable
+    problem: str = ""  # why this node cannot take part, empty when usable
+    # False: its audit did not complete (its own results say why). A problem on an audited node (no python3) is
+    # its own failure to listen or connect.
+    audited: bool = True
 
 
 @dataclass
@@ -245,18 +290,95 @@ def parse_prober_output(text: str) -> dict[tuple[str, int], tuple[str, str]]:
 
 
 @dataclass
-class PathVerdict:
+class EndView:
+    """How one end of a path sees it: the status counted in that node's readiness, and what to do there."""
+
     status: str
+    summary: str
+    remediation: str = ""
+    commands: tuple[str, ...] = ()  # template-built; only on the end where the fix is made
+
+
+@dataclass
+class PathVerdict:
+    status: str  # the path's own status (fail when it is blocked, wherever the block is)
     summary: str
     evidence: str
     remediation: str
     outcomes: dict[int, tuple[str, str]]
-    commands: tuple[str, ...] = ()  # to run on the destination node (its firewall), template-built
+    blocked_at: str = ""  # the node where the evidence places the block ("" when unknown or not failing)
+    ends: dict[str, EndView] = field(default_factory=dict)  # node name -> its view; each end has one
+    commands: tuple[str, ...] = ()  # the fix's commands, run on the node where the fix is made
+
+
+_ICMP_FROM = re.compile(r"\bicmp (\d+)/(\d+) from (\S+)")
+
+
+def locate_block(plan: PathPlan, failing: dict[int, tuple[str, str]]) -> tuple[str, list[str]]:
+    """(node name where the block is, or "", and the evidence lines that say so) for the failing ports.
+
+    The evidence: an ICMP error sent by one end (its address is the offender the prober read from the socket's
+    error queue), or one end's own firewall rules dropping or rejecting the port (the destination's input, the
+    source's output). Every failing port must point at the same node, else the place is unknown."""
+    src, dst = plan.source, plan.destination
+    places: set[str] = set()
+    lines: list[str] = []
+    for port, (_outcome, detail) in sorted(failing.items()):
+        icmp = _ICMP_FROM.search(detail)
+        if icmp:
+            sender = icmp.group(3)
+            where = dst.name if sender == dst.address else src.name if sender == src.address else ""
+            lines.append(
+                f"  {port}: ICMP type {icmp.group(1)} code {icmp.group(2)} sent by {sender}"
+                + (f" ({where})" if where else " (not an end of this path: something between them)")
+            )
+            places.add(where)
+            continue
+        rule = blocking_rule(dst.firewall_evidence, port)
+        if rule:
+            lines.append(f"  {port}: {dst.name}'s own firewall rule: {rule}")
+            places.add(dst.name)
+            continue
+        rule = blocking_rule(src.firewall_evidence, port, outgoing=True)
+        if rule:
+            lines.append(f"  {port}: {src.name}'s own firewall rule: {rule}")
+            places.add(src.name)
+            continue
+        lines.append(f"  {port}: no evidence of where it is blocked")
+        places.add("")
+    return (places.pop() if len(places) == 1 else ""), lines
+
+
+def path_remediation(plan: PathPlan, failures: dict[str, list[int]], blocked_at: str) -> Remedy:
+    """What to change for a failing path, phrased for the node where the change is made: the explanation, and the
+    firewall commands for the destination when the block is there or its place is unknown."""
+    src, dst = plan.source, plan.destination
+    hint = _failure_hint(failures)
+    if blocked_at and blocked_at == src.name:
+        spans = ", ".join(label(a, b) for ports in failures.values() for a, b in compact(ports))
+        return Remedy(
+            (
+                f"On {src.name}: its own firewall drops or rejects outgoing TCP to {dst.name} port {spans}; remove "
+                f"that rule or add an ACCEPT before it (see the evidence for the rule). {hint}"
+            ).strip()
+        )
+    fix = fix_open_ports(
+        firewall=dst.firewall,
+        spans=compact([port for ports in failures.values() for port in ports]),
+        on=dst.name,
+        hint=hint,
+        between="" if blocked_at else f"{src.name} and {dst.name}",
+    )
+    return Remedy(f"On {dst.name}: {fix.text}", fix.commands)
 
 
 def judge_path(plan: PathPlan, outcomes: dict[int, tuple[str, str]], listener: Listener | None) -> PathVerdict:
     """pass when every port connected; fail on refused/timed out/unreachable where something listened (or for any
-    time-out or unreachable); warn for a refusal where no listener could be opened, which proves nothing."""
+    time-out or unreachable); warn for a refusal where no listener could be opened, which proves nothing.
+
+    A failing path counts against the node where the evidence places the block (see locate_block); the other end
+    shows it as "blocked at" that node, as a warn that does not count against its readiness. Where the evidence
+    cannot tell, both ends fail."""
     src, dst = plan.source.name, plan.destination.name
     listening = (listener.bound | listener.busy) if listener else set()
     failures: dict[str, list[int]] = {}
@@ -286,25 +408,53 @@ def judge_path(plan: PathPlan, outcomes: dict[int, tuple[str, str]], listener: L
     if listener and listener.error:
         lines.append(f"listener: {listener.error}")
     lines.append(f"{dst} firewall: {plan.destination.firewall_evidence or plan.destination.firewall}")
-    evidence = "\n".join(lines)
     if failures:
+        failing = {p: outcomes.get(p, ("not tested", "")) for ports in failures.values() for p in ports}
+        blocked_at, where = locate_block(plan, failing)
+        lines.append(f"blocked at: {blocked_at or 'unknown'}")
+        lines.extend(where)
+        evidence = "\n".join(lines)
         parts = [
             f"{', '.join(label(a, b) for a, b in compact(ports))} {outcome}"
             for outcome, ports in sorted(failures.items())
         ]
-        fix = path_fix(plan, failures)
-        return PathVerdict("fail", f"{src} -> {dst}: {'; '.join(parts)}", evidence, fix.text, outcomes, fix.commands)
+        summary = f"{src} -> {dst}: {'; '.join(parts)}"
+        fix = path_remediation(plan, failures, blocked_at)
+        if blocked_at:
+            other = dst if blocked_at == src else src
+            ends = {
+                blocked_at: EndView("fail", f"{summary} (blocked at {blocked_at}, here)", fix.text, fix.commands),
+                other: EndView("warn", f"{summary} (blocked at {blocked_at})"),
+            }
+            summary = f"{summary} (blocked at {blocked_at})"
+        else:  # both ends fail; the firewall commands run on the destination only
+            ends = {src: EndView("fail", summary, fix.text), dst: EndView("fail", summary, fix.text, fix.commands)}
+        return PathVerdict("fail", summary, evidence, fix.text, outcomes, blocked_at, ends, fix.commands)
+    evidence = "\n".join(lines)
     if unproven:
         why = listener.error if listener and listener.error else "no listener could be opened on those ports"
         ports = ", ".join(label(a, b) for a, b in compact(unproven))
-        return PathVerdict(
-            "warn",
-            f"{src} -> {dst}: {ports} refused, but {why}: not proof of a block",
-            evidence,
-            f"Re-audit as root so Preflight can listen on {ports} on {dst}, or check its firewall.",
-            outcomes,
-        )
-    return PathVerdict("pass", f"{src} -> {dst}: all {len(plan.ports)} ports connected", evidence, "", outcomes)
+        summary = f"{src} -> {dst}: {ports} refused, but {why}: not proof of a block"
+        remediation = f"Re-audit as root so Preflight can listen on {ports} on {dst}, or check its firewall."
+        ends = {dst: EndView("warn", summary, remediation), src: EndView("warn", summary)}
+        return PathVerdict("warn", summary, evidence, remediation, outcomes, "", ends)
+    summary = f"{src} -> {dst}: all {len(plan.ports)} ports connected"
+    return PathVerdict(
+        "pass", summary, evidence, "", outcomes, "", {src: EndView("pass", summary), dst: EndView("pass", summary)}
+    )
+
+
+def not_tested(plan: PathPlan, why: str, *, at_fault: str = "", fault_is_own: bool = False) -> PathVerdict:
+    """A path that could not be tested. `at_fault` names the node that is why: when its own listener or prober
+    failed (`fault_is_own`), the path is `error` there; every other end (and an end whose audit did not complete,
+    which carries its own error) shows it as `skip`, naming the node."""
+    src, dst = plan.source.name, plan.destination.name
+    summary = f"{src} -> {dst}: not tested: {why}"
+    ends = {name: EndView("skip", summary) for name in (src, dst)}
+    if at_fault and fault_is_own:
+        ends[at_fault] = EndView("error", summary)
+    status = "error" if at_fault and fault_is_own else "skip"
+    return PathVerdict(status, summary, f"not tested: {why}", "", {}, "", ends)
 
 
 def path_fix(plan: PathPlan, failures: dict[str, list[int]]) -> Remedy:

@@ -10,6 +10,15 @@ def audit_node_task(node_audit_id: int) -> None:
     node_audit_run(node_audit_id=node_audit_id)
 
 
+@shared_task(name="checks.network_matrix", acks_late=True, ignore_result=True)
+def network_matrix_task(audit_id: int) -> None:
+    """The connectivity matrix of an audit, started once every node audit is final; its time limits are set per
+    call from the number of paths (services.matrix_time_budget)."""
+    from .services import audit_network_run
+
+    audit_network_run(audit_id=audit_id)
+
+
 @shared_task(name="checks.audit_cluster", acks_late=True, ignore_result=True)
 def audit_cluster_task(audit_id: int) -> None:
     """Fan out one node task per node; the last node to finish closes the audit."""

@@ -55,29 +55,52 @@ def _latest_done(cluster: Cluster) -> Audit | None:
     return Audit.objects.filter(cluster=cluster, state=RunState.DONE).order_by("-created").first()
 
 
+def _readiness_by_role(cluster: Cluster, *, look_back: int = 10) -> tuple[dict[str, dict[str, int]], list[int]]:
+    """Ready / not ready per role, each node counted by its status in its latest finished audit (the worst of its
+    own results), and the ids of those node audits. Walks the cluster's finished audits newest first until every
+    node is found (one query for the usual full audit); a node in none of the last `look_back` falls back to its
+    recorded status."""
+    nodes = dict(Node.objects.filter(cluster=cluster).values_list("pk", "role"))
+    status: dict[int, str] = {}
+    ids: list[int] = []
+    audits = (
+        Audit.objects.filter(cluster=cluster, state=RunState.DONE).order_by("-created").values_list("pk", flat=True)
+    )
+    for audit_id in audits[:look_back]:
+        for node_id, node_audit_id, node_status in NodeAudit.objects.filter(
+            audit_id=audit_id, finished__isnull=False
+        ).values_list("node_id", "pk", "status"):
+            if node_id in nodes and node_id not in status:
+                status[node_id] = node_status
+                ids.append(node_audit_id)
+        if len(status) == len(nodes):
+            break
+    if len(status) < len(nodes):
+        missing = Node.objects.filter(cluster=cluster).exclude(pk__in=status).values_list("pk", "last_audit_status")
+        status.update(missing)
+    by_role: dict[str, dict[str, int]] = {}
+    for node_id, role in nodes.items():
+        counts = by_role.setdefault(role, {"total": 0, "ready": 0, "failing": 0})
+        counts["total"] += 1
+        counts["ready"] += status[node_id] in READY
+        counts["failing"] += status[node_id] in NOT_READY
+    return by_role, ids
+
+
 @login_required
 @permission_required("inventory.view_cluster", raise_exception=True)
 def dashboard(request, name: str):
     cluster = _cluster(name)
-    by_role = {
-        row["role"]: row
-        for row in Node.objects.filter(cluster=cluster)
-        .values("role")
-        .annotate(
-            total=Count("pk"),
-            ready=Count("pk", filter=Q(last_audit_status__in=READY)),
-            failing=Count("pk", filter=Q(last_audit_status__in=NOT_READY)),
-        )
-    }
+    by_role, latest_node_audits = _readiness_by_role(cluster)
     latest = _latest_done(cluster)
-    top_failing = []
-    if latest is not None:
-        top_failing = list(
-            CheckResult.objects.filter(node_audit__audit=latest, status__in=["fail", "error"])
-            .values("check_id")
-            .annotate(nodes=Count("node_audit", distinct=True))
-            .order_by("-nodes", "check_id")[:10]
-        )
+    # Per check id, the nodes whose own result in their latest finished audit is fail or error (the same rule as
+    # the node list's failing_check filter these rows link to).
+    top_failing = list(
+        CheckResult.objects.filter(node_audit_id__in=latest_node_audits, status__in=["fail", "error"])
+        .values("check_id")
+        .annotate(nodes=Count("node_audit__node", distinct=True))
+        .order_by("-nodes", "check_id")[:10]
+    )
     running = Audit.objects.filter(cluster=cluster, state__in=[RunState.QUEUED, RunState.RUNNING]).first()
     trend = list(
         Audit.objects.filter(cluster=cluster, state=RunState.DONE, partial=False)

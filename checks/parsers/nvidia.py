@@ -8,16 +8,20 @@ from xml.etree import ElementTree
 from ..facts import Device, VendorReport
 from .tables import box_cells, colon_pairs, memory_mib, pci_address, used_total_mib
 
-_HEADER = re.compile(r"Driver Version:\s*([\w.\-]+).*?CUDA Version:\s*([\w.]+)", re.S)
+# The table header names the versions "Driver Version" / "CUDA Version" up to R590 and "KMD Version" / "CUDA UMD
+# Version" from R610 on; drivers before R410 print no CUDA version at all.
+_HEADER_DRIVER = re.compile(r"\b(?:Driver|KMD) Version:\s*([\w.\-]+)")
+_HEADER_CUDA = re.compile(r"\bCUDA (?:UMD )?Version:\s*([\w.]+)")
 _SMI_VERSION = re.compile(r"NVIDIA-SMI\s+([\w.\-]+)")
 
 
 def parse_nvidia_smi_table(text: str) -> VendorReport:
     """The default `nvidia-smi` table: driver and CUDA version from the header, one device per GPU row pair."""
     report = VendorReport(runtime_name="CUDA")
-    header = _HEADER.search(text)
-    if header:
-        report.driver_version, report.runtime_version = header.group(1), header.group(2)
+    top = "\n".join(text.splitlines()[:8])  # the header box; device rows never carry these labels
+    driver, cuda = _HEADER_DRIVER.search(top), _HEADER_CUDA.search(top)
+    report.driver_version = driver.group(1) if driver else ""
+    report.runtime_version = cuda.group(1) if cuda else ""
     smi = _SMI_VERSION.search(text)
     report.tool_version = smi.group(1) if smi else ""
     lines = text.splitlines()
@@ -81,12 +85,14 @@ def parse_nvidia_smi_list(text: str) -> VendorReport:
 
 
 def parse_nvidia_smi_version(text: str) -> VendorReport:
-    pairs = colon_pairs(text)
+    """`nvidia-smi --version`. From R610 on, "DRIVER version" and "CUDA version" say `Deprecated, see ...` and
+    the versions are under "KMD version" and "CUDA UMD version"."""
+    pairs = {key.lower(): value for key, value in colon_pairs(text).items() if not value.startswith("Deprecated")}
     return VendorReport(
-        driver_version=pairs.get("DRIVER version", ""),
-        runtime_version=pairs.get("CUDA Version", ""),
+        driver_version=pairs.get("kmd version") or pairs.get("driver version", ""),
+        runtime_version=pairs.get("cuda umd version") or pairs.get("cuda version", ""),
         runtime_name="CUDA",
-        tool_version=pairs.get("NVIDIA-SMI version", ""),
+        tool_version=pairs.get("nvidia-smi version", ""),
     )
 
 

@@ -4,6 +4,19 @@ import re
 
 _MEM = re.compile(r"(\d+(?:\.\d+)?)\s*(MiB|MB|GiB|GB|KiB|KB|B)\b", re.I)
 _FACTORS = {"b": 1 / 1048576, "kib": 1 / 1024, "kb": 1 / 1024, "mib": 1, "mb": 1, "gib": 1024, "gb": 1024}
+# No accelerator has an exbibyte of memory: a larger figure is a broken or hostile tool, never a device.
+MAX_MEMORY_MIB = 1 << 40
+
+
+class OutOfRange(ValueError):
+    """A tool printed a number no real device has; the node's audit ends as `error` saying so."""
+
+
+def _bounded_mib(value: float, printed: str) -> int:
+    if not value < MAX_MEMORY_MIB:  # also catches inf and nan
+        shown = printed if len(printed) <= 24 else f"{printed[:12]}...{printed[-6:]} ({len(printed)} digits)"
+        raise OutOfRange(f"a memory size of {shown} is beyond any real device (at most {MAX_MEMORY_MIB} MiB)")
+    return int(round(value))
 
 
 def colon_pairs(text: str) -> dict[str, str]:
@@ -31,7 +44,7 @@ def memory_mib(text: str) -> int | None:
     match = _MEM.search(text)
     if not match:
         return None
-    return int(round(float(match.group(1)) * _FACTORS[match.group(2).lower()]))
+    return _bounded_mib(float(match.group(1)) * _FACTORS[match.group(2).lower()], match.group(1))
 
 
 def used_total_mib(text: str) -> int | None:
@@ -40,7 +53,10 @@ def used_total_mib(text: str) -> int | None:
     if not match:
         return None
     unit = (match.group(3) or "MiB").lower()
-    return int(match.group(2)) * int(_FACTORS.get(unit, 1))
+    total = match.group(2)
+    if len(total) > 18:
+        return _bounded_mib(float("inf"), total)
+    return _bounded_mib(int(total) * int(_FACTORS.get(unit, 1)), total)
 
 
 def pci_address(text: str) -> str:

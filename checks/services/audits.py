@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -21,7 +22,7 @@ from inventory.crypto import SecretUnreadable
 from inventory.models import Cluster, HostKey, Node
 from inventory.services import node_record_facts, node_record_status
 
-from .. import models
+from .. import clamp, models
 from ..catalog import CHECK_IDS, ERROR, FAIL, HOST_CHECK_IDS, PASS, CheckResult, evaluate_node, worst
 from ..choices import NetworkState, RunState, Trigger
 from ..node_facts import NodeFacts, build_facts
@@ -143,18 +144,18 @@ def audit_run_inline(*, audit: models.Audit, transport=None) -> models.Audit:
 
     def one(node_audit_id: int) -> None:
         try:
-            node_audit_run(node_audit_id=node_audit_id, transport=transport)
+            node_audit_run(node_audit_id=node_audit_id, transport=transport, close_audit=False)
         finally:
             connection.close()  # each worker thread has its own connection
 
     if connection.in_atomic_block or (connection.vendor == "sqlite" and connection.is_in_memory_db()):
         # Other threads' connections could not see this transaction's rows (or an in-memory database): stay here.
         for node_audit_id in ids:
-            node_audit_run(node_audit_id=node_audit_id, transport=transport)
+            node_audit_run(node_audit_id=node_audit_id, transport=transport, close_audit=False)
     else:
         with ThreadPoolExecutor(max_workers=max(1, min(settings.PREFLIGHT_AUDIT_CONCURRENCY, len(ids)))) as pool:
             list(pool.map(one, ids))
-    audit_finish(audit_id=audit.pk)
+    audit_finish(audit_id=audit.pk, matrix_inline=True)
     audit.refresh_from_db()
     return audit
 
@@ -298,21 +299,41 @@ def _installs(facts: NodeFacts, profile) -> list[dict]:
     return installs
 
 
-def node_audit_run(*, node_audit_id: int, transport=None) -> models.NodeAudit | None:
-    """Audit one node: one connection, one probe exec; never raises for anything the node does."""
-    now = timezone.now()
-    claimed = models.NodeAudit.objects.filter(pk=node_audit_id, state=RunState.QUEUED).update(
-        state=RunState.RUNNING, started=now, attempts=F("attempts") + 1
-    )
-    if not claimed:
-        return None
-    node_audit = models.NodeAudit.objects.select_related("node__cluster", "node__credential", "audit__profile").get(
-        pk=node_audit_id
-    )
-    models.Audit.objects.filter(pk=node_audit.audit_id, state=RunState.QUEUED).update(
-        state=RunState.RUNNING, started=now
-    )
-    node = node_audit.node
+def _accelerator_row(item: dict) -> dict:
+    """An accelerator as the Accelerator model stores it: strings cut to their columns, numbers in range."""
+    return {
+        "vendor": clamp.text(item.get("vendor"), 16),
+        "index": clamp.integer(item.get("index"), 0, clamp.POSITIVE_INT_MAX) or 0,
+        "model": clamp.text(item.get("model"), 200),
+        "memory_mib": clamp.integer(item.get("memory_mib"), 0, clamp.POSITIVE_BIGINT_MAX),
+        "uuid": clamp.text(item.get("uuid"), 128),
+        "pci_address": clamp.text(item.get("pci_address"), 32),
+        "driver_version": clamp.text(item.get("driver_version"), 64),
+    }
+
+
+def _install_row(item: dict) -> dict:
+    return {
+        **item,
+        "vendor": clamp.text(item.get("vendor", ""), 16),
+        "name": clamp.text(item.get("name"), 120),
+        "version": clamp.text(item.get("version", ""), 64),
+    }
+
+
+@dataclass
+class _Outcome:
+    """What one node audit found, ready to record."""
+
+    results: list[CheckResult]
+    facts: NodeFacts | None = None
+    summary: dict | None = None
+    installs: list[dict] = field(default_factory=list)
+
+
+def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Outcome:
+    """Log in, run the probe, build facts and evaluate the rules. Every failure, whatever raised it (the
+    transport, a parser, a rule), becomes the node's `error` with the reason: nothing a node prints escapes."""
     cluster = node.cluster
     profile = profile_spec_from_model(node_audit.audit.profile)
     base_context = dict(
@@ -322,8 +343,6 @@ def node_audit_run(*, node_audit_id: int, transport=None) -> models.NodeAudit | 
         distributed_vllm=cluster.distributed_vllm,
         server_runs_worker=cluster.server_runs_worker,
     )
-    context = NodeContext(**base_context)
-    facts: NodeFacts | None = None
     try:
         target = _target(node)
         runner = transport or _transport_for(node)
@@ -335,47 +354,67 @@ def node_audit_run(*, node_audit_id: int, transport=None) -> models.NodeAudit | 
             stdin=PROBE_SCRIPT,
             timeout=settings.PREFLIGHT_PROBE_TIMEOUT,
             max_bytes=settings.PREFLIGHT_PROBE_MAX_BYTES,
+            idle_timeout=settings.PREFLIGHT_PROBE_IDLE_TIMEOUT,
         )
     except ConnectFailure as failure:
-        results = _unreachable_results(failure.message, f"{failure.reason}: {failure.message}", connect_status=FAIL)
         node_audit.error = failure.message
+        summary = f"{failure.reason}: {failure.message}"
+        return _Outcome(_unreachable_results(failure.message, summary, connect_status=FAIL))
     except Exception as exc:  # noqa: BLE001 - a node must end in a final state whatever went wrong
-        logger.exception("node audit %s crashed", node_audit_id)
-        results = _unreachable_results(repr(exc), f"internal error: {exc!r}", connect_status=ERROR)
+        logger.exception("node audit %s crashed", node_audit.pk)
         node_audit.error = repr(exc)
-    else:
-        node_audit.raw_output = run.output
-        node_audit.output_truncated = run.truncated
-        how = "locally" if node.transport == Transport.LOCAL else f"as {node.ssh_user}"
-        key = f", host key {run.host_key_fingerprint}" if run.host_key_fingerprint else ""
-        connected = CheckResult("ssh.connect", PASS, f"connected {how}{key}", f"address {node.address}:{node.ssh_port}")
-        sections = split_sections(run.output, nonce)
-        if run.timed_out or run.truncated or "done" not in sections:
-            last = list(sections)[-1] if sections else "none"
-            if run.timed_out:
-                why = f"the probe did not finish within {settings.PREFLIGHT_PROBE_TIMEOUT:g} s (last section: {last})"
-            elif run.truncated:
-                why = f"the probe's output exceeded {settings.PREFLIGHT_PROBE_MAX_BYTES} bytes (last section: {last})"
-            else:
-                why = f"the probe ended early (exit status {run.exit_status}, last section: {last})"
-            node_audit.error = why
-            tail = run.output[-1500:]
-            results = [connected] + [CheckResult(c, ERROR, f"not checked: {why}", tail) for c in HOST_CHECK_IDS]
+        return _Outcome(_unreachable_results(repr(exc), f"internal error: {exc!r}", connect_status=ERROR))
+
+    node_audit.raw_output = run.output
+    node_audit.output_truncated = run.truncated
+    how = "locally" if node.transport == Transport.LOCAL else f"as {node.ssh_user}"
+    key = f", host key {run.host_key_fingerprint}" if run.host_key_fingerprint else ""
+    connected = CheckResult("ssh.connect", PASS, f"connected {how}{key}", f"address {node.address}:{node.ssh_port}")
+    sections = split_sections(run.output, nonce)
+    if run.timed_out or run.truncated or "done" not in sections:  # (silent after `done`: nothing was lost)
+        last = list(sections)[-1] if sections else "none"
+        if run.idle:
+            after = f"after section {last}" if sections else "after login (no section started)"
+            why = f"the probe printed nothing for {settings.PREFLIGHT_PROBE_IDLE_TIMEOUT:g} s {after}"
+        elif run.timed_out:
+            why = f"the probe did not finish within {settings.PREFLIGHT_PROBE_TIMEOUT:g} s (last section: {last})"
+        elif run.truncated:
+            why = f"the probe's output exceeded {settings.PREFLIGHT_PROBE_MAX_BYTES} bytes (last section: {last})"
         else:
-            facts = build_facts(sections)
-            if facts.clock is not None and run.first_byte is not None:
-                reference = (run.started + run.first_byte) / 2
-                context = NodeContext(
-                    **base_context,
-                    clock_offset_seconds=facts.clock - reference,
-                    round_trip_seconds=run.first_byte - run.started,
-                )
-                node_audit.clock_offset_seconds = context.clock_offset_seconds
-                node_audit.round_trip_seconds = context.round_trip_seconds
-            results = [connected, *evaluate_node(facts, profile, context)]
-            node_audit.facts = facts.summary()
+            why = f"the probe ended early (exit status {run.exit_status}, last section: {last})"
+        node_audit.error = why
+        tail = run.output[-1500:]
+        return _Outcome([connected] + [CheckResult(c, ERROR, f"not checked: {why}", tail) for c in HOST_CHECK_IDS])
+    try:
+        facts = build_facts(sections)
+        context = NodeContext(**base_context)
+        if facts.clock is not None and run.first_byte is not None:
+            reference = (run.started + run.first_byte) / 2
+            context = NodeContext(
+                **base_context,
+                clock_offset_seconds=facts.clock - reference,
+                round_trip_seconds=run.first_byte - run.started,
+            )
+            node_audit.clock_offset_seconds = clamp.real(context.clock_offset_seconds)
+            node_audit.round_trip_seconds = clamp.real(context.round_trip_seconds)
+        results = [connected, *evaluate_node(facts, profile, context)]
+        summary = clamp.json_value(facts.summary())
+        installs = [_install_row(i) for i in _installs(facts, profile)]
+    except Exception as exc:  # noqa: BLE001 - whatever the node printed, its audit ends, saying why
+        logger.warning("node audit %s: reading the probe output failed", node_audit.pk, exc_info=True)
+        why = f"Preflight could not read what the probe printed: {exc}"
+        node_audit.error = why
+        node_audit.clock_offset_seconds = node_audit.round_trip_seconds = None
+        return _Outcome([connected] + [CheckResult(c, ERROR, f"not checked: {why}") for c in HOST_CHECK_IDS])
+    node_audit.facts = summary
+    return _Outcome(results, facts, summary, installs)
+
+
+def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
+    results = outcome.results
     status = worst(r.status for r in results)
     finished = timezone.now()
+    node = node_audit.node
     with transaction.atomic():
         models.CheckResult.objects.filter(node_audit=node_audit).delete()
         models.CheckResult.objects.bulk_create(
@@ -383,9 +422,9 @@ def node_audit_run(*, node_audit_id: int, transport=None) -> models.NodeAudit | 
                 node_audit=node_audit,
                 check_id=r.check_id,
                 status=r.status,
-                summary=r.summary[:500],
-                evidence=r.evidence,
-                remediation=r.remediation,
+                summary=clamp.text(r.summary, 500),
+                evidence=clamp.text(r.evidence),
+                remediation=clamp.text(r.remediation),
                 commands=r.commands,
                 position=i,
             )
@@ -394,6 +433,9 @@ def node_audit_run(*, node_audit_id: int, transport=None) -> models.NodeAudit | 
         node_audit.status = status
         node_audit.state = RunState.DONE
         node_audit.finished = finished
+        node_audit.raw_output = clamp.text(node_audit.raw_output)
+        node_audit.error = clamp.text(node_audit.error)
+        node_audit.facts = clamp.json_value(node_audit.facts or {})
         node_audit.save(
             update_fields=[
                 "status",
@@ -408,46 +450,114 @@ def node_audit_run(*, node_audit_id: int, transport=None) -> models.NodeAudit | 
                 "round_trip_seconds",
             ]
         )
-        if facts is not None:
-            summary = facts.summary()
+        if outcome.summary is not None:
             node_record_facts(
                 node=node,
-                accelerators=summary["accelerators"],
-                installs=_installs(facts, profile),
+                accelerators=[_accelerator_row(a) for a in outcome.summary["accelerators"]],
+                installs=outcome.installs,
                 status=status,
-                facts=summary,
+                facts=outcome.summary,
                 when=finished,
             )
         else:
             node_record_status(node=node, status=status, when=finished)
-    audit_finish(audit_id=node_audit.audit_id)
+
+
+def node_audit_run(*, node_audit_id: int, transport=None, close_audit: bool = True) -> models.NodeAudit | None:
+    """Audit one node: one connection, one probe exec; never raises for anything the node does, and always ends
+    the node audit in a final state (recording included: a row the database refuses ends it as `error`)."""
+    now = timezone.now()
+    claimed = models.NodeAudit.objects.filter(pk=node_audit_id, state=RunState.QUEUED).update(
+        state=RunState.RUNNING, started=now, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return None
+    node_audit = None
+    try:
+        node_audit = models.NodeAudit.objects.select_related("node__cluster", "node__credential", "audit__profile").get(
+            pk=node_audit_id
+        )
+        models.Audit.objects.filter(pk=node_audit.audit_id, state=RunState.QUEUED).update(
+            state=RunState.RUNNING, started=now
+        )
+        _record_node_audit(node_audit, _probe_and_judge(node_audit, node_audit.node, transport))
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: the node ends as `error`, saying why
+        logger.exception("node audit %s could not be recorded", node_audit_id)
+        _node_audit_end_in_error(
+            node_audit_id, f"internal error while recording this node's audit: {exc!r}", states=[RunState.RUNNING]
+        )
+    audit_id = node_audit.audit_id if node_audit is not None else None
+    if audit_id is None:
+        audit_id = models.NodeAudit.objects.filter(pk=node_audit_id).values_list("audit_id", flat=True).first()
+    try:
+        if close_audit:
+            audit_finish(audit_id=audit_id)
+    except Exception:  # noqa: BLE001 - the node audit is final; the sweep closes the audit if this failed
+        logger.exception("closing audit %s after node audit %s failed", audit_id, node_audit_id)
+    if node_audit is not None:
+        node_audit.refresh_from_db()
     return node_audit
 
 
 # --- finishing and sweeping ----------------------------------------------------------------------------------------
 
 
-def audit_finish(*, audit_id: int) -> bool:
-    """Close the audit once every node audit is final; safe to call any number of times."""
+def matrix_time_budget(audit_id: int) -> float:
+    """How long the connectivity matrix of an audit may take: grows with the number of paths (and with the
+    waves of nodes the thread pool logs into), never less than PREFLIGHT_STUCK_AFTER."""
+    from ..connectivity import matrix_time_budget as budget
+
+    roles = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("node__role", flat=True))
+    servers, workers = roles.count(NodeRole.SERVER), roles.count(NodeRole.WORKER)
+    return max(
+        settings.PREFLIGHT_STUCK_AFTER,
+        budget(
+            nodes=len(roles),
+            paths=2 * servers * workers + (workers + servers) * (workers + servers - 1),
+            concurrency=settings.PREFLIGHT_AUDIT_CONCURRENCY,
+            connect_timeout=settings.PREFLIGHT_SSH_CONNECT_TIMEOUT + settings.PREFLIGHT_SSH_AUTH_TIMEOUT,
+            port_timeout=settings.PREFLIGHT_NETWORK_CONNECT_TIMEOUT,
+        ),
+    )
+
+
+def audit_finish(*, audit_id: int, matrix_inline: bool = False) -> bool:
+    """Close the audit once every node audit is final; safe to call any number of times.
+
+    When the audit has a connectivity matrix, the first call that finds every node audit final claims it (a
+    conditional UPDATE: exactly one caller wins) and starts it as its own Celery task, with a time budget that
+    grows with the number of paths; that task closes the audit. `matrix_inline` runs it here instead (the CLI).
+    """
     pending = models.NodeAudit.objects.filter(audit_id=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING])
     if pending.exists():
         return False
     claimed = models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.PENDING).update(
         network_state=NetworkState.RUNNING, network_started=timezone.now()
     )
-    if claimed:
-        from .network import network_matrix_run
+    if claimed and matrix_inline:
+        _matrix_run(audit_id)
+    elif claimed:
+        from ..tasks import network_matrix_task
 
+        budget = matrix_time_budget(audit_id)
         try:
-            network_matrix_run(audit_id=audit_id)
-            models.Audit.objects.filter(pk=audit_id).update(network_state=NetworkState.DONE)
-        except Exception as exc:  # noqa: BLE001 - the node results stand; the matrix says it failed
-            logger.exception("connectivity matrix of audit %s failed", audit_id)
-            models.Audit.objects.filter(pk=audit_id).update(
-                network_state=NetworkState.ERROR, error=f"connectivity matrix failed: {exc!r}"
+            network_matrix_task.apply_async(
+                (audit_id,),
+                soft_time_limit=budget,
+                time_limit=budget + 30,
+                retry=True,
+                retry_policy=settings.PREFLIGHT_PUBLISH_RETRY,
             )
+        except Exception as exc:  # noqa: BLE001 - kombu/redis errors: the node results stand, the matrix says why
+            logger.exception("connectivity matrix of audit %s not queued", audit_id)
+            models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).update(
+                network_state=NetworkState.ERROR,
+                error=f"the task queue did not accept the connectivity matrix ({_broker_name()}): {exc}",
+            )
+        else:
+            return False  # the matrix task closes the audit
     elif models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).exists():
-        return False  # another worker is running the matrix and will close the audit
+        return False  # the matrix is running and will close the audit
     statuses = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("status", flat=True))
     now = timezone.now()
     closed = models.Audit.objects.filter(pk=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING]).update(
@@ -456,15 +566,38 @@ def audit_finish(*, audit_id: int) -> bool:
     return bool(closed)
 
 
+def _matrix_run(audit_id: int) -> None:
+    from .network import network_matrix_run
+
+    try:
+        network_matrix_run(audit_id=audit_id)
+        models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).update(
+            network_state=NetworkState.DONE
+        )
+    except Exception as exc:  # noqa: BLE001 - the node results stand; the matrix says it failed
+        logger.exception("connectivity matrix of audit %s failed", audit_id)
+        models.Audit.objects.filter(pk=audit_id).update(
+            network_state=NetworkState.ERROR, error=clamp.text(f"connectivity matrix failed: {exc!r}")
+        )
+
+
+def audit_network_run(*, audit_id: int) -> None:
+    """The connectivity matrix task: run it if it is still claimed (a duplicate message finds it over), then
+    close the audit."""
+    if models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).exists():
+        _matrix_run(audit_id)
+    audit_finish(audit_id=audit_id)
+
+
 def _node_audit_end_in_error(node_audit_id: int, reason: str, *, states: list[str]) -> bool:
     with transaction.atomic():
         updated = models.NodeAudit.objects.filter(pk=node_audit_id, state__in=states).update(
-            state=RunState.ERROR, status=AuditStatus.ERROR, finished=timezone.now(), error=reason
+            state=RunState.ERROR, status=AuditStatus.ERROR, finished=timezone.now(), error=clamp.text(reason)
         )
         if updated:
             models.CheckResult.objects.filter(node_audit_id=node_audit_id).delete()
             models.CheckResult.objects.create(
-                node_audit_id=node_audit_id, check_id="ssh.connect", status=ERROR, summary=reason[:500]
+                node_audit_id=node_audit_id, check_id="ssh.connect", status=ERROR, summary=clamp.text(reason, 500)
             )
     return bool(updated)
 
@@ -522,11 +655,13 @@ def audit_sweep_stuck(*, older_than: float | None = None) -> int:
                 never_ran=False,
             )
         acted += 1
-    stuck_matrix = list(
-        models.Audit.objects.filter(network_state=NetworkState.RUNNING, network_started__lt=limit).values_list(
-            "pk", flat=True
-        )
-    )
+    stuck_matrix = [
+        audit_id
+        for audit_id, network_started in models.Audit.objects.filter(
+            network_state=NetworkState.RUNNING, network_started__lt=limit
+        ).values_list("pk", "network_started")
+        if older_than is not None or network_started < now - timedelta(seconds=matrix_time_budget(audit_id) + 60)
+    ]
     models.Audit.objects.filter(pk__in=stuck_matrix, network_state=NetworkState.RUNNING).update(
         network_state=NetworkState.ERROR, error="swept: the connectivity matrix did not finish in time"
     )

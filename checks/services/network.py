@@ -17,18 +17,16 @@ from django.db import connection, transaction
 from inventory.models import Node
 from inventory.services import node_record_status
 
-from .. import models
-from ..catalog import CHECK_IDS, ERROR, worst
+from .. import clamp, models
+from ..catalog import CHECK_IDS, EVIDENCE_LIMIT, SEVERITY, worst
 from ..connectivity import (
-    S2W,
-    W2S,
-    W2W,
+    EndView,
     Listener,
     MatrixNode,
-    PathPlan,
     PathVerdict,
     judge_path,
     listener_command,
+    not_tested,
     parse_listener_line,
     parse_prober_output,
     plan_paths,
@@ -38,18 +36,18 @@ from ..connectivity import (
 from ..spec import NodeContext, profile_spec_from_model
 from ..targets import target_address
 from ..transport import ConnectFailure
-from .audits import _target, _transport_for
+from .audits import _target, _transport_for, matrix_time_budget
 
 logger = logging.getLogger(__name__)
 
 
 def _matrix_node(node_audit: models.NodeAudit) -> MatrixNode:
     node, facts = node_audit.node, node_audit.facts or {}
-    problem = ""
+    problem, audited = "", True
     if node_audit.state != "done" or not facts:
-        problem = f"its audit did not complete ({node_audit.error or node_audit.status})"
+        problem, audited = f"{node.name} could not be audited: {node_audit.error or node_audit.status}", False
     elif not facts.get("python"):
-        problem = "python3 is not installed there, so Preflight can neither listen nor connect from it"
+        problem = f"python3 is not installed on {node.name}, so Preflight can neither listen nor connect from it"
     address = node.address
     if not problem:  # target policy: resolved once; the listener login and every prober connect use this address
         try:
@@ -64,25 +62,30 @@ def _matrix_node(node_audit: models.NodeAudit) -> MatrixNode:
         firewall=facts.get("firewall", "none"),
         firewall_evidence=facts.get("firewall_evidence", ""),
         problem=problem,
+        audited=audited,
     )
 
 
 class _OpenListener:
-    def __init__(self, node: Node, matrix_node: MatrixNode, ports: list[int]) -> None:
-        self.node, self.matrix_node, self.ports = node, matrix_node, ports
+    def __init__(self, node: Node, matrix_node: MatrixNode, ports: list[int], lifetime: float) -> None:
+        self.node, self.matrix_node, self.ports, self.lifetime = node, matrix_node, ports, lifetime
         self.state = Listener()
         self.session = None
         self.process = None
 
     def open(self) -> None:
-        lifetime = settings.PREFLIGHT_NETWORK_LISTENER_LIFETIME
+        lifetime = self.lifetime
         try:
             self.session = _transport_for(self.node).connect(_target(self.node, self.matrix_node.address))
             self.process = self.session.start(listener_command(self.matrix_node.python, self.ports, lifetime))
             while True:
+                asked = time.monotonic()
                 line = self.process.readline(timeout=15)
                 if line is None:
-                    self.state.error = "the listener did not start (no READY within 15 s)"
+                    if time.monotonic() - asked < 14:  # the output ended: the listener exited
+                        self.state.error = "the listener exited before it was ready (is python3 working there?)"
+                    else:
+                        self.state.error = "the listener did not start (no READY within 15 s)"
                     return
                 if parse_listener_line(line, self.state):
                     return
@@ -132,6 +135,12 @@ def _probe_from(
         return {}, f"connecting from {node.name} failed: {exc!r}"
     if run.timed_out:
         return parse_prober_output(run.output), f"the connect test from {node.name} did not finish in time"
+    if run.exit_status not in (0, None):
+        tail = clamp.text(run.output[-300:].strip(), 300)
+        return (
+            parse_prober_output(run.output),
+            f"the connect test on {node.name} failed (exit status {run.exit_status}){': ' + tail if tail else ''}",
+        )
     return parse_prober_output(run.output), ""
 
 
@@ -146,12 +155,6 @@ def _in_thread(function):
                 connection.close()
 
     return wrapper
-
-
-def _not_tested(plan: PathPlan, why: str) -> PathVerdict:
-    return PathVerdict(
-        ERROR, f"{plan.source.name} -> {plan.destination.name}: not tested: {why}", f"not tested: {why}", "", {}
-    )
 
 
 def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
@@ -174,15 +177,18 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
     for i, plan in enumerate(plans):
         blocked = plan.source if plan.source.problem else plan.destination if plan.destination.problem else None
         if blocked is not None:
-            verdicts[i] = _not_tested(plan, f"{blocked.name}: {blocked.problem}")
+            verdicts[i] = not_tested(plan, blocked.problem, at_fault=blocked.name, fault_is_own=blocked.audited)
         else:
             runnable.append(i)
 
     wanted: dict[str, set[int]] = {}
     for i in runnable:
         wanted.setdefault(plans[i].destination.name, set()).update(plans[i].ports)
+    # A listener lives as long as the matrix may take (a big one outlasts the configured lifetime), never longer.
+    lifetime = max(settings.PREFLIGHT_NETWORK_LISTENER_LIFETIME, min(matrix_time_budget(audit_id), 3600))
     listeners = {
-        name: _OpenListener(by_name[name].node, matrix_nodes[name], sorted(ports)) for name, ports in wanted.items()
+        name: _OpenListener(by_name[name].node, matrix_nodes[name], sorted(ports), lifetime)
+        for name, ports in wanted.items()
     }
     threads = max(1, min(settings.PREFLIGHT_AUDIT_CONCURRENCY, len(listeners) + 1))
     timings = {"start": time.monotonic()}
@@ -212,14 +218,20 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
     for i in runnable:
         plan = plans[i]
         outcomes, error = results.get(plan.source.name, ({}, "no result"))
-        if error and not outcomes:
-            verdicts[i] = _not_tested(plan, error)
+        untested = [port for port in plan.ports if (plan.destination.address, port) not in outcomes]
+        if error and untested:  # the source's own prober failed (or ran out of time) before testing this path
+            verdicts[i] = not_tested(plan, error, at_fault=plan.source.name, fault_is_own=True)
             continue
         per_port = {
             port: outcomes.get((plan.destination.address, port), ("not tested", error or "no answer line"))
             for port in plan.ports
         }
-        verdicts[i] = judge_path(plan, per_port, listeners[plan.destination.name].state)
+        listener = listeners[plan.destination.name].state
+        verdict = judge_path(plan, per_port, listener)
+        if listener.error and verdict.status != "fail":  # refusals prove nothing without a listener: its failure
+            why = f"the listener on {plan.destination.name} failed: {listener.error}"
+            verdict = not_tested(plan, why, at_fault=plan.destination.name, fault_is_own=True)
+        verdicts[i] = verdict
 
     paths = _record(audit, plans, verdicts, listeners, by_name)
     logger.info(
@@ -245,7 +257,7 @@ def _record(audit, plans, verdicts, listeners, by_name) -> list[models.NetworkPa
                 source=by_name[plan.source.name].node,
                 destination=by_name[plan.destination.name].node,
                 status=verdict.status,
-                summary=verdict.summary[:500],
+                summary=clamp.text(verdict.summary, 500),
                 outcomes={str(port): list(value) for port, value in verdict.outcomes.items()},
                 listener={
                     "bound": sorted(state.state.bound),
@@ -255,42 +267,46 @@ def _record(audit, plans, verdicts, listeners, by_name) -> list[models.NetworkPa
                 }
                 if state
                 else {},
-                evidence=verdict.evidence,
-                remediation=verdict.remediation,
+                evidence=clamp.text(verdict.evidence),
+                remediation=clamp.text(verdict.remediation),
                 commands=list(verdict.commands),
             )
         )
-    # Each worker's node audit gets one result per network check: S2W about the paths into it, W2S and W2W about
-    # the paths out of it.
-    owner = {S2W: lambda p: p.destination.name, W2S: lambda p: p.source.name, W2W: lambda p: p.source.name}
-    grouped: dict[tuple[str, str], list[int]] = {}
+    # Each node gets one result per network check it takes part in, over the paths in and out of it, each path as
+    # that end sees it (judge_path / not_tested): a block counts against the node where it is.
+    grouped: dict[tuple[str, str], list[tuple[int, EndView]]] = {}
     for i, plan in enumerate(plans):
-        grouped.setdefault((owner[plan.check_id](plan), plan.check_id), []).append(i)
+        for name, view in verdicts[i].ends.items():
+            grouped.setdefault((name, plan.check_id), []).append((i, view))
     with transaction.atomic():
         models.NetworkPath.objects.filter(audit=audit).delete()
         models.NetworkPath.objects.bulk_create(paths)
         touched = set()
-        for (node_name, check_id), indexes in grouped.items():
+        for (node_name, check_id), views in grouped.items():
             node_audit = by_name[node_name]
-            results = [verdicts[i] for i in indexes]
-            # Only fixes that run on this node reach its commands (a destination's firewall is fixed there).
-            commands = [cmd for i in indexes if plans[i].destination.name == node_name for cmd in verdicts[i].commands]
-            status = worst(v.status for v in results)
-            failing = [v for v in results if v.status != "pass"]
+            if node_audit.state != "done":
+                continue  # a node audit that ended in error keeps its own results
+            status = worst(view.status for _, view in views)
+            if status == "pass" and any(view.status == "skip" for _, view in views):
+                status = "skip"  # not every path was tested: say so (skip counts as ready, like pass)
+            failing = [view for _, view in views if view.status != "pass"]
             if failing:
-                summary = "; ".join(v.summary for v in failing)
+                summary = "; ".join(view.summary for view in sorted(failing, key=lambda v: -SEVERITY[v.status]))
             else:
-                summary = "all paths open: " + ", ".join(v.summary.split(":")[0] for v in results)
-            ordered = sorted(results, key=lambda v: v.status == "pass")
+                summary = "all paths open: " + ", ".join(view.summary.split(":")[0] for _, view in views)
+            ordered = sorted(views, key=lambda item: -SEVERITY[item[1].status])
+            evidence = "\n\n".join(verdicts[i].evidence for i, _ in ordered)
             models.CheckResult.objects.update_or_create(
                 node_audit=node_audit,
                 check_id=check_id,
                 defaults={
                     "status": status,
-                    "summary": summary[:500],
-                    "evidence": "\n\n".join(v.evidence for v in ordered),
-                    "remediation": "\n".join(v.remediation for v in failing if v.remediation),
-                    "commands": list(dict.fromkeys(commands)),
+                    "summary": clamp.text(summary, 500),
+                    "evidence": clamp.text(evidence[: EVIDENCE_LIMIT * 4]),
+                    "remediation": clamp.text(
+                        "\n".join(dict.fromkeys(v.remediation for v in failing if v.remediation))
+                    ),
+                    "commands": list(dict.fromkeys(c for v in failing for c in v.commands)),
                     "position": CHECK_IDS.index(check_id),
                 },
             )

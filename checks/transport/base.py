@@ -41,10 +41,20 @@ class ProbeRun:
     truncated: bool = False
     timed_out: bool = False
     host_key_fingerprint: str = ""
+    idle: bool = False  # ended because the command printed nothing for the idle time-out
 
 
 class Transport(Protocol):
-    def run(self, target: Target, *, command: str, stdin: str, timeout: float, max_bytes: int) -> ProbeRun: ...
+    def run(
+        self,
+        target: Target,
+        *,
+        command: str,
+        stdin: str,
+        timeout: float,
+        max_bytes: int,
+        idle_timeout: float | None = None,
+    ) -> ProbeRun: ...
 
 
 @dataclass
@@ -53,23 +63,33 @@ class CappedOutput:
     first_byte: float | None
     truncated: bool
     timed_out: bool
+    idle: bool = False
 
 
-def read_capped(read: Callable[[float], bytes | None], *, timeout: float, max_bytes: int) -> CappedOutput:
-    """Read a command's output until EOF, the deadline, or the byte cap, whichever comes first.
+def read_capped(
+    read: Callable[[float], bytes | None], *, timeout: float, max_bytes: int, idle_timeout: float | None = None
+) -> CappedOutput:
+    """Read a command's output until EOF, the deadline, the byte cap, or `idle_timeout` seconds without a byte,
+    whichever comes first (a silent command ends early; the deadline stays the outer bound).
 
     `read(wait)` returns bytes, b"" at end of output, or None when nothing arrived within `wait` seconds.
     """
     chunks: list[bytes] = []
     size, first_byte = 0, None
     deadline = time.monotonic() + timeout
+    last_byte = time.monotonic()
     while True:
-        remaining = deadline - time.monotonic()
+        now = time.monotonic()
+        remaining = deadline - now
         if remaining <= 0:
             return CappedOutput(b"".join(chunks), first_byte, False, True)
-        data = read(min(remaining, 1.0))
+        if idle_timeout is not None and now - last_byte >= idle_timeout:
+            return CappedOutput(b"".join(chunks), first_byte, False, False, idle=True)
+        wait = remaining if idle_timeout is None else min(remaining, idle_timeout - (now - last_byte))
+        data = read(max(0.01, min(wait, 1.0)))
         if data is None:
             continue
+        last_byte = time.monotonic()
         if not data:
             return CappedOutput(b"".join(chunks), first_byte, False, False)
         first_byte = first_byte or time.time()

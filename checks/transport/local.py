@@ -16,8 +16,19 @@ class LocalTransport:
     def connect(self, target: Target) -> LocalSession:
         return LocalSession()
 
-    def run(self, target: Target, *, command: str, stdin: str, timeout: float, max_bytes: int) -> ProbeRun:
-        return LocalSession().run(command=command, stdin=stdin, timeout=timeout, max_bytes=max_bytes)
+    def run(
+        self,
+        target: Target,
+        *,
+        command: str,
+        stdin: str,
+        timeout: float,
+        max_bytes: int,
+        idle_timeout: float | None = None,
+    ) -> ProbeRun:
+        return LocalSession().run(
+            command=command, stdin=stdin, timeout=timeout, max_bytes=max_bytes, idle_timeout=idle_timeout
+        )
 
 
 class LocalSession:
@@ -35,7 +46,9 @@ class LocalSession:
     def start(self, command: str) -> LocalProcess:
         return LocalProcess(command)
 
-    def run(self, *, command: str, stdin: str, timeout: float, max_bytes: int) -> ProbeRun:
+    def run(
+        self, *, command: str, stdin: str, timeout: float, max_bytes: int, idle_timeout: float | None = None
+    ) -> ProbeRun:
         started = time.time()
         process = subprocess.Popen(
             shlex.split(command),
@@ -57,9 +70,10 @@ class LocalSession:
                 lambda wait: os.read(fd, 65536) if selector.select(timeout=wait) else None,
                 timeout=timeout,
                 max_bytes=max_bytes,
+                idle_timeout=idle_timeout,
             )
         truncated, timed_out = out.truncated, out.timed_out
-        if timed_out or truncated:
+        if timed_out or truncated or out.idle:
             _kill(process)
         process.stdout.close()
         try:
@@ -68,12 +82,13 @@ class LocalSession:
             exit_status = None
         return ProbeRun(
             output=out.data.decode("utf-8", errors="replace"),
-            exit_status=None if timed_out or truncated else exit_status,
+            exit_status=None if timed_out or truncated or out.idle else exit_status,
             started=started,
             first_byte=out.first_byte,
             finished=time.time(),
             truncated=truncated,
             timed_out=timed_out,
+            idle=out.idle,
         )
 
 

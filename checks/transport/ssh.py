@@ -138,9 +138,20 @@ class SshTransport:
         transport, printed = self._open(target)
         return SshSession(transport, printed, self.connect_timeout)
 
-    def run(self, target: Target, *, command: str, stdin: str, timeout: float, max_bytes: int) -> ProbeRun:
+    def run(
+        self,
+        target: Target,
+        *,
+        command: str,
+        stdin: str,
+        timeout: float,
+        max_bytes: int,
+        idle_timeout: float | None = None,
+    ) -> ProbeRun:
         with self.connect(target) as session:
-            return session.run(command=command, stdin=stdin, timeout=timeout, max_bytes=max_bytes)
+            return session.run(
+                command=command, stdin=stdin, timeout=timeout, max_bytes=max_bytes, idle_timeout=idle_timeout
+            )
 
 
 class SshSession:
@@ -172,7 +183,9 @@ class SshSession:
     def start(self, command: str) -> RemoteProcess:
         return RemoteProcess(self._channel(command))
 
-    def run(self, *, command: str, stdin: str, timeout: float, max_bytes: int) -> ProbeRun:
+    def run(
+        self, *, command: str, stdin: str, timeout: float, max_bytes: int, idle_timeout: float | None = None
+    ) -> ProbeRun:
         started = time.time()
         channel = self._channel(command)
         try:
@@ -189,10 +202,10 @@ class SshSession:
             except TimeoutError:
                 return b"" if channel.closed or not self.transport.is_active() else None
 
-        out = read_capped(read, timeout=timeout, max_bytes=max_bytes)
+        out = read_capped(read, timeout=timeout, max_bytes=max_bytes, idle_timeout=idle_timeout)
         truncated, timed_out = out.truncated, out.timed_out
         exit_status = None
-        if not (timed_out or truncated):
+        if not (timed_out or truncated or out.idle):
             end = time.monotonic() + 2
             while time.monotonic() < end and not channel.exit_status_ready():
                 time.sleep(0.02)
@@ -207,6 +220,7 @@ class SshSession:
             truncated=truncated,
             timed_out=timed_out,
             host_key_fingerprint=self.host_key_fingerprint,
+            idle=out.idle,
         )
 
 

@@ -174,6 +174,9 @@ PREFLIGHT_SSH_CONNECT_TIMEOUT = env.float("PREFLIGHT_SSH_CONNECT_TIMEOUT", defau
 PREFLIGHT_SSH_AUTH_TIMEOUT = env.float("PREFLIGHT_SSH_AUTH_TIMEOUT", default=15.0)
 PREFLIGHT_PROBE_TIMEOUT = env.float("PREFLIGHT_PROBE_TIMEOUT", default=120.0)
 PREFLIGHT_TOOL_TIMEOUT = env.int("PREFLIGHT_TOOL_TIMEOUT", default=20)
+# A probe that prints nothing for this long is hung (every tool call is bounded by the tool time-out): the node
+# ends as `error` then, without waiting for the whole probe time-out, which stays the outer bound.
+PREFLIGHT_PROBE_IDLE_TIMEOUT = env.float("PREFLIGHT_PROBE_IDLE_TIMEOUT", default=PREFLIGHT_TOOL_TIMEOUT + 10.0)
 PREFLIGHT_PROBE_MAX_BYTES = env.int("PREFLIGHT_PROBE_MAX_BYTES", default=4 * 1024 * 1024)
 PREFLIGHT_STUCK_AFTER = env.float("PREFLIGHT_STUCK_AFTER", default=600.0)
 PREFLIGHT_AUDIT_CONCURRENCY = env.int("PREFLIGHT_AUDIT_CONCURRENCY", default=16)

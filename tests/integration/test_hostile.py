@@ -1,5 +1,6 @@
 """Hostile and broken nodes: every node audit still ends, says what happened, and the others finish normally."""
 
+import json
 import time
 
 import pytest
@@ -84,3 +85,50 @@ def test_hostile_nodes_end_with_reasons_and_others_finish(lab, hostile_fleet, ce
     assert cut.status == "error" and "ended early" in cut.error
     # the worker never held the 200 MB
     assert _peak_rss_mib(celery_worker.process.pid) < 300
+
+
+def test_a_400_digit_memory_size_ends_the_node_and_the_next_audit_is_accepted(
+    lab, celery_worker, client, django_user_model
+):
+    # given: a GPU node whose nvidia-smi prints a 400-digit memory size, beside a healthy node
+    from django.conf import settings
+
+    from inventory.services import api_token_create
+
+    huge = nodes.nvidia_healthy("huge-memory")
+    huge.tools["nvidia-smi"] = (
+        'case "$1" in --query-gpu*) echo "0, NVIDIA H100 80GB HBM3, GPU-0, ' + "9" * 400 + ' MiB, 590.48.01";; '
+        "*) sed 's/81559MiB/"
+        + "9" * 400
+        + "MiB/' '"
+        + str(nodes.shared("nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt"))
+        + "';; esac"
+    )
+    cluster = make_cluster("huge-memory")
+    add_lab_nodes(cluster, [lab.add(huge), lab.add(nodes.plain("beside-huge"))], lab_credential(lab))
+    _, token = api_token_create(user=django_user_model.objects.create_superuser("huge", password="x"), name="t")
+
+    def audit_now():
+        return client.post(
+            "/api/v1/audits",
+            data=json.dumps({"cluster": cluster.name}),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
+
+    started = time.monotonic()
+    # when
+    answer = audit_now()
+    assert answer.status_code == 202, answer.content
+    audit = wait_for_audit(answer.json()["audit"], timeout=60)
+    elapsed = time.monotonic() - started
+    # then: the node ended as error, within its probe time, saying why; the other node finished normally
+    node_audit = NodeAudit.objects.get(audit=audit, node__name="huge-memory")
+    assert (node_audit.state, node_audit.status) == ("done", "error")
+    assert "memory size" in node_audit.error and "beyond any real device" in node_audit.error
+    assert elapsed < settings.PREFLIGHT_PROBE_TIMEOUT + 10, f"{elapsed:.1f} s"
+    assert checks_of(audit.pk, "beside-huge")["os.supported"].status == "pass"
+    # and the next "Audit now" is accepted at once (not 409 until the sweep)
+    again = audit_now()
+    assert again.status_code == 202, again.content
+    wait_for_audit(again.json()["audit"], timeout=60)

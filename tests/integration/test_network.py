@@ -103,9 +103,13 @@ def test_dropped_port_times_out(cluster_of, firewall):
     audit = _audit("drop")
     # then
     result = checks_of(audit.pk, "w1")["network.server_to_worker"]
-    assert result.status == "fail" and result.summary == "srv -> w1: 10150 timed out"
+    assert result.status == "fail" and result.summary == "srv -> w1: 10150 timed out (blocked at w1, here)"
     assert "10150: timed out" in result.evidence and "a DROP rule" in result.remediation
+    assert "10150: w1's own firewall rule: -A INPUT -p tcp -m tcp --dport 10150 -j DROP" in result.evidence
     assert checks_of(audit.pk, "w2")["network.server_to_worker"].status == "pass"
+    # the server's end shows the path blocked at w1, without counting it against the server
+    server = checks_of(audit.pk, "srv")["network.server_to_worker"]
+    assert server.status == "warn" and "srv -> w1: 10150 timed out (blocked at w1)" in server.summary
 
 
 def test_rejected_range_is_refused_while_listening(cluster_of, firewall):
@@ -113,30 +117,55 @@ def test_rejected_range_is_refused_while_listening(cluster_of, firewall):
     cluster_of("reject")
     audit = _audit("reject")
     result = checks_of(audit.pk, "w2")["network.server_to_worker"]
-    assert result.status == "fail" and result.summary == "srv -> w2: 40000-40063 refused"
+    assert result.status == "fail" and result.summary == "srv -> w2: 40000-40063 refused (blocked at w2, here)"
     assert "40000: refused ECONNREFUSED (listening)" in result.evidence
     assert "REJECT rule with tcp-reset" in result.remediation
     assert checks_of(audit.pk, "w2")["network.worker_to_worker"].status == "pass"  # 40064-40095 still open
 
 
-def test_server_rejecting_with_icmp_fails_every_worker(cluster_of, firewall):
+def test_server_rejecting_with_icmp_fails_the_server_and_workers_stay_ready(cluster_of, firewall, client, net):
+    # given: the server's own firewall rejects the UI and worker-to-server ports from everyone
     firewall("srv", "-A INPUT -p tcp -m multiport --dports 80,10161 -j REJECT --reject-with icmp-admin-prohibited")
     cluster_of("icmp")
+    # when
     audit = _audit("icmp")
+    # then: the block counts against the server, where the rule must change, with the fix on it
+    server = checks_of(audit.pk, "srv")["network.worker_to_server"]
+    assert server.status == "fail", server.summary
+    assert "w1 -> srv: 80, 10161 unreachable (blocked at srv, here)" in server.summary
+    assert "On srv: Open TCP 80, 10161 inbound in srv's iptables firewall." in server.remediation
+    assert server.commands == [
+        "iptables -C INPUT -p tcp --dport 80 -j ACCEPT 2>/dev/null || iptables -I INPUT -p tcp --dport 80 -j ACCEPT",
+        "iptables -C INPUT -p tcp --dport 10161 -j ACCEPT 2>/dev/null || "
+        "iptables -I INPUT -p tcp --dport 10161 -j ACCEPT",
+    ]
+    assert "ICMP type 3 code 13 sent by " + net["srv"].address + " (srv)" in server.evidence
+    assert audit.node_audits.get(node__name="srv").status == "fail"
+    # and the workers stay ready: they show the path blocked at the server, as a warning with no fix of theirs
     for worker in ("w1", "w2", "w3"):
         result = checks_of(audit.pk, worker)["network.worker_to_server"]
-        assert result.status == "fail", worker
-        assert result.summary == f"{worker} -> srv: 80, 10161 unreachable"
-        assert "On srv: Open TCP 80, 10161 inbound in srv's iptables firewall." in result.remediation
-        assert result.commands == []  # the fix runs on srv, not in this worker's script
-        path = NetworkPath.objects.get(audit=audit, source__name=worker, check_id="network.worker_to_server")
-        assert path.commands == [
-            "iptables -C INPUT -p tcp --dport 80 -j ACCEPT 2>/dev/null || "
-            "iptables -I INPUT -p tcp --dport 80 -j ACCEPT",
-            "iptables -C INPUT -p tcp --dport 10161 -j ACCEPT 2>/dev/null || "
-            "iptables -I INPUT -p tcp --dport 10161 -j ACCEPT",
-        ]
-        assert "srv firewall: iptables -S:" in result.evidence
+        assert result.status == "warn", worker
+        assert result.summary == f"{worker} -> srv: 80, 10161 unreachable (blocked at srv)"
+        assert result.remediation == "" and result.commands == []
+        assert audit.node_audits.get(node__name=worker).status in ("pass", "warn")
+    path = NetworkPath.objects.get(audit=audit, source__name="w1", destination__name="srv")
+    assert path.status == "fail" and "blocked at srv" in path.summary
+    # and the server's page and its remediation script carry the firewall fix
+    from django.contrib.auth import get_user_model
+
+    from inventory.models import Node
+
+    client.force_login(get_user_model().objects.create_superuser("icmp-admin", password="x"))
+    srv = Node.objects.get(cluster__name="icmp", name="srv")
+    page = client.get(f"/nodes/{srv.pk}/").content.decode()
+    assert "iptables -I INPUT -p tcp --dport 80 -j ACCEPT" in page and "blocked at srv" in page
+    script = client.get(f"/nodes/{srv.pk}/remediation.sh").content.decode()
+    assert (
+        "\n  iptables -C INPUT -p tcp --dport 80 -j ACCEPT 2>/dev/null || "
+        "iptables -I INPUT -p tcp --dport 80 -j ACCEPT\n" in script
+    )
+    worker = Node.objects.get(cluster__name="icmp", name="w1")
+    assert "iptables -I INPUT" not in client.get(f"/nodes/{worker.pk}/remediation.sh").content.decode()
 
 
 def test_busy_port_fails_ports_available_but_path_passes(cluster_of, net):
@@ -196,8 +225,42 @@ def test_node_whose_audit_failed_does_not_stop_the_matrix(cluster_of, lab):
     # when
     audit = _audit("partial")
     # then
-    ghost = checks_of(audit.pk, "ghost")["network.server_to_worker"]
-    assert ghost.status == "error" and "not tested: ghost: its audit did not complete" in ghost.summary
+    ghost = checks_of(audit.pk, "ghost")
+    assert ghost["ssh.connect"].status == "fail" and audit.node_audits.get(node__name="ghost").status == "error"
     assert checks_of(audit.pk, "w1")["network.server_to_worker"].status == "pass"
     w2w = checks_of(audit.pk, "w1")["network.worker_to_worker"]
-    assert w2w.status == "error" and "w1 -> ghost: not tested" in w2w.summary
+    assert w2w.status == "skip" and "w1 -> ghost: not tested: ghost could not be audited: " in w2w.summary
+    assert audit.node_audits.get(node__name="w1").status in ("pass", "warn")
+
+
+def test_a_node_whose_own_listener_and_prober_fail_is_the_only_one_in_error(cluster_of, lab):
+    # given: a fourth worker whose python3 is broken, so it can neither listen nor connect
+    from inventory.models import Cluster
+
+    broken = nodes.plain("badpy")
+    broken.tools["python3"] = "echo 'python3: cannot run' >&2; exit 127"
+    # over every python3 the node's sessions could find (in the node's own mount namespace only)
+    broken.setup = [
+        'for p in $(which -a python3 2>/dev/null) /usr/bin/python3; do mount --bind /usr/local/bin/python3 "$p" '
+        "|| true; done"
+    ]
+    badpy = lab.nodes.get("badpy") or lab.add(broken)
+    cluster_of("badpy")
+    add_lab_nodes(Cluster.objects.get(name="badpy"), [badpy], lab_credential(lab))
+    # when
+    audit = _audit("badpy")
+    # then: the broken node's own network checks are error, saying why
+    own = checks_of(audit.pk, "badpy")
+    assert own["network.worker_to_worker"].status == "error"
+    assert "the connect test on badpy failed (exit status 127)" in own["network.worker_to_worker"].summary
+    assert (
+        "the listener on badpy failed: the listener exited before it was ready"
+        in own["network.server_to_worker"].summary
+    )
+    assert audit.node_audits.get(node__name="badpy").status == "error"
+    # and everyone else shows the paths to and from it as skip, naming it, and stays ready
+    for name in ("srv", "w1", "w2", "w3"):
+        assert audit.node_audits.get(node__name=name).status in ("pass", "warn"), name
+    w2w = checks_of(audit.pk, "w1")["network.worker_to_worker"]
+    assert w2w.status == "skip" and "w1 -> badpy: not tested: the listener on badpy failed" in w2w.summary
+    assert "badpy -> w1: not tested: the connect test on badpy failed" in w2w.summary

@@ -54,6 +54,7 @@ class NodeSpec:
     root_password: str | None = None
     authorized_key: str | None = None  # default: the lab's client key
     setup: list[str] = field(default_factory=list)  # shell run inside the node's namespaces before sshd starts
+    sshd_options: list[str] = field(default_factory=list)  # extra sshd_config lines, e.g. "ForceCommand sleep 3600"
 
 
 @dataclass
@@ -195,6 +196,7 @@ class Lab:
             f"PasswordAuthentication {password_auth}\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
             f"AuthorizedKeysFile {d / 'authorized_keys'}\nUsePAM no\nStrictModes no\nLogLevel DEBUG1\n"
             "PidFile none\nMaxStartups 200\nMaxSessions 50\nUseDNS no\nPrintMotd no\n"
+            + "".join(f"{option}\n" for option in spec.sshd_options)
         )
         if spec.root_password:
             digest = _run("openssl", "passwd", "-6", spec.root_password).stdout.strip()

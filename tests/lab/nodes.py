@@ -114,3 +114,25 @@ def hangs(name: str) -> NodeSpec:
     spec = plain(name)
     spec.tools["uname"] = "sleep 600"
     return spec
+
+
+def hangs_after_login(name: str) -> NodeSpec:
+    """A node that accepts the login and then runs `sleep 3600` whatever was asked: the probe never prints a byte."""
+    spec = plain(name)
+    spec.sshd_options = ["ForceCommand sleep 3600"]
+    return spec
+
+
+def rejects_our_key(name: str) -> NodeSpec:
+    """A node whose authorized_keys holds some other key: the login is rejected."""
+    spec = plain(name)
+    spec.authorized_key = (
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBqDbHc8AJ4BYwbxZRLmBpLuwc7sAPfBXFJWQr9gtZ2R someone-else"
+    )
+    return spec
+
+
+def without_docker(name: str) -> NodeSpec:
+    spec = plain(name)
+    del spec.tools["docker"]
+    return spec

@@ -13,6 +13,7 @@ from checks.connectivity import (
     Listener,
     MatrixNode,
     judge_path,
+    not_tested,
     parse_listener_line,
     parse_prober_output,
     plan_paths,
@@ -21,6 +22,7 @@ from checks.connectivity import (
     sample_ports,
 )
 from checks.parsers.firewall import detect_firewall
+from checks.parsers.firewall_rules import blocking_rule
 from checks.remediation import open_ports
 from checks.spec import NodeContext, PortRuleSpec, ProfileSpec
 
@@ -178,3 +180,89 @@ def test_prober_script_runs_more_targets_than_its_window_on_loopback():
 def test_prober_time_limit_covers_every_target_silent_twice():
     assert prober_time_limit(10, 3) >= 2 * 3 + 30
     assert prober_time_limit(1600, 3) >= 2 * 4 * 3  # 4 windows of 512, each waiting out its time-out twice
+
+
+# --- where a failing path is blocked, and whose readiness it counts against -------------------------------------
+
+IPTABLES_SRV = (
+    "iptables -S:\n-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n"
+    "-A INPUT -p tcp -m multiport --dports 80,10161 -j REJECT --reject-with icmp-admin-prohibited\n"
+)
+
+
+def _w2s(server: MatrixNode, worker: MatrixNode = W1):
+    return next(p for p in plan_paths([server, worker], PROFILE, NodeContext("-", "worker")) if p.check_id == W2S)
+
+
+def test_icmp_error_from_the_destination_places_the_block_there():
+    # given: the prober read the ICMP sender (srv's own address) from the socket's error queue
+    plan = _w2s(SRV)
+    verdict = judge_path(plan, {80: ("unreachable", "EHOSTUNREACH icmp 3/13 from 10.0.0.1")}, Listener(bound={80}))
+    # then: the path fails; it counts against srv, with the fix there; w1 sees it blocked at srv, as a warn
+    assert (verdict.status, verdict.blocked_at) == ("fail", "srv")
+    assert verdict.summary == "w1 -> srv: 80 unreachable (blocked at srv)"
+    assert verdict.ends["srv"].status == "fail" and verdict.ends["srv"].remediation.startswith("On srv: ")
+    assert verdict.ends["w1"].status == "warn" and verdict.ends["w1"].remediation == ""
+    assert "blocked at srv" in verdict.ends["w1"].summary
+    assert "80: ICMP type 3 code 13 sent by 10.0.0.1 (srv)" in verdict.evidence
+
+
+def test_own_firewall_rule_places_a_drop_at_that_node():
+    # given: no ICMP (a DROP), but srv's own rules name the port
+    server = MatrixNode("srv", "server", "10.0.0.1", firewall="iptables", firewall_evidence=IPTABLES_SRV)
+    verdict = judge_path(_w2s(server), {80: ("timed out", "no answer in 3s, twice")}, Listener(bound={80}))
+    assert verdict.blocked_at == "srv" and verdict.ends["w1"].status == "warn"
+    assert verdict.ends["srv"].commands == (
+        "iptables -C INPUT -p tcp --dport 80 -j ACCEPT 2>/dev/null || iptables -I INPUT -p tcp --dport 80 -j ACCEPT",
+    )
+    assert verdict.ends["w1"].commands == ()
+    assert "srv's own firewall rule: -A INPUT -p tcp -m multiport --dports 80,10161 -j REJECT" in verdict.evidence
+
+
+def test_source_output_rule_places_the_block_at_the_source():
+    worker = MatrixNode(
+        "w1", "worker", "10.0.0.2", firewall="iptables", firewall_evidence="-A OUTPUT -p tcp --dport 80 -j DROP"
+    )
+    verdict = judge_path(_w2s(SRV, worker), {80: ("timed out", "no answer in 3s")}, Listener(bound={80}))
+    assert verdict.blocked_at == "w1"
+    assert verdict.ends["w1"].status == "fail" and verdict.ends["w1"].remediation.startswith("On w1: its own firewall")
+    assert verdict.ends["srv"].status == "warn"
+
+
+def test_unknown_place_fails_both_ends():
+    # given: a time-out with no rule on either end, and an ICMP error from a router between them
+    plan = _w2s(SRV)
+    for detail in ("no answer in 3s", "EHOSTUNREACH icmp 3/13 from 10.0.0.254"):
+        verdict = judge_path(plan, {80: ("unreachable", detail)}, Listener(bound={80}))
+        assert verdict.blocked_at == ""
+        assert {name: end.status for name, end in verdict.ends.items()} == {"w1": "fail", "srv": "fail"}
+        assert "security group between w1 and srv" in verdict.ends["w1"].remediation
+
+
+def test_not_tested_is_skip_on_the_healthy_end_and_error_only_for_a_nodes_own_failure():
+    plan = _w2s(SRV)
+    peer_down = not_tested(plan, "srv could not be audited: key rejected", at_fault="srv", fault_is_own=False)
+    assert peer_down.status == "skip"
+    assert peer_down.ends["w1"].status == "skip"
+    assert peer_down.ends["w1"].summary == "w1 -> srv: not tested: srv could not be audited: key rejected"
+    prober = not_tested(plan, "connecting from w1 failed", at_fault="w1", fault_is_own=True)
+    assert (prober.ends["w1"].status, prober.ends["srv"].status) == ("error", "skip")
+
+
+def test_blocking_rule_reads_iptables_nft_and_ufw():
+    assert blocking_rule(IPTABLES_SRV, 10161).startswith("-A INPUT")
+    assert blocking_rule(IPTABLES_SRV, 443) == ""
+    assert blocking_rule(IPTABLES_SRV, 80, outgoing=True) == ""
+    assert blocking_rule("-A INPUT -p tcp --dport 40000:40063 -j DROP", 40010)
+    assert blocking_rule("-A INPUT -p tcp --dport 40000:40063 -j ACCEPT", 40010) == ""
+    assert blocking_rule("-A INPUT -p udp --dport 80 -j DROP", 80) == ""
+    nft = (
+        "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n"
+        "\t\ttcp dport { 80, 10150-10151 } reject with icmpx admin-prohibited\n\t}\n"
+        "\tchain output {\n\t\ttype filter hook output priority filter; policy accept;\n"
+        "\t\ttcp dport 443 drop\n\t}\n}\n"
+    )
+    assert "reject" in blocking_rule(nft, 10151) and blocking_rule(nft, 443) == ""
+    assert blocking_rule(nft, 443, outgoing=True) == "tcp dport 443 drop"
+    ufw = "Status: active\n\nTo        Action    From\n--        ------    ----\n80/tcp    DENY IN   Anywhere\n"
+    assert blocking_rule(ufw, 80).startswith("80/tcp") and blocking_rule(ufw, 81) == ""

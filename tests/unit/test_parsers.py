@@ -195,6 +195,75 @@ def test_nvidia_smi_version(read_fixture):
     assert (version.driver_version, version.runtime_version, version.tool_version) == ("590.48.01", "13.1", "590.48.01")
 
 
+# Every header layout in the fixtures: R610's "KMD Version" / "CUDA UMD Version" (Linux and Windows), the 89-column
+# layout of R535-R595 (above, shared), the 79-column layout of R440-R515, and WSL's split NVIDIA-SMI/driver versions.
+NVIDIA_TABLE_LAYOUTS = [
+    (
+        "nge-capture_rtx-2080-super_610.57.04_idle_table.txt",
+        "610.57.04",
+        "13.3",
+        [(0, "NVIDIA GeForce RTX 2080 ...", 8192, "0000:0c:00.0")],
+    ),
+    (
+        "nge-capture_windows_rtx-2080-super_610.62_idle_table.txt",
+        "610.62",
+        "13.3",
+        [(0, "NVIDIA GeForce RTX 2080 ...", 8192, "0000:0c:00.0")],
+    ),
+    (
+        "mxochicale-code_rtx-2070-laptop_440.100_table.txt",
+        "440.100",
+        "10.2",
+        [(0, "GeForce RTX 207...", 7973, "0000:01:00.0")],
+    ),
+    (
+        "hershey890-cs259_titan-v_515.65.01_table.txt",
+        "515.65.01",
+        "11.7",
+        [(0, "NVIDIA TITAN V", 12288, "0000:af:00.0")],
+    ),
+    (
+        "hershey890-cs259_wsl_rtx-3070_530.47-driver-531.68_table.txt",
+        "531.68",
+        "12.1",
+        [(0, "NVIDIA GeForce RTX 3070", 8192, "0000:2b:00.0")],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("_case", "driver", "cuda", "expected"), NVIDIA_TABLE_LAYOUTS, ids=[c[0] for c in NVIDIA_TABLE_LAYOUTS]
+)
+def test_nvidia_smi_table_layouts(_case, driver, cuda, expected, read_fixture):
+    report = nvidia.parse_nvidia_smi_table(read_fixture(f"own:nvidia-smi/{_case}"))
+    assert (report.driver_version, report.runtime_version, devices(report)) == (driver, cuda, expected)
+
+
+def test_nvidia_r610_version_names_the_kmd_and_umd_versions(read_fixture):
+    r = lambda name: read_fixture(f"own:nvidia-smi/{name}")  # noqa: E731
+    version = nvidia.parse_nvidia_smi_version(r("nge-capture_rtx-2080-super_610.57.04_version.txt"))
+    assert (version.driver_version, version.runtime_version, version.tool_version) == ("610.57.04", "13.3", "610.57.04")
+
+
+def test_r610_header_reaches_the_node_facts(read_fixture):
+    # given: a node whose nvidia-smi prints the R610 header
+    from checks.node_facts import build_facts
+    from checks.probe import Section
+
+    sections = {
+        "tools": Section("tools", "nvidia-smi /usr/bin/nvidia-smi", 0),
+        "pci": Section("pci", "0000:0c:00.0 0x10de 0x030000 0x1e81", 0),
+        "nvidia-smi": Section(
+            "nvidia-smi", read_fixture("own:nvidia-smi/nge-capture_rtx-2080-super_610.57.04_idle_table.txt"), 0
+        ),
+    }
+    # when
+    facts = build_facts(sections)
+    # then
+    report = facts.vendors["nvidia"].report
+    assert (report.driver_version, report.runtime_version) == ("610.57.04", "13.3")
+
+
 def test_nvidia_driver_not_loaded_lists_nothing(read_fixture):
     report = nvidia.parse_nvidia_smi_table(read_fixture("own:nvidia-smi/driver-not-loaded.txt"))
     assert report.devices == [] and report.driver_version == ""

@@ -241,3 +241,21 @@ def test_node_page_shows_commands_apart_from_the_explanation(admin_client, audit
     block = body.split('<pre class="cmd" id="', 1)[1].split(">", 1)[1].split("</pre>", 1)[0]
     assert block == "apt-get install -y chrony"
     assert 'aria-label="Copy the commands for time.ntp"' in body
+
+
+def test_dashboard_counts_each_nodes_own_status_in_its_latest_audit(admin_client, audited):
+    # given: w1's recorded status is stale (fail), but its latest finished audit ended pass, with one check failing
+    # in the previous audit only; a third audit is still running and counts for nothing yet
+    worker, cluster = audited["worker"], audited["worker"].cluster
+    audit = Audit.objects.create(
+        cluster=cluster, profile=cluster.profile, state="done", status="pass", started=timezone.now()
+    )
+    na = NodeAudit.objects.create(audit=audit, node=worker, state="done", status="warn", finished=timezone.now())
+    CheckResult.objects.create(node_audit=na, check_id="time.ntp", status="warn", summary="ntp warn", position=3)
+    running = Audit.objects.create(cluster=cluster, profile=cluster.profile, state="running", started=timezone.now())
+    NodeAudit.objects.create(audit=running, node=worker, state="done", status="error", finished=timezone.now())
+    # when
+    body = admin_client.get("/clusters/lab/").content.decode()
+    # then
+    assert '<div class="muted">Workers ready</div><div class="big">1 / 1</div>' in body
+    assert "failing_check=time.ntp" not in body and "Nothing fails." in body
