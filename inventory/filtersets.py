@@ -38,7 +38,7 @@ class NodeFilterSet(django_filters.FilterSet):
         label="Readiness",
     )
     vendor = django_filters.ChoiceFilter(method="by_vendor", choices=Vendor.choices, label="Accelerator vendor")
-    os = django_filters.CharFilter(field_name="last_facts__os__id", label="OS (os-release ID)")
+    os = django_filters.CharFilter(field_name="last_facts__os__id", lookup_expr="iexact", label="OS (os-release ID)")
     failing_check = django_filters.CharFilter(method="by_failing_check", label="Failing check")
 
     class Meta:

@@ -263,6 +263,13 @@ def _transport_for(node: Node):
     )
 
 
+def connect_summary(failure: ConnectFailure) -> str:
+    """ "reason: message", without saying the reason twice when the message already starts with it."""
+    if failure.message.lower().startswith(failure.reason.lower()):
+        return failure.message
+    return f"{failure.reason}: {failure.message}"
+
+
 def _unreachable_results(reason: str, summary: str, *, connect_status: str) -> list[CheckResult]:
     ssh = CheckResult("ssh.connect", connect_status, summary, reason, Remedy(_connect_advice(reason)))
     others = [CheckResult(check_id, ERROR, f"not checked: {summary}") for check_id in HOST_CHECK_IDS]
@@ -373,7 +380,7 @@ def node_audit_run(*, node_audit_id: int, transport=None) -> models.NodeAudit | 
             max_bytes=settings.PREFLIGHT_PROBE_MAX_BYTES,
         )
     except ConnectFailure as failure:
-        results = _unreachable_results(failure.message, f"{failure.reason}: {failure.message}", connect_status=FAIL)
+        results = _unreachable_results(failure.message, connect_summary(failure), connect_status=FAIL)
         node_audit.error = failure.message
     except Exception as exc:  # noqa: BLE001 - a node must end in a final state whatever went wrong
         logger.exception("node audit %s crashed", node_audit_id)
