@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.core.paginator import Paginator
+from django.db.models import Count, Max, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_celery_beat.models import PeriodicTask
@@ -19,6 +21,15 @@ from inventory.models import Cluster, Node
 
 from .choices import RunState, Trigger
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
+from .page_selectors import (
+    FAILING_ONLY_ABOVE,
+    GRID_LIMIT,
+    NOT_CHECKED,
+    cluster_verdict,
+    home_status,
+    matrix_rollup,
+    severity_case,
+)
 from .services import AuditRefused, audit_enqueue, audit_start
 
 SEVERITY = {"pass": 0, "skip": 0, "unknown": 1, "warn": 2, "fail": 3, "error": 4}
@@ -49,6 +60,11 @@ def home(request):
         )
         .order_by("name")
     )
+    clusters = list(clusters)
+    for cluster in clusters:
+        cluster.verdict = home_status(
+            total=cluster.nodes_total, ready=cluster.nodes_ready, failing=cluster.nodes_failing
+        )
     return render(request, "checks/home.html", {"clusters": clusters})
 
 
@@ -72,13 +88,26 @@ def dashboard(request, name: str):
     }
     latest = _latest_done(cluster)
     top_failing = []
+    blocked_paths = []
     if latest is not None:
+        # "not checked" rows repeat why a node could not be reached (ssh.connect says it once): not a cause.
         top_failing = list(
             CheckResult.objects.filter(node_audit__audit=latest, status__in=["fail", "error"])
+            .exclude(summary__startswith=NOT_CHECKED)
             .values("check_id")
-            .annotate(nodes=Count("node_audit", distinct=True))
-            .order_by("-nodes", "check_id")[:10]
+            .annotate(nodes=Count("node_audit", distinct=True), worst=Max(severity_case()))
+            .order_by("-worst", "-nodes", "check_id")[:10]
         )
+        # Grouped by id on the covering index (audit, destination, status); the name is looked up for one row.
+        blocked = list(
+            NetworkPath.objects.filter(audit=latest, status="fail")
+            .values("destination_id")
+            .annotate(paths=Count("pk"))
+            .order_by("-paths", "destination_id")[:1]
+        )
+        blocked_paths = [
+            {"node": Node.objects.get(pk=row["destination_id"]).name, "paths": row["paths"]} for row in blocked
+        ]
     running = Audit.objects.filter(cluster=cluster, state__in=[RunState.QUEUED, RunState.RUNNING]).first()
     trend = list(
         Audit.objects.filter(cluster=cluster, state=RunState.DONE, partial=False)
@@ -100,6 +129,13 @@ def dashboard(request, name: str):
         ],
         "audits": Audit.objects.filter(cluster=cluster).order_by("-created")[:20],
     }
+    context["verdict"] = cluster_verdict(
+        servers=context["servers"],
+        workers=context["workers"],
+        latest=latest,
+        top_failing=top_failing,
+        blocked_paths=blocked_paths,
+    )
     return render(request, "checks/dashboard.html", context)
 
 
@@ -126,11 +162,27 @@ def audit_progress(request, audit_id: int):
     audit = get_object_or_404(Audit.objects.select_related("cluster"), pk=audit_id)
     node_audits = NodeAudit.objects.filter(audit=audit).select_related("node").order_by("node__role", "node__name")
     finished = sum(1 for na in node_audits if na.state in (RunState.DONE, RunState.ERROR))
-    return render(
+    response = render(
         request,
         "checks/_progress.html",
         {"audit": audit, "node_audits": node_audits, "finished": finished, "total": len(node_audits)},
     )
+    if audit.state in (RunState.DONE, RunState.ERROR):
+        # The dashboard's cards, trend and recent audits listen for this and refresh themselves (htmx).
+        response["HX-Trigger"] = "audit-finished"
+    return response
+
+
+def _moved_audit_cluster(cluster: Cluster, *audit_ids) -> Cluster | None:
+    """The other cluster both audits belong to, when a link names this cluster but not its audits."""
+    try:
+        ids = [int(a) for a in audit_ids]
+    except (TypeError, ValueError):
+        return None
+    owners = set(Audit.objects.filter(pk__in=ids).values_list("cluster", flat=True))
+    if len(owners) == 1 and cluster.pk not in owners:
+        return Cluster.objects.get(pk=owners.pop())
+    return None
 
 
 def _audit_of(cluster: Cluster, audit_id) -> Audit:
@@ -147,6 +199,9 @@ def audit_diff(request, name: str):
     cluster = _cluster(name)
     audits = list(Audit.objects.filter(cluster=cluster, state=RunState.DONE).order_by("-created")[:50])
     if request.GET.get("a") and request.GET.get("b"):
+        moved = _moved_audit_cluster(cluster, request.GET["a"], request.GET["b"])
+        if moved is not None:  # an old link (a node that changed cluster): follow the audits, never 404
+            return redirect(f"{reverse('ui:diff', args=[moved.name])}?{request.GET.urlencode()}")
         old, new = _audit_of(cluster, request.GET["a"]), _audit_of(cluster, request.GET["b"])
     elif len(audits) >= 2:
         old, new = audits[1], audits[0]
@@ -163,16 +218,26 @@ def audit_diff(request, name: str):
         return {(r.node_audit.node.name, r.check_id): r for r in query}
 
     before, after = results(old), results(new)
+    # A node that one audit did not cover (a partial audit, a node added later) is "not audited" there: its checks
+    # are not changes. Only nodes with results in both audits are compared.
+    nodes_before = {node for node, _ in before}
+    nodes_after = {node for node, _ in after}
+    not_audited = {
+        "old": sorted(nodes_after - nodes_before),
+        "new": sorted(nodes_before - nodes_after),
+    }
     changed = []
     for key in sorted(set(before) | set(after)):
+        if key[0] not in nodes_before or key[0] not in nodes_after:
+            continue
         a, b = before.get(key), after.get(key)
         if (a.status if a else None) != (b.status if b else None):
             changed.append(
                 {
                     "node": key[0],
                     "check": key[1],
-                    "before": a.status if a else "absent",
-                    "after": b.status if b else "absent",
+                    "before": a.status if a else "not run",
+                    "after": b.status if b else "not run",
                     "summary": (b or a).summary,
                     "worse": SEVERITY.get(b.status if b else "pass", 0) > SEVERITY.get(a.status if a else "pass", 0),
                 }
@@ -200,10 +265,10 @@ def audit_diff(request, name: str):
     new_devices, new_drivers = inventory(new)
 
     def paths(audit):
-        return {
-            (p.check_id, p.source.name, p.destination.name): p
-            for p in NetworkPath.objects.filter(audit=audit).select_related("source", "destination")
-        }
+        query = NetworkPath.objects.filter(audit=audit).select_related("source", "destination")
+        if node_filter:
+            query = query.filter(Q(source__name=node_filter) | Q(destination__name=node_filter))
+        return {(p.check_id, p.source.name, p.destination.name): p for p in query}
 
     old_paths, new_paths = paths(old), paths(new)
     path_changes = [
@@ -231,6 +296,7 @@ def audit_diff(request, name: str):
         "drivers_new": sorted(new_drivers - old_drivers),
         "path_changes": path_changes,
         "node_filter": node_filter or "",
+        "not_audited": not_audited,
     }
     return render(request, "checks/diff.html", context)
 
@@ -238,7 +304,8 @@ def audit_diff(request, name: str):
 @login_required
 @permission_required("checks.view_audit", raise_exception=True)
 def matrix(request, name: str):
-    """Sources by destinations for one audit, each cell the worst of its paths, failing ports on hover."""
+    """One audit's connectivity: a per-node rollup (SQL, paged) at any size, the full grid up to GRID_LIMIT nodes,
+    and one node's paths on request. Above FAILING_ONLY_ABOVE nodes only failing nodes are listed by default."""
     cluster = _cluster(name)
     audit = (
         _audit_of(cluster, request.GET["audit"])
@@ -247,11 +314,61 @@ def matrix(request, name: str):
     )
     if audit is None:
         return render(request, "checks/matrix.html", {"cluster": cluster, "audit": None})
+    rollup, counts = matrix_rollup(audit)
+    view = request.GET.get("view")
+    if view not in ("failing", "all"):
+        view = "failing" if len(rollup) > FAILING_ONLY_ABOVE else "all"
+    failing_names = {r.name for r in rollup if r.at_fault}
+    shown = [r for r in rollup if r.at_fault] if view == "failing" else rollup
+    page = Paginator(shown, 50).get_page(request.GET.get("page"))
+    focus = request.GET.get("node", "")
+    focus_paths = None
+    focus_pk = next((r.pk for r in rollup if r.name == focus), None)
+    if focus:
+        focus_query = (
+            NetworkPath.objects.filter(audit=audit)
+            .filter(Q(source_id=focus_pk) | Q(destination_id=focus_pk))
+            .select_related("source", "destination")
+            .annotate(severity=severity_case())
+            .order_by("-severity", "check_id", "source__name", "destination__name")
+        )
+        focus_paths = Paginator(focus_query, 100).get_page(request.GET.get("paths_page"))
+    names, rows = [], []
+    if len(rollup) <= GRID_LIMIT:
+        names, rows = _grid(audit, failing_names if view == "failing" else None)
+    query = request.GET.copy()
+    for key in ("page", "paths_page"):
+        query.pop(key, None)
+    return render(
+        request,
+        "checks/matrix.html",
+        {
+            "cluster": cluster,
+            "audit": audit,
+            "names": names,
+            "rows": rows,
+            "counts": counts,
+            "view": view,
+            "node_count": len(rollup),
+            "failing_count": len(failing_names),
+            "page": page,
+            "focus": focus,
+            "focus_paths": focus_paths,
+            "grid_limit": GRID_LIMIT,
+            "query": query.urlencode(),
+        },
+    )
+
+
+def _grid(audit: Audit, only: set[str] | None):
+    """Sources by destinations, each cell the worst of its paths with its failing ports (small clusters only)."""
     paths = list(NetworkPath.objects.filter(audit=audit).select_related("source", "destination"))
     names = sorted(
         {p.source.name for p in paths} | {p.destination.name for p in paths},
         key=lambda n: (n != _server_name(paths), n),
     )
+    if only is not None:
+        names = [n for n in names if n in only]
     cells: dict[tuple[str, str], list[NetworkPath]] = defaultdict(list)
     for path in paths:
         cells[(path.source.name, path.destination.name)].append(path)
@@ -273,20 +390,13 @@ def matrix(request, name: str):
             row.append(
                 {
                     "status": status,
-                    "paths": group,
+                    "destination": destination,
                     "title": "; ".join(failing[:40]) or "all ports connected",
-                    "link": group[0].pk
-                    if len(group) == 1
-                    else next((p.pk for p in group if p.status == status), group[0].pk),
+                    "link": next((p.pk for p in group if p.status == status), group[0].pk),
                 }
             )
         rows.append((source, row))
-    counts = Counter(p.status for p in paths)
-    return render(
-        request,
-        "checks/matrix.html",
-        {"cluster": cluster, "audit": audit, "names": names, "rows": rows, "counts": dict(counts)},
-    )
+    return names, rows
 
 
 def _server_name(paths) -> str:

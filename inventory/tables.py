@@ -79,7 +79,7 @@ class NodeTable(tables.Table):
         attrs = {"class": "table", "id": "nodes"}
         order_by = ("cluster", "name")
         per_page = 50
-        template_name = "inventory/_table.html"
+        template_name = "inventory/_node_table.html"
         empty_text = "No node matches these filters."
 
     def order_last_audit_status(self, queryset, is_descending):

@@ -6,14 +6,14 @@ from collections import OrderedDict
 from datetime import UTC
 
 from django.contrib.auth.decorators import login_required, permission_required
-from django.db.models import Case, OuterRef, Prefetch, Subquery, Value, When
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django_tables2 import RequestConfig
 
 from checks.catalog import CHECK_IDS
 from checks.models import CheckResult, NodeAudit
-from checks.page_selectors import node_summary
+from checks.page_selectors import NOT_CHECKED, RANK, node_summary
 from checks.selectors import node_remediation_script
 
 from .filtersets import NodeFilterSet
@@ -40,18 +40,35 @@ def node_queryset():
     )
 
 
-def nodes_with_why(queryset):
-    """Annotate each node with the worst check of its latest finished audit (error, fail, then warn): one query."""
-    latest = NodeAudit.objects.filter(node=OuterRef(OuterRef("pk")), finished__isnull=False).order_by("-finished")
-    rank = Case(When(status="error", then=Value(0)), When(status="fail", then=Value(1)), default=Value(2))
-    first_bad = (
-        CheckResult.objects.filter(node_audit=Subquery(latest.values("pk")[:1]), status__in=["fail", "error", "warn"])
-        .annotate(rank=rank)
-        .order_by("rank", "position")
+def attach_why(nodes: list) -> list:
+    """Give each node `why_check` and `why_summary`: the worst check (error, fail, then warn; first by position) of
+    its latest finished audit. Two queries for any number of nodes; call it on one page of the list, not all."""
+    if not nodes:
+        return nodes
+    latest = NodeAudit.objects.filter(node=OuterRef("pk"), finished__isnull=False).order_by("-finished")
+    latest_of = dict(
+        Node.objects.filter(pk__in=[n.pk for n in nodes])
+        .annotate(latest=Subquery(latest.values("pk")[:1]))
+        .values_list("pk", "latest")
     )
-    return queryset.annotate(
-        why_check=Subquery(first_bad.values("check_id")[:1]), why_summary=Subquery(first_bad.values("summary")[:1])
-    )
+    worst: dict[int, tuple] = {}
+    bad = CheckResult.objects.filter(
+        node_audit_id__in=[pk for pk in latest_of.values() if pk], status__in=["error", "fail", "warn"]
+    ).values_list("node_audit_id", "status", "position", "check_id", "summary")
+    for node_audit_id, status, position, check_id, summary in bad:
+        # A "not checked" row repeats why the probe did not run; the check that says so (ssh.connect) comes first.
+        key = (9 if summary.startswith(NOT_CHECKED) else RANK.get(status, 9), position)
+        if node_audit_id not in worst or key < worst[node_audit_id][0]:
+            worst[node_audit_id] = (key, check_id, summary)
+    for node in nodes:
+        found = worst.get(latest_of.get(node.pk))
+        node.why_check, node.why_summary = (found[1], found[2]) if found else ("", "")
+        # What the list and the exports show, computed once per node (the row template reads these).
+        node.why_text = why_text(node)
+        node.status_text = STATUS_TEXT.get(node.last_audit_status, node.last_audit_status)
+        node.os_text = os_text(node.last_facts)
+        node.accelerator_text = accelerator_text(getattr(node, "present_accelerators", []))
+    return nodes
 
 
 def _filter_problems(request, filterset) -> list[str]:
@@ -78,7 +95,7 @@ def node_list(request):
     filterset = NodeFilterSet(params or None, queryset=node_queryset())
     problems = _filter_problems(request, filterset)
     # An invalid filter shows what is wrong and lists nothing: never silently every node.
-    queryset = nodes_with_why(filterset.qs if filterset.is_bound and not problems else node_queryset())
+    queryset = filterset.qs if filterset.is_bound and not problems else node_queryset()
     if problems:
         queryset = queryset.none()
     table = NodeTable(queryset)
@@ -88,6 +105,9 @@ def node_list(request):
             return HttpResponse("\n".join(problems), status=400, content_type="text/plain; charset=utf-8")
         return _export(table, export)
     RequestConfig(request, paginate={"per_page": 50}).configure(table)
+    rows = list(table.page.object_list)  # BoundRows of this page, fetched once so the annotations stay
+    attach_why([row.record for row in rows])
+    table.page.object_list = rows
     query = request.GET.copy()
     query.pop("page", None)
     query.pop("export", None)
@@ -130,13 +150,13 @@ def _export(table: NodeTable, kind: str) -> HttpResponse:
             "name": node.name,
             "address": node.address,
             "role": node.get_role_display(),
-            "status": STATUS_TEXT.get(node.last_audit_status, node.last_audit_status),
-            "why": why_text(node),
-            "os": os_text(node.last_facts),
-            "accelerators": accelerator_text(node.present_accelerators),
+            "status": node.status_text,
+            "why": node.why_text,
+            "os": node.os_text,
+            "accelerators": node.accelerator_text,
             "last_audited_at": iso_utc(node.last_audited_at),
         }
-        for node in table.data
+        for node in attach_why(list(table.data))
     ]
     rows = [{key: spreadsheet_safe(value) for key, value in row.items()} for row in rows]
     if kind == "json":

@@ -8,3 +8,12 @@ document.addEventListener("click", function (event) {
   else { var area = document.createElement("textarea"); area.value = text; document.body.appendChild(area);
          area.select(); document.execCommand("copy"); area.remove(); done(); }
 });
+
+// The menu button of narrow screens: the menu is open by default without JavaScript.
+document.addEventListener("click", function (event) {
+  var button = event.target.closest(".menu-button");
+  if (!button) return;
+  var open = button.getAttribute("aria-expanded") !== "true";
+  button.setAttribute("aria-expanded", String(open));
+  document.getElementById(button.getAttribute("aria-controls")).classList.toggle("open", open);
+});
