@@ -95,7 +95,7 @@ class NodeRollup:
     out_failing: int = 0
     in_total: int = 0
     in_failing: int = 0
-    worst_rank: int = 0
+    worst_rank: int = 0  # of the paths this node is answerable for (see matrix_rollup)
     blocked_in: int = 0  # paths into this node that failed: its ports are blocked or closed
     untested_out: int = 0  # paths from this node in error: it could not probe (unreachable, no prober)
 
@@ -134,7 +134,10 @@ def matrix_rollup(audit) -> tuple[list[NodeRollup], dict[str, int]]:
             setattr(rollup, f"{prefix}_total", getattr(rollup, f"{prefix}_total") + row["n"])
             if row["status"] in BAD:
                 setattr(rollup, f"{prefix}_failing", getattr(rollup, f"{prefix}_failing") + row["n"])
-            rollup.worst_rank = max(rollup.worst_rank, _RANK_OF.get(row["status"], 1))
+            # A failed path is its destination's problem (a port blocked there), a path in error its source's (it
+            # could not probe): each counts toward the worst status of the node where the fix is.
+            if not (prefix == "in" and row["status"] == "error") and not (prefix == "out" and row["status"] == "fail"):
+                rollup.worst_rank = max(rollup.worst_rank, _RANK_OF.get(row["status"], 1))
             if prefix == "in" and row["status"] == "fail":
                 rollup.blocked_in += row["n"]
             if prefix == "out" and row["status"] == "error":

@@ -227,10 +227,15 @@ def audit_diff(request, name: str):
         "new": sorted(nodes_before - nodes_after),
     }
     changed = []
+    not_run: set[str] = set()
     for key in sorted(set(before) | set(after)):
         if key[0] not in nodes_before or key[0] not in nodes_after:
             continue
         a, b = before.get(key), after.get(key)
+        if (b and b.summary.startswith(NOT_CHECKED)) or (a and a.summary.startswith(NOT_CHECKED)):
+            # The probe did not run on one side: ssh.connect (or the probe's own row) says why, once.
+            not_run.add(key[0])
+            continue
         if (a.status if a else None) != (b.status if b else None):
             changed.append(
                 {
@@ -297,6 +302,7 @@ def audit_diff(request, name: str):
         "path_changes": path_changes,
         "node_filter": node_filter or "",
         "not_audited": not_audited,
+        "not_run": sorted(not_run),
     }
     return render(request, "checks/diff.html", context)
 

@@ -17,3 +17,17 @@ document.addEventListener("click", function (event) {
   button.setAttribute("aria-expanded", String(open));
   document.getElementById(button.getAttribute("aria-controls")).classList.toggle("open", open);
 });
+
+// A table wider than the screen scrolls inside its box: let keyboard users reach and scroll that box too.
+function markScrollBoxes(root) {
+  (root || document).querySelectorAll(".scroll, .table-container").forEach(function (box) {
+    if (box.scrollWidth <= box.clientWidth || box.hasAttribute("tabindex")) return;
+    var heading = box.previousElementSibling;
+    box.setAttribute("tabindex", "0");
+    box.setAttribute("role", "region");
+    box.setAttribute("aria-label", (heading && /^H[1-6]$/.test(heading.tagName) ? heading.textContent.trim() + ", " : "") + "table, scrolls sideways");
+  });
+}
+markScrollBoxes();
+window.addEventListener("resize", function () { markScrollBoxes(); });
+document.addEventListener("htmx:afterSettle", function (event) { markScrollBoxes(event.target); });
