@@ -65,12 +65,13 @@ class NodeTable(tables.Table):
     class Meta:
         model = Node
         fields = ["name", "cluster", "role", "last_audit_status", "address", "last_audited_at"]
+        # Status and why right after the name: on a phone they are what shows before the table scrolls.
         sequence = [
             "name",
-            "cluster",
-            "role",
             "last_audit_status",
             "why",
+            "cluster",
+            "role",
             "address",
             "os",
             "accelerators",

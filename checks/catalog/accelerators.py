@@ -25,8 +25,7 @@ def evaluate_present(facts: NodeFacts, profile: ProfileSpec, context: NodeContex
         )
         return [CheckResult("accelerator.present", PASS, f"accelerators found: {counts}", _pci_evidence(facts))]
     # A server that also runs a worker is still a server to the operator: name the node by its inventory role.
-    role = "server (which also runs a worker)" if context.role == "server" else "worker"
-    summary = f"no accelerator found (CPU-only {role})"
+    summary = f"no accelerator found (CPU-only {'server' if context.role == 'server' else 'worker'})"
     if not facts.pci_read:
         summary += "; the PCI bus could not be read"
     remedy = fix_accelerator_present(role=context.role)
