@@ -29,6 +29,7 @@ from .page_selectors import (
     home_status,
     matrix_rollup,
     severity_case,
+    undouble,
 )
 from .services import AuditRefused, audit_enqueue, audit_start
 
@@ -243,7 +244,7 @@ def audit_diff(request, name: str):
                     "check": key[1],
                     "before": a.status if a else "not run",
                     "after": b.status if b else "not run",
-                    "summary": (b or a).summary,
+                    "summary": undouble((b or a).summary),
                     "worse": SEVERITY.get(b.status if b else "pass", 0) > SEVERITY.get(a.status if a else "pass", 0),
                 }
             )

@@ -31,3 +31,8 @@ function markScrollBoxes(root) {
 markScrollBoxes();
 window.addEventListener("resize", function () { markScrollBoxes(); });
 document.addEventListener("htmx:afterSettle", function (event) { markScrollBoxes(event.target); });
+
+// On a phone, an unused filter form starts folded so the list is on the first screen.
+document.querySelectorAll("details[data-collapse-narrow=yes]").forEach(function (box) {
+  if (window.innerWidth < 700) box.open = false;
+});
