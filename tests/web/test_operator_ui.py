@@ -150,3 +150,10 @@ def test_links_for_a_node_that_moved_cluster_do_not_404(admin_client, demo):
     moved = admin_client.get("/clusters/other/diff/", {"a": old.pk, "b": new.pk, "node": "w001"})
     assert moved.status_code == 302 and moved["Location"].startswith("/clusters/demo/diff/?")
     assert admin_client.get(moved["Location"]).status_code == 200
+
+
+def test_top_reason_links_list_as_many_nodes_as_the_row_counts(admin_client, demo):
+    body = admin_client.get("/clusters/demo/").content.decode()
+    assert "container.docker</code></a></td>" in body
+    listed = admin_client.get("/nodes/", {"cluster": "demo", "failing_check": "container.docker"}).content.decode()
+    assert _names(listed) == ["w007"]  # not w011, whose checks did not run
