@@ -157,3 +157,18 @@ def test_top_reason_links_list_as_many_nodes_as_the_row_counts(admin_client, dem
     assert "container.docker</code></a></td>" in body
     listed = admin_client.get("/nodes/", {"cluster": "demo", "failing_check": "container.docker"}).content.decode()
     assert _names(listed) == ["w007"]  # not w011, whose checks did not run
+
+
+def test_matrix_grid_escapes_node_names_and_port_outcomes(admin_client, demo):
+    # given: a node named with markup, and a path whose outcome (node-printed) is markup
+    w001 = demo["by_name"]["w001"]
+    w001.name = '<b id="x">w001</b>'
+    w001.save()
+    path = NetworkPath.objects.filter(audit=demo["audits"][-1], destination=demo["by_name"]["w007"]).first()
+    path.outcomes = {"10150": ['"><script>alert(1)</script>', ""]}
+    path.save()
+    # when
+    body = admin_client.get("/clusters/demo/matrix/", {"view": "all"}).content.decode()
+    # then
+    assert "<script>alert(1)" not in body and '<b id="x">' not in body
+    assert "&lt;b id=&quot;x&quot;&gt;w001&lt;/b&gt;" in body and "&quot;&gt;&lt;script&gt;alert(1)" in body
