@@ -114,7 +114,13 @@ def node_list(request):
     return render(
         request,
         "inventory/node_list.html",
-        {"filter": filterset, "table": table, "query": query.urlencode(), "problems": problems},
+        {
+            "filter": filterset,
+            "table": table,
+            "query": query.urlencode(),
+            "problems": problems,
+            "filtering": any(params.get(name) for name in filterset.form.fields),
+        },
     )
 
 
