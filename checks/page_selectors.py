@@ -184,7 +184,8 @@ def cluster_verdict(
         if ready < total:
             unknown = total - ready
             return Verdict("warn", "Partly audited", f"Ready so far: {ready} of {total} nodes; {unknown} not audited.")
-        return Verdict("pass", "Ready", f"Ready: all {_plural(total, 'node')} pass.")
+        who = "the only node is" if total == 1 else f"all {total} nodes are"
+        return Verdict("pass", "Ready", f"Ready: {who} ready (pass or warnings only).")
     parts = []
     if failing_servers:
         parts.append(f"{failing_servers} of {_plural(servers.get('total') or 0, 'server')}")
