@@ -347,9 +347,9 @@ def fix_docker_desktop(os: OsRelease) -> Remedy:
     )
 
 
-def fix_accelerator_present() -> Remedy:
+def fix_accelerator_present(role: str = "worker") -> Remedy:
     return Remedy(
-        "No accelerator was found on this worker's PCI bus; it can only serve CPU models. If it has GPUs, check that "
+        f"No accelerator was found on this {role}'s PCI bus; it can only serve CPU models. If it has GPUs, check that "
         "they are seated and enabled in the BIOS (`lspci -nn | grep -Ei 'vga|3d|accel'` lists them)."
     )
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
+from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.db.models import Count, Q
+from django.core.paginator import Paginator
+from django.db.models import Count, Max, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from django_celery_beat.models import PeriodicTask
 
@@ -20,6 +25,16 @@ from portal import permissions
 from .catalog import SEVERITY
 from .choices import RunState, Trigger
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
+from .page_selectors import (
+    FAILING_ONLY_ABOVE,
+    GRID_LIMIT,
+    NOT_CHECKED,
+    cluster_verdict,
+    home_status,
+    matrix_rollup,
+    severity_case,
+    undouble,
+)
 from .services import AuditRefused, audit_enqueue, audit_start
 
 
@@ -48,6 +63,11 @@ def home(request):
         )
         .order_by("name")
     )
+    clusters = list(clusters)
+    for cluster in clusters:
+        cluster.verdict = home_status(
+            total=cluster.nodes_total, ready=cluster.nodes_ready, failing=cluster.nodes_failing
+        )
     return render(request, "checks/home.html", {"clusters": clusters})
 
 
@@ -94,13 +114,27 @@ def dashboard(request, name: str):
     by_role, latest_node_audits = _readiness_by_role(cluster)
     latest = _latest_done(cluster)
     # Per check id, the nodes whose own result in their latest finished audit is fail or error (the same rule as
-    # the node list's failing_check filter these rows link to).
+    # the node list's failing_check filter these rows link to), worst first. "not checked" rows repeat why a node
+    # could not be reached (ssh.connect says it once): not a cause.
     top_failing = list(
         CheckResult.objects.filter(node_audit_id__in=latest_node_audits, status__in=["fail", "error"])
+        .exclude(summary__startswith=NOT_CHECKED)
         .values("check_id")
-        .annotate(nodes=Count("node_audit__node", distinct=True))
-        .order_by("-nodes", "check_id")[:10]
+        .annotate(nodes=Count("node_audit__node", distinct=True), worst=Max(severity_case()))
+        .order_by("-worst", "-nodes", "check_id")[:10]
     )
+    blocked_paths = []
+    if latest is not None:
+        # Grouped by id on the covering index (audit, destination, status); the name is looked up for one row.
+        blocked = list(
+            NetworkPath.objects.filter(audit=latest, status="fail")
+            .values("destination_id")
+            .annotate(paths=Count("pk"))
+            .order_by("-paths", "destination_id")[:1]
+        )
+        blocked_paths = [
+            {"node": Node.objects.get(pk=row["destination_id"]).name, "paths": row["paths"]} for row in blocked
+        ]
     running = Audit.objects.filter(cluster=cluster, state__in=[RunState.QUEUED, RunState.RUNNING]).first()
     trend = list(
         Audit.objects.filter(cluster=cluster, state=RunState.DONE, partial=False)
@@ -122,8 +156,15 @@ def dashboard(request, name: str):
         ],
         "audits": Audit.objects.filter(cluster=cluster).order_by("-created")[:20],
     }
+    context["verdict"] = cluster_verdict(
+        servers=context["servers"],
+        workers=context["workers"],
+        latest=latest,
+        top_failing=top_failing,
+        blocked_paths=blocked_paths,
+    )
     if not permissions.allowed(request.user, permissions.VIEW_RESULTS):  # results need checks.view_audit
-        context.update(latest=None, top_failing=[], trend=[], audits=[], running=None)
+        context.update(latest=None, top_failing=[], trend=[], audits=[], running=None, verdict=None)
     return render(request, "checks/dashboard.html", context)
 
 
@@ -149,11 +190,27 @@ def audit_progress(request, audit_id: int):
     audit = get_object_or_404(Audit.objects.select_related("cluster"), pk=audit_id)
     node_audits = NodeAudit.objects.filter(audit=audit).select_related("node").order_by("node__role", "node__name")
     finished = sum(1 for na in node_audits if na.state in (RunState.DONE, RunState.ERROR))
-    return render(
+    response = render(
         request,
         "checks/_progress.html",
         {"audit": audit, "node_audits": node_audits, "finished": finished, "total": len(node_audits)},
     )
+    if audit.state in (RunState.DONE, RunState.ERROR):
+        # The dashboard's cards, trend and recent audits listen for this and refresh themselves (htmx).
+        response["HX-Trigger"] = "audit-finished"
+    return response
+
+
+def _moved_audit_cluster(cluster: Cluster, *audit_ids) -> Cluster | None:
+    """The other cluster both audits belong to, when a link names this cluster but not its audits."""
+    try:
+        ids = [int(a) for a in audit_ids]
+    except (TypeError, ValueError):
+        return None
+    owners = set(Audit.objects.filter(pk__in=ids).values_list("cluster", flat=True))
+    if len(owners) == 1 and cluster.pk not in owners:
+        return Cluster.objects.get(pk=owners.pop())
+    return None
 
 
 def _audit_of(cluster: Cluster, audit_id) -> Audit:
@@ -170,6 +227,9 @@ def audit_diff(request, name: str):
     cluster = _cluster(name)
     audits = list(Audit.objects.filter(cluster=cluster, state=RunState.DONE).order_by("-created")[:50])
     if request.GET.get("a") and request.GET.get("b"):
+        moved = _moved_audit_cluster(cluster, request.GET["a"], request.GET["b"])
+        if moved is not None:  # an old link (a node that changed cluster): follow the audits, never 404
+            return redirect(f"{reverse('ui:diff', args=[moved.name])}?{request.GET.urlencode()}")
         old, new = _audit_of(cluster, request.GET["a"]), _audit_of(cluster, request.GET["b"])
     elif len(audits) >= 2:
         old, new = audits[1], audits[0]
@@ -186,17 +246,32 @@ def audit_diff(request, name: str):
         return {(r.node_audit.node.name, r.check_id): r for r in query}
 
     before, after = results(old), results(new)
+    # A node that one audit did not cover (a partial audit, a node added later) is "not audited" there: its checks
+    # are not changes. Only nodes with results in both audits are compared.
+    nodes_before = {node for node, _ in before}
+    nodes_after = {node for node, _ in after}
+    not_audited = {
+        "old": sorted(nodes_after - nodes_before),
+        "new": sorted(nodes_before - nodes_after),
+    }
     changed = []
+    not_run: set[str] = set()
     for key in sorted(set(before) | set(after)):
+        if key[0] not in nodes_before or key[0] not in nodes_after:
+            continue
         a, b = before.get(key), after.get(key)
+        if (b and b.summary.startswith(NOT_CHECKED)) or (a and a.summary.startswith(NOT_CHECKED)):
+            # The probe did not run on one side: ssh.connect (or the probe's own row) says why, once.
+            not_run.add(key[0])
+            continue
         if (a.status if a else None) != (b.status if b else None):
             changed.append(
                 {
                     "node": key[0],
                     "check": key[1],
-                    "before": a.status if a else "absent",
-                    "after": b.status if b else "absent",
-                    "summary": (b or a).summary,
+                    "before": a.status if a else "not run",
+                    "after": b.status if b else "not run",
+                    "summary": undouble((b or a).summary),
                     "worse": SEVERITY.get(b.status if b else "pass", 0) > SEVERITY.get(a.status if a else "pass", 0),
                 }
             )
@@ -223,10 +298,10 @@ def audit_diff(request, name: str):
     new_devices, new_drivers = inventory(new)
 
     def paths(audit):
-        return {
-            (p.check_id, p.source.name, p.destination.name): p
-            for p in NetworkPath.objects.filter(audit=audit).select_related("source", "destination")
-        }
+        query = NetworkPath.objects.filter(audit=audit).select_related("source", "destination")
+        if node_filter:
+            query = query.filter(Q(source__name=node_filter) | Q(destination__name=node_filter))
+        return {(p.check_id, p.source.name, p.destination.name): p for p in query}
 
     old_paths, new_paths = paths(old), paths(new)
     path_changes = [
@@ -254,6 +329,8 @@ def audit_diff(request, name: str):
         "drivers_new": sorted(new_drivers - old_drivers),
         "path_changes": path_changes,
         "node_filter": node_filter or "",
+        "not_audited": not_audited,
+        "not_run": sorted(not_run),
     }
     return render(request, "checks/diff.html", context)
 
@@ -261,7 +338,8 @@ def audit_diff(request, name: str):
 @login_required
 @permissions.requires(permissions.VIEW_RESULTS)
 def matrix(request, name: str):
-    """Sources by destinations for one audit, each cell the worst of its paths, failing ports on hover."""
+    """One audit's connectivity: a per-node rollup (SQL, paged) at any size, the full grid up to GRID_LIMIT nodes,
+    and one node's paths on request. Above FAILING_ONLY_ABOVE nodes only failing nodes are listed by default."""
     cluster = _cluster(name)
     audit = (
         _audit_of(cluster, request.GET["audit"])
@@ -270,14 +348,89 @@ def matrix(request, name: str):
     )
     if audit is None:
         return render(request, "checks/matrix.html", {"cluster": cluster, "audit": None})
-    paths = list(NetworkPath.objects.filter(audit=audit).select_related("source", "destination"))
-    names = sorted(
-        {p.source.name for p in paths} | {p.destination.name for p in paths},
-        key=lambda n: (n != _server_name(paths), n),
+    rollup, counts = matrix_rollup(audit)
+    view = request.GET.get("view")
+    if view not in ("failing", "all"):
+        view = "failing" if len(rollup) > FAILING_ONLY_ABOVE else "all"
+    failing_names = {r.name for r in rollup if r.at_fault}
+    shown = [r for r in rollup if r.at_fault] if view == "failing" else rollup
+    page = Paginator(shown, 50).get_page(request.GET.get("page"))
+    focus = request.GET.get("node", "")
+    focus_paths = None
+    focus_pk = next((r.pk for r in rollup if r.name == focus), None)
+    if focus:
+        focus_paths = _paths_of(audit, focus_pk, request.GET.get("paths_page"))
+    names, rows = [], []
+    if len(rollup) <= GRID_LIMIT:
+        names, rows = _grid(audit, failing_names if view == "failing" else None)
+    query = request.GET.copy()
+    for key in ("page", "paths_page"):
+        query.pop(key, None)
+    return render(
+        request,
+        "checks/matrix.html",
+        {
+            "cluster": cluster,
+            "audit": audit,
+            "names": names,
+            "rows": rows,
+            "grid_body": grid_html(names, rows) if rows else "",
+            "counts": counts,
+            "view": view,
+            "node_count": len(rollup),
+            "failing_count": len(failing_names),
+            "page": page,
+            "focus": focus,
+            "focus_paths": focus_paths,
+            "grid_limit": GRID_LIMIT,
+            "query": query.urlencode(),
+        },
     )
-    cells: dict[tuple[str, str], list[NetworkPath]] = defaultdict(list)
-    for path in paths:
-        cells[(path.source.name, path.destination.name)].append(path)
+
+
+def _paths_of(audit: Audit, node_pk: int | None, page_number):
+    """One page (100) of a node's paths in and out, worst first: two queries on the covering rollup indexes for the
+    keys, one for the page's rows; never the OR of both sides sorted in SQL (slow at 250,000 paths)."""
+    keys = []
+    if node_pk is not None:
+        for side in ("source_id", "destination_id"):
+            keys += NetworkPath.objects.filter(audit=audit, **{side: node_pk}).values_list("pk", "status", "check_id")
+    keys.sort(key=lambda k: (-SEVERITY.get(k[1], 1), k[2], k[0]))
+    page = Paginator(keys, 100).get_page(page_number)
+    wanted = [k[0] for k in page.object_list]
+    found = NetworkPath.objects.filter(pk__in=wanted).select_related("source", "destination").in_bulk()
+    page.object_list = [found[pk] for pk in wanted if pk in found]
+    return page
+
+
+@dataclass
+class _GridPath:
+    pk: int
+    status: str
+    outcomes: dict
+
+
+def _grid(audit: Audit, only: set[str] | None):
+    """Sources by destinations, each cell the worst of its paths with its failing ports (small clusters only).
+
+    Reads plain values, not model instances (2,450 paths at 50 nodes), and port outcomes only of paths that did not
+    pass: a passing path's title is "all ports connected" whatever it holds."""
+    query = NetworkPath.objects.filter(audit=audit).order_by()
+    rows_of = list(query.values_list("pk", "source_id", "destination_id", "status"))
+    outcomes = dict(query.exclude(status="pass").values_list("pk", "outcomes"))
+    node_ids = {r[1] for r in rows_of} | {r[2] for r in rows_of}
+    nodes = {
+        pk: (name, role) for pk, name, role in Node.objects.filter(pk__in=node_ids).values_list("pk", "name", "role")
+    }
+    servers = {name for name, role in nodes.values() if role == "server"}
+    names = sorted((name for name, _ in nodes.values()), key=lambda n: (n not in servers, n))
+    if only is not None:
+        names = [n for n in names if n in only]
+    path_url = reverse("ui:path", args=[0])
+    head, tail = path_url[: path_url.rindex("0")], path_url[path_url.rindex("0") + 1 :]
+    cells: dict[tuple[str, str], list[_GridPath]] = defaultdict(list)
+    for pk, source_id, destination_id, status in rows_of:
+        cells[(nodes[source_id][0], nodes[destination_id][0])].append(_GridPath(pk, status, outcomes.get(pk) or {}))
     rows = []
     for source in names:
         row = []
@@ -296,24 +449,42 @@ def matrix(request, name: str):
             row.append(
                 {
                     "status": status,
-                    "paths": group,
+                    "destination": destination,
                     "title": "; ".join(failing[:40]) or "all ports connected",
-                    "link": group[0].pk
-                    if len(group) == 1
-                    else next((p.pk for p in group if p.status == status), group[0].pk),
+                    # One reverse() for the whole grid: 2,500 cells at 50 nodes.
+                    "link": f"{head}{next((p.pk for p in group if p.status == status), group[0].pk)}{tail}",
                 }
             )
         rows.append((source, row))
-    counts = Counter(p.status for p in paths)
-    return render(
-        request,
-        "checks/matrix.html",
-        {"cluster": cluster, "audit": audit, "names": names, "rows": rows, "counts": dict(counts)},
-    )
+    return names, rows
 
 
-def _server_name(paths) -> str:
-    return next((p.source.name for p in paths if p.source.role == "server"), "")
+CELL_SYMBOL = {"pass": "✓", "warn": "!", "fail": "✗"}
+
+
+def grid_html(names: list[str], rows: list) -> str:
+    """The grid's table body as HTML, built here rather than in the template: at 50 nodes it has 2,500 cells and
+    the template engine spent most of the page's time on them. Every name and port outcome is node- or
+    operator-supplied text, so each goes through escape() (or conditional_escape) exactly once."""
+    safe = {name: escape(name) for name in names}
+    out = []
+    for source, row in rows:
+        cells = []
+        for cell in row:
+            if cell is None:
+                cells.append('<td class="cell-none"></td>')
+                continue
+            status = escape(cell["status"])
+            label = f"{safe[source]} to {safe[cell['destination']]}: {status}"
+            title = ""
+            if cell["status"] != "pass":
+                title = f' title="{escape(cell["title"])}"'
+                label += f" ({escape(cell['title'])})"
+            symbol = CELL_SYMBOL.get(cell["status"], "?")
+            link = escape(cell["link"])
+            cells.append(f'<td class="cell-{status}"{title}><a href="{link}" aria-label="{label}">{symbol}</a></td>')
+        out.append(f'<tr><th scope="row">{safe[source]}</th>{"".join(cells)}</tr>')
+    return mark_safe("\n".join(out))  # noqa: S308 - every piece above is escaped
 
 
 @login_required

@@ -38,7 +38,7 @@ class NodeFilterSet(django_filters.FilterSet):
         label="Readiness",
     )
     vendor = django_filters.ChoiceFilter(method="by_vendor", choices=Vendor.choices, label="Accelerator vendor")
-    os = django_filters.CharFilter(field_name="last_facts__os__id", label="OS (os-release ID)")
+    os = django_filters.CharFilter(field_name="last_facts__os__id", lookup_expr="iexact", label="OS (os-release ID)")
     failing_check = django_filters.CharFilter(method="by_failing_check", label="Failing check")
 
     class Meta:
@@ -56,11 +56,12 @@ class NodeFilterSet(django_filters.FilterSet):
         return queryset.filter(accelerators__vendor=value, accelerators__gone_at__isnull=True).distinct()
 
     def by_failing_check(self, queryset, name, value):
-        """Nodes whose latest finished audit has this check failing or in error."""
+        """Nodes whose latest finished audit has this check failing or in error. A check that did not run ("not
+        checked: ..." because the node was unreachable) is not failing: ssh.connect lists those nodes."""
         from checks.models import CheckResult, NodeAudit
 
         latest = NodeAudit.objects.filter(node=OuterRef(OuterRef("pk")), finished__isnull=False).order_by("-finished")
         failing = CheckResult.objects.filter(
             node_audit=Subquery(latest.values("pk")[:1]), check_id=value, status__in=["fail", "error"]
-        )
+        ).exclude(summary__startswith="not checked: ")
         return queryset.filter(Exists(failing))

@@ -3,22 +3,23 @@
 import csv
 import json
 from collections import OrderedDict
+from datetime import UTC
 
 from django.contrib.auth.decorators import login_required, permission_required
-from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Prefetch
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django_tables2 import RequestConfig
 
 from checks.catalog import CHECK_IDS
-from checks.models import NodeAudit
+from checks.models import CheckResult, NodeAudit
+from checks.page_selectors import NOT_CHECKED, RANK, node_summary
 from checks.selectors import node_remediation_script
 from portal import permissions
 
 from .filtersets import NodeFilterSet
-from .models import Accelerator, Node
-from .tables import STATUS_TEXT, NodeTable
+from .models import Accelerator, Cluster, Node
+from .tables import STATUS_TEXT, NodeTable, accelerator_text, os_text, why_text
 
 AREAS = OrderedDict(
     [
@@ -40,20 +41,87 @@ def node_queryset():
     )
 
 
+def attach_why(nodes: list) -> list:
+    """Give each node `why_check` and `why_summary`: the worst check (error, fail, then warn; first by position) of
+    its latest finished audit. Two queries for any number of nodes; call it on one page of the list, not all."""
+    if not nodes:
+        return nodes
+    latest = NodeAudit.objects.filter(node=OuterRef("pk"), finished__isnull=False).order_by("-finished")
+    latest_of = dict(
+        Node.objects.filter(pk__in=[n.pk for n in nodes])
+        .annotate(latest=Subquery(latest.values("pk")[:1]))
+        .values_list("pk", "latest")
+    )
+    worst: dict[int, tuple] = {}
+    bad = CheckResult.objects.filter(
+        node_audit_id__in=[pk for pk in latest_of.values() if pk], status__in=["error", "fail", "warn"]
+    ).values_list("node_audit_id", "status", "position", "check_id", "summary")
+    for node_audit_id, status, position, check_id, summary in bad:
+        # A "not checked" row repeats why the probe did not run; the check that says so (ssh.connect) comes first.
+        key = (9 if summary.startswith(NOT_CHECKED) else RANK.get(status, 9), position)
+        if node_audit_id not in worst or key < worst[node_audit_id][0]:
+            worst[node_audit_id] = (key, check_id, summary)
+    for node in nodes:
+        found = worst.get(latest_of.get(node.pk))
+        node.why_check, node.why_summary = (found[1], found[2]) if found else ("", "")
+        # What the list and the exports show, computed once per node (the row template reads these).
+        node.why_text = why_text(node)
+        node.status_text = STATUS_TEXT.get(node.last_audit_status, node.last_audit_status)
+        node.os_text = os_text(node.last_facts)
+        node.accelerator_text = accelerator_text(getattr(node, "present_accelerators", []))
+    return nodes
+
+
+def _filter_problems(request, filterset) -> list[str]:
+    """Why the filters cannot be applied, in words; an empty list when they can."""
+    problems = []
+    if filterset.is_bound and not filterset.is_valid():
+        for field, errors in filterset.form.errors.items():
+            label = filterset.form.fields[field].label if field in filterset.form.fields else field
+            problems.extend(f"{label}: {error}" for error in errors)
+    cluster = request.GET.get("cluster")
+    if cluster and not Cluster.objects.filter(name=cluster).exists():
+        problems.append(f"Cluster: there is no cluster named “{cluster}”.")
+    check = request.GET.get("failing_check")
+    if check and check not in CHECK_IDS:
+        problems.append(f"Failing check: “{check}” is not a check id (for example container.docker).")
+    return problems
+
+
 @login_required
 @permission_required("inventory.view_node", raise_exception=True)
 def node_list(request):
-    filterset = NodeFilterSet(request.GET or None, queryset=node_queryset())
-    queryset = filterset.qs if filterset.is_bound and filterset.is_valid() else node_queryset()
-    export = request.GET.get("export")
-    if export in ("csv", "json"):
-        return _export(queryset.order_by("cluster__name", "name"), export)
+    params = request.GET.copy()
+    export = params.pop("export", [None])[-1]
+    filterset = NodeFilterSet(params or None, queryset=node_queryset())
+    problems = _filter_problems(request, filterset)
+    # An invalid filter shows what is wrong and lists nothing: never silently every node.
+    queryset = filterset.qs if filterset.is_bound and not problems else node_queryset()
+    if problems:
+        queryset = queryset.none()
     table = NodeTable(queryset)
+    if export in ("csv", "json"):
+        RequestConfig(request, paginate=False).configure(table)
+        if problems:
+            return HttpResponse("\n".join(problems), status=400, content_type="text/plain; charset=utf-8")
+        return _export(table, export)
     RequestConfig(request, paginate={"per_page": 50}).configure(table)
+    rows = list(table.page.object_list)  # BoundRows of this page, fetched once so the annotations stay
+    attach_why([row.record for row in rows])
+    table.page.object_list = rows
     query = request.GET.copy()
     query.pop("page", None)
+    query.pop("export", None)
     return render(
-        request, "inventory/node_list.html", {"filter": filterset, "table": table, "query": query.urlencode()}
+        request,
+        "inventory/node_list.html",
+        {
+            "filter": filterset,
+            "table": table,
+            "query": query.urlencode(),
+            "problems": problems,
+            "filtering": any(params.get(name) for name in filterset.form.fields),
+        },
     )
 
 
@@ -71,26 +139,38 @@ def spreadsheet_safe(value):
     return value
 
 
-def _export(queryset, kind: str) -> HttpResponse:
+def iso_utc(value) -> str:
+    """2026-11-27T19:30:05Z: ISO 8601 in UTC, whole seconds."""
+    if value is None:
+        return ""
+    return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+EXPORT_FIELDS = ["cluster", "name", "address", "role", "status", "why", "os", "accelerators", "last_audited_at"]
+
+
+def _export(table: NodeTable, kind: str) -> HttpResponse:
+    """The rows of the node list as shown: its filters and its sort, statuses in words, times in UTC."""
     rows = [
         {
             "cluster": node.cluster.name,
             "name": node.name,
             "address": node.address,
-            "role": node.role,
-            "status": node.last_audit_status,
-            "os": ((node.last_facts or {}).get("os") or {}).get("pretty_name", ""),
-            "accelerators": len(node.present_accelerators),
-            "last_audited_at": node.last_audited_at,
+            "role": node.get_role_display(),
+            "status": node.status_text,
+            "why": node.why_text,
+            "os": node.os_text,
+            "accelerators": node.accelerator_text,
+            "last_audited_at": iso_utc(node.last_audited_at),
         }
-        for node in queryset
+        for node in attach_why(list(table.data))
     ]
     rows = [{key: spreadsheet_safe(value) for key, value in row.items()} for row in rows]
     if kind == "json":
-        response = HttpResponse(json.dumps(rows, cls=DjangoJSONEncoder, indent=2), content_type="application/json")
+        response = HttpResponse(json.dumps(rows, indent=2), content_type="application/json")
     else:
-        response = HttpResponse(content_type="text/csv")
-        writer = csv.DictWriter(response, fieldnames=list(rows[0]) if rows else ["cluster", "name"])
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        writer = csv.DictWriter(response, fieldnames=EXPORT_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
     response["Content-Disposition"] = f'attachment; filename="preflight-nodes.{kind}"'
@@ -112,18 +192,32 @@ def _latest_audit(node: Node):
 def node_detail(request, node_id: int):
     node = get_object_or_404(node_queryset(), pk=node_id)
     latest = _latest_audit(node)
+    results = list(latest.results.order_by("position")) if latest is not None else []
+    summary = node_summary(results)
     groups: OrderedDict[str, list] = OrderedDict((label, []) for label in AREAS.values())
-    if latest is not None:
-        for result in latest.results.order_by("position"):
-            groups[AREAS.get(result.check_id.split(".")[0], "Other")].append(result)
-    history = NodeAudit.objects.filter(node=node).select_related("audit").order_by("-audit__created")[:20]
+    for result in summary.shown:
+        groups[AREAS.get(result.check_id.split(".")[0], "Other")].append(result)
+    history = list(
+        NodeAudit.objects.filter(node=node).select_related("audit__cluster").order_by("-audit__created")[:20]
+    )
+    # Facts come from the last audit that ran on the node; say which, so a stale fact is never mistaken for news.
+    facts_audit = (
+        NodeAudit.objects.filter(node=node, state="done", finished__isnull=False)
+        .exclude(facts={})
+        .select_related("audit")
+        .order_by("-finished")
+        .first()
+    )
     context = {
         "node": node,
         "latest": latest,
+        "summary": summary,
         "groups": [(k, v) for k, v in groups.items() if v],
         "installs": node.installs.filter(gone_at__isnull=True).order_by("kind", "name"),
         "history": history,
         "facts": node.last_facts or {},
+        "facts_audit": facts_audit,
+        "facts_stale": facts_audit is not None and latest is not None and facts_audit.pk != latest.pk,
         "status_text": STATUS_TEXT,
         "check_count": len(CHECK_IDS),
     }

@@ -6,8 +6,13 @@ cd "$ROOT"
 mkdir -p run test-output
 
 bootstrap_apt python3 python3-venv redis-server redis-tools openssh-server openssh-client iproute2 iptables \
-  postgresql postgresql-client procps netbase python3 chromium fonts-dejavu-core shellcheck
+  postgresql postgresql-client procps netbase python3 chromium fonts-dejavu-core shellcheck npm
 bootstrap_venv requirements-dev.txt
+# axe-core for the browser tests' accessibility checks: pinned by tests/browser/package-lock.json, read from disk.
+if [ ! -f tests/browser/node_modules/axe-core/axe.min.js ]; then
+  log "npm ci (axe-core for tests/browser)"
+  npm ci --prefix tests/browser --no-audit --no-fund
+fi
 PY="$VENV/bin/python"
 export DJANGO_SETTINGS_MODULE=portal.settings.test
 

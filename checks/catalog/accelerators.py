@@ -24,10 +24,12 @@ def evaluate_present(facts: NodeFacts, profile: ProfileSpec, context: NodeContex
             f"{len(v.pci_devices) or len(v.report.devices)} {VENDORS[k].label}" for k, v in facts.vendors.items()
         )
         return [CheckResult("accelerator.present", PASS, f"accelerators found: {counts}", _pci_evidence(facts))]
-    summary = "no accelerator found (CPU-only worker)"
+    # A server that also runs a worker is still a server to the operator: name the node by its inventory role.
+    summary = f"no accelerator found (CPU-only {'server' if context.role == 'server' else 'worker'})"
     if not facts.pci_read:
         summary += "; the PCI bus could not be read"
-    return [CheckResult("accelerator.present", WARN, summary, _pci_evidence(facts), fix_accelerator_present())]
+    remedy = fix_accelerator_present(role=context.role)
+    return [CheckResult("accelerator.present", WARN, summary, _pci_evidence(facts), remedy)]
 
 
 def _describe(vendor: VendorFacts) -> str:

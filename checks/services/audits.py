@@ -228,6 +228,13 @@ def _transport_for(node: Node):
     )
 
 
+def connect_summary(failure: ConnectFailure) -> str:
+    """ "reason: message", without saying the reason twice when the message already starts with it."""
+    if failure.message.lower().startswith(failure.reason.lower()):
+        return failure.message
+    return f"{failure.reason}: {failure.message}"
+
+
 def _unreachable_results(reason: str, summary: str, *, connect_status: str) -> list[CheckResult]:
     ssh = CheckResult("ssh.connect", connect_status, summary, reason, Remedy(_connect_advice(reason)))
     others = [CheckResult(check_id, ERROR, f"not checked: {summary}") for check_id in HOST_CHECK_IDS]
@@ -358,8 +365,7 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
         )
     except ConnectFailure as failure:
         node_audit.error = failure.message
-        summary = f"{failure.reason}: {failure.message}"
-        return _Outcome(_unreachable_results(failure.message, summary, connect_status=FAIL))
+        return _Outcome(_unreachable_results(failure.message, connect_summary(failure), connect_status=FAIL))
     except Exception as exc:  # noqa: BLE001 - a node must end in a final state whatever went wrong
         logger.exception("node audit %s crashed", node_audit.pk)
         node_audit.error = repr(exc)

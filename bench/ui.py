@@ -1,0 +1,58 @@
+"""Server-side time and HTML size of the web pages with a big cluster: 1 server and N workers (default 499), one
+audit with a full connectivity matrix (server<->worker and worker<->worker, about N^2 paths), in a throwaway SQLite
+database. Goals (issue 15): matrix < 500 ms and < 1 MB of HTML, node list < 150 ms.
+
+Run: .venv/bin/python -m bench.ui [--workers 499] [--repeat 5]
+"""
+
+import argparse
+import statistics
+import time
+
+from bench.common import django_setup
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, default=499)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    django_setup()
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from checks.models import NetworkPath
+    from tests.uidata import build_cluster
+
+    started = time.monotonic()
+    data = build_cluster("bench", args.workers, audits=2)
+    paths = NetworkPath.objects.count()
+    print(f"{len(data['nodes'])} nodes, 2 audits, {paths} network paths written in {time.monotonic() - started:.1f} s")
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(get_user_model().objects.create_superuser("bench", password="x"))
+    worst = next(n for n in data["nodes"] if data["kinds"][n.pk] == "unreachable")
+    pages = [
+        ("matrix (default view: failing only)", "/clusters/bench/matrix/"),
+        ("matrix, all nodes, page 2", "/clusters/bench/matrix/?view=all&page=2"),
+        ("matrix, one node's paths", f"/clusters/bench/matrix/?node={worst.name}"),
+        ("node list", "/nodes/?cluster=bench"),
+        ("node list, worst first", "/nodes/?cluster=bench&sort=last_audit_status"),
+        ("node list CSV export (all rows)", "/nodes/?cluster=bench&export=csv"),
+        ("dashboard", "/clusters/bench/"),
+        ("node page", f"/nodes/{worst.pk}/"),
+    ]
+    print(f"{'page':40} {'median':>9} {'max':>9} {'HTML':>10}")
+    for label, url in pages:
+        times, size = [], 0
+        for _ in range(args.repeat + 1):
+            t0 = time.perf_counter()
+            response = client.get(url)
+            times.append((time.perf_counter() - t0) * 1000)
+            assert response.status_code == 200, (url, response.status_code)
+            size = len(response.content)
+        times = times[1:]  # the first request warms caches (templates, SQLite pages)
+        print(f"{label:40} {statistics.median(times):7.0f} ms {max(times):7.0f} ms {size / 1024:8.0f} KiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Every main page in Debian's Chromium at 1440 and 390 px: axe-core finds no serious or critical violation, the
+page never scrolls sideways on a phone, and a screenshot of each lands in test-output/ for a person to look at.
+
+axe-core comes from npm (tests/browser/package.json, installed by scripts/test.sh), read from disk and injected
+into the page: nothing is fetched at run time."""
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from checks.models import NetworkPath
+from tests.integration.fixtures import OUTPUT
+from tests.uidata import build_cluster
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
+WIDTHS = {"desktop": (1440, 900), "phone": (390, 844)}
+
+
+def axe_violations(page) -> list[dict]:
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run `npm ci --prefix tests/browser` (scripts/test.sh does)")
+    page.add_script_tag(content=AXE.read_text())
+    # target-size (WCAG 2.2 AA, tap targets of at least 24 px) is off by default in axe-core: turn it on.
+    result = page.evaluate(
+        "async () => await axe.run(document, {resultTypes: ['violations'], rules: {'target-size': {enabled: true}}})"
+    )
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def log_in(page, base: str) -> None:
+    page.goto(f"{base}/login/")
+    page.fill("#id_username", "operator")
+    page.fill("#id_password", "correct-horse-9")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+@pytest.fixture
+def demo():
+    get_user_model().objects.create_superuser("operator", password="correct-horse-9")
+    data = build_cluster("demo", 12)
+    path = NetworkPath.objects.filter(audit=data["audits"][-1], status="fail").first()
+    by_name = {n.name: n for n in data["nodes"]}
+    old, new = data["audits"]
+    return {
+        "home": "/",
+        "dashboard": "/clusters/demo/",
+        "nodes": "/nodes/?sort=last_audit_status",
+        "node-unreachable": f"/nodes/{by_name['w011'].pk}/",
+        "node-failing": f"/nodes/{by_name['w007'].pk}/",
+        "matrix": "/clusters/demo/matrix/",
+        "path": f"/paths/{path.pk}/",
+        "diff": f"/clusters/demo/diff/?a={old.pk}&b={new.pk}",
+    }
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+def test_pages_are_accessible_and_fit(live_server, browser, demo, width):
+    # given: an operator on a desktop or a phone
+    w, h = WIDTHS[width]
+    context = browser.new_context(viewport={"width": w, "height": h})
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    OUTPUT.mkdir(exist_ok=True)
+    try:
+        log_in(page, live_server.url)
+        problems = {}
+        for name, url in demo.items():
+            # when: each page opens
+            page.goto(f"{live_server.url}{url}")
+            page.screenshot(path=str(OUTPUT / f"ui15-{name}-{w}.png"), full_page=True)
+            # then: no serious or critical accessibility violation, and nothing wider than the screen
+            found = axe_violations(page)
+            if found:
+                problems[name] = found
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{name} at {w} px scrolls sideways by {overflow} px"
+        assert not problems, problems
+        # the header stays one line on a phone, with the menu behind a button
+        header = page.locator("header.top").bounding_box()
+        if width == "phone":
+            assert header["height"] <= 60, header
+            assert not page.locator("#menu").is_visible()
+            page.click(".menu-button")
+            assert page.locator("#menu").is_visible() and page.get_attribute(".menu-button", "aria-expanded") == "true"
+            page.screenshot(path=str(OUTPUT / f"ui15-menu-open-{w}.png"))
+    finally:
+        context.close()
+
+
+def test_node_page_says_once_why_a_node_was_not_reached(live_server, page, demo):
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}{demo['node-unreachable']}")
+    banner = page.inner_text("#summary")
+    assert "could not reach w011" in banner and "accept the new key" in banner
+    assert "host key changed: host key changed" not in page.content()
+    assert page.locator("text=not checked:").count() == 0
+    assert page.locator("#stale-facts").is_visible()
+
+
+@pytest.mark.integration
+def test_audit_now_updates_the_dashboard_without_a_reload(live_server, page, lab, celery_worker):
+    # given: a cluster of one reachable server and one worker, audited once, and its dashboard open
+    from checks.models import Audit
+    from checks.services import audit_run_inline, audit_start
+    from inventory.choices import NodeRole
+    from tests.integration.fixtures import add_lab_nodes, lab_credential, make_cluster, wait_for_audit
+    from tests.lab import nodes
+
+    get_user_model().objects.create_superuser("operator", password="correct-horse-9")
+    cluster = make_cluster("live")
+    key = lab_credential(lab)
+    add_lab_nodes(cluster, [lab.add(nodes.plain("live-srv"))], key, role=NodeRole.SERVER)
+    add_lab_nodes(cluster, [lab.add(nodes.plain("live-w1"))], key)
+    first = audit_run_inline(audit=audit_start(cluster=cluster))
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/clusters/live/")
+    assert f"Audit {first.pk}," in page.inner_text("#last-audit")
+
+    # when: the operator starts an audit (the form posts and lands back on the dashboard) and waits
+    page.click("#audit-now")
+    page.wait_for_selector("#progress")
+    page.evaluate("window.__noReload = true")  # gone if the page were loaded again
+    second = Audit.objects.filter(cluster=cluster).exclude(pk=first.pk).get()
+    wait_for_audit(second.pk)
+
+    # then: the last-audit card and the recent-audits table show it, and the page was never reloaded
+    page.wait_for_function(
+        f"document.querySelector('#last-audit').innerText.includes('Audit {second.pk},')"
+        " && document.querySelector('#recent-audits tbody tr').innerText.includes('Done')",
+        timeout=30_000,
+    )
+    first_row = page.locator("#recent-audits tbody tr").first.inner_text()
+    assert first_row.startswith(str(second.pk)) and "Done" in first_row
+    trend = page.locator("#live-history details table tbody tr")
+    assert trend.count() == 2  # the trend table (and chart) now include the new audit
+    assert page.evaluate("window.__noReload === true")
+    OUTPUT.mkdir(exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "ui15-dashboard-after-live-audit-1440.png"), full_page=True)
