@@ -15,7 +15,7 @@ from .choices import RunState, Trigger
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
 from .schemas import AuditIn, AuditOut, AuditStarted, AuditSummary, CheckHistoryOut, PathOut
 from .selectors import audit_detail, node_remediation_script
-from .services import AuditAlreadyRunning, AuditNotQueued, AuditRefused, audit_enqueue, audit_start
+from .services import AuditAlreadyRunning, AuditNotQueued, AuditRefused, audit_request
 
 router = Router(tags=["audits"])
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut}
@@ -30,15 +30,13 @@ def audit_create(request, payload: AuditIn, response: HttpResponse):
     if cluster is None:
         raise ApiError(404, "not_found", f"no cluster named {payload.cluster!r}")
     try:
-        audit = audit_start(cluster=cluster, node_names=payload.nodes, trigger=Trigger.API, user=request.user)
+        audit = audit_request(cluster=cluster, node_names=payload.nodes, trigger=Trigger.API, user=request.user)
     except AuditAlreadyRunning as exc:
         raise ApiError(409, "conflict", str(exc)) from None
+    except AuditNotQueued as exc:  # the broker is down; the audit it created is closed
+        raise ApiError(503, "unavailable", str(exc), headers={"Retry-After": "30"}) from None
     except AuditRefused as exc:
         raise ApiError(422, "validation_error", str(exc), [{"field": "nodes", "message": str(exc)}]) from None
-    try:
-        audit_enqueue(audit)
-    except AuditNotQueued as exc:
-        raise ApiError(503, "unavailable", str(exc), headers={"Retry-After": "30"}) from None
     url = f"/api/v1/audits/{audit.pk}"
     response["Location"] = url
     return Status(202, {"audit": audit.pk, "state": audit.state, "url": url})

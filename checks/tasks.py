@@ -32,11 +32,11 @@ def audit_all_clusters_task() -> None:
     from inventory.models import Cluster
 
     from .choices import Trigger
-    from .services import AuditRefused, audit_enqueue, audit_start
+    from .services import AuditRefused, audit_request
 
     for cluster in Cluster.objects.all():
         try:
-            audit_enqueue(audit_start(cluster=cluster, trigger=Trigger.SCHEDULE))
+            audit_request(cluster=cluster, trigger=Trigger.SCHEDULE)
         except AuditRefused:
             continue
 

@@ -35,7 +35,7 @@ from .page_selectors import (
     severity_case,
     undouble,
 )
-from .services import AuditRefused, audit_enqueue, audit_start
+from .services import AuditRefused, audit_request
 
 
 def _cluster(name: str) -> Cluster:
@@ -174,8 +174,7 @@ def dashboard(request, name: str):
 def audit_now(request, name: str):
     cluster = _cluster(name)
     try:
-        audit = audit_start(cluster=cluster, trigger=Trigger.UI, user=request.user)
-        audit_enqueue(audit)
+        audit = audit_request(cluster=cluster, trigger=Trigger.UI, user=request.user)
     except AuditRefused as exc:  # includes AuditNotQueued: the broker is down
         messages.error(request, str(exc))
         return redirect("ui:dashboard", name=cluster.name)

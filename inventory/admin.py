@@ -39,13 +39,12 @@ from .services import (
 def _audit_now(modeladmin, request, clusters: dict) -> None:
     """Start an audit per cluster (of the selected nodes, if any) and hand it to Celery."""
     from checks.choices import Trigger
-    from checks.services import AuditRefused, audit_enqueue, audit_start
+    from checks.services import AuditRefused, audit_request
 
-    permissions.require(request.user, permissions.START_AUDIT)
+    permissions.require(request.user, permissions.START_AUDIT)  # refuse the whole action before any cluster
     for cluster, node_names in clusters.items():
         try:
-            audit = audit_start(cluster=cluster, node_names=node_names, trigger=Trigger.ADMIN, user=request.user)
-            audit_enqueue(audit)
+            audit = audit_request(cluster=cluster, node_names=node_names, trigger=Trigger.ADMIN, user=request.user)
         except AuditRefused as exc:  # includes AuditNotQueued: the broker is down
             modeladmin.message_user(request, str(exc), messages.ERROR)
             continue

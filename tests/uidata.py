@@ -11,8 +11,8 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from checks.catalog import HOST_CHECK_IDS
 from checks.models import Audit, CheckResult, NetworkPath, NodeAudit
-from checks.services.audits import HOST_CHECK_IDS
 from inventory.models import Accelerator, Cluster, Node, RequirementProfile
 
 HOST_KEY = "host key changed: host key changed: {address} offered ssh-ed25519 SHA256:{fp}, trusted is ssh-ed25519 SHA256:{old}. Nothing was run."  # noqa: E501

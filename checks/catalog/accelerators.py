@@ -7,7 +7,8 @@ from ..remediation import Remedy, fix_accelerator_present, fix_driver, fix_toolk
 from ..spec import AcceleratorRuleSpec, NodeContext, ProfileSpec
 from ..vendors import VENDORS
 from ..versions import version_at_least
-from . import FAIL, PASS, SKIP, WARN, CheckResult, register
+from .registry import FAIL, PASS, SKIP, WARN
+from .result import CheckResult, register
 
 
 def _pci_evidence(facts: NodeFacts) -> str:

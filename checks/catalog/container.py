@@ -9,7 +9,8 @@ from ..remediation import (
     fix_docker_stopped,
 )
 from ..spec import NodeContext, ProfileSpec
-from . import FAIL, PASS, WARN, CheckResult, register
+from .registry import FAIL, PASS, WARN
+from .result import CheckResult, register
 
 
 @register("container.docker")

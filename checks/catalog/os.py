@@ -4,7 +4,8 @@ from ..node_facts import NodeFacts
 from ..remediation import fix_architecture, fix_os_supported
 from ..spec import NodeContext, ProfileSpec
 from ..versions import version_at_least
-from . import FAIL, PASS, WARN, CheckResult, register
+from .registry import FAIL, PASS, WARN
+from .result import CheckResult, register
 
 AMD64 = {"x86_64", "amd64"}
 ARM64 = {"aarch64", "arm64"}

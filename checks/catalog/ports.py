@@ -3,7 +3,8 @@
 from ..node_facts import NodeFacts
 from ..remediation import fix_ports_available, fix_ports_reserved
 from ..spec import NodeContext, ProfileSpec
-from . import ERROR, FAIL, PASS, SKIP, WARN, CheckResult, register
+from .registry import ERROR, FAIL, PASS, SKIP, WARN
+from .result import CheckResult, register
 
 
 def compact(ports: list[int]) -> list[tuple[int, int]]:

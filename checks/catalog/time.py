@@ -3,7 +3,8 @@
 from ..node_facts import NodeFacts
 from ..remediation import fix_ntp, fix_skew, fix_synchronized
 from ..spec import NodeContext, ProfileSpec
-from . import ERROR, FAIL, PASS, WARN, CheckResult, register
+from .registry import ERROR, FAIL, PASS, WARN
+from .result import CheckResult, register
 
 
 @register("time.ntp")

@@ -1,19 +1,20 @@
-"""Writes for audits. Tasks, commands, admin actions and the API call these and nothing else."""
+"""Writes for audits, by concern: start (the one audit request), queue (Celery by task name), node (one node's
+audit), trust (target policy, host keys, login), network (the connectivity matrix), finish (closing and sweeping).
+Tasks, commands, admin actions, web views and the API call these and nothing else."""
 
-from .audits import (
+from .finish import audit_finish, audit_network_run, audit_sweep_stuck
+from .network import network_matrix_run
+from .node import node_audit_run
+from .queue import audit_dispatch
+from .start import (
     AuditAlreadyRunning,
     AuditNotQueued,
     AuditRefused,
-    audit_dispatch,
     audit_enqueue,
-    audit_finish,
-    audit_network_run,
+    audit_request,
     audit_run_inline,
     audit_start,
-    audit_sweep_stuck,
-    node_audit_run,
 )
-from .network import network_matrix_run
 
 __all__ = [
     "AuditAlreadyRunning",
@@ -23,6 +24,7 @@ __all__ = [
     "audit_enqueue",
     "audit_finish",
     "audit_network_run",
+    "audit_request",
     "audit_run_inline",
     "audit_start",
     "audit_sweep_stuck",

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django.conf import settings
 from django.db import connection, transaction
 
+from inventory.choices import NodeRole
 from inventory.models import Node
 from inventory.services import node_record_status
 
@@ -33,12 +34,30 @@ from ..connectivity import (
     prober_command,
     prober_time_limit,
 )
+from ..connectivity import matrix_time_budget as budget
 from ..spec import NodeContext, profile_spec_from_model
 from ..targets import target_address
 from ..transport import ConnectFailure
-from .audits import _target, _transport_for, matrix_time_budget
+from .trust import login_target, transport_for
 
 logger = logging.getLogger(__name__)
+
+
+def matrix_time_budget(audit_id: int) -> float:
+    """How long the connectivity matrix of an audit may take: grows with the number of paths (and with the
+    waves of nodes the thread pool logs into), never less than PREFLIGHT_STUCK_AFTER."""
+    roles = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("node__role", flat=True))
+    servers, workers = roles.count(NodeRole.SERVER), roles.count(NodeRole.WORKER)
+    return max(
+        settings.PREFLIGHT_STUCK_AFTER,
+        budget(
+            nodes=len(roles),
+            paths=2 * servers * workers + (workers + servers) * (workers + servers - 1),
+            concurrency=settings.PREFLIGHT_AUDIT_CONCURRENCY,
+            connect_timeout=settings.PREFLIGHT_SSH_CONNECT_TIMEOUT + settings.PREFLIGHT_SSH_AUTH_TIMEOUT,
+            port_timeout=settings.PREFLIGHT_NETWORK_CONNECT_TIMEOUT,
+        ),
+    )
 
 
 def _matrix_node(node_audit: models.NodeAudit) -> MatrixNode:
@@ -76,7 +95,7 @@ class _OpenListener:
     def open(self) -> None:
         lifetime = self.lifetime
         try:
-            self.session = _transport_for(self.node).connect(_target(self.node, self.matrix_node.address))
+            self.session = transport_for(self.node).connect(login_target(self.node, self.matrix_node.address))
             self.process = self.session.start(listener_command(self.matrix_node.python, self.ports, lifetime))
             while True:
                 asked = time.monotonic()
@@ -127,7 +146,7 @@ def _probe_from(
             except Exception:  # noqa: BLE001 - the shared connection broke or refused a channel: log in afresh
                 logger.info("probing from %s over the listener's connection failed; logging in again", node.name)
         if run is None:
-            with _transport_for(node).connect(_target(node, matrix_node.address)) as session:
+            with transport_for(node).connect(login_target(node, matrix_node.address)) as session:
                 run = session.run(**arguments)
     except ConnectFailure as failure:
         return {}, f"could not log in to {node.name} to connect from it: {failure.message}"

@@ -2,7 +2,7 @@
 
 from checks.catalog import evaluate_node
 from checks.page_selectors import undouble
-from checks.services.audits import connect_summary
+from checks.services.node import connect_summary
 from checks.spec import NodeContext
 from checks.transport.base import ConnectFailure
 from tests.unit.test_catalog import PROFILE, by_id, node

@@ -26,7 +26,7 @@ from checks.node_facts import build_facts
 from checks.probe import Section
 from checks.remediation import TEMPLATES, Remedy, package_manager
 from checks.script import ScriptStep, comment_text, render_script
-from checks.services.audits import _connect_advice
+from checks.services.node import _connect_advice
 from checks.spec import AcceleratorRuleSpec, NodeContext, PortRuleSpec, ProfileSpec
 from checks.vendors import VENDORS
 

@@ -1,0 +1,181 @@
+"""Finishing and sweeping: close an audit once every node audit is final (after its connectivity matrix, run as
+its own task), and end runs a lost worker or broker left behind."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Max, Q, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from inventory.choices import AuditStatus
+
+from .. import clamp, models
+from ..catalog import ERROR, worst
+from ..choices import NetworkState, RunState
+from .network import matrix_time_budget, network_matrix_run
+from .queue import audit_dispatch, broker_name, celery_task
+
+logger = logging.getLogger(__name__)
+
+
+def audit_fail_queued(audit_id: int, reason: str, *, never_ran: bool) -> None:
+    """End the audit's queued node audits as `error` with `reason`, and close the audit."""
+    queued = models.NodeAudit.objects.filter(audit_id=audit_id, state=RunState.QUEUED)
+    for node_audit_id in list(queued.values_list("pk", flat=True)):
+        node_audit_end_in_error(node_audit_id, reason, states=[RunState.QUEUED])
+    if never_ran:  # nothing of it ran: no connectivity matrix either
+        models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.PENDING).update(
+            network_state=NetworkState.NONE
+        )
+        models.Audit.objects.filter(pk=audit_id, error="").update(error=reason)
+    audit_finish(audit_id=audit_id)
+
+
+def audit_finish(*, audit_id: int, matrix_inline: bool = False) -> bool:
+    """Close the audit once every node audit is final; safe to call any number of times.
+
+    When the audit has a connectivity matrix, the first call that finds every node audit final claims it (a
+    conditional UPDATE: exactly one caller wins) and starts it as its own Celery task, with a time budget that
+    grows with the number of paths; that task closes the audit. `matrix_inline` runs it here instead (the CLI).
+    """
+    pending = models.NodeAudit.objects.filter(audit_id=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING])
+    if pending.exists():
+        return False
+    claimed = models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.PENDING).update(
+        network_state=NetworkState.RUNNING, network_started=timezone.now()
+    )
+    if claimed and matrix_inline:
+        _matrix_run(audit_id)
+    elif claimed:
+        budget = matrix_time_budget(audit_id)
+        try:
+            celery_task("checks.network_matrix").apply_async(
+                (audit_id,),
+                soft_time_limit=budget,
+                time_limit=budget + 30,
+                retry=True,
+                retry_policy=settings.PREFLIGHT_PUBLISH_RETRY,
+            )
+        except Exception as exc:  # noqa: BLE001 - kombu/redis errors: the node results stand, the matrix says why
+            logger.exception("connectivity matrix of audit %s not queued", audit_id)
+            models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).update(
+                network_state=NetworkState.ERROR,
+                error=f"the task queue did not accept the connectivity matrix ({broker_name()}): {exc}",
+            )
+        else:
+            return False  # the matrix task closes the audit
+    elif models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).exists():
+        return False  # the matrix is running and will close the audit
+    statuses = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("status", flat=True))
+    now = timezone.now()
+    closed = models.Audit.objects.filter(pk=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING]).update(
+        state=RunState.DONE, status=worst(statuses), finished=now, started=Coalesce(F("started"), Value(now))
+    )
+    return bool(closed)
+
+
+def _matrix_run(audit_id: int) -> None:
+    try:
+        network_matrix_run(audit_id=audit_id)
+        models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).update(
+            network_state=NetworkState.DONE
+        )
+    except Exception as exc:  # noqa: BLE001 - the node results stand; the matrix says it failed
+        logger.exception("connectivity matrix of audit %s failed", audit_id)
+        models.Audit.objects.filter(pk=audit_id).update(
+            network_state=NetworkState.ERROR, error=clamp.text(f"connectivity matrix failed: {exc!r}")
+        )
+
+
+def audit_network_run(*, audit_id: int) -> None:
+    """The connectivity matrix task: run it if it is still claimed (a duplicate message finds it over), then
+    close the audit."""
+    if models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).exists():
+        _matrix_run(audit_id)
+    audit_finish(audit_id=audit_id)
+
+
+def node_audit_end_in_error(node_audit_id: int, reason: str, *, states: list[str]) -> bool:
+    with transaction.atomic():
+        updated = models.NodeAudit.objects.filter(pk=node_audit_id, state__in=states).update(
+            state=RunState.ERROR, status=AuditStatus.ERROR, finished=timezone.now(), error=clamp.text(reason)
+        )
+        if updated:
+            models.CheckResult.objects.filter(node_audit_id=node_audit_id).delete()
+            models.CheckResult.objects.create(
+                node_audit_id=node_audit_id, check_id="ssh.connect", status=ERROR, summary=clamp.text(reason, 500)
+            )
+    return bool(updated)
+
+
+def _last_activity(audit: models.Audit):
+    """The audit's last sign of life: created, dispatched, or any of its node audits started or finished."""
+    marks = models.NodeAudit.objects.filter(audit=audit).aggregate(started=Max("started"), finished=Max("finished"))
+    return max(t for t in (audit.created, audit.dispatched, marks["started"], marks["finished"]) if t is not None)
+
+
+def audit_sweep_stuck(*, older_than: float | None = None) -> int:
+    """Nothing stays queued or running forever. Returns how many node audits or matrices were acted on.
+
+    - A node audit running for longer than the limit lost its worker (killed): it ends as `error`.
+    - An audit whose queued node audits saw no progress for the limit lost its messages (Redis restarted without
+      persistence) or has no worker: they are sent again (claims make a duplicate harmless). If that already
+      happened and no node audit anywhere moved since, no worker is consuming: they end as `error` saying so.
+      A big audit that is merely waiting for busy workers keeps making progress, so it is never touched.
+    - A connectivity matrix running for longer than the limit ends as `error`.
+    """
+    window = older_than if older_than is not None else settings.PREFLIGHT_STUCK_AFTER
+    now = timezone.now()
+    limit = now - timedelta(seconds=window)
+    acted = 0
+    touched: set[int] = set()
+    for node_audit_id, audit_id in models.NodeAudit.objects.filter(
+        state=RunState.RUNNING, started__lt=limit
+    ).values_list("pk", "audit_id"):
+        if node_audit_end_in_error(
+            node_audit_id, "swept: the run did not finish in time (worker killed or lost)", states=[RunState.RUNNING]
+        ):
+            acted += 1
+            touched.add(audit_id)
+    workers_alive = models.NodeAudit.objects.filter(Q(started__gte=limit) | Q(finished__gte=limit)).exists()
+    waiting = models.Audit.objects.filter(
+        state__in=[RunState.QUEUED, RunState.RUNNING], node_audits__state=RunState.QUEUED
+    ).distinct()
+    for audit in waiting:
+        if _last_activity(audit) >= limit:
+            continue
+        if audit.dispatches < 2 or workers_alive:
+            try:
+                sent = audit_dispatch(audit_id=audit.pk)
+            except Exception:  # noqa: BLE001 - the broker is down again: the next sweep tries again
+                logger.exception("audit %s: sending its queued node audits again failed", audit.pk)
+                continue
+            logger.warning(
+                "audit %s made no progress for %g s: sent its %d queued node audits again", audit.pk, window, sent
+            )
+        else:
+            audit_fail_queued(
+                audit.pk,
+                f"swept: no Celery worker picked this node up in {window:g} s, even after it was sent again; check "
+                f"that a worker is running and connected to the broker ({broker_name()})",
+                never_ran=False,
+            )
+        acted += 1
+    stuck_matrix = [
+        audit_id
+        for audit_id, network_started in models.Audit.objects.filter(
+            network_state=NetworkState.RUNNING, network_started__lt=limit
+        ).values_list("pk", "network_started")
+        if older_than is not None or network_started < now - timedelta(seconds=matrix_time_budget(audit_id) + 60)
+    ]
+    models.Audit.objects.filter(pk__in=stuck_matrix, network_state=NetworkState.RUNNING).update(
+        network_state=NetworkState.ERROR, error="swept: the connectivity matrix did not finish in time"
+    )
+    for audit_id in touched | set(stuck_matrix):
+        audit_finish(audit_id=audit_id)
+    return acted + len(stuck_matrix)

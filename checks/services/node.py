@@ -1,0 +1,306 @@
+"""One node's audit: claim it, connect, run the probe, judge the facts, record results and facts. Whatever the
+node prints or does, its audit ends in a final state saying why, and the audit goes on."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from inventory.choices import InstallKind, Transport
+from inventory.models import Node
+from inventory.services import node_record_facts, node_record_status
+
+from .. import clamp, models
+from ..catalog import CHECK_IDS, ERROR, FAIL, HOST_CHECK_IDS, PASS, CheckResult, evaluate_node, worst
+from ..choices import RunState
+from ..node_facts import NodeFacts, build_facts
+from ..probe import PROBE_SCRIPT, probe_command, probe_nonce, split_sections
+from ..remediation import Remedy
+from ..spec import NodeContext, profile_spec_from_model
+from ..transport import ConnectFailure
+from .finish import audit_finish, node_audit_end_in_error
+from .trust import login_target, transport_for
+
+logger = logging.getLogger(__name__)
+
+
+def connect_summary(failure: ConnectFailure) -> str:
+    """ "reason: message", without saying the reason twice when the message already starts with it."""
+    if failure.message.lower().startswith(failure.reason.lower()):
+        return failure.message
+    return f"{failure.reason}: {failure.message}"
+
+
+def _unreachable_results(reason: str, summary: str, *, connect_status: str) -> list[CheckResult]:
+    ssh = CheckResult("ssh.connect", connect_status, summary, reason, Remedy(_connect_advice(reason)))
+    others = [CheckResult(check_id, ERROR, f"not checked: {summary}") for check_id in HOST_CHECK_IDS]
+    return [ssh, *others]
+
+
+def _connect_advice(reason: str) -> str:
+    lowered = reason.lower()
+    if "host key changed" in lowered:
+        return (
+            "Confirm with the node's owner that it was reinstalled, then accept the new key in the admin (Host keys)."
+        )
+    if "refused" in lowered:
+        return "Start sshd on the node (`systemctl enable --now sshd`) or correct the SSH port in the inventory."
+    if "timed out" in lowered or "unreachable" in lowered or "no ssh banner" in lowered:
+        return "Check the address, routing and any firewall between the portal and the node (TCP to the SSH port)."
+    if "rejected" in lowered or "credential" in lowered or "private key" in lowered:
+        return "Fix the node's credential in the admin: the user, key or password Preflight logs in with."
+    if "resolve" in lowered:
+        return "Fix the node's address or its DNS record."
+    return "See the evidence for what the SSH server answered."
+
+
+def _installs(facts: NodeFacts, profile) -> list[dict]:
+    installs = []
+    for vendor, found in facts.vendors.items():
+        rule = profile.accelerator_rules.get(vendor)
+        if found.report.driver_version:
+            installs.append(
+                {
+                    "kind": InstallKind.DRIVER,
+                    "vendor": vendor,
+                    "name": f"{vendor} driver",
+                    "version": found.report.driver_version,
+                }
+            )
+        runtime_version = found.report.runtime_version or found.rocm_version
+        if runtime_version:
+            installs.append(
+                {
+                    "kind": InstallKind.SDK,
+                    "vendor": vendor,
+                    "name": found.report.runtime_name or vendor,
+                    "version": runtime_version,
+                }
+            )
+        if found.toolkit_found:
+            installs.append(
+                {
+                    "kind": InstallKind.TOOLKIT,
+                    "vendor": vendor,
+                    "name": rule.toolkit_name if rule else f"{vendor} toolkit",
+                    "version": found.toolkit_version,
+                }
+            )
+        if rule and rule.docker_runtime and facts.docker and rule.docker_runtime in facts.docker.runtimes:
+            installs.append(
+                {
+                    "kind": InstallKind.CONTAINER_RUNTIME,
+                    "vendor": vendor,
+                    "name": f"docker runtime {rule.docker_runtime}",
+                    "version": "",
+                }
+            )
+    if facts.docker and facts.docker.server_version:
+        installs.append({"kind": InstallKind.DOCKER, "name": "Docker Engine", "version": facts.docker.server_version})
+    for implementation in facts.ntp_implementations:
+        installs.append({"kind": InstallKind.NTP, "name": implementation, "version": ""})
+    return installs
+
+
+def _accelerator_row(item: dict) -> dict:
+    """An accelerator as the Accelerator model stores it: strings cut to their columns, numbers in range."""
+    return {
+        "vendor": clamp.text(item.get("vendor"), 16),
+        "index": clamp.integer(item.get("index"), 0, clamp.POSITIVE_INT_MAX) or 0,
+        "model": clamp.text(item.get("model"), 200),
+        "memory_mib": clamp.integer(item.get("memory_mib"), 0, clamp.POSITIVE_BIGINT_MAX),
+        "uuid": clamp.text(item.get("uuid"), 128),
+        "pci_address": clamp.text(item.get("pci_address"), 32),
+        "driver_version": clamp.text(item.get("driver_version"), 64),
+    }
+
+
+def _install_row(item: dict) -> dict:
+    return {
+        **item,
+        "vendor": clamp.text(item.get("vendor", ""), 16),
+        "name": clamp.text(item.get("name"), 120),
+        "version": clamp.text(item.get("version", ""), 64),
+    }
+
+
+@dataclass
+class _Outcome:
+    """What one node audit found, ready to record."""
+
+    results: list[CheckResult]
+    facts: NodeFacts | None = None
+    summary: dict | None = None
+    installs: list[dict] = field(default_factory=list)
+
+
+def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Outcome:
+    """Log in, run the probe, build facts and evaluate the rules. Every failure, whatever raised it (the
+    transport, a parser, a rule), becomes the node's `error` with the reason: nothing a node prints escapes."""
+    cluster = node.cluster
+    profile = profile_spec_from_model(node_audit.audit.profile)
+    base_context = dict(
+        name=node.name,
+        role=node.role,
+        tls_enabled=cluster.tls_enabled,
+        distributed_vllm=cluster.distributed_vllm,
+        server_runs_worker=cluster.server_runs_worker,
+    )
+    try:
+        target = login_target(node)
+        runner = transport or transport_for(node)
+        nonce = probe_nonce()
+        node_audit.nonce = nonce
+        run = runner.run(
+            target,
+            command=probe_command(nonce, settings.PREFLIGHT_TOOL_TIMEOUT),
+            stdin=PROBE_SCRIPT,
+            timeout=settings.PREFLIGHT_PROBE_TIMEOUT,
+            max_bytes=settings.PREFLIGHT_PROBE_MAX_BYTES,
+            idle_timeout=settings.PREFLIGHT_PROBE_IDLE_TIMEOUT,
+        )
+    except ConnectFailure as failure:
+        node_audit.error = failure.message
+        return _Outcome(_unreachable_results(failure.message, connect_summary(failure), connect_status=FAIL))
+    except Exception as exc:  # noqa: BLE001 - a node must end in a final state whatever went wrong
+        logger.exception("node audit %s crashed", node_audit.pk)
+        node_audit.error = repr(exc)
+        return _Outcome(_unreachable_results(repr(exc), f"internal error: {exc!r}", connect_status=ERROR))
+
+    node_audit.raw_output = run.output
+    node_audit.output_truncated = run.truncated
+    how = "locally" if node.transport == Transport.LOCAL else f"as {node.ssh_user}"
+    key = f", host key {run.host_key_fingerprint}" if run.host_key_fingerprint else ""
+    connected = CheckResult("ssh.connect", PASS, f"connected {how}{key}", f"address {node.address}:{node.ssh_port}")
+    sections = split_sections(run.output, nonce)
+    if run.timed_out or run.truncated or "done" not in sections:  # (silent after `done`: nothing was lost)
+        last = list(sections)[-1] if sections else "none"
+        if run.idle:
+            after = f"after section {last}" if sections else "after login (no section started)"
+            why = f"the probe printed nothing for {settings.PREFLIGHT_PROBE_IDLE_TIMEOUT:g} s {after}"
+        elif run.timed_out:
+            why = f"the probe did not finish within {settings.PREFLIGHT_PROBE_TIMEOUT:g} s (last section: {last})"
+        elif run.truncated:
+            why = f"the probe's output exceeded {settings.PREFLIGHT_PROBE_MAX_BYTES} bytes (last section: {last})"
+        else:
+            why = f"the probe ended early (exit status {run.exit_status}, last section: {last})"
+        node_audit.error = why
+        tail = run.output[-1500:]
+        return _Outcome([connected] + [CheckResult(c, ERROR, f"not checked: {why}", tail) for c in HOST_CHECK_IDS])
+    try:
+        facts = build_facts(sections)
+        context = NodeContext(**base_context)
+        if facts.clock is not None and run.first_byte is not None:
+            reference = (run.started + run.first_byte) / 2
+            context = NodeContext(
+                **base_context,
+                clock_offset_seconds=facts.clock - reference,
+                round_trip_seconds=run.first_byte - run.started,
+            )
+            node_audit.clock_offset_seconds = clamp.real(context.clock_offset_seconds)
+            node_audit.round_trip_seconds = clamp.real(context.round_trip_seconds)
+        results = [connected, *evaluate_node(facts, profile, context)]
+        summary = clamp.json_value(facts.summary())
+        installs = [_install_row(i) for i in _installs(facts, profile)]
+    except Exception as exc:  # noqa: BLE001 - whatever the node printed, its audit ends, saying why
+        logger.warning("node audit %s: reading the probe output failed", node_audit.pk, exc_info=True)
+        why = f"Preflight could not read what the probe printed: {exc}"
+        node_audit.error = why
+        node_audit.clock_offset_seconds = node_audit.round_trip_seconds = None
+        return _Outcome([connected] + [CheckResult(c, ERROR, f"not checked: {why}") for c in HOST_CHECK_IDS])
+    node_audit.facts = summary
+    return _Outcome(results, facts, summary, installs)
+
+
+def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
+    results = outcome.results
+    status = worst(r.status for r in results)
+    finished = timezone.now()
+    node = node_audit.node
+    with transaction.atomic():
+        models.CheckResult.objects.filter(node_audit=node_audit).delete()
+        models.CheckResult.objects.bulk_create(
+            models.CheckResult(
+                node_audit=node_audit,
+                check_id=r.check_id,
+                status=r.status,
+                summary=clamp.text(r.summary, 500),
+                evidence=clamp.text(r.evidence),
+                remediation=clamp.text(r.remediation),
+                commands=r.commands,
+                position=i,
+            )
+            for i, r in enumerate(sorted(results, key=lambda r: CHECK_IDS.index(r.check_id)))
+        )
+        node_audit.status = status
+        node_audit.state = RunState.DONE
+        node_audit.finished = finished
+        node_audit.raw_output = clamp.text(node_audit.raw_output)
+        node_audit.error = clamp.text(node_audit.error)
+        node_audit.facts = clamp.json_value(node_audit.facts or {})
+        node_audit.save(
+            update_fields=[
+                "status",
+                "state",
+                "finished",
+                "raw_output",
+                "output_truncated",
+                "nonce",
+                "facts",
+                "error",
+                "clock_offset_seconds",
+                "round_trip_seconds",
+            ]
+        )
+        if outcome.summary is not None:
+            node_record_facts(
+                node=node,
+                accelerators=[_accelerator_row(a) for a in outcome.summary["accelerators"]],
+                installs=outcome.installs,
+                status=status,
+                facts=outcome.summary,
+                when=finished,
+            )
+        else:
+            node_record_status(node=node, status=status, when=finished)
+
+
+def node_audit_run(*, node_audit_id: int, transport=None, close_audit: bool = True) -> models.NodeAudit | None:
+    """Audit one node: one connection, one probe exec; never raises for anything the node does, and always ends
+    the node audit in a final state (recording included: a row the database refuses ends it as `error`)."""
+    now = timezone.now()
+    claimed = models.NodeAudit.objects.filter(pk=node_audit_id, state=RunState.QUEUED).update(
+        state=RunState.RUNNING, started=now, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return None
+    node_audit = None
+    try:
+        node_audit = models.NodeAudit.objects.select_related("node__cluster", "node__credential", "audit__profile").get(
+            pk=node_audit_id
+        )
+        models.Audit.objects.filter(pk=node_audit.audit_id, state=RunState.QUEUED).update(
+            state=RunState.RUNNING, started=now
+        )
+        _record_node_audit(node_audit, _probe_and_judge(node_audit, node_audit.node, transport))
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: the node ends as `error`, saying why
+        logger.exception("node audit %s could not be recorded", node_audit_id)
+        node_audit_end_in_error(
+            node_audit_id, f"internal error while recording this node's audit: {exc!r}", states=[RunState.RUNNING]
+        )
+    audit_id = node_audit.audit_id if node_audit is not None else None
+    if audit_id is None:
+        audit_id = models.NodeAudit.objects.filter(pk=node_audit_id).values_list("audit_id", flat=True).first()
+    try:
+        if close_audit:
+            audit_finish(audit_id=audit_id)
+    except Exception:  # noqa: BLE001 - the node audit is final; the sweep closes the audit if this failed
+        logger.exception("closing audit %s after node audit %s failed", audit_id, node_audit_id)
+    if node_audit is not None:
+        node_audit.refresh_from_db()
+    return node_audit
