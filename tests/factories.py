@@ -34,3 +34,17 @@ class NodeFactory(factory.django.DjangoModelFactory):
     # Documentation addresses (RFC 5737): stored only, never connected to.
     address = factory.Sequence(lambda n: f"192.0.2.{n % 250 + 1}")
     role = NodeRole.WORKER
+
+
+class FailingNtpResultFactory(factory.django.DjangoModelFactory):
+    """A node audit's failing `time.ntp` result: an explanation carrying node-like text, and the commands that fix it.
+    The explanation's payload must never reach a script line or a copy block."""
+
+    class Meta:
+        model = "checks.CheckResult"
+
+    check_id = "time.ntp"
+    status = "fail"
+    summary = "no NTP"
+    remediation = "Install chrony and start it at boot (not `touch /tmp/pfmark`)."
+    commands = factory.LazyFunction(lambda: ["apt-get install -y chrony", "systemctl enable --now chrony"])

@@ -8,10 +8,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from checks.models import Audit, CheckResult, NetworkPath, NodeAudit
+from checks.models import Audit, NetworkPath, NodeAudit
 from inventory.models import ApiToken, Cluster, Credential, Node
 from inventory.services import api_token_create, api_token_revoke
-from tests.factories import ClusterFactory, NodeFactory
+from tests.factories import ClusterFactory, FailingNtpResultFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1"
@@ -274,14 +274,7 @@ def test_audit_results_history_matrix_and_remediation(admin_api):
     node_audit = NodeAudit.objects.create(
         audit=audit, node=node, state="done", status="fail", finished=timezone.now(), facts={"os": {"id": "ubuntu"}}
     )
-    CheckResult.objects.create(
-        node_audit=node_audit,
-        check_id="time.ntp",
-        status="fail",
-        summary="no NTP",
-        remediation="Install chrony and start it at boot (not `touch /tmp/pfmark`).",
-        commands=["apt-get install -y chrony", "systemctl enable --now chrony"],
-    )
+    FailingNtpResultFactory(node_audit=node_audit)
     NetworkPath.objects.create(
         audit=audit,
         check_id="network.server_to_worker",

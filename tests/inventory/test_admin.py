@@ -5,11 +5,11 @@ from django.contrib import admin
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from checks.models import Audit, CheckResult, NodeAudit
+from checks.models import Audit, NodeAudit
 from inventory.choices import InstallKind, Vendor
 from inventory.models import Accelerator, Cluster, Credential, DriverInstall, HostKey, Node, RequirementProfile
 from inventory.services import demo_load
-from tests.factories import NodeFactory
+from tests.factories import FailingNtpResultFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -30,14 +30,7 @@ def populated():
     )
     audit = Audit.objects.create(cluster=node.cluster, profile=node.cluster.profile, profile_key="gpustack-2.0")
     node_audit = NodeAudit.objects.create(audit=audit, node=node, state="done", status="fail", raw_output="x")
-    CheckResult.objects.create(
-        node_audit=node_audit,
-        check_id="time.ntp",
-        status="fail",
-        summary="no NTP",
-        remediation="Install chrony and start it at boot (not `touch /tmp/pfmark`).",
-        commands=["apt-get install -y chrony", "systemctl enable --now chrony"],
-    )
+    FailingNtpResultFactory(node_audit=node_audit)
     return node
 
 

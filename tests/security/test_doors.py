@@ -13,12 +13,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from checks.models import Audit, CheckResult, NetworkPath, NodeAudit
+from checks.models import Audit, NetworkPath, NodeAudit
 from inventory.models import ApiToken, Credential, Node
 from inventory.services import api_token_create
 from portal import permissions
 from tests.conftest import REPO
-from tests.factories import ClusterFactory, NodeFactory
+from tests.factories import ClusterFactory, FailingNtpResultFactory, NodeFactory
 
 from .conftest import grant
 
@@ -57,13 +57,7 @@ def world(root_credential):
     )
     node_audit = NodeAudit.objects.create(audit=audit, node=worker, state="done", status="fail", finished=now)
     NodeAudit.objects.create(audit=audit, node=server, state="done", status="pass", finished=now)
-    CheckResult.objects.create(
-        node_audit=node_audit,
-        check_id="time.ntp",
-        status="fail",
-        summary="no NTP",
-        remediation="apt-get install -y chrony",
-    )
+    FailingNtpResultFactory(node_audit=node_audit)
     path = NetworkPath.objects.create(
         audit=audit,
         check_id="network.server_to_worker",
