@@ -101,7 +101,7 @@ def test_a_400_digit_memory_size_ends_the_node_and_the_next_audit_is_accepted(
         "*) sed 's/81559MiB/"
         + "9" * 400
         + "MiB/' '"
-        + str(nodes.shared("nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt"))
+        + str(nodes.fixture("nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt"))
         + "';; esac"
     )
     cluster = make_cluster("huge-memory")
