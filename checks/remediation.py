@@ -236,7 +236,7 @@ def fix_skew(os: OsRelease, implementations: list[str], *, offset: str) -> Remed
     return Remedy(explanation + " Restart the NTP daemon with its service manager (ntpd and openntpd step at start).")
 
 
-def docker_install(os: OsRelease) -> Remedy:
+def fix_docker_missing(os: OsRelease) -> Remedy:
     """Docker Engine from Docker's own repository where Docker publishes one for the node's distro."""
     manager = package_manager(os)
     engine = ("docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin", "docker-compose-plugin")
@@ -307,10 +307,6 @@ def docker_install(os: OsRelease) -> Remedy:
     return Remedy(f"Install Docker Engine ({DOCKER_DOCS}) and start its daemon.")
 
 
-def fix_docker_missing(os: OsRelease) -> Remedy:
-    return docker_install(os)
-
-
 def fix_docker_stopped(os: OsRelease, *, reason_hint: str = "") -> Remedy:
     return Remedy(
         _text(
@@ -328,7 +324,7 @@ def fix_docker_permission() -> Remedy:
 
 
 def fix_docker_snap(os: OsRelease) -> Remedy:
-    engine = docker_install(os)
+    engine = fix_docker_missing(os)
     return Remedy(
         _text("Remove the Docker snap, which vendor container toolkits do not support, then", engine.text),
         (command("snap.remove"), *engine.commands),
@@ -336,7 +332,7 @@ def fix_docker_snap(os: OsRelease) -> Remedy:
 
 
 def fix_docker_desktop(os: OsRelease) -> Remedy:
-    engine = docker_install(os)
+    engine = fix_docker_missing(os)
     return Remedy(
         _text(
             "Docker Desktop runs containers in a VM without the host's GPUs: uninstall it "

@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import REPO, missing_prerequisite
 from tests.integration.fixtures import OUTPUT
+from tests.lab.services import stop_process
 
 CHROMIUM = os.environ.get("PREFLIGHT_CHROMIUM", "/usr/bin/chromium")
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make there are synchronous.
@@ -98,12 +99,7 @@ class GunicornServer:
         pytest.fail(f"gunicorn did not answer within {timeout:g} s")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from inventory.choices import CredentialKind, NodeRole
 from inventory.models import Cluster, Credential, Node, RequirementProfile
 from tests.conftest import REPO, missing_prerequisite
 from tests.lab.hosts import Lab, LabNode, lab_available
-from tests.lab.services import celery_worker_command, redis_server_command
+from tests.lab.services import celery_worker_command, redis_server_command, stop_process
 
 OUTPUT = REPO / "test-output"
 
@@ -61,9 +61,7 @@ class TestRedis:
         pytest.fail("redis-server did not answer on its socket in 10 s")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
+        stop_process(self.process, wait=10)
         self.client.connection_pool.disconnect()
 
     def restart(self, down_for: float = 1.0) -> None:
@@ -116,12 +114,7 @@ class WorkerHandle:
         pytest.fail("the Celery worker did not become ready in 60 s")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="session")

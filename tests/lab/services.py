@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
+
+
+def stop_process(process: subprocess.Popen | None, *, wait: float = 20) -> None:
+    """Terminate a service the tests started, and kill it if it has not exited after `wait` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def redis_server_command(socket_path: Path) -> list[str]:
