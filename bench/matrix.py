@@ -51,6 +51,10 @@ def main() -> None:
                 f"{label}: whole audit {total:.2f} s, connectivity matrix {matrix:.2f} s, {paths} paths, "
                 f"{ports} port probes, path statuses {statuses}"
             )
+            for node_audit in audit.node_audits.exclude(state="done").select_related("node"):
+                print(f"    {node_audit.node.name} not audited: {node_audit.state}: {node_audit.error[:300]}")
+            for path in audit.paths.exclude(status="pass").select_related("source", "destination")[:5]:
+                print(f"    {path.source.name} -> {path.destination.name} {path.status}: {path.summary[:300]}")
     finally:
         lab.close()
 

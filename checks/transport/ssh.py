@@ -154,6 +154,22 @@ class SshTransport:
             )
 
 
+def channel_read(channel: paramiko.Channel, transport: paramiko.Transport) -> bytes | None:
+    """The next output of a command: bytes, b"" at its end, None when nothing came within the channel's time-out
+    (1 s, which paces read_capped's loop).
+
+    The end is decided before looking at the buffer once more: the output, its EOF and the channel's close arrive
+    in order, so when the channel was seen closed every byte is already buffered. Checking "closed" only after the
+    time-out lost the last output that arrived in between (a probe cut after a section, on a loaded worker)."""
+    try:
+        return channel.recv(65536)
+    except TimeoutError:
+        ended = channel.closed or not transport.is_active()
+        if channel.recv_ready():
+            return channel.recv(65536)
+        return b"" if ended else None
+
+
 class SshSession:
     """One authenticated connection: run commands to completion, or start one and talk to it line by line."""
 
@@ -196,13 +212,12 @@ class SshSession:
                 "closed", f"the node closed the command's input: {exc or type(exc).__name__}"
             ) from None
 
-        def read(wait: float) -> bytes | None:  # the channel's own 1 s time-out paces the loop
-            try:
-                return channel.recv(65536)
-            except TimeoutError:
-                return b"" if channel.closed or not self.transport.is_active() else None
-
-        out = read_capped(read, timeout=timeout, max_bytes=max_bytes, idle_timeout=idle_timeout)
+        out = read_capped(
+            lambda wait: channel_read(channel, self.transport),
+            timeout=timeout,
+            max_bytes=max_bytes,
+            idle_timeout=idle_timeout,
+        )
         truncated, timed_out = out.truncated, out.timed_out
         exit_status = None
         if not (timed_out or truncated or out.idle):

@@ -176,6 +176,13 @@ class Lab:
         spec, d = node.spec, node.directory
         (d / "bin").mkdir(parents=True)
         (d / "pci").mkdir()
+        # root's home as on a freshly installed node: the distribution's skeleton shell files, not the test
+        # runner's own /root (its ~/.bashrc may run pyenv or other set-up on every SSH command, and put shims
+        # before /usr/bin/python3), which no node under audit has.
+        (d / "home").mkdir(mode=0o700)
+        for skeleton in Path("/etc/skel").glob(".*"):
+            if skeleton.is_file():
+                shutil.copy(skeleton, d / "home" / skeleton.name)
         (d / "os-release").write_text(spec.os_release)
         for name, body in spec.tools.items():
             tool = d / "bin" / name
@@ -214,6 +221,7 @@ class Lab:
             f"mount --bind {d / 'os-release'} /etc/os-release",
             f"mount --bind {d / 'bin'} /usr/local/bin",
             f"mount --bind {d / 'pci'} /sys/bus/pci/devices",
+            f"mount --bind {d / 'home'} /root",
             *(f"mount -t tmpfs preflight-hidden {shlex.quote(path)}" for path in spec.hide),
         ]
         if spec.root_password:
