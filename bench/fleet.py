@@ -30,6 +30,38 @@ from tests.lab.services import celery_worker_command
 UBUNTU = 'ID=ubuntu\nID_LIKE=debian\nVERSION_ID="22.04"\nPRETTY_NAME="Ubuntu 22.04.4 LTS"\n'
 
 
+def busy_seconds() -> float:
+    """CPU seconds spent by the whole machine (all cores, everything but idle and iowait) since boot."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def process_seconds(pid: int) -> float:
+    """CPU seconds (user + system) of one process, its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Where a phase's time went: the machine's CPU seconds in all, and those of the client process (the Celery
+    worker for (a), this process for (c) and (c')): the rest is sshd, the node's shell and its tools."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def __enter__(self) -> CpuMeter:
+        self.busy, self.own, self.wall = busy_seconds(), process_seconds(self.pid), time.monotonic()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        busy, own = busy_seconds() - self.busy, process_seconds(self.pid) - self.own
+        wall = time.monotonic() - self.wall
+        print(
+            f"    CPU: {busy:.2f} s on the machine ({busy / wall:.2f} cores busy), the client process {own:.2f} s, "
+            f"the rest (sshd, shells, tools) {busy - own:.2f} s"
+        )
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -291,9 +323,12 @@ def main() -> None:
         for run in range(args.runs):
             if args.runs > 1:
                 print(f"-- run {run + 1} of {args.runs}")
-            a, _ = timed_audit(workers_only, "(a) cluster audit, host checks")
-            c = paramiko_floor(lab, hosts, args.concurrency)
-            c_probe = paramiko_probe_floor(lab, hosts, args.concurrency)
+            with CpuMeter(worker.pid):
+                a, _ = timed_audit(workers_only, "(a) cluster audit, host checks")
+            with CpuMeter(os.getpid()):
+                c = paramiko_floor(lab, hosts, args.concurrency)
+            with CpuMeter(os.getpid()):
+                c_probe = paramiko_probe_floor(lab, hosts, args.concurrency)
             runs.append((a, c, c_probe))
         a = statistics.median(r[0] for r in runs)
         c = statistics.median(r[1] for r in runs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -132,7 +133,8 @@ def build_facts(sections: dict[str, Section]) -> NodeFacts:
         elif name and path:
             facts.tools[name] = path.strip()
     try:
-        facts.clock = float(_text(sections, "clock").strip().split()[0])
+        # `date +%s.%N` where %N is not supported (busybox) prints "1700000000.N" or "1700000000.%N"
+        facts.clock = float(re.sub(r"\.%?N$", "", _text(sections, "clock").strip().split()[0]))
     except (ValueError, IndexError):
         facts.clock = None
 

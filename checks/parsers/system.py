@@ -33,8 +33,12 @@ def parse_os_release(text: str) -> OsRelease:
 
 
 def parse_uname(text: str) -> dict[str, str]:
-    """The probe prints `uname -s`, `uname -m`, `uname -r` on three lines."""
+    """`uname -s -r -m` (one line: kernel name, release, machine; probe version 4 on), or the three lines of
+    `uname -s`, `uname -m` and `uname -r` that earlier probes printed."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) == 1 and len(lines[0].split()) == 3:
+        kernel, release, machine = lines[0].split()
+        return {"kernel": kernel, "machine": machine, "release": release}
     keys = ("kernel", "machine", "release")
     return {key: lines[i] if i < len(lines) else "" for i, key in enumerate(keys)}
 

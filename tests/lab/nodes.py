@@ -96,7 +96,7 @@ def plain(name: str, os_text: str = UBUNTU_2204, **changes) -> NodeSpec:
 
 def ppc64le(name: str) -> NodeSpec:
     spec = plain(name)
-    spec.tools["uname"] = 'if [ "$1" = "-m" ]; then echo ppc64le; else exec /bin/uname "$@"; fi'
+    spec.tools["uname"] = 'machine=$(/bin/uname -m); /bin/uname "$@" | sed "s/$machine/ppc64le/"'
     return spec
 
 

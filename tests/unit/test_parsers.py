@@ -518,3 +518,22 @@ def test_every_fixture_is_parsed_by_a_test(request):
     read = {name for name, nodeids in FIXTURES_READ.items() if any(n.startswith(f"{module}::") for n in nodeids)}
     # then: every recorded output was parsed by at least one of them
     assert [name for name in tool_outputs() if name not in read] == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Linux 5.15.0-105-generic aarch64\n",  # `uname -s -r -m`, probe version 4 on
+        "Linux\naarch64\n5.15.0-105-generic\n",  # `uname -s; uname -m; uname -r`, earlier probes
+    ],
+)
+def test_uname_in_either_probe_layout(text):
+    assert system.parse_uname(text) == {"kernel": "Linux", "machine": "aarch64", "release": "5.15.0-105-generic"}
+
+
+def test_a_clock_without_nanoseconds_still_reads():
+    from checks.node_facts import build_facts
+    from checks.probe import Section
+
+    for printed, expected in [("1700000000.123456789", 1700000000.123456789), ("1700000000.N", 1700000000.0)]:
+        assert build_facts({"clock": Section("clock", printed, 0)}).clock == pytest.approx(expected)
