@@ -21,7 +21,7 @@ from ..choices import RunState
 from ..node_facts import NodeFacts, build_facts
 from ..probe import PROBE_SCRIPT, probe_command, probe_nonce, split_sections
 from ..remediation import Remedy
-from ..spec import NodeContext, profile_spec_from_model
+from ..spec import NodeContext, ProfileSpec, profile_spec_from_model
 from ..transport import ConnectFailure
 from .finish import audit_finish, node_audit_end_in_error
 from .trust import login_target, transport_for
@@ -139,11 +139,26 @@ class _Outcome:
     installs: list[dict] = field(default_factory=list)
 
 
+_PROFILE_SPECS: dict[int, ProfileSpec] = {}  # audit id -> its profile's rules, read once per process
+
+
+def audit_profile_spec(audit: models.Audit) -> ProfileSpec:
+    """The profile an audit judges by, read from the database once per audit and process (three queries saved on
+    every node), so every node of the audit that this process runs is judged by the same rules."""
+    spec = _PROFILE_SPECS.get(audit.pk)
+    if spec is None:
+        spec = profile_spec_from_model(audit.profile)
+        if len(_PROFILE_SPECS) >= 64:
+            _PROFILE_SPECS.clear()
+        _PROFILE_SPECS[audit.pk] = spec
+    return spec
+
+
 def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Outcome:
     """Log in, run the probe, build facts and evaluate the rules. Every failure, whatever raised it (the
     transport, a parser, a rule), becomes the node's `error` with the reason: nothing a node prints escapes."""
     cluster = node.cluster
-    profile = profile_spec_from_model(node_audit.audit.profile)
+    profile = audit_profile_spec(node_audit.audit)
     base_context = dict(
         name=node.name,
         role=node.role,

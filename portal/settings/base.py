@@ -104,6 +104,10 @@ TEMPLATES = [
 WSGI_APPLICATION = "portal.wsgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Keep a connection per process (per thread in the Celery worker) for a minute instead of opening one per request
+# and per task: on PostgreSQL that is a TCP connect and an authentication for every node audited.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the portal and Celery worker processes share the embedded database. IMMEDIATE
     # transactions take the write lock when they begin, so a writer waits its turn (up to the timeout) instead of
