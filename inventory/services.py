@@ -513,6 +513,7 @@ def node_record_facts(
     when = when or timezone.now()
     present = {(a.vendor, a.index): a for a in node.accelerators.filter(gone_at__isnull=True)}
     seen = set()
+    unchanged: list[int] = []  # still there as they were: one UPDATE of last_seen for all, not a save each
     for item in accelerators:
         key = (item["vendor"], item["index"])
         seen.add(key)
@@ -528,15 +529,20 @@ def node_record_facts(
             existing = None
         if existing is None:
             Accelerator.objects.create(node=node, vendor=item["vendor"], index=item["index"], **values)
-        else:
+        elif any(getattr(existing, field_name) != value for field_name, value in values.items()):
             for field_name, value in values.items():
                 setattr(existing, field_name, value)
             existing.save()
+        else:
+            unchanged.append(existing.pk)
     for key, accelerator in present.items():
         if key not in seen:
             accelerator.gone_at = when
             accelerator.save(update_fields=["gone_at"])
 
+    if unchanged:
+        Accelerator.objects.filter(pk__in=unchanged).update(last_seen=when)
+    unchanged = []
     current = {(i.kind, i.name): i for i in node.installs.filter(gone_at__isnull=True)}
     found = set()
     for item in installs:
@@ -563,7 +569,9 @@ def node_record_facts(
                 version=item.get("version", ""),
             )
         else:
-            existing.save(update_fields=["last_seen"])
+            unchanged.append(existing.pk)
+    if unchanged:
+        DriverInstall.objects.filter(pk__in=unchanged).update(last_seen=when)
     for key, install in current.items():
         if key not in found:
             install.gone_at = when

@@ -299,9 +299,10 @@ def node_audit_run(*, node_audit_id: int, transport=None, close_audit: bool = Tr
         node_audit = models.NodeAudit.objects.select_related("node__cluster", "node__credential", "audit__profile").get(
             pk=node_audit_id
         )
-        models.Audit.objects.filter(pk=node_audit.audit_id, state=RunState.QUEUED).update(
-            state=RunState.RUNNING, started=now
-        )
+        if node_audit.audit.state == RunState.QUEUED:  # the first node of the audit marks it running
+            models.Audit.objects.filter(pk=node_audit.audit_id, state=RunState.QUEUED).update(
+                state=RunState.RUNNING, started=now
+            )
         _record_node_audit(node_audit, _probe_and_judge(node_audit, node_audit.node, transport))
     except Exception as exc:  # noqa: BLE001 - the last line of defence: the node ends as `error`, saying why
         logger.exception("node audit %s could not be recorded", node_audit_id)

@@ -160,6 +160,33 @@ def test_devices_and_installs_that_disappear_are_marked_gone_not_deleted():
     assert history == [("550.54", False), ("570.86", True)]
 
 
+def test_a_re_audit_that_finds_the_same_devices_touches_them_in_one_update_each_table(django_assert_num_queries):
+    # given: eight GPUs, a driver and a toolkit, recorded once
+    node = NodeFactory()
+    gpus = [
+        {"vendor": "nvidia", "index": i, "model": "H100", "memory_mib": 81559, "uuid": f"GPU-{i}"} for i in range(8)
+    ]
+    installs = [
+        {"kind": "driver", "vendor": "nvidia", "name": "nvidia driver", "version": "550.54"},
+        {"kind": "toolkit", "vendor": "nvidia", "name": "NVIDIA Container Toolkit", "version": "1.17.8"},
+    ]
+    node_record_facts(node=node, accelerators=gpus, installs=installs, status="pass", facts={})
+    before = timezone.now()
+    later = before + timedelta(hours=1)
+    # when: the next audit finds them all unchanged
+    # read the present GPUs, update them; read the installs, update them; the node; a savepoint and its release
+    with django_assert_num_queries(7):  # (it was 15: a save per GPU and per install)
+        node_record_facts(node=node, accelerators=gpus, installs=installs, status="pass", facts={}, when=later)
+    # then: every one is still present, seen at the new audit's time
+    assert set(Accelerator.objects.filter(node=node).values_list("last_seen", "gone_at")) == {(later, None)}
+    assert set(DriverInstall.objects.filter(node=node).values_list("last_seen", "gone_at")) == {(later, None)}
+    # and a changed GPU is still saved with its new values
+    node_record_facts(
+        node=node, accelerators=[{**gpus[0], "model": "H200"}, *gpus[1:]], installs=installs, status="pass", facts={}
+    )
+    assert Accelerator.objects.get(node=node, index=0).model == "H200"
+
+
 def test_default_schedules_are_in_the_database():
     tasks = dict(PeriodicTask.objects.values_list("name", "task"))
     assert tasks["Audit every cluster (daily)"] == "checks.audit_all_clusters"
