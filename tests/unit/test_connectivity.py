@@ -82,6 +82,14 @@ def test_listener_and_prober_output_parsing():
         ("10.0.0.2", 10150): ("connected", "OK"),
         ("10.0.0.2", 10151): ("timed out", "no answer in 3s"),
     }
+    # the grouped form for the ports of a host that connected; junk ports and out-of-range ones are skipped
+    grouped = "10.0.0.3 * connected 80,10150,x,0,70000,1" + "9" * 400 + ",443\n10.0.0.3 10151 refused ECONNREFUSED\n"
+    assert parse_prober_output(grouped) == {
+        ("10.0.0.3", 80): ("connected", "OK"),
+        ("10.0.0.3", 10150): ("connected", "OK"),
+        ("10.0.0.3", 443): ("connected", "OK"),
+        ("10.0.0.3", 10151): ("refused", "ECONNREFUSED"),
+    }
 
 
 def _plan():
