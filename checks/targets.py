@@ -35,10 +35,17 @@ def networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
 
 
 def target_address(address: str, port: int) -> str:
-    """The one IP address to connect to for `address` (an IP or a name), checked against the policy.
+    """The one IP address to connect to for `address` (an IP or a name), checked against the policy: the first of
+    target_addresses (the matrix listens and connects at one address per node)."""
+    return target_addresses(address, port)[0]
 
-    A name is resolved exactly once, here; its first answer inside the allowed networks is the address used (the
-    caller connects to it and to nothing else). Raises ConnectFailure ("dns" or "policy") before anything is sent.
+
+def target_addresses(address: str, port: int) -> list[str]:
+    """Every IP address `address` (an IP or a name) may be reached at, checked against the policy, in the
+    resolver's order (an IPv6 answer usually first).
+
+    A name is resolved exactly once, here; the caller connects to these addresses and to nothing else. Raises
+    ConnectFailure ("dns" or "policy") before anything is sent.
     """
     allowed = networks()
     try:
@@ -70,4 +77,4 @@ def target_address(address: str, port: int) -> str:
             f"{named} is outside the networks this portal may audit "
             f"({', '.join(settings.PREFLIGHT_TARGET_NETWORKS)}); nothing was sent",
         )
-    return str(inside[0])
+    return list(dict.fromkeys(str(a) for a in inside))

@@ -191,7 +191,10 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
     node_audit.output_truncated = run.truncated
     how = "locally" if node.transport == Transport.LOCAL else f"as {node.ssh_user}"
     key = f", host key {run.host_key_fingerprint}" if run.host_key_fingerprint else ""
-    connected = CheckResult("ssh.connect", PASS, f"connected {how}{key}", f"address {node.address}:{node.ssh_port}")
+    reached = f" at {run.address}" if run.address and run.address != node.address else ""
+    connected = CheckResult(
+        "ssh.connect", PASS, f"connected {how}{reached}{key}", f"address {node.address}:{node.ssh_port}{reached}"
+    )
     sections = split_sections(run.output, nonce)
     if run.timed_out or run.truncated or "done" not in sections:  # (silent after `done`: nothing was lost)
         last = list(sections)[-1] if sections else "none"

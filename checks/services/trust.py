@@ -10,7 +10,7 @@ from inventory.choices import HostKeyState, Transport
 from inventory.crypto import SecretUnreadable
 from inventory.models import HostKey, Node
 
-from ..targets import target_address
+from ..targets import target_addresses
 from ..transport import ConnectFailure, LocalTransport, SshTransport, Target
 
 
@@ -52,8 +52,10 @@ def host_key_verifier(node: Node):
 def login_target(node: Node, address: str | None = None) -> Target:
     """How to log in to `node`. `address`: one already resolved and checked by target_address (the matrix resolves
     each node once for its listener and prober); otherwise the node's name is resolved and checked here, once."""
+    alternatives: tuple[str, ...] = ()
     if node.transport != Transport.LOCAL and address is None:
-        address = target_address(node.address, node.ssh_port)
+        address, *others = target_addresses(node.address, node.ssh_port)
+        alternatives = tuple(others)
     credential = node.credential
     if credential is None and node.transport != Transport.LOCAL:
         raise ConnectFailure("credential", "the node has no credential: set a key or a password")
@@ -65,6 +67,7 @@ def login_target(node: Node, address: str | None = None) -> Target:
         raise ConnectFailure("credential", str(exc)) from None
     return Target(
         address=address or node.address,
+        alternatives=alternatives,
         port=node.ssh_port,
         user=node.ssh_user,
         password=password,

@@ -22,6 +22,9 @@ class Target:
 
     address: str
     port: int = 22
+    # Further checked addresses of the same node (a name's other answers), tried in order when a TCP connect to
+    # the ones before fails (refused, timed out, unreachable); a failure after TCP connected never falls through.
+    alternatives: tuple[str, ...] = ()
     user: str = "root"
     # Never in a repr (tracebacks, logs, debuggers): only the secret's absence or presence shows, through `__repr__`.
     password: str = field(default="", repr=False)
@@ -42,6 +45,7 @@ class ProbeRun:
     timed_out: bool = False
     host_key_fingerprint: str = ""
     idle: bool = False  # ended because the command printed nothing for the idle time-out
+    address: str = ""  # the address the command ran at (one of the target's, see Target.alternatives)
 
 
 class Transport(Protocol):

@@ -12,6 +12,7 @@ import hashlib
 import io
 import socket
 import time
+from dataclasses import replace
 
 import paramiko
 
@@ -42,7 +43,24 @@ class SshTransport:
         self.connect_timeout = connect_timeout
         self.auth_timeout = auth_timeout
 
-    def _socket(self, target: Target) -> socket.socket:
+    def _socket(self, target: Target) -> tuple[socket.socket, str]:
+        """A TCP connection to the target's address, or to the first of its alternatives that accepts one."""
+        failures: list[ConnectFailure] = []
+        for address in (target.address, *target.alternatives):
+            try:
+                return self._connect_tcp(address, target.port), address
+            except ConnectFailure as failure:
+                if failure.reason in ("dns", "policy"):
+                    raise
+                failures.append(failure)
+        first = failures[0]
+        if len(failures) == 1:
+            raise first
+        tried = "; ".join(f.message for f in failures[1:])
+        raise ConnectFailure(first.reason, f"{first.message} (also tried: {tried})")
+
+    def _connect_tcp(self, address: str, port: int) -> socket.socket:
+        target = Target(address=address, port=port)
         try:
             return socket.create_connection((target.address, target.port), timeout=self.connect_timeout)
         except socket.gaierror as exc:
@@ -58,8 +76,10 @@ class SshTransport:
                 raise ConnectFailure("unreachable", f"{target.address}: {exc.strerror}") from None
             raise ConnectFailure("unreachable", f"connect to {target.address}:{target.port} failed: {exc}") from None
 
-    def _open(self, target: Target) -> tuple[paramiko.Transport, str]:
-        sock = self._socket(target)
+    def _open(self, target: Target) -> tuple[paramiko.Transport, str, Target]:
+        sock, address = self._socket(target)
+        if address != target.address:  # every message below names the address that answered
+            target = replace(target, address=address, alternatives=())
         transport = paramiko.Transport(sock)
         transport.banner_timeout = self.connect_timeout
         transport.handshake_timeout = self.connect_timeout
@@ -109,7 +129,7 @@ class SshTransport:
             if target.verify_host_key is not None:
                 target.verify_host_key(key.get_name(), printed, key.get_base64())
             self._authenticate(transport, target)
-            return transport, printed
+            return transport, printed, target
         except BaseException:
             transport.close()
             raise
@@ -135,8 +155,8 @@ class SshTransport:
             raise ConnectFailure("protocol", f"authentication failed: {exc}") from None
 
     def connect(self, target: Target) -> SshSession:
-        transport, printed = self._open(target)
-        return SshSession(transport, printed, self.connect_timeout)
+        transport, printed, reached = self._open(target)
+        return SshSession(transport, printed, self.connect_timeout, reached.address)
 
     def run(
         self,
@@ -173,10 +193,13 @@ def channel_read(channel: paramiko.Channel, transport: paramiko.Transport) -> by
 class SshSession:
     """One authenticated connection: run commands to completion, or start one and talk to it line by line."""
 
-    def __init__(self, transport: paramiko.Transport, host_key_fingerprint: str, open_timeout: float) -> None:
+    def __init__(
+        self, transport: paramiko.Transport, host_key_fingerprint: str, open_timeout: float, address: str = ""
+    ) -> None:
         self.transport = transport
         self.host_key_fingerprint = host_key_fingerprint
         self.open_timeout = open_timeout
+        self.address = address
 
     def __enter__(self) -> SshSession:
         return self
@@ -236,6 +259,7 @@ class SshSession:
             timed_out=timed_out,
             host_key_fingerprint=self.host_key_fingerprint,
             idle=out.idle,
+            address=self.address,
         )
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from checks.models import Audit, NodeAudit
 from checks.services import audit_start, network_matrix_run, node_audit_run
-from checks.targets import target_address
+from checks.targets import target_address, target_addresses
 from checks.transport import ConnectFailure, Target
 from tests.conftest import REPO
 from tests.factories import ClusterFactory, NodeFactory
@@ -115,6 +115,14 @@ def test_of_several_answers_the_first_inside_the_policy_is_used():
     fake_dns.ANSWERS[REBIND] = [["198.51.100.7", ALLOWED, OUTSIDE]]
     fake_dns.CALLS.clear()
     assert target_address(REBIND, 22) == ALLOWED
+
+
+@POLICY
+def test_every_answer_inside_the_policy_is_kept_in_order_for_the_login_to_fall_back_to():
+    fake_dns.ANSWERS.clear()
+    fake_dns.ANSWERS[REBIND] = [["198.51.100.7", ALLOWED, OUTSIDE, ALLOWED]]
+    fake_dns.CALLS.clear()
+    assert target_addresses(REBIND, 22) == [ALLOWED] and fake_dns.CALLS == [REBIND]
 
 
 @override_settings(PREFLIGHT_TARGET_NETWORKS=["*"], PREFLIGHT_TARGET_RESOLVER="tests.security.fake_dns.rebinding")

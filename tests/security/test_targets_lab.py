@@ -72,3 +72,22 @@ def test_a_name_rebinding_outside_the_policy_before_the_matrix_is_not_connected_
     assert checks_of(audit.pk, "rb-w1")["ssh.connect"].status == "pass"
     paths = list(audit.paths.all())
     assert paths and all(p.status == "error" and "outside the networks" in p.summary for p in paths)
+
+
+def test_a_name_whose_first_answer_does_not_answer_is_logged_into_at_its_next(lab, pair):
+    # given: rb-w1's name answers first with an address of the lab's own subnet where no host is (as a dual-stack
+    # name whose IPv6 address is unreachable would), then with its real address
+    subnet = pair["rb-w1"].address.rsplit(".", 1)[0]
+    fake_dns.reset(
+        **{
+            "rb-srv.rebind.test": [pair["rb-srv"].address],
+            "rb-w1.rebind.test": [[f"{subnet}.250", pair["rb-w1"].address]],
+        }
+    )
+    with _policy(pair):
+        _cluster(lab, pair, "fallback")
+        audit = _audit("fallback")
+    # then: the login falls through to the answer that works, and says where it connected
+    connect = checks_of(audit.pk, "rb-w1")["ssh.connect"]
+    assert connect.status == "pass" and f"at {pair['rb-w1'].address}" in connect.summary, connect.summary
+    assert checks_of(audit.pk, "rb-w1")["os.supported"].status != "error"
