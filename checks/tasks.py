@@ -7,7 +7,7 @@ from celery import shared_task
 def audit_node_task(node_audit_id: int) -> None:
     from .services import node_audit_run
 
-    node_audit_run(node_audit_id=node_audit_id)
+    node_audit_run(node_audit_id=node_audit_id, reload=False)
 
 
 @shared_task(name="checks.network_matrix", acks_late=True, ignore_result=True)

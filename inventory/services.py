@@ -505,7 +505,7 @@ def host_key_accept(*, host_key: HostKey, user=None) -> HostKey:
     return host_key
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # part of the node audit's own transaction: no savepoint needed
 def node_record_facts(
     *, node: Node, accelerators: list[dict], installs: list[dict], status: str, facts: dict, when=None
 ) -> None:

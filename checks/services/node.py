@@ -241,7 +241,8 @@ def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
     finished = timezone.now()
     node = node_audit.node
     with transaction.atomic():
-        models.CheckResult.objects.filter(node_audit=node_audit).delete()
+        if node_audit.attempts > 1:  # a redelivered task: the attempt before may have written results
+            models.CheckResult.objects.filter(node_audit=node_audit).delete()
         models.CheckResult.objects.bulk_create(
             models.CheckResult(
                 node_audit=node_audit,
@@ -288,7 +289,9 @@ def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
             node_record_status(node=node, status=status, when=finished)
 
 
-def node_audit_run(*, node_audit_id: int, transport=None, close_audit: bool = True) -> models.NodeAudit | None:
+def node_audit_run(
+    *, node_audit_id: int, transport=None, close_audit: bool = True, reload: bool = True
+) -> models.NodeAudit | None:
     """Audit one node: one connection, one probe exec; never raises for anything the node does, and always ends
     the node audit in a final state (recording included: a row the database refuses ends it as `error`)."""
     now = timezone.now()
@@ -320,6 +323,6 @@ def node_audit_run(*, node_audit_id: int, transport=None, close_audit: bool = Tr
             audit_finish(audit_id=audit_id)
     except Exception:  # noqa: BLE001 - the node audit is final; the sweep closes the audit if this failed
         logger.exception("closing audit %s after node audit %s failed", audit_id, node_audit_id)
-    if node_audit is not None:
+    if node_audit is not None and reload:  # (the Celery task has no use for the final row: one query saved)
         node_audit.refresh_from_db()
     return node_audit
