@@ -121,7 +121,11 @@ def build_facts(sections: dict[str, Section]) -> NodeFacts:
     uname = parse_uname(_text(sections, "uname"))
     facts.kernel, facts.machine, facts.kernel_release = uname["kernel"], uname["machine"], uname["release"]
     facts.hostname = _text(sections, "hostname").strip()
-    meta = dict(line.split("=", 1) for line in _text(sections, "meta").splitlines() if "=" in line)
+    meta: dict[str, str] = {}
+    for line in _text(sections, "meta").splitlines():  # the first of each key counts: uid (from id -u) comes
+        if "=" in line:  # before user, whose value (LOGNAME) could carry a newline and a second "uid="
+            key, value = line.split("=", 1)
+            meta.setdefault(key, value)
     facts.login_uid = int(meta["uid"]) if meta.get("uid", "").isdigit() else None
     facts.login_user = meta.get("user", "")
     facts.pci = parse_pci_devices(_text(sections, "pci"))

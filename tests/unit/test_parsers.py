@@ -537,3 +537,12 @@ def test_a_clock_without_nanoseconds_still_reads():
 
     for printed, expected in [("1700000000.123456789", 1700000000.123456789), ("1700000000.N", 1700000000.0)]:
         assert build_facts({"clock": Section("clock", printed, 0)}).clock == pytest.approx(expected)
+
+
+def test_a_login_name_cannot_pass_for_another_uid():
+    from checks.node_facts import build_facts
+    from checks.probe import Section
+
+    meta = "probe_version=4\nuid=1000\nuser=mallory\nuid=0\n"  # LOGNAME="mallory<newline>uid=0"
+    facts = build_facts({"meta": Section("meta", meta, 0)})
+    assert (facts.login_uid, facts.login_user) == (1000, "mallory")
