@@ -46,3 +46,11 @@ def sweep_stuck_task() -> None:
     from .services import audit_sweep_stuck
 
     audit_sweep_stuck()
+
+
+@shared_task(name="checks.prune_audits", ignore_result=True)
+def prune_audits_task() -> None:
+    """Delete audit history past its retention (services.audit_prune); beat runs it daily."""
+    from .services import audit_prune
+
+    audit_prune()

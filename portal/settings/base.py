@@ -184,6 +184,10 @@ PREFLIGHT_PROBE_IDLE_TIMEOUT = env.float("PREFLIGHT_PROBE_IDLE_TIMEOUT", default
 PREFLIGHT_PROBE_MAX_BYTES = env.int("PREFLIGHT_PROBE_MAX_BYTES", default=4 * 1024 * 1024)
 PREFLIGHT_STUCK_AFTER = env.float("PREFLIGHT_STUCK_AFTER", default=600.0)
 PREFLIGHT_AUDIT_CONCURRENCY = env.int("PREFLIGHT_AUDIT_CONCURRENCY", default=16)
+# History retention (checks.prune_audits, daily): finished audits older than this many days are deleted with their
+# results and paths, except the newest PREFLIGHT_AUDIT_KEEP of each cluster, kept whatever their age.
+PREFLIGHT_AUDIT_RETENTION_DAYS = env.int("PREFLIGHT_AUDIT_RETENTION_DAYS", default=180)
+PREFLIGHT_AUDIT_KEEP = env.int("PREFLIGHT_AUDIT_KEEP", default=30)
 # Losing Redis must not stop a worker: it reconnects for ever (Celery's default gives up after 100 tries), and a
 # broker that is down makes "Audit now" fail in seconds with a clear message instead of hanging the request.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
