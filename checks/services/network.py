@@ -35,6 +35,7 @@ from ..connectivity import (
     prober_time_limit,
 )
 from ..connectivity import matrix_time_budget as budget
+from ..rlimits import OpenFilesLimit, make_room_for_open_files
 from ..spec import NodeContext, profile_spec_from_model
 from ..targets import target_address
 from ..transport import ConnectFailure
@@ -210,6 +211,10 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
         for name, ports in wanted.items()
     }
     threads = max(1, min(settings.PREFLIGHT_AUDIT_CONCURRENCY, len(listeners) + 1))
+    try:  # a socket per listener login, held for the whole matrix, plus the probers' logins, the database, Redis
+        make_room_for_open_files(len(listeners) + 2 * threads + 256)
+    except OpenFilesLimit as exc:
+        raise OpenFilesLimit(f"the connectivity matrix of {len(listeners)} listening nodes {exc}") from None
     timings = {"start": time.monotonic()}
     try:
         with ThreadPoolExecutor(max_workers=threads) as pool:
