@@ -4,8 +4,8 @@ Each node runs its own sshd inside its own network namespace and its own mount n
 fake /etc/os-release, a fake PCI tree (over /sys/bus/pci/devices), stand-in vendor tools (over /usr/local/bin, each
 printing a recorded real output), a freshly installed node's root home (/etc/skel's files over /root, so the test
 runner's own shell set-up never runs in a node's logins) and its own firewall and listeners make each node what a
-test needs. Addresses come
-from one /24 that this lab picks and owns; nothing else is ever contacted. `Lab.close()` removes everything.
+test needs. Addresses come from one /24 that this lab picks and owns; nothing else is ever contacted. `Lab.close()`
+removes everything.
 """
 
 from __future__ import annotations
