@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count
 from django.utils import timezone
 
 from .. import models
@@ -71,9 +70,9 @@ def audit_prune(*, now: datetime | None = None, dry_run: bool = False) -> PruneR
     """Apply the retention rule; one transaction per audit, so a failure costs one audit, never a half-deleted one."""
     report = PruneReport()
     for audit in prunable_audits(now=now):
-        counts = models.Audit.objects.filter(pk=audit.pk).aggregate(
-            node_audits=Count("node_audits", distinct=True), paths=Count("paths", distinct=True)
-        )
+        # one count per table: counting node audits and paths in one query would join them (200 x 40,000 rows)
+        node_audits = models.NodeAudit.objects.filter(audit=audit).count()
+        paths = models.NetworkPath.objects.filter(audit=audit).count()
         results = models.CheckResult.objects.filter(node_audit__audit=audit).count()
         if not dry_run:  # (done and error are final states: a selected audit cannot start running again)
             with transaction.atomic():
@@ -83,8 +82,8 @@ def audit_prune(*, now: datetime | None = None, dry_run: bool = False) -> PruneR
                 models.CheckResult.objects.filter(node_audit__audit=audit).delete()
                 audit.delete()
         report.audits += 1
-        report.node_audits += counts["node_audits"]
-        report.paths += counts["paths"]
+        report.node_audits += node_audits
+        report.paths += paths
         report.results += results
         report.by_cluster[audit.cluster.name] = report.by_cluster.get(audit.cluster.name, 0) + 1
     if report.audits and not dry_run:

@@ -60,21 +60,20 @@ class SshTransport:
         raise ConnectFailure(first.reason, f"{first.message} (also tried: {tried})")
 
     def _connect_tcp(self, address: str, port: int) -> socket.socket:
-        target = Target(address=address, port=port)
         try:
-            return socket.create_connection((target.address, target.port), timeout=self.connect_timeout)
+            return socket.create_connection((address, port), timeout=self.connect_timeout)
         except socket.gaierror as exc:
-            raise ConnectFailure("dns", f"cannot resolve {target.address}: {exc.strerror}") from None
+            raise ConnectFailure("dns", f"cannot resolve {address}: {exc.strerror}") from None
         except ConnectionRefusedError:
-            raise ConnectFailure("refused", f"connection to {target.address}:{target.port} refused") from None
+            raise ConnectFailure("refused", f"connection to {address}:{port} refused") from None
         except TimeoutError:
             raise ConnectFailure(
-                "timed out", f"TCP connect to {target.address}:{target.port} timed out after {self.connect_timeout:g} s"
+                "timed out", f"TCP connect to {address}:{port} timed out after {self.connect_timeout:g} s"
             ) from None
         except OSError as exc:
             if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-                raise ConnectFailure("unreachable", f"{target.address}: {exc.strerror}") from None
-            raise ConnectFailure("unreachable", f"connect to {target.address}:{target.port} failed: {exc}") from None
+                raise ConnectFailure("unreachable", f"{address}: {exc.strerror}") from None
+            raise ConnectFailure("unreachable", f"connect to {address}:{port} failed: {exc}") from None
 
     def _open(self, target: Target) -> tuple[paramiko.Transport, str, Target]:
         sock, address = self._socket(target)
