@@ -166,13 +166,14 @@ def _version(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec) -
         what = rule.min_version_of or "the runtime"
         evidence.append(f"{what} reported: {current or '(none)'}; required: >= {rule.min_version}")
         ok = version_at_least(current, rule.min_version)
-        fix = fix_version(
-            vendor_label=label,
-            what=what,
-            minimum=rule.min_version,
-            current=current or "an unknown version",
-            driver_url=rule.driver_url,
-        ).text
+        if not ok:
+            fix = fix_version(
+                vendor_label=label,
+                what=what,
+                minimum=rule.min_version,
+                current=current or "an unknown version",
+                driver_url=rule.driver_url,
+            ).text
         if ok is None:
             findings.append((WARN, f"{what} version unknown: the driver tool did not report it"))
         elif ok:
