@@ -25,6 +25,7 @@ from .models import (
     PortRule,
     RequirementProfile,
 )
+from .profile_diff import profile_diff_from_baseline
 from .services import (
     api_token_create,
     api_token_revoke,
@@ -92,6 +93,11 @@ class RequirementProfileAdmin(admin.ModelAdmin):
     search_fields = ["key", "name", "description"]
     inlines = [OsRuleInline, AcceleratorRuleInline, PortRuleInline]
     actions = ["duplicate"]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        profile = self.get_object(request, object_id)
+        diff = profile_diff_from_baseline(profile) if profile is not None else None
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "profile_diff": diff})
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_clusters=Count("clusters"))
