@@ -53,7 +53,7 @@ class PortReach(models.TextChoices):
 
     PEERS = "peers", "Nodes of the other role connect to it"
     DIRECT_MODE = "direct_mode", "The server connects to it in direct proxy mode"
-    NONE = "none", "No other node connects to it (loopback, or used on the node itself)"
+    NONE = "none", "No server-worker path: loopback or used on the node itself (worker to worker follows its own flag)"
 
 
 class GatewayMode(models.TextChoices):

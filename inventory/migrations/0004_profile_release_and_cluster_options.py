@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='portrule',
             name='reach',
-            field=models.CharField(choices=[('peers', 'Nodes of the other role connect to it'), ('direct_mode', 'The server connects to it in direct proxy mode'), ('none', 'No other node connects to it (loopback, or used on the node itself)')], default='peers', help_text='Which network paths prove it; ports.available checks every rule that applies either way', max_length=16),
+            field=models.CharField(choices=[('peers', 'Nodes of the other role connect to it'), ('direct_mode', 'The server connects to it in direct proxy mode'), ('none', 'No server-worker path: loopback or used on the node itself (worker to worker follows its own flag)')], default='peers', help_text='Which network paths prove it; ports.available checks every rule that applies either way', max_length=16),
         ),
         migrations.AddField(
             model_name='requirementprofile',
