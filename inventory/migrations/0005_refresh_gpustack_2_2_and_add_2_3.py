@@ -93,6 +93,8 @@ def _refresh(apps, *, key, name, release, source, base=None):
     AcceleratorRule = apps.get_model("inventory", "AcceleratorRule")
     PortRule = apps.get_model("inventory", "PortRule")
     profile = RequirementProfile.objects.filter(key=key).first()
+    if profile is None and base is None:
+        return None  # an operator deleted the built-in profiles this one would be made from: nothing to refresh
     if profile is None:
         profile = RequirementProfile.objects.create(key=key, name=name, architectures=list(base.architectures))
         OsRule.objects.bulk_create(
