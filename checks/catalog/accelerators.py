@@ -241,6 +241,8 @@ def evaluate_vendors(facts: NodeFacts, profile: ProfileSpec, context: NodeContex
         rule = profile.accelerator_rules.get(key)
         results.append(_driver(facts, vendor, rule))
         results.append(_toolkit(facts, vendor, rule))
-        if rule and (rule.min_version or rule.min_driver_version or rule.min_compute_capability):
+        if rule and any(
+            (rule.min_version, rule.min_driver_version, rule.min_compute_capability, rule.warn_compute_capability)
+        ):
             results.append(_version(facts, vendor, rule))
     return results
