@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.db.models import Count, Q
 from django.http import HttpResponse
@@ -7,7 +8,7 @@ from django.utils.html import format_html
 
 from portal import permissions
 
-from .models import Audit, CheckResult, NetworkPath, NodeAudit
+from .models import Audit, CheckResult, NetworkPath, NodeAudit, Waiver
 from .selectors import node_remediation_script
 
 
@@ -186,3 +187,43 @@ class NetworkPathAdmin(ResultsAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class WaiverForm(forms.ModelForm):
+    check_id = forms.ChoiceField(choices=[], help_text="The check this waiver accepts a non-pass of")
+
+    class Meta:
+        model = Waiver
+        fields = ["cluster", "node", "check_id", "reason", "expires"]
+
+    def __init__(self, *args, **kwargs):
+        from .catalog import CHECK_IDS
+
+        super().__init__(*args, **kwargs)
+        self.fields["check_id"].choices = [(c, c) for c in CHECK_IDS]
+
+
+@admin.register(Waiver)
+class WaiverAdmin(admin.ModelAdmin):
+    """Waivers: adding or changing one is waiving (portal.permissions.WAIVE_CHECK), as on the node page and the API."""
+
+    form = WaiverForm
+    list_display = ["check_id", "cluster", "node", "reason", "author", "created", "expires"]
+    list_filter = ["cluster", "check_id"]
+    search_fields = ["check_id", "reason", "node__name", "cluster__name"]
+    list_select_related = ["cluster", "node"]
+    readonly_fields = ["author", "created"]
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and permissions.allowed(request.user, permissions.WAIVE_CHECK)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and permissions.allowed(
+            request.user, permissions.WAIVE_CHECK
+        )
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+            obj.author = request.user.get_username()
+        super().save_model(request, obj, form, change)

@@ -39,6 +39,9 @@ class Audit(models.Model):
         default=0, help_text="How many times the node audits were handed to Celery (more than 1: re-sent by the sweep)"
     )
     error = models.TextField(blank=True)
+    ignored = models.JSONField(
+        default=list, blank=True, help_text="Check ids waived for this run only (`audit --ignore CHECK_ID`)"
+    )
 
     class Meta:
         ordering = ["-created"]
@@ -92,6 +95,11 @@ class CheckResult(models.Model):
         default=list, blank=True, help_text="Shell commands that fix it on this node, built only from fixed templates"
     )
     position = models.PositiveSmallIntegerField(default=0)
+    waived = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The waiver in force when the result was recorded: {reason, by, expires, ...}; the status stays real",
+    )
 
     class Meta:
         ordering = ["node_audit", "position"]
@@ -135,3 +143,64 @@ class NetworkPath(models.Model):
 
     def __str__(self) -> str:
         return f"{self.check_id}: {self.source_id} -> {self.destination_id} {self.status}"
+
+
+class Waiver(models.Model):
+    """An accepted, known non-pass of one check on a cluster (all its nodes) or one node, until it expires.
+
+    A waived result keeps its real status and does not count against readiness. Waivers are applied when results
+    are recorded, and the result keeps a snapshot of the waiver, so history stays as it was judged."""
+
+    cluster = models.ForeignKey("inventory.Cluster", on_delete=models.CASCADE, related_name="waivers")
+    node = models.ForeignKey(
+        "inventory.Node",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="waivers",
+        help_text="Empty: every node of the cluster",
+    )
+    check_id = models.CharField(max_length=64)
+    reason = models.CharField(max_length=500)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    author = models.CharField(max_length=150, blank=True, help_text="Who made it (kept if the user is deleted)")
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField(help_text="When it stops applying (from the next audit on)")
+
+    class Meta:
+        ordering = ["expires"]
+        indexes = [models.Index(fields=["cluster", "expires"])]
+        constraints = [models.CheckConstraint(condition=~Q(reason=""), name="waiver_reason_set")]
+
+    def __str__(self) -> str:
+        where = self.node.name if self.node_id else f"cluster {self.cluster}"
+        return f"{self.check_id} on {where}"
+
+    def clean(self) -> None:
+        from datetime import timedelta
+
+        from django.core.exceptions import ValidationError
+        from django.utils import timezone
+
+        from .catalog import CHECK_IDS
+
+        errors = {}
+        if self.check_id not in CHECK_IDS:
+            errors["check_id"] = f"{self.check_id!r} is not a check id (for example time.ntp)"
+        if self.node_id and self.cluster_id and self.node.cluster_id != self.cluster_id:
+            errors["node"] = f"node {self.node} is not in cluster {self.cluster}"
+        if self.expires is not None:
+            now = timezone.now()
+            longest = settings.PREFLIGHT_WAIVER_MAX_DAYS
+            if self.expires <= now:
+                errors["expires"] = "the expiry must be in the future"
+            elif self.expires > now + timedelta(days=longest):
+                errors["expires"] = f"a waiver lasts at most {longest} days (PREFLIGHT_WAIVER_MAX_DAYS)"
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def scope(self) -> str:
+        return "node" if self.node_id else "cluster"

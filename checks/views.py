@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
 from django.http import Http404
@@ -36,6 +39,7 @@ from .page_selectors import (
     undouble,
 )
 from .services import AuditRefused, audit_request
+from .services.waivers import waiver_create, waivers_expiring
 
 
 def _cluster(name: str) -> Cluster:
@@ -117,7 +121,9 @@ def dashboard(request, name: str):
     # the node list's failing_check filter these rows link to), worst first. "not checked" rows repeat why a node
     # could not be reached (ssh.connect says it once): not a cause.
     top_failing = list(
-        CheckResult.objects.filter(node_audit_id__in=latest_node_audits, status__in=["fail", "error"])
+        CheckResult.objects.filter(
+            node_audit_id__in=latest_node_audits, status__in=["fail", "error"], waived__isnull=True
+        )
         .exclude(summary__startswith=NOT_CHECKED)
         .values("check_id")
         .annotate(nodes=Count("node_audit__node", distinct=True), worst=Max(severity_case()))
@@ -155,6 +161,12 @@ def dashboard(request, name: str):
             for t in trend
         ],
         "audits": Audit.objects.filter(cluster=cluster).order_by("-created")[:20],
+        # Waived results of the nodes counted above: accepted, shown, not counted against readiness.
+        "waived_results": CheckResult.objects.filter(
+            node_audit_id__in=latest_node_audits, waived__isnull=False
+        ).count(),
+        "expiring": list(waivers_expiring(cluster=cluster)),
+        "expiring_days": settings.PREFLIGHT_WAIVER_EXPIRING_DAYS,
     }
     context["verdict"] = cluster_verdict(
         servers=context["servers"],
@@ -164,7 +176,7 @@ def dashboard(request, name: str):
         blocked_paths=blocked_paths,
     )
     if not permissions.allowed(request.user, permissions.VIEW_RESULTS):  # results need checks.view_audit
-        context.update(latest=None, top_failing=[], trend=[], audits=[], running=None, verdict=None)
+        context.update(latest=None, top_failing=[], trend=[], audits=[], running=None, verdict=None, waived_results=0)
     return render(request, "checks/dashboard.html", context)
 
 
@@ -492,3 +504,39 @@ def path_detail(request, path_id: int):
     path = get_object_or_404(NetworkPath.objects.select_related("source", "destination", "audit__cluster"), pk=path_id)
     ports = sorted(((int(port), outcome) for port, outcome in path.outcomes.items()), key=lambda item: item[0])
     return render(request, "checks/path.html", {"path": path, "ports": ports})
+
+
+@login_required
+@require_POST
+@permission_required("inventory.view_node", raise_exception=True)
+@permissions.requires(permissions.WAIVE_CHECK)
+def node_waive(request, node_id: int):
+    """The node page's "Waive": one check, on this node or its whole cluster, with a reason and an expiry date
+    (00:00 UTC of that day). It applies from the next audit on; the page says so."""
+    node = get_object_or_404(Node.objects.select_related("cluster"), pk=node_id)
+    back = f"{reverse('ui:node_detail', args=[node.pk])}#waivers"
+    try:
+        day = date.fromisoformat(request.POST.get("expires", ""))
+    except ValueError:
+        messages.error(request, "Waiver not saved: the expiry must be a date (YYYY-MM-DD).")
+        return redirect(back)
+    try:
+        waiver = waiver_create(
+            user=request.user,
+            cluster=node.cluster,
+            node=None if request.POST.get("scope") == "cluster" else node,
+            check_id=request.POST.get("check_id", ""),
+            reason=request.POST.get("reason", ""),
+            expires=datetime.combine(day, time.min, tzinfo=UTC),
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+        messages.error(request, f"Waiver not saved: {problems}")
+        return redirect(back)
+    where = "this node" if waiver.node_id else f"every node of {node.cluster.name}"
+    messages.success(
+        request,
+        f"{waiver.check_id} is waived for {where} until {waiver.expires:%Y-%m-%d} UTC: it stops counting against "
+        "readiness from the next audit on.",
+    )
+    return redirect(back)

@@ -15,5 +15,6 @@ urlpatterns = [
     path("paths/<int:path_id>/", checks_views.path_detail, name="path"),
     path("nodes/", inventory_views.node_list, name="node_list"),
     path("nodes/<int:node_id>/", inventory_views.node_detail, name="node_detail"),
+    path("nodes/<int:node_id>/waive/", checks_views.node_waive, name="node_waive"),
     path("nodes/<int:node_id>/remediation.sh", inventory_views.node_remediation, name="node_remediation"),
 ]

@@ -220,3 +220,7 @@ PREFLIGHT_TARGET_ALLOW_NAMES = env.bool("PREFLIGHT_TARGET_ALLOW_NAMES", default=
 # The function that turns a node's name into addresses (dotted path; `(host, port) -> list[str]`). Tests name a
 # resolver of their own here (a name whose answer changes between calls) instead of patching the socket module.
 PREFLIGHT_TARGET_RESOLVER = env("PREFLIGHT_TARGET_RESOLVER", default="checks.targets.system_resolve")
+
+# Waivers (issue 23): a waiver lasts at most this many days; the dashboard lists those expiring within the second.
+PREFLIGHT_WAIVER_MAX_DAYS = env.int("PREFLIGHT_WAIVER_MAX_DAYS", default=90)
+PREFLIGHT_WAIVER_EXPIRING_DAYS = env.int("PREFLIGHT_WAIVER_EXPIRING_DAYS", default=7)
