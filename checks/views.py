@@ -18,6 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_celery_beat.models import PeriodicTask
 
@@ -27,6 +29,8 @@ from portal import permissions
 
 from .catalog import SEVERITY
 from .choices import RunState, Trigger
+from .install import image_ref
+from .install_plan import cluster_install_plan, server_url
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
 from .page_selectors import (
     FAILING_ONLY_ABOVE,
@@ -540,3 +544,25 @@ def node_waive(request, node_id: int):
         "readiness from the next audit on.",
     )
     return redirect(back)
+
+
+@login_required
+@sensitive_post_parameters("token")
+@never_cache
+@permission_required("inventory.view_cluster", raise_exception=True)
+@permissions.requires(permissions.VIEW_RESULTS)
+def install_plan(request, name: str):
+    """The cluster's GPUStack install commands in order (server first), each node not ready marked with why. The
+    registration token comes in a POST for this response only: it is never stored, logged or put in a URL."""
+    cluster = _cluster(name)
+    token = request.POST.get("token", "").strip()[:512] if request.method == "POST" else ""
+    plan = cluster_install_plan(cluster=cluster, token=token)
+    servers = [item.node for item in plan if item.node.role == "server"]
+    context = {
+        "cluster": cluster,
+        "plan": plan,
+        "image": image_ref(cluster.gpustack_image_tag),
+        "server_url": server_url(cluster, servers),
+        "token_used": bool(token),
+    }
+    return render(request, "checks/install_plan.html", context)

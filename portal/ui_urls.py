@@ -10,6 +10,7 @@ urlpatterns = [
     path("clusters/<str:name>/", checks_views.dashboard, name="dashboard"),
     path("clusters/<str:name>/audit/", checks_views.audit_now, name="audit_now"),
     path("clusters/<str:name>/diff/", checks_views.audit_diff, name="diff"),
+    path("clusters/<str:name>/install/", checks_views.install_plan, name="install_plan"),
     path("clusters/<str:name>/matrix/", checks_views.matrix, name="matrix"),
     path("audits/<int:audit_id>/progress/", checks_views.audit_progress, name="audit_progress"),
     path("paths/<int:path_id>/", checks_views.path_detail, name="path"),

@@ -75,3 +75,16 @@ class ReplayTransport:
             out.append(f"\n@@PF:{nonce}:BEGIN {name}@@\n{text}\n@@PF:{nonce}:END {name} 0@@\n")
         out.append(f"\n@@PF:{nonce}:BEGIN done@@\nok\n@@PF:{nonce}:END done 0@@\n")
         return ProbeRun(output="".join(out), exit_status=0, started=started, first_byte=started, finished=time.time())
+
+
+AMD_PCI = "0000:c1:00.0 0x1002 0x038000 0x74a0\n"
+
+
+def amd_worker_sections(**extra: str) -> dict[str, str]:
+    """An AMD MI300A host (recorded `amd-smi static`) whose Docker has no `amd` runtime registered."""
+    return sections(
+        pci=AMD_PCI,
+        tools="amd-smi /usr/bin/amd-smi\n",
+        amd_smi=fixture("amd-smi/mi300a-x4_amd-smi-static_readme-2024.txt"),
+        **extra,
+    )

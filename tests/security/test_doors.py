@@ -183,6 +183,7 @@ def results_web(make, world, *perms):
             reverse("ui:diff", args=[cluster.name]),
             reverse("ui:audit_progress", args=[audit.pk]),
             reverse("ui:path", args=[world["path"].pk]),
+            reverse("ui:install_plan", args=[cluster.name]),
         ],
     )
 
