@@ -8,7 +8,7 @@ from django.utils.html import format_html
 
 from portal import permissions
 
-from .models import Audit, CheckResult, NetworkPath, NodeAudit, Waiver
+from .models import AlertEmail, Audit, CheckResult, NetworkPath, NodeAudit, Waiver, WebhookDelivery, WebhookEndpoint
 from .selectors import node_remediation_script
 
 
@@ -227,3 +227,71 @@ class WaiverAdmin(admin.ModelAdmin):
             obj.created_by = request.user
             obj.author = request.user.get_username()
         super().save_model(request, obj, form, change)
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="The HMAC-SHA256 key the receiver verifies X-Preflight-Signature with. Stored encrypted, never "
+        "shown again; leave empty to keep the current one.",
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["cluster", "name", "url", "enabled"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.secret_encrypted and not cleaned.get("secret"):
+            self.add_error("secret", "a new endpoint needs a secret")
+        return cleaned
+
+    def save(self, commit=True):
+        if self.cleaned_data.get("secret"):
+            self.instance.secret = self.cleaned_data["secret"]
+        return super().save(commit)
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    extra = 0
+    fields = ["created", "audit", "state", "attempts", "response_status", "address", "error", "finished"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Where a cluster's regression alerts go; the delivery log is below each endpoint and under Webhook deliveries."""
+
+    form = WebhookEndpointForm
+    list_display = ["name", "cluster", "url", "enabled", "created"]
+    list_filter = ["cluster", "enabled"]
+    inlines = [WebhookDeliveryInline]
+
+
+@admin.register(AlertEmail)
+class AlertEmailAdmin(admin.ModelAdmin):
+    list_display = ["address", "cluster", "enabled"]
+    list_filter = ["cluster", "enabled"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """The delivery log: read only."""
+
+    list_display = ["id", "endpoint", "audit", "state", "attempts", "response_status", "created", "finished"]
+    list_filter = ["state", "endpoint__cluster"]
+    list_select_related = ["endpoint", "audit"]
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

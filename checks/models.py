@@ -204,3 +204,91 @@ class Waiver(models.Model):
     @property
     def scope(self) -> str:
         return "node" if self.node_id else "cluster"
+
+
+class WebhookEndpoint(models.Model):
+    """Where a cluster's regression alerts are POSTed: a JSON body signed with HMAC-SHA256 under this endpoint's
+    secret (`X-Preflight-Signature: sha256=<hex>`). The secret is encrypted at rest like credentials; the URL obeys
+    the webhook target policy when saved and again, on the resolved address, at every send."""
+
+    cluster = models.ForeignKey("inventory.Cluster", on_delete=models.CASCADE, related_name="webhooks")
+    name = models.CharField(max_length=120)
+    url = models.URLField(max_length=500, help_text="https:// unless PREFLIGHT_WEBHOOK_ALLOW_HTTP")
+    secret_encrypted = models.TextField(editable=False)
+    enabled = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["cluster", "name"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "name"], name="webhook_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.cluster})"
+
+    @property
+    def secret(self) -> str:
+        from inventory.crypto import secret_decrypt
+
+        return secret_decrypt(self.secret_encrypted)
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        from inventory.crypto import secret_encrypt
+
+        self.secret_encrypted = secret_encrypt(value)
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .alerts.policy import WebhookRefused, webhook_target
+
+        if self.url:
+            try:
+                webhook_target(self.url)
+            except WebhookRefused as exc:
+                raise ValidationError({"url": str(exc)}) from None
+
+
+class AlertEmail(models.Model):
+    """An address that gets a cluster's regression alerts through Django's e-mail backend."""
+
+    cluster = models.ForeignKey("inventory.Cluster", on_delete=models.CASCADE, related_name="alert_emails")
+    address = models.EmailField()
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["cluster", "address"]
+        verbose_name = "alert e-mail address"
+        constraints = [models.UniqueConstraint(fields=["cluster", "address"], name="alert_email_unique")]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class WebhookDelivery(models.Model):
+    """One alert to one endpoint and what became of it: the delivery log."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    audit = models.ForeignKey(Audit, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    event = models.CharField(max_length=64, default="regression")
+    body = models.TextField(help_text="The JSON body sent (and signed)")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    address = models.CharField(max_length=64, blank=True, help_text="The checked IP address last connected to")
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["state"])]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} to {self.endpoint_id}: {self.state}"

@@ -224,3 +224,12 @@ PREFLIGHT_TARGET_RESOLVER = env("PREFLIGHT_TARGET_RESOLVER", default="checks.tar
 # Waivers (issue 23): a waiver lasts at most this many days; the dashboard lists those expiring within the second.
 PREFLIGHT_WAIVER_MAX_DAYS = env.int("PREFLIGHT_WAIVER_MAX_DAYS", default=90)
 PREFLIGHT_WAIVER_EXPIRING_DAYS = env.int("PREFLIGHT_WAIVER_EXPIRING_DAYS", default=7)
+# Regression alerts (issue 23). Webhooks: https only unless PREFLIGHT_WEBHOOK_ALLOW_HTTP; never a loopback,
+# link-local or cloud metadata address unless its network is listed in PREFLIGHT_WEBHOOK_ALLOW_NETWORKS (CIDRs).
+PREFLIGHT_WEBHOOK_ALLOW_HTTP = env.bool("PREFLIGHT_WEBHOOK_ALLOW_HTTP", default=False)
+PREFLIGHT_WEBHOOK_ALLOW_NETWORKS = env.list("PREFLIGHT_WEBHOOK_ALLOW_NETWORKS", default=[])
+PREFLIGHT_WEBHOOK_TIMEOUT = env.float("PREFLIGHT_WEBHOOK_TIMEOUT", default=10.0)
+PREFLIGHT_WEBHOOK_MAX_ATTEMPTS = env.int("PREFLIGHT_WEBHOOK_MAX_ATTEMPTS", default=6)
+PREFLIGHT_WEBHOOK_RETRY_BASE = env.float("PREFLIGHT_WEBHOOK_RETRY_BASE", default=30.0)  # 30 s, 1, 2, 4, 8 min
+PREFLIGHT_ALERT_EMAIL_FROM = env("PREFLIGHT_ALERT_EMAIL_FROM", default="preflight@localhost")
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
