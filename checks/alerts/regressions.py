@@ -23,8 +23,8 @@ class NodeState:
 
 @dataclass
 class Regressions:
-    went_not_ready: list[dict] = field(default_factory=list)
-    newly_failing: list[dict] = field(default_factory=list)
+    went_not_ready: list[dict[str, str]] = field(default_factory=list)
+    newly_failing: list[dict[str, str]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.went_not_ready or self.newly_failing)
