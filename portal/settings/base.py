@@ -233,3 +233,8 @@ PREFLIGHT_WEBHOOK_MAX_ATTEMPTS = env.int("PREFLIGHT_WEBHOOK_MAX_ATTEMPTS", defau
 PREFLIGHT_WEBHOOK_RETRY_BASE = env.float("PREFLIGHT_WEBHOOK_RETRY_BASE", default=30.0)  # 30 s, 1, 2, 4, 8 min
 PREFLIGHT_ALERT_EMAIL_FROM = env("PREFLIGHT_ALERT_EMAIL_FROM", default="preflight@localhost")
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+# Prometheus /metrics (issue 23): loopback may scrape without a token (PREFLIGHT_METRICS_LOOPBACK), addresses in
+# PREFLIGHT_METRICS_ALLOW_NETWORKS (CIDRs) too; anyone else sends `Authorization: Bearer <PREFLIGHT_METRICS_TOKEN>`.
+PREFLIGHT_METRICS_LOOPBACK = env.bool("PREFLIGHT_METRICS_LOOPBACK", default=True)
+PREFLIGHT_METRICS_ALLOW_NETWORKS = env.list("PREFLIGHT_METRICS_ALLOW_NETWORKS", default=[])
+PREFLIGHT_METRICS_TOKEN = env("PREFLIGHT_METRICS_TOKEN", default="")
