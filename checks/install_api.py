@@ -13,7 +13,7 @@ from portal.api_plumbing import ApiError, require
 from .install_plan import NodeInstall, node_install
 
 router = Router(tags=["install"])
-ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
 
 
 class InstallTokenIn(Schema):
