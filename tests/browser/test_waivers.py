@@ -43,10 +43,10 @@ def test_waive_from_the_node_page_then_ready_and_the_install_plan(live_server, p
     assert _servers_ready(page) == "0 / 1"
     # when: the operator waives time.ntp from the node page
     page.goto(f"{base}/nodes/{server.pk}/")
-    check = page.locator("#check-time\\.ntp")
-    check.locator("summary", has_text="Waive").click()
-    check.locator("input[name=reason]").fill("NTP comes with the golden image next week")
-    check.locator("button[type=submit]").click()
+    waive = page.locator("#waive-time\\.ntp")
+    waive.locator("summary").click()
+    waive.locator("input[name=reason]").fill("NTP comes with the golden image next week")
+    waive.locator("button[type=submit]").click()
     page.wait_for_url(f"**/nodes/{server.pk}/#waivers")
     assert "is waived for this node until" in page.locator(".messages, main").first.inner_text()
     assert "NTP comes with the golden image next week" in page.locator("#waivers + .scroll").inner_text()
