@@ -198,3 +198,56 @@ def test_a_name_that_rebinds_to_the_metadata_address_at_send_time_is_refused_and
     assert receiver.requests == [] and delivery.state == "failed" and delivery.attempts == 1
     assert "hooks.example (169.254.169.254) is a cloud metadata address" in delivery.error
     assert fake_dns.CALLS == ["hooks.example", "hooks.example"]
+
+
+def test_a_receiver_that_keeps_failing_is_retried_with_backoff_then_counted_failed(lab, loopback_webhooks, settings):
+    from checks.alerts.services import webhook_attempt
+    from portal.metrics import PreflightCollector
+
+    # given: one recorded delivery to a receiver that always answers 503
+    settings.PREFLIGHT_WEBHOOK_MAX_ATTEMPTS = 3
+    settings.PREFLIGHT_WEBHOOK_RETRY_BASE = 30
+    cluster, _ = lab
+    with Receiver([503]) as receiver:
+        endpoint = _endpoint(cluster, receiver.url)
+        delivery = WebhookDelivery.objects.create(endpoint=endpoint, body='{"event": "preflight.regression"}')
+        # when: the task's tries, one by one
+        attempts = [webhook_attempt(delivery_id=delivery.pk) for _ in range(4)]
+    # then: 30 s, then 60 s, then it gives up; a fourth call finds nothing to do
+    assert [(a.delivered, a.retry_in) for a in attempts] == [(False, 30), (False, 60), (False, None), (False, None)]
+    assert len(receiver.requests) == 3
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts, delivery.response_status) == ("failed", 3, 503)
+    assert delivery.error == "the receiver answered HTTP 503"
+    failed = next(f for f in PreflightCollector().collect() if f.name == "preflight_webhook_deliveries_failed")
+    assert [(s.labels, s.value) for s in failed.samples if s.name.endswith("_total")] == [({"cluster": "lab"}, 1)]
+
+
+def test_the_admin_stores_the_endpoint_secret_encrypted_and_never_shows_it(admin_client, settings):
+    settings.PREFLIGHT_WEBHOOK_ALLOW_NETWORKS = []
+    settings.PREFLIGHT_TARGET_RESOLVER = "tests.security.fake_dns.rebinding"
+    fake_dns.reset(**{"hooks.example.com": ["203.0.113.10"]})
+    cluster = ClusterFactory(name="lab")
+    response = admin_client.post(
+        "/admin/checks/webhookendpoint/add/",
+        {
+            "cluster": cluster.pk,
+            "name": "ops",
+            "url": "https://hooks.example.com/preflight",
+            "enabled": "on",
+            "secret": "top-secret-hmac-key",
+            "deliveries-TOTAL_FORMS": 0,
+            "deliveries-INITIAL_FORMS": 0,
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    endpoint = WebhookEndpoint.objects.get()
+    assert endpoint.secret == "top-secret-hmac-key" and "top-secret" not in endpoint.secret_encrypted
+    page = admin_client.get(f"/admin/checks/webhookendpoint/{endpoint.pk}/change/").content.decode()
+    assert "top-secret-hmac-key" not in page
+    refused = admin_client.post(
+        "/admin/checks/webhookendpoint/add/",
+        {"cluster": cluster.pk, "name": "imds", "url": "https://169.254.169.254/", "secret": "s",
+         "deliveries-TOTAL_FORMS": 0, "deliveries-INITIAL_FORMS": 0},
+    )  # fmt: skip
+    assert "cloud metadata address" in refused.content.decode() and WebhookEndpoint.objects.count() == 1

@@ -257,3 +257,24 @@ def test_waivers_api_crud_and_errors(lab, django_user_model):
     assert patched.status_code == 200 and patched.json()["reason"] == "rebuilt next week"
     assert api.delete(f"{url}/{waiver['id']}").status_code == 204
     assert api.get(f"{url}/{waiver['id']}").status_code == 404 and not Waiver.objects.exists()
+
+
+def test_waivers_also_apply_to_the_network_results_the_matrix_adds(lab, waiver_user, capsys):
+    from checks.services.waivers import node_audit_restamp
+
+    # given: an audited node whose matrix later recorded a failing path check on it
+    cluster, node = lab
+    document, _ = _audit(capsys, "--ignore", "time.ntp")
+    node_audit = NodeAudit.objects.get(audit_id=document["audit"])
+    CheckResult.objects.create(
+        node_audit=node_audit, check_id="network.worker_to_server", status="fail", summary="10150 refused", position=99
+    )
+    waiver_create(user=waiver_user, cluster=cluster, check_id="network.worker_to_server", reason="firewall ticket")
+    # when: the matrix's recording applies waivers to the node audit's results
+    status = node_audit_restamp(node_audit=node_audit)
+    # then: both the run's --ignore and the waiver hold; the node stays ready
+    waived = dict(
+        CheckResult.objects.filter(node_audit=node_audit, waived__isnull=False).values_list("check_id", "waived")
+    )
+    assert status == "warn"
+    assert waived["time.ntp"]["scope"] == "run" and waived["network.worker_to_server"]["reason"] == "firewall ticket"
