@@ -34,7 +34,14 @@ def waiver_user(django_user_model):
     from tests.security.conftest import grant
 
     user = django_user_model.objects.create_user("ops", password="pw", is_staff=True)
-    grant(user, "checks.add_waiver", "checks.view_audit", "inventory.view_cluster", "inventory.view_node")
+    grant(
+        user,
+        "checks.add_waiver",
+        "checks.view_waiver",
+        "checks.view_audit",
+        "inventory.view_cluster",
+        "inventory.view_node",
+    )
     return django_user_model.objects.get(pk=user.pk)
 
 
@@ -278,3 +285,22 @@ def test_waivers_also_apply_to_the_network_results_the_matrix_adds(lab, waiver_u
     )
     assert status == "warn"
     assert waived["time.ntp"]["scope"] == "run" and waived["network.worker_to_server"]["reason"] == "firewall ticket"
+
+
+def test_the_dashboard_lists_waivers_only_to_who_may_read_them(lab, waiver_user, client, django_user_model):
+    from tests.security.conftest import grant
+
+    cluster, node = lab
+    waiver_create(
+        user=waiver_user, cluster=cluster, node=node, check_id="time.ntp", reason="private reason",
+        expires=timezone.now() + timedelta(days=2),
+    )  # fmt: skip
+    reader = django_user_model.objects.create_user("reader", password="pw")
+    grant(reader, "inventory.view_cluster", "checks.view_audit")
+    client.force_login(reader)
+    without = client.get(reverse("ui:dashboard", args=["lab"])).content.decode()
+    grant(reader, "checks.view_waiver")
+    client.force_login(django_user_model.objects.get(pk=reader.pk))
+    with_it = client.get(reverse("ui:dashboard", args=["lab"])).content.decode()
+    assert "private reason" not in without and 'id="expiring-waivers"' not in without
+    assert "private reason" in with_it
