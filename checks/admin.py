@@ -23,6 +23,9 @@ class ResultsRule:
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_add_permission(self, request, obj=None):
+        return False
+
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and permissions.allowed(  # type: ignore[misc]
             request.user, permissions.VIEW_RESULTS

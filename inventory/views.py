@@ -93,6 +93,7 @@ def _filter_problems(request, filterset) -> list[str]:
 # inventory: name, cluster, role, address.
 RESULT_COLUMNS = ("last_audit_status", "why", "os", "accelerators", "last_audited_at")
 RESULT_FILTERS = ("status", "readiness", "vendor", "os", "failing_check")
+VIEW_RESULTS_NEEDS = permissions.RULES[permissions.VIEW_RESULTS].text()
 
 
 @login_required
@@ -102,19 +103,19 @@ def node_list(request):
     params = request.GET.copy()
     export = params.pop("export", [None])[-1]
     filterset = NodeFilterSet(params or None, queryset=node_queryset())
-    problems = _filter_problems(request, filterset)
-    if not results:
+    refused = []
+    if not results:  # before the form is built from the filters
         for name in RESULT_FILTERS:
-            field = filterset.form.fields.pop(name, None)
-            filterset.filters.pop(name, None)
+            refused_filter = filterset.filters.pop(name)
             if params.get(name):
-                label = field.label if field is not None else name
-                problems.append(f"{label}: filtering by results needs {permissions.RULES[permissions.VIEW_RESULTS].text()}.")
+                refused.append(f"{refused_filter.label or name}: filtering by results needs {VIEW_RESULTS_NEEDS}.")
+    problems = _filter_problems(request, filterset) + refused
     # An invalid filter shows what is wrong and lists nothing: never silently every node.
     queryset = filterset.qs if filterset.is_bound and not problems else node_queryset()
     if problems:
         queryset = queryset.none()
     table = NodeTable(queryset, exclude=() if results else RESULT_COLUMNS)
+    table.results = results  # the row template writes the result cells only then
     if export in ("csv", "json"):
         RequestConfig(request, paginate=False).configure(table)
         if problems:

@@ -329,6 +329,16 @@ def results_node_list_filter(make, world, *perms):
     return _listed(body, world["worker"]) and not _listed(body, world["server"])
 
 
+def results_node_list_sort(make, world, *perms):
+    # Sorting by status, worst first, orders the nodes by a result even with the column hidden.
+    _, web, _ = make(*perms)
+    body = web.get(reverse("ui:node_list"), {"sort": "last_audit_status"}).content.decode()
+    worker, server = (
+        body.index(f'href="{reverse("ui:node_detail", args=[n.pk])}"') for n in (world["worker"], world["server"])
+    )
+    return worker < server  # by name srv comes first; worst first w1 (fail) does
+
+
 def results_api_nodes(make, world, *perms):
     _, _, api = make(*perms)
     rows = api.get(f"{API}/nodes").json()["items"]
@@ -617,6 +627,7 @@ DOORS = {
         results_node_list,
         results_node_exports,
         results_node_list_filter,
+        results_node_list_sort,
         results_api_nodes,
         results_api_node_filter,
         results_admin_nodes,
