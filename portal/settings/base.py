@@ -140,6 +140,10 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Files the portal writes through a storage (collectstatic's copies; uploads are parsed in memory) are its user's
+# alone, like everything else it writes (Django's default is 644); WhiteNoise reads them as that same user.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATICFILES_DIRS = [BASE_DIR / "portal" / "static"]
 LOGIN_URL = "login"
