@@ -10,9 +10,9 @@ from ninja.pagination import paginate
 from portal import permissions
 from portal.api_plumbing import ApiError, BoundedPagination, require
 
+from .choices import HostKeyState
 from .filtersets import ClusterFilterSet, NodeFilterSet
 from .importers.ansible import InventoryError
-from .choices import HostKeyState
 from .models import Accelerator, Cluster, HostKey, Node, RequirementProfile
 from .schemas import (
     ClusterIn,

@@ -5,7 +5,6 @@ Each door is a function `door(make, world) -> bool` that tries the action as a u
 and says whether it happened; the user always holds every other permission the door needs.
 """
 
-import json
 import re
 
 import pytest
