@@ -133,7 +133,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic copies to: the checkout by default; the systemd units use /var/lib/preflight/static, the one
+# place their sandbox may write (deploy/systemd/).
+STATIC_ROOT = env.path("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 # WhiteNoise serves the admin's and the UI's static files from the portal process itself, so the embedded default
 # needs no web server in front and no asset ever comes from the internet.
 STORAGES = {

@@ -56,8 +56,8 @@ def installed(tmp_path: Path) -> Path:
     """The units as installed, with /opt/preflight/.venv/bin pointing at this checkout's executables."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for program in ("gunicorn", "celery"):
-        (bin_dir / program).symlink_to((REPO / ".venv" / "bin" / program).resolve())
+    for program in ("gunicorn", "celery", "python"):
+        (bin_dir / program).symlink_to(REPO / ".venv" / "bin" / program)
     for name in SERVICES:
         text = (UNITS / name).read_text().replace("/opt/preflight/.venv/bin", str(bin_dir))
         (tmp_path / name).write_text(text)
