@@ -9,6 +9,10 @@ bootstrap_apt python3 python3-venv redis-server redis-tools openssh-client
 bootstrap_venv
 # From here on every file the portal, its worker and Redis write is this user's alone (umask 077; bootstrap.sh).
 portal_private_files
+if [ "$(id -u)" -eq 0 ]; then
+  log "Running as root: the portal, its worker and Redis run as root too. Run serve.sh as an ordinary user (sudo is"
+  log "used for apt only), or use the systemd units in deploy/systemd/, which run as the unprivileged preflight user."
+fi
 
 REDIS_SOCKET="$ROOT/run/redis/redis.sock"
 portal_setup "$REDIS_SOCKET"
