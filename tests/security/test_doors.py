@@ -516,14 +516,14 @@ def add_import_admin(make, world, *perms):
 
 def _kept(world) -> bool:
     server = Node.objects.get(pk=world["server"].pk)
-    assert server.address == "192.0.2.200"  # the move itself is always saved
+    assert server.address == "198.51.100.200"  # the move itself is always saved (never a factory address: 192.0.2.x)
     return server.credential_id == world["credential"].pk
 
 
 def keep_admin(make, world, *perms):
     _, web, _ = make(*perms)
     server = world["server"]
-    web.post(reverse("admin:inventory_node_change", args=[server.pk]), _node_form(server, address="192.0.2.200"))
+    web.post(reverse("admin:inventory_node_change", args=[server.pk]), _node_form(server, address="198.51.100.200"))
     return _kept(world)
 
 
@@ -551,20 +551,20 @@ def keep_admin_inline(make, world, *perms):
                 f"nodes-{i}-enabled": "on",
             }
         )
-    data["nodes-0-address"] = "192.0.2.200"
+    data["nodes-0-address"] = "198.51.100.200"
     web.post(reverse("admin:inventory_cluster_change", args=[cluster.pk]), data)
     return _kept(world)
 
 
 def keep_api(make, world, *perms):
     _, _, api = make(*perms)
-    _json(api, "patch", f"{API}/nodes/{world['server'].pk}", {"address": "192.0.2.200"})
+    _json(api, "patch", f"{API}/nodes/{world['server'].pk}", {"address": "198.51.100.200"})
     return _kept(world)
 
 
 def keep_import(make, world, *perms):
     _, _, api = make(*perms)
-    _upload(api, "[server]\nsrv ansible_host=192.0.2.200\n", admin=False)
+    _upload(api, "[server]\nsrv ansible_host=198.51.100.200\n", admin=False)
     return _kept(world)
 
 
