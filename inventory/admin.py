@@ -323,6 +323,7 @@ class HostKeyInline(HostKeyTrust, admin.TabularInline):
 
 
 NODE_FILTERS_ON_RESULTS = ("last_audit_status", "accelerators__vendor")
+NODE_RESULT_LOOKUPS = (*NODE_RESULT_FIELDS, "accelerators", "installs", "node_audits")
 
 
 @admin.register(Node)
@@ -370,6 +371,13 @@ class NodeAdmin(admin.ModelAdmin):
     def get_list_filter(self, request):
         fields = super().get_list_filter(request)
         return fields if _sees_results(request) else [f for f in fields if f not in NODE_FILTERS_ON_RESULTS]
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # The admin lets any local field filter the list from the query string (?last_audit_status__exact=fail),
+        # listed in list_filter or not: a filter on a result reads it.
+        if lookup.split("__")[0] in NODE_RESULT_LOOKUPS and request is not None and not _sees_results(request):
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
