@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required, permission_required
 from django.db.models import OuterRef, Prefetch, Subquery
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.http import content_disposition_header
 from django_tables2 import RequestConfig
 
 from checks.catalog import CHECK_IDS
@@ -173,7 +174,7 @@ def _export(table: NodeTable, kind: str) -> HttpResponse:
         writer = csv.DictWriter(response, fieldnames=EXPORT_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    response["Content-Disposition"] = f'attachment; filename="preflight-nodes.{kind}"'
+    response["Content-Disposition"] = content_disposition_header(True, f"preflight-nodes.{kind}")
     return response
 
 
@@ -233,5 +234,5 @@ def node_remediation(request, node_id: int):
     if latest is None:
         raise Http404("this node has no finished audit")
     response = HttpResponse(node_remediation_script(node_audit=latest), content_type="text/x-shellscript")
-    response["Content-Disposition"] = f'attachment; filename="preflight-{node.name}-remediation.sh"'
+    response["Content-Disposition"] = content_disposition_header(True, f"preflight-{node.name}-remediation.sh")
     return response
