@@ -1,4 +1,4 @@
-"""Refuse, with a 400 before any view runs, requests that would otherwise answer 500 outside our code.
+"""Refuse with a 400 (422 in the API), before any view runs, requests that would otherwise answer 500:
 
 - A NUL character in the path, the query string or a JSON body. PostgreSQL cannot store or compare a string holding
   NUL (psycopg raises "A string literal cannot contain NUL"), so a `%00` in a cluster name, a filter or a JSON field
@@ -44,8 +44,8 @@ class RequestGuardMiddleware:
             refused = _ADMIN_NUMBER
         if refused is None:
             return self.get_response(request)
-        if request.path.startswith("/api/"):
-            return JsonResponse({"code": "bad_request", "message": refused, "errors": []}, status=400)
+        if request.path.startswith("/api/"):  # the API's error shape and the status its schema documents for input
+            return JsonResponse({"code": "validation_error", "message": refused, "errors": []}, status=422)
         return HttpResponse(refused, status=400, content_type="text/plain; charset=utf-8")
 
     @staticmethod
