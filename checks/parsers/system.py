@@ -94,10 +94,10 @@ def _logical_lines(text: str) -> list[str]:
         line = lines[index]
         index += 1
         if _USERS_START in line and not _USERS_END.search(line[line.find(_USERS_START) :]):
+            # the field's end (`",pid=N,fd=M))`) holds no line break, so it is on one of the next lines, whole
             for extra in range(index, min(index + _CONTINUATION_LIMIT, len(lines))):
-                candidate = "\n".join(lines[index - 1 : extra + 1])
-                if _USERS_END.search(candidate[candidate.find(_USERS_START) :]):
-                    line, index = candidate, extra + 1
+                if _USERS_END.search(lines[extra]):
+                    line, index = "\n".join(lines[index - 1 : extra + 1]), extra + 1
                     break
         joined.append(line)
     return joined
