@@ -3,7 +3,7 @@ as a superuser and as a narrow user: no input may answer 5xx. schemathesis (test
 walks the URL patterns themselves, so the admin and the HTML pages are covered too.
 
 Two parts: a sweep that requests every pattern with each of a few fixed hostile values (so no pattern is skipped),
-and a hypothesis run that draws patterns, path values and query strings (100 examples; PREFLIGHT_CRAWL_EXAMPLES
+and a hypothesis run that draws patterns, path values and query strings (300 examples; PREFLIGHT_CRAWL_EXAMPLES
 sets another number)."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from django.urls.resolvers import URLPattern, URLResolver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from inventory.services import api_token_create
 from tests.uidata import build_cluster
 
 pytestmark = pytest.mark.django_db
@@ -84,14 +85,17 @@ def crawl_data(db):
 
 @pytest.fixture
 def clients(crawl_data, django_user_model):
-    """A superuser and a narrow staff user (may view nodes and clusters, nothing else), each logged in."""
+    """A superuser and a narrow staff user (may view nodes and clusters, nothing else), each logged in and with an
+    API token."""
     superuser = django_user_model.objects.create_superuser("crawl-root", password="pw")
     narrow = django_user_model.objects.create_user("crawl-narrow", password="pw", is_staff=True)
     for codename in ("view_node", "view_cluster"):
         narrow.user_permissions.add(Permission.objects.get(content_type__app_label="inventory", codename=codename))
     made = {}
     for label, user in (("superuser", superuser), ("narrow", narrow)):
-        client = Client(raise_request_exception=False)
+        _, token = api_token_create(user=user, name="crawl")
+        # the session serves the pages and the admin, the bearer token the API
+        client = Client(raise_request_exception=False, HTTP_AUTHORIZATION=f"Bearer {token}")
         client.force_login(user)
         made[label] = client
     return made
@@ -111,6 +115,15 @@ def test_the_crawl_knows_the_routes_of_every_door():
     assert "clusters/<str:name>/diff/" in ROUTES and "nodes/<int:node_id>/remediation.sh" in ROUTES
     assert "admin/inventory/node/<path:object_id>/change/" in ROUTES and any(r.startswith("api/v1/") for r in ROUTES)
     assert len(ROUTES) > 150
+
+
+def test_the_crawl_is_logged_in_at_every_door(clients, crawl_data):
+    # the crawl's requests reach the views, not the login page or the API's 401
+    root, narrow = clients["superuser"], clients["narrow"]
+    assert root.get("/api/v1/nodes").status_code == 200 and narrow.get("/api/v1/nodes").status_code == 200
+    assert root.get("/admin/inventory/node/").status_code == 200 and narrow.get("/nodes/").status_code == 200
+    assert root.get(f"/api/v1/audits/{crawl_data['audits'][0].pk}").status_code == 200
+    assert narrow.get(f"/api/v1/audits/{crawl_data['audits'][0].pk}").status_code == 403
 
 
 @pytest.mark.parametrize("user", ["superuser", "narrow"])
@@ -166,7 +179,7 @@ def test_every_admin_field_filter_answers_huge_numbers_without_a_5xx(clients):
 
 
 @settings(
-    max_examples=int(os.environ.get("PREFLIGHT_CRAWL_EXAMPLES", "100")),
+    max_examples=int(os.environ.get("PREFLIGHT_CRAWL_EXAMPLES", "300")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -182,3 +195,38 @@ def test_hypothesis_crawl_finds_no_5xx(clients, crawl_data, route, path_value, r
     value = crawl_data["real"][len(path_value) % 3] if real else path_value
     # when / then
     _get(clients[user], _url(route, value), query)
+
+
+HUGE = "9999999999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"/nodes/{HUGE}/",
+        f"/nodes/{HUGE}/remediation.sh",
+        f"/audits/{HUGE}/progress/",
+        f"/paths/{HUGE}/",
+        f"/nodes/{2**63}/",
+        f"/admin/inventory/node/{HUGE}/change/",
+        f"/api/v1/nodes/{HUGE}",
+        f"/api/v1/audits/{HUGE}",
+        f"/api/v1/nodes/{HUGE}/checks",
+        f"/api/v1/nodes/{HUGE}/remediation",
+    ],
+)
+def test_oversized_ids_in_paths_answer_404(clients, url):
+    response = clients["superuser"].get(url)
+    # the admin answers a missing object with a redirect to its list and a message, as for any unknown id
+    assert response.status_code == (302 if url.startswith("/admin/") else 404), response.content[:300]
+
+
+@pytest.mark.parametrize(
+    "query", [{"a": HUGE, "b": "real"}, {"a": "real", "b": HUGE}, {"a": "٣", "b": "real"}, {"a": "-1", "b": "real"}]
+)
+def test_oversized_or_odd_audit_ids_in_the_diff_answer_404(clients, crawl_data, query):
+    real = str(crawl_data["audits"][0].pk)
+    response = clients["superuser"].get(
+        "/clusters/crawl/diff/", {k: real if v == "real" else v for k, v in query.items()}
+    )
+    assert response.status_code == 404
