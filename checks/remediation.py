@@ -98,13 +98,14 @@ TEMPLATES: dict[str, str] = {
     "nft.accept": "nft list chain inet filter input | grep -q {rule} || "
     "nft insert rule inet filter input {protocol} dport {span} accept",
     # Which process holds a port is decided when the script runs, from the kernel's socket table: the inodes of the
-    # listening TCP sockets on those ports (/proc/net/tcp{,6}, state 0A), then every process with such an inode open.
-    # Only port numbers are in the command, never a pid or name a node printed; pid 1 is never signalled.
-    "port.free": 'cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk -v ports="{ports}" '
-    '\'BEGIN {{ n = split(ports, p, " "); for (k = 1; k <= n; k++) want[sprintf("%04X", p[k])] = 1 }} '
-    '$4 == "0A" && (substr($2, length($2) - 3) in want) {{ print $10 }}\' | while read -r i; do '
-    'for f in /proc/[0-9]*/fd/*; do if [ "$(readlink "$f" 2>/dev/null)" = "socket:[$i]" ]; then '
-    'p=${{f#/proc/}}; p=${{p%%/*}}; [ "$p" -eq 1 ] || kill "$p" 2>/dev/null || true; fi; done; done',
+    # listening TCP sockets on those ports (/proc/net/tcp{,6}, state 0A, the port in hex), then every process with
+    # such a socket open (/proc/PID/fd). POSIX sh, cat and readlink only (no awk, fuser or ss). Only port numbers are
+    # in the command, never a pid or a name a node printed; pid 1 is never signalled.
+    "port.free": "want=\" $(printf '%04X ' {ports})\"; cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | "
+    'while read -r _ addr _ st _ _ _ _ _ inode _; do case "$want" in *" ${{addr##*:}} "*) '
+    'if [ "$st" = 0A ]; then for f in /proc/[0-9]*/fd/*; do '
+    'if [ "$(readlink "$f" 2>/dev/null)" = "socket:[$inode]" ]; then p=${{f#/proc/}}; p=${{p%%/*}}; '
+    '[ "$p" -eq 1 ] || kill "$p" 2>/dev/null || true; fi; done; fi;; esac; done',
 }
 
 _CLOSED = {"packages": PACKAGES, "service": SERVICES, "url": URLS, "path": PATHS}

@@ -234,5 +234,5 @@ def test_a_process_name_cannot_aim_the_scripts_kill(lab, forging, admin_client, 
     # and the dry run names ports only: no pid the node printed, real or forged
     steps = [line for line in (tmp_path / "dry.out").read_text().splitlines() if line.startswith("+ ")]
     port_steps = [line for line in steps if "/proc/net/tcp" in line]
-    assert len(port_steps) == 1 and 'ports="10150"' in port_steps[0]
+    assert len(port_steps) == 1 and "printf '%04X ' 10150)" in port_steps[0]
     assert not [line for line in steps if str(listener.pid) in line or "pid=" in line or "kill 1" in line]

@@ -261,8 +261,9 @@ def test_ports_fix_names_the_ports_never_a_pid():
     results = {r.check_id: r for r in _results('x",pid=1,fd=3))', "apt-ubuntu", "nvidia", "ufw", "")}
     # then: one fix per holder names only its ports; the process is found by its socket when the script runs
     commands = results["ports.available"].commands
-    assert [re.search(r'ports="([0-9 ]+)"', c).group(1) for c in commands] == ["10150", "40001", "10151", "40002"]
-    assert all(c.startswith("cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk") for c in commands)
+    ports = [re.search(r"printf '%04X ' ([0-9 ]+)\)", c).group(1) for c in commands]
+    assert ports == ["10150", "40001", "10151", "40002"]
+    assert all(c.startswith('want=" $(printf ') and "/proc/net/tcp6" in c for c in commands)
     assert not any(NODE_PIDS.search(c) for c in commands)
     # and the explanation still names each process and the pid ss printed for it
     summary = results["ports.available"].summary
