@@ -5,6 +5,7 @@ from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.http import content_disposition_header
 
 from portal import permissions
 
@@ -130,7 +131,9 @@ class NodeAuditAdmin(ResultsAdmin):
         response = HttpResponse(
             node_audit_script := node_remediation_script(node_audit=node_audit), content_type="text/x-shellscript"
         )
-        response["Content-Disposition"] = f'attachment; filename="preflight-{node_audit.node.name}-remediation.sh"'
+        response["Content-Disposition"] = content_disposition_header(
+            True, f"preflight-{node_audit.node.name}-remediation.sh"
+        )
         response["Content-Length"] = str(len(node_audit_script.encode()))
         return response
 

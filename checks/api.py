@@ -3,6 +3,7 @@
 from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils.http import content_disposition_header
 from ninja import Query, Router, Schema, Status
 from ninja.pagination import paginate
 
@@ -153,5 +154,5 @@ def node_remediation(request, node_id: int):
     if node_audit is None:
         raise ApiError(404, "not_found", f"node {node.name} has no finished audit yet")
     response = HttpResponse(node_remediation_script(node_audit=node_audit), content_type="text/x-shellscript")
-    response["Content-Disposition"] = f'attachment; filename="preflight-{node.name}-remediation.sh"'
+    response["Content-Disposition"] = content_disposition_header(True, f"preflight-{node.name}-remediation.sh")
     return response

@@ -97,7 +97,15 @@ TEMPLATES: dict[str, str] = {
     "iptables -I INPUT -p {protocol} --dport {span} -j ACCEPT",
     "nft.accept": "nft list chain inet filter input | grep -q {rule} || "
     "nft insert rule inet filter input {protocol} dport {span} accept",
-    "port.free": "if ss -Hltnp {filter} | grep -q {owner}; then kill {pid}; fi",
+    # Which process holds a port is decided when the script runs, from the kernel's socket table: the inodes of the
+    # listening TCP sockets on those ports (/proc/net/tcp{,6}, state 0A, the port in hex), then every process with
+    # such a socket open (/proc/PID/fd). POSIX sh, cat and readlink only (no awk, fuser or ss). Only port numbers are
+    # in the command, never a pid or a name a node printed; pid 1 is never signalled.
+    "port.free": "want=\" $(printf '%04X ' {ports})\"; cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | "
+    'while read -r _ addr _ st _ _ _ _ _ inode _; do case "$want" in *" ${{addr##*:}} "*) '
+    'if [ "$st" = 0A ]; then for f in /proc/[0-9]*/fd/*; do '
+    'if [ "$(readlink "$f" 2>/dev/null)" = "socket:[$inode]" ]; then p=${{f#/proc/}}; p=${{p%%/*}}; '
+    '[ "$p" -eq 1 ] || kill "$p" 2>/dev/null || true; fi; done; fi;; esac; done',
 }
 
 _CLOSED = {"packages": PACKAGES, "service": SERVICES, "url": URLS, "path": PATHS}
@@ -472,19 +480,19 @@ def fix_toolkit(
 
 
 def fix_ports_available(*, holders: list[tuple[list[int], str, int | None]], summary: str) -> Remedy:
-    """`holders`: (ports, process as printed, pid or None) per process. Only the ports and pids reach commands."""
+    """`holders`: (ports, process as printed, pid or None) per process. Only the port numbers reach commands: the
+    script finds the process that holds each port when it runs, so no pid or name a node printed is ever signalled."""
     commands = []
-    for ports, _process, pid in holders:
-        if pid is None or not 0 < pid < 2**22:
-            continue
-        commands.append(
-            command("port.free", filter=f"sport = :{int(ports[0])}", owner=f"pid={int(pid)},", pid=int(pid))
-        )
+    for ports, _process, _pid in holders:
+        wanted = tuple(str(int(port)) for port in sorted(set(ports)) if 0 < int(port) < 65536)
+        if wanted:
+            commands.append(command("port.free", ports=wanted))
     unknown = any(pid is None for _, _, pid in holders)
     return Remedy(
         _text(
             f"Free the ports GPUStack needs: {summary}.",
-            "The script stops each process that still holds its port; if it is a service, disable it instead "
+            "The script stops each process that holds one of these ports when it runs (found by its listening "
+            "socket, never by a pid from the audit); if it is a service, disable it instead "
             "(`systemctl disable --now` and the unit's name) so it does not come back at boot.",
             "Audit as root to see the processes Preflight could not name." if unknown else "",
         ),

@@ -27,6 +27,7 @@ from inventory.filtersets import NOT_READY, READY
 from inventory.models import Cluster, Node
 from inventory.profile_diff import profile_diff_from_baseline
 from portal import permissions
+from portal.ids import parse_id
 
 from .catalog import SEVERITY
 from .choices import RunState, Trigger
@@ -242,9 +243,8 @@ def audit_progress(request, audit_id: int):
 
 def _moved_audit_cluster(cluster: Cluster, *audit_ids) -> Cluster | None:
     """The other cluster both audits belong to, when a link names this cluster but not its audits."""
-    try:
-        ids = [int(a) for a in audit_ids]
-    except (TypeError, ValueError):
+    ids = [parse_id(a) for a in audit_ids]
+    if None in ids:
         return None
     owners = set(Audit.objects.filter(pk__in=ids).values_list("cluster", flat=True))
     if len(owners) == 1 and cluster.pk not in owners:
@@ -254,8 +254,8 @@ def _moved_audit_cluster(cluster: Cluster, *audit_ids) -> Cluster | None:
 
 def _audit_of(cluster: Cluster, audit_id) -> Audit:
     try:
-        return Audit.objects.get(cluster=cluster, pk=int(audit_id))
-    except (Audit.DoesNotExist, TypeError, ValueError):
+        return Audit.objects.get(cluster=cluster, pk=parse_id(audit_id))
+    except Audit.DoesNotExist:
         raise Http404("no such audit of this cluster") from None
 
 

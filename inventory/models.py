@@ -22,7 +22,7 @@ from .choices import (
     Vendor,
 )
 from .crypto import secret_decrypt, secret_encrypt
-from .validators import validate_address, validate_ssh_user
+from .validators import validate_address, validate_node_name, validate_ssh_user
 
 
 class RequirementProfile(models.Model):
@@ -275,7 +275,7 @@ class Node(models.Model):
     """A machine of a cluster, with its role and how to reach it over SSH."""
 
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nodes")
-    name = models.CharField(max_length=128)
+    name = models.CharField(max_length=128, validators=[validate_node_name])
     address = models.CharField(max_length=253, validators=[validate_address], help_text="IP address or DNS name")
     ssh_port = models.PositiveIntegerField(default=22)
     ssh_user = models.CharField(max_length=32, default="root", validators=[validate_ssh_user])

@@ -11,6 +11,7 @@ from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django_tables2 import RequestConfig
 
 from checks.catalog import CHECK_IDS
@@ -206,7 +207,7 @@ def _export(table: NodeTable, kind: str, *, results: bool) -> HttpResponse:
         writer = csv.DictWriter(response, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
-    response["Content-Disposition"] = f'attachment; filename="preflight-nodes.{kind}"'
+    response["Content-Disposition"] = content_disposition_header(True, f"preflight-nodes.{kind}")
     return response
 
 
@@ -307,5 +308,5 @@ def node_remediation(request, node_id: int):
     if latest is None:
         raise Http404("this node has no finished audit")
     response = HttpResponse(node_remediation_script(node_audit=latest), content_type="text/x-shellscript")
-    response["Content-Disposition"] = f'attachment; filename="preflight-{node.name}-remediation.sh"'
+    response["Content-Disposition"] = content_disposition_header(True, f"preflight-{node.name}-remediation.sh")
     return response

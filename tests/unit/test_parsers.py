@@ -483,6 +483,36 @@ def test_ss_listeners(read_fixture):
     ]
 
 
+def test_ss_hostile_process_names_cannot_move_a_field(read_fixture):
+    # given: a real `ss -Hltnp` whose listeners named themselves `x",pid=1,fd=3))`, with a tab and a line break,
+    # with a quote, and `w",pid=1,fd=3),` in a process that forked (two users of one socket)
+    text = read_fixture("own:ss/debian-12_iproute2-6.1_ss-Hltnp_hostile-names.txt")
+    # when
+    listeners = {s.port: (s.process, s.pid) for s in system.parse_ss_listeners(text)}
+    # then: every pid is the kernel's, the name is the name as ss printed it, and no line is lost or invented
+    assert listeners == {
+        40001: ("gpustack", 16563),
+        10153: ('w",pid=1,fd=3', 16562),
+        10152: ('q\\"', 16561),
+        10151: ('a b\tc\nd"e', 16560),
+        10150: ('x",pid=1,fd=3', 16559),
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['x",pid=1,fd=3))', 'x",pid=1,fd=3),("y', "a\nLISTEN 0 5 0.0.0.0:22 0.0.0.0:*", '"))', ",pid=2,fd=3)) uid:0", ""],
+)
+def test_ss_names_never_choose_the_pid(name):
+    # given: a process named `name` on 10150 (as an ss that does not cut names at `)` would print it), fields after
+    line = f'tcp LISTEN 0 5 0.0.0.0:10150 0.0.0.0:* users:(("{name}",pid=4242,fd=6)) uid:0 ino:1 sk:2 <->\n'
+    # when
+    listeners = system.parse_ss_listeners(line + "LISTEN 0 5 0.0.0.0:40001 0.0.0.0:*\n")
+    # then: one listener per real line, the pid is the last one ss printed, the name never longer than printed
+    assert [(s.port, s.pid) for s in listeners] == [(10150, 4242), (40001, None)]
+    assert listeners[0].process in name
+
+
 def test_os_release():
     release = system.parse_os_release(
         'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\n'

@@ -43,6 +43,8 @@ PAYLOADS = [
     *(f"x{t}touch /tmp/{MARK}{t}" for t in TERMINATORS),
     f"{MARK}" + "A" * 5000,
 ]
+# The pids the hostile `ss` lines print (real or forged in a process name): none may reach a command.
+NODE_PIDS = re.compile(r"(?<![0-9])(4242|77|31337|31338|pid=)(?![0-9])")
 hostile = st.builds(
     lambda prefix, payload, suffix: f"{prefix}{payload}{suffix}",
     st.text(alphabet=string.ascii_letters + "=+-@ \t", max_size=8),
@@ -125,7 +127,14 @@ def _facts(*, os_release: str, evil: str, vendor: str, firewall: str, docker: st
             "tools",
             (f"{VENDORS[vendor].tool} /usr/bin/x\n" if vendor else "") + "docker /usr/bin/docker\n" * bool(docker),
         ),
-        "ss": _section("ss", pid_line + f'LISTEN 0 5 0.0.0.0:40001 0.0.0.0:* users:(("{evil}",pid=77,fd=3))\n'),
+        "ss": _section(
+            "ss",
+            pid_line
+            + f'LISTEN 0 5 0.0.0.0:40001 0.0.0.0:* users:(("{evil}",pid=77,fd=3))\n'
+            # names that imitate ss's own fields, pointing at pid 1 and at another listener's pid
+            + f'LISTEN 0 5 0.0.0.0:10151 0.0.0.0:* users:(("{evil}",pid=1,fd=3))",pid=31337,fd=3))\n'
+            + f'LISTEN 0 5 [::]:40002 [::]:* users:(("x",pid=4242,fd=6),("{evil}",pid=31338,fd=3))\n',
+        ),
         "port-range": _section("port-range", "32768\t60999"),
         "reserved-ports": _section("reserved-ports", ""),
         "done": _section("done", "ok"),
@@ -204,6 +213,8 @@ def test_hostile_node_text_never_reaches_a_command(evil, family, vendor, firewal
         for cmd in result.commands:
             assert any(p.fullmatch(cmd) for p in TEMPLATE_PATTERNS), cmd
             assert MARK not in cmd and evil not in cmd
+            # and no pid the node printed: the script finds the process by its port when it runs
+            assert not NODE_PIDS.search(cmd) and "kill 1" not in cmd, cmd
     # and the script holds node text only in comments, with no character that could end a comment early
     assert not any(t in script for t in TERMINATORS[1:])
     for line in script.split("\n"):
@@ -252,15 +263,19 @@ def test_package_manager_from_facts():
     assert package_manager(OsRelease(id="linuxmint", id_like=["ubuntu"], version_id="21")) == "apt"
 
 
-def test_ports_fix_names_port_and_pid_not_the_process():
-    # given: port 10150 held by a process whose name is a payload
-    results = {r.check_id: r for r in _results(PAYLOADS[0], "apt-ubuntu", "nvidia", "ufw", "")}
-    # then: the fix stops exactly that pid if it still holds that port, and the name stays in the text
-    assert results["ports.available"].commands == [
-        "if ss -Hltnp 'sport = :10150' | grep -q pid=4242,; then kill 4242; fi",
-        "if ss -Hltnp 'sport = :40001' | grep -q pid=77,; then kill 77; fi",
-    ]
-    assert PAYLOADS[0] in results["ports.available"].remediation
+def test_ports_fix_names_the_ports_never_a_pid():
+    # given: ports held by processes whose names are a payload or imitate ss's pid fields
+    results = {r.check_id: r for r in _results('x",pid=1,fd=3))', "apt-ubuntu", "nvidia", "ufw", "")}
+    # then: one fix per holder names only its ports; the process is found by its socket when the script runs
+    commands = results["ports.available"].commands
+    ports = [re.search(r"printf '%04X ' ([0-9 ]+)\)", c).group(1) for c in commands]
+    assert ports == ["10150", "40001", "10151", "40002"]
+    assert all(c.startswith('want=" $(printf ') and "/proc/net/tcp6" in c for c in commands)
+    assert not any(NODE_PIDS.search(c) for c in commands)
+    # and the explanation still names each process and the pid ss printed for it
+    summary = results["ports.available"].summary
+    assert '10151 held by x",pid=1,fd=3))",pid=1,fd=3)) (pid 31337)' in summary
+    assert '10150 held by x",pid=1,fd=3)) (pid 4242)' in summary
 
 
 def test_comment_text_removes_every_line_terminator():
