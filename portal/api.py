@@ -164,10 +164,12 @@ def _http_error(request, exc: HttpError):
 
 def register_routers() -> None:
     from checks.api import router as checks_router
+    from checks.fix_api import router as fix_router
     from inventory.api import router as inventory_router
 
     api.add_router("/", inventory_router)
     api.add_router("/", checks_router)
+    api.add_router("/", fix_router)
 
 
 register_routers()
