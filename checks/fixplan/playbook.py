@@ -117,7 +117,7 @@ def _play(group: FixGroup, number: int, total: int) -> dict[str, Any]:
             )
         tasks.extend(step_tasks)
     play: dict[str, Any] = {
-        "name": f"Preflight fix {number} of {total}: {group.label} ({len(hosts)} nodes)",
+        "name": f"Preflight fix {number} of {total}: {group.label} ({len(hosts)} node{'' if len(hosts) == 1 else 's'})",
         "hosts": hosts,
         "become": True,
         "gather_facts": False,
