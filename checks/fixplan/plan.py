@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from ..script import ScriptStep, render_script
 from .commands import ParsedCommand, parse_command
 
 FIXED = frozenset({"pass", "skip"})
@@ -195,3 +196,20 @@ def build_plan(*, audit_id: int, nodes: list[NodeResults]) -> FixPlan:
 
 def plan_hash(plan: FixPlan) -> str:
     return commands_hash([f"{n.name}:{c}" for g in plan.groups for n in g.nodes for c in n.commands])
+
+
+def fix_script(*, node_name: str, steps: list[dict[str, str]]) -> str:
+    """The script a fix run runs on a node: `steps` ({"check_id", "command"}) only, each command re-checked
+    against its template; no summary or explanation, so no node text."""
+    by_check: dict[str, list[str]] = {}
+    for step in steps:
+        if parse_command(step["command"]) is None:
+            raise ValueError(f"{step['check_id']}: a stored command matches no template; nothing is run")
+        by_check.setdefault(step["check_id"], []).append(step["command"])
+    return render_script(
+        title=f"Preflight fix run for {node_name}",
+        steps=[
+            ScriptStep(check, "fail", "from the cluster's fix plan", "", tuple(cmds))
+            for check, cmds in by_check.items()
+        ],
+    )

@@ -26,8 +26,7 @@ from portal import permissions
 from .. import clamp, models
 from ..choices import Trigger
 from ..fixplan import NodeFix
-from ..fixplan.plan import commands_hash
-from ..script import ScriptStep, render_script
+from ..fixplan.plan import commands_hash, fix_script
 from ..transport import ConnectFailure, ProbeRun
 from .fix import cluster_fix_plan
 from .queue import celery_task
@@ -56,20 +55,6 @@ def facts_hash(node: Node) -> str:
         "login": [node.address, node.ssh_port, node.ssh_user, node.transport, node.credential_id],
     }
     return hashlib.sha256(json.dumps(seen, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def fix_script(*, node_name: str, steps: list[dict]) -> str:
-    """The node's script, from the stored template-built commands alone (no summary, no node text)."""
-    by_check: dict[str, list[str]] = {}
-    for step in steps:
-        by_check.setdefault(step["check_id"], []).append(step["command"])
-    return render_script(
-        title=f"Preflight fix run for {node_name}",
-        steps=[
-            ScriptStep(check, "fail", "fix from the cluster's fix plan", "", tuple(cmds))
-            for check, cmds in by_check.items()
-        ],
-    )
 
 
 def _remote_command(node: Node, *, dry_run: bool) -> str:
