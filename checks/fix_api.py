@@ -1,6 +1,8 @@
 """Fix plan endpoints: the plan (`GET /api/v1/clusters/{name}/fix-plan`, JSON or `?format=ansible`), and fix
 runs: preview (`POST /clusters/{name}/fix-runs`), read (`GET /fix-runs/{id}`), approve (`POST .../approve`)."""
 
+from typing import Literal
+
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from ninja import Router, Schema, Status
@@ -38,13 +40,9 @@ def _cluster(name: str) -> Cluster:
         }
     },
 )
-def fix_plan(request, name: str, audit: int | None = None, format: str = "json"):
+def fix_plan(request, name: str, audit: int | None = None, format: Literal["json", "ansible"] = "json"):
     """The cluster's nodes grouped by the exact commands they need, in dependency order, from its latest finished
     audit (or `audit`); `newer_audit` says when the cluster has a newer one."""
-    if format not in ("json", "ansible"):
-        raise ApiError(
-            422, "validation_error", "format is json or ansible", [{"field": "format", "message": "json or ansible"}]
-        )
     cluster = _cluster(name)
     try:
         view = cluster_fix_plan(cluster=cluster, user=request.user, audit_id=audit)

@@ -159,3 +159,39 @@ def test_unknown_choices_are_clear_errors(local_lab, admin_user, admin_api):
         == 422
     )
     assert admin_api.post("/api/v1/fix-runs/999/approve").status_code == 404
+
+
+def test_each_steps_exit_status_comes_from_the_scripts_echo():
+    # given: a script that echoed two of three steps and ended with status 100
+    from checks.services.apply import _steps
+
+    output = "+ apt-get update\nHit:1 ...\n+ systemctl enable --now chrony\nFailed\n"
+    # when
+    steps = _steps(output, ["apt-get update", "systemctl enable --now chrony", "chronyc makestep"], 100)
+    # then: the first succeeded, the second ended the script, the third never ran
+    assert [s["exit_status"] for s in steps] == [0, 100, None]
+
+
+def test_a_login_user_other_than_root_runs_the_script_with_sudo_n():
+    # given
+    from checks.services.apply import _remote_command
+
+    root, ops = NodeFactory.build(ssh_user="root"), NodeFactory.build(ssh_user="ops")
+    # when / then: the dry run needs no root; the run does, without ever prompting
+    assert _remote_command(root, dry_run=False) == "sh -s"
+    assert _remote_command(ops, dry_run=False) == "sudo -n sh -s"
+    assert _remote_command(ops, dry_run=True) == "sh -s -- --dry-run"
+
+
+def test_the_plan_page_offers_preview_only_with_apply_fix(local_lab, client, django_user_model):
+    # given: a reader with view_results alone
+    from django.contrib.auth.models import Permission
+
+    reader = django_user_model.objects.create_user("reader", password="x")
+    reader.user_permissions.add(Permission.objects.get(codename="view_audit"))
+    client.force_login(reader)
+    # when
+    page = client.get("/clusters/lab/fix-plan/").content.decode()
+    # then
+    assert "2 nodes: install chrony and enable chrony" in page and 'id="fix-apply"' not in page
+    assert client.post("/clusters/lab/fix-runs/", {"audit": 1}).status_code == 403
