@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -115,7 +116,22 @@ def _stale(node: Node, planned_node_audit_id: int | None) -> str | None:
     return None
 
 
+def fix_sweep_stuck() -> int:
+    """End node runs whose worker was lost (running past the run's time-out, or queued for an hour), so they block
+    no later fix of their node; returns how many were ended."""
+    now = timezone.now()
+    ran_out = now - timedelta(seconds=_setting("PREFLIGHT_FIX_TIMEOUT", 900) + 120)
+    ended = models.FixNodeRun.objects.filter(state=NodeState.RUNNING, started__lt=ran_out).update(
+        state=NodeState.FAILED, finished=now, error="the worker running this fix was lost; audit the node again"
+    )
+    ended += models.FixNodeRun.objects.filter(
+        state=NodeState.QUEUED, fix_run__approved__lt=now - timedelta(hours=1)
+    ).update(state=NodeState.FAILED, finished=now, error="no worker picked this fix up within an hour")
+    return ended
+
+
 def _busy(node: Node, *, other_than: int | None = None) -> str | None:
+    fix_sweep_stuck()
     running = models.FixNodeRun.objects.filter(node=node, state__in=BUSY)
     if other_than is not None:
         running = running.exclude(fix_run_id=other_than)
@@ -311,6 +327,8 @@ def fix_node_run(*, fix_node_run_id: int, transport=None) -> models.FixNodeRun |
             row.error = "the run timed out" if result.timed_out else "the run's output exceeded its cap"
     except FixRefused as refused:
         row.state, row.error = NodeState.REFUSED, refused.message
+    except ValueError as invalid:  # a stored command that no longer renders from its template: nothing ran
+        row.state, row.error = NodeState.REFUSED, f"{invalid}"
     except ConnectFailure as failure:
         row.state = NodeState.REFUSED if failure.reason == "host key changed" else NodeState.FAILED
         row.error = clamp.text(failure.message, 2000)

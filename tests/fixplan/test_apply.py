@@ -195,3 +195,22 @@ def test_the_plan_page_offers_preview_only_with_apply_fix(local_lab, client, dja
     # then
     assert "2 nodes: install chrony and enable chrony" in page and 'id="fix-apply"' not in page
     assert client.post("/clusters/lab/fix-runs/", {"audit": 1}).status_code == 403
+
+
+def test_a_node_run_whose_worker_was_lost_blocks_nothing(local_lab, admin_user, django_capture_on_commit_callbacks):
+    # given: w1's run started long ago and its worker is gone
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    cluster, workers, audit = local_lab
+    first = fix_preview(cluster=cluster, user=admin_user, audit_id=audit.pk, nodes=["w1"])
+    with django_capture_on_commit_callbacks(execute=False):
+        fix_approve(fix_run_id=first.pk, user=admin_user)
+    FixNodeRun.objects.filter(fix_run=first).update(state="running", started=timezone.now() - timedelta(hours=2))
+    # when: the node is fixed again
+    second = fix_preview(cluster=cluster, user=admin_user, audit_id=audit.pk, nodes=["w1"])
+    # then: the lost run ended, saying so, and the new preview went ahead
+    lost = FixNodeRun.objects.get(fix_run=first)
+    assert lost.state == "failed" and "worker running this fix was lost" in lost.error
+    assert second.nodes.get().state == "previewed"
