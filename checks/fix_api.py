@@ -21,6 +21,38 @@ router = Router(tags=["fix plans"])
 READ_ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
 
 
+class StepOut(Schema):
+    check_id: str
+    commands: list[str]
+
+
+class GroupOut(Schema):
+    key: str
+    label: str
+    title: str
+    check_ids: list[str]
+    nodes: list[str]
+    steps: list[StepOut]
+    commands: list[str]
+
+
+class ManualOut(Schema):
+    node: str
+    check_ids: list[str]
+
+
+class FixPlanOut(Schema):
+    cluster: str
+    audit: int
+    audit_finished: str | None
+    latest_audit: int
+    newer_audit: bool
+    hash: str
+    groups: list[GroupOut]
+    nothing_to_run: list[str]
+    manual: list[ManualOut]
+
+
 def _cluster(name: str) -> Cluster:
     cluster = Cluster.objects.filter(name=name).first()
     if cluster is None:
@@ -30,7 +62,7 @@ def _cluster(name: str) -> Cluster:
 
 @router.get(
     "/clusters/{name}/fix-plan",
-    response={200: dict, **READ_ERRORS},
+    response={200: FixPlanOut, **READ_ERRORS},
     openapi_extra={
         "responses": {
             200: {

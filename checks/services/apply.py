@@ -75,8 +75,12 @@ def _latest_node_audit_id(node: Node) -> int | None:
     )
 
 
-def _pending_host_key(node: Node) -> bool:
-    return HostKey.objects.filter(node=node, state=HostKeyState.PENDING).exists()
+def _host_key_changed(row: models.FixNodeRun) -> bool:
+    """The node offered another key since (a pending one), or the key trusted now is not the one the preview saw."""
+    keys = HostKey.objects.filter(node=row.node)
+    if keys.filter(state=HostKeyState.PENDING).exists():
+        return True
+    return bool(row.host_key) and not keys.filter(state=HostKeyState.TRUSTED, fingerprint=row.host_key).exists()
 
 
 def _exec(node: Node, *, script: str, dry_run: bool, transport=None) -> ProbeRun:
@@ -238,7 +242,8 @@ def fix_approve(*, fix_run_id: int, user) -> models.FixRun:
         rows = list(run.nodes.filter(state=NodeState.PREVIEWED).select_related("node"))
         if not rows:
             raise FixRefused("empty", f"no node of fix run {run.pk} previewed cleanly: nothing to approve")
-        Node.objects.select_for_update().filter(pk__in=[r.node_id for r in rows]).exists()
+        # Lock the nodes (PostgreSQL): two approvals of the same node cannot both pass the busy check below.
+        list(Node.objects.select_for_update().filter(pk__in=[r.node_id for r in rows]).values_list("pk", flat=True))
         for code, check in (
             ("stale", lambda r: _stale(r.node, r.before_id)),
             (
@@ -255,7 +260,7 @@ def fix_approve(*, fix_run_id: int, user) -> models.FixRun:
                 lambda r: (
                     f"{r.node.name}: host key changed since the preview; accept the new key under Host keys, "
                     "then preview again"
-                    if _pending_host_key(r.node)
+                    if _host_key_changed(r)
                     else None
                 ),
             ),
