@@ -214,3 +214,17 @@ def test_a_node_run_whose_worker_was_lost_blocks_nothing(local_lab, admin_user, 
     lost = FixNodeRun.objects.get(fix_run=first)
     assert lost.state == "failed" and "worker running this fix was lost" in lost.error
     assert second.nodes.get().state == "previewed"
+
+
+def test_the_web_preview_takes_single_nodes_and_shows_the_dry_run(local_lab, admin_client):
+    # given
+    cluster, workers, audit = local_lab
+    plan = admin_client.get("/clusters/lab/fix-plan/").content.decode()
+    assert 'name="node" value="w2"' in plan
+    # when: one node of a group is chosen
+    response = admin_client.post("/clusters/lab/fix-runs/", {"audit": audit.pk, "node": ["w2"]}, follow=True)
+    # then
+    page = response.content.decode()
+    run = FixRun.objects.get()
+    assert [n.node.name for n in run.nodes.all()] == ["w2"]
+    assert "+ systemctl enable --now chrony" in page and 'id="fix-approve"' in page

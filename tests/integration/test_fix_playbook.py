@@ -14,6 +14,7 @@ import pytest
 from django.core.management import call_command
 
 from checks.services.fix import cluster_fix_plan
+from tests.conftest import missing_prerequisite
 
 from .fix_lab import add_fix_nodes, hold_port, reset, trace
 from .fixtures import add_lab_nodes, lab_credential, make_cluster, save_output
@@ -81,6 +82,8 @@ def _recap(output: str) -> dict[str, dict[str, int]]:
 
 
 def test_playbook_fixes_the_lab_and_a_second_run_changes_nothing(lab, tmp_path):
+    if not Path("/usr/bin/ssh").exists():
+        missing_prerequisite("the OpenSSH client (ansible's ssh connection) is not installed")
     # given: 4 workers without chrony and 1 holding port 10150, audited
     lab_nodes = add_fix_nodes(lab, "pb")
     reset(lab_nodes)
