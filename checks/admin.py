@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -9,8 +9,20 @@ from django.utils.http import content_disposition_header
 
 from portal import permissions
 
-from .models import AlertEmail, Audit, CheckResult, NetworkPath, NodeAudit, Waiver, WebhookDelivery, WebhookEndpoint
+from .models import (
+    AlertEmail,
+    Audit,
+    CheckResult,
+    FixNodeRun,
+    FixRun,
+    NetworkPath,
+    NodeAudit,
+    Waiver,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from .selectors import node_remediation_script
+from .services.apply import FixRefused, fix_approve
 
 
 class ResultsRule:
@@ -288,3 +300,57 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class FixNodeRunInline(admin.TabularInline):
+    model = FixNodeRun
+    extra = 0
+    fields = ["node", "state", "before", "commands", "commands_hash", "host_key", "exit_status", "steps", "error"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(FixRun)
+class FixRunAdmin(ResultsAdmin):
+    """The audit trail of fixes, read-only: who previewed and approved what, when, the commands' hash and each
+    node's outcome. "Approve and run" is the same approval as the web page and the API (apply_fix)."""
+
+    list_display = ["id", "cluster", "state", "audit", "previewed_by", "approved_by", "approved", "reaudit"]
+    list_filter = ["state", "cluster"]
+    list_select_related = ["cluster", "previewed_by", "approved_by"]
+    readonly_fields = [f.name for f in FixRun._meta.fields]
+    inlines = [FixNodeRunInline]
+    actions = ["approve"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Approve and run the selected previews")
+    def approve(self, request, queryset):
+        if not permissions.allowed(request.user, permissions.APPLY_FIX):
+            self.message_user(request, permissions.missing(request.user, permissions.APPLY_FIX), messages.ERROR)
+            return
+        for run in queryset:
+            try:
+                fix_approve(fix_run_id=run.pk, user=request.user)
+            except FixRefused as exc:
+                self.message_user(request, f"fix run {run.pk}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"fix run {run.pk} approved", messages.SUCCESS)

@@ -32,6 +32,7 @@ LOCAL_TRANSPORT = "local_transport"
 TOKEN_FOR_OTHERS = "token_for_others"
 WAIVE_CHECK = "waive_check"
 ACCEPT_HOST_KEY = "accept_host_key"
+APPLY_FIX = "apply_fix"
 
 RULES: dict[str, Rule] = {
     START_AUDIT: Rule(("checks.start_audit",), "Start an audit"),
@@ -49,6 +50,10 @@ RULES: dict[str, Rule] = {
     TOKEN_FOR_OTHERS: Rule((), "Create an API token for another user", superuser=True),
     WAIVE_CHECK: Rule(("checks.add_waiver",), "Waive a check (accept a known non-pass until an expiry)"),
     ACCEPT_HOST_KEY: Rule(("inventory.accept_hostkey",), "Accept a node's changed SSH host key (or forget its keys)"),
+    APPLY_FIX: Rule(
+        ("checks.apply_fix", "checks.view_audit"),
+        "Preview, approve and run a fix plan's commands on nodes (the preview shows results)",
+    ),
 }
 
 

@@ -44,6 +44,7 @@ EVERYTHING_ELSE = (
     "inventory.view_hostkey",
     "inventory.change_hostkey",
     "inventory.delete_hostkey",
+    "checks.view_fixrun",
 )
 # What only results show in the world below: the worker's failing check, its OS, its device, its status word.
 RESULT_MARKERS = ("time.ntp", "Rocky Linux 9.4", "H100", "Not ready")
@@ -670,6 +671,100 @@ def waive_api(make, world, *perms):
     return _waived()
 
 
+# --- apply_fix: preview and approve (web, API; approve also in the admin) ------------------------------------------
+
+
+def _fix_world(world):
+    """A node (transport local: the preview's --dry-run runs here and prints only) that the latest audit says
+    lacks chrony; returns the audit and the plan group's key."""
+    from checks.models import CheckResult
+    from checks.services.fix import cluster_fix_plan
+
+    node = NodeFactory(cluster=world["cluster"], name="fx", transport="local")
+    now = timezone.now()
+    audit = Audit.objects.create(
+        cluster=world["cluster"],
+        profile=world["cluster"].profile,
+        profile_key="gpustack-2.0",
+        state="done",
+        status="fail",
+        started=now,
+        finished=now,
+        partial=True,
+    )
+    node_audit = NodeAudit.objects.create(audit=audit, node=node, state="done", status="fail", finished=now)
+    CheckResult.objects.create(
+        node_audit=node_audit,
+        check_id="time.ntp",
+        status="fail",
+        summary="no NTP",
+        commands=["DEBIAN_FRONTEND=noninteractive apt-get install -y chrony", "systemctl enable --now chrony"],
+    )
+    plan = cluster_fix_plan(cluster=world["cluster"], audit_id=audit.pk).plan
+    return audit, next(g.key for g in plan.groups if [n.name for n in g.nodes] == ["fx"])
+
+
+def _previewed(world):
+    from checks.services.apply import fix_preview
+
+    audit, key = _fix_world(world)
+    return fix_preview(cluster=world["cluster"], user=None, audit_id=audit.pk, groups=[key])
+
+
+def _approved(run) -> bool:
+    from checks.models import FixRun
+
+    return FixRun.objects.get(pk=run.pk).state == "running"
+
+
+def fix_preview_web(make, world, *perms):
+    from checks.models import FixRun
+
+    audit, key = _fix_world(world)
+    _, web, _ = make(*perms)
+    web.post(reverse("ui:fix_run_create", args=["lab"]), {"audit": audit.pk, "group": key})
+    return FixRun.objects.exists()
+
+
+def fix_preview_api(make, world, *perms):
+    from checks.models import FixRun
+
+    audit, key = _fix_world(world)
+    _, _, api = make(*perms)
+    _json(api, "post", f"{API}/clusters/lab/fix-runs", {"audit": audit.pk, "groups": [key]})
+    return FixRun.objects.exists()
+
+
+def fix_approve_web(make, world, *perms):
+    run = _previewed(world)
+    _, web, _ = make(*perms)
+    web.post(reverse("ui:fix_run_approve", args=[run.pk]))
+    return _approved(run)
+
+
+def fix_approve_api(make, world, *perms):
+    run = _previewed(world)
+    _, _, api = make(*perms)
+    api.post(f"{API}/fix-runs/{run.pk}/approve")
+    return _approved(run)
+
+
+def fix_approve_admin(make, world, *perms):
+    run = _previewed(world)
+    _, web, _ = make(*perms)
+    web.post(reverse("admin:checks_fixrun_changelist"), {"action": "approve", "_selected_action": [run.pk]})
+    return _approved(run)
+
+
+FIX_DOORS = [fix_preview_web, fix_preview_api, fix_approve_web, fix_approve_api, fix_approve_admin]
+
+
+@pytest.mark.parametrize("door", FIX_DOORS, ids=[d.__name__ for d in FIX_DOORS])
+def test_start_audit_alone_can_neither_preview_nor_apply(door, make, world, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        assert door(make, world, "checks.start_audit", "checks.view_audit") is False
+
+
 # Every door of every action. A door where the action cannot happen at all (the API has no transport field; the
 # account page makes tokens only for oneself) is walked too: it must refuse even the permitted user, which the
 # `only_superuser_doors` below checks by granting superuser.
@@ -708,6 +803,7 @@ DOORS = {
         accept_admin_forget,
         accept_api,
     ],
+    permissions.APPLY_FIX: FIX_DOORS,
 }
 NO_DOOR_EVEN_FOR_SUPERUSERS = {local_api, token_account, accept_admin_edit, accept_admin_inline, accept_admin_add}
 
