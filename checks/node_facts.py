@@ -27,6 +27,7 @@ class VendorFacts:
     toolkit_found: list[str]  # binaries and paths that show the toolkit is installed
     toolkit_version: str = ""
     rocm_version: str = ""
+    cdi_specs: list[str] = field(default_factory=list)  # spec files in the vendor's CDI directory, if it uses CDI
 
 
 @dataclass
@@ -115,6 +116,12 @@ def _text(sections: dict[str, Section], name: str) -> str:
     return section.text if section else ""
 
 
+def _cdi_specs(text: str, directory: str) -> list[str]:
+    """Spec files the probe listed in `directory` (at most 50, each a path directly in it)."""
+    found = [line.strip() for line in text.splitlines() if line.strip().startswith(directory + "/")]
+    return [path for path in found if path.endswith((".json", ".yaml", ".yml"))][:50]
+
+
 def build_facts(sections: dict[str, Section]) -> NodeFacts:
     facts = NodeFacts(os=parse_os_release(_text(sections, "os-release")))
     facts.incomplete = [name for name, section in sections.items() if section.rc is None]
@@ -169,6 +176,7 @@ def build_facts(sections: dict[str, Section]) -> NodeFacts:
             toolkit_found=toolkit,
             toolkit_version=parse_nvidia_ctk_version(_text(sections, "nvidia-ctk")) if vendor == "nvidia" else "",
             rocm_version=parse_rocm_version(_text(sections, "rocm-version")) if vendor == "amd" else "",
+            cdi_specs=_cdi_specs(_text(sections, "cdi-specs"), spec.cdi_dir) if spec.cdi_dir else [],
         )
 
     facts.docker_path = facts.tools.get("docker", "")

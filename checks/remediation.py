@@ -432,9 +432,20 @@ def fix_toolkit(
     runtime: str,
     installed: bool,
     machine: str = "",
+    cdi_dir: str = "",
 ) -> Remedy:
     """Install the vendor's container toolkit and register its Docker runtime, where the vendor documents commands."""
     link = toolkit_url or "the vendor site"
+    if cdi_dir:
+        return Remedy(
+            _text(
+                f"Install the {toolkit_name} ({link}) and put a CDI spec for the devices in {cdi_dir}: GPUStack hands "
+                "them to containers through CDI, not through a Docker runtime (gpustack-runtime writes the spec "
+                f"when it detects the devices; mount {cdi_dir} into the GPUStack container).",
+                "The SDK is installed: only the CDI spec is missing." if installed else "",
+                "The vendor documents no command-line install Preflight can give; follow its page.",
+            )
+        )
     register = f"register its `{runtime}` runtime with Docker and restart Docker" if runtime else ""
     if vendor in ("nvidia", "amd"):
         ctk = "nvidia-ctk" if vendor == "nvidia" else "amd-ctk"

@@ -17,6 +17,7 @@ class Vendor(models.TextChoices):
     ILUVATAR = "iluvatar", "Iluvatar GPU"
     METAX = "metax", "MetaX GPU"
     CAMBRICON = "cambricon", "Cambricon MLU"
+    THEAD = "thead", "T-Head PPU"
 
 
 class InstallKind(models.TextChoices):

@@ -38,6 +38,23 @@ class RequirementProfile(models.Model):
     check_reserved_ports = models.BooleanField(
         default=False, help_text="Warn when the ephemeral port range overlaps service ports (GPUStack issue 5181)"
     )
+    # host.resources: Preflight's own defaults (GPUStack gives none); runner images are several GiB each and model
+    # containers get 10 GiB of shared memory by default (GPUStack issue 5014).
+    worker_disk_warn_gib = models.PositiveIntegerField(
+        default=100, help_text="Warn when a worker's Docker root has less free space (GiB)"
+    )
+    worker_disk_fail_gib = models.PositiveIntegerField(
+        default=20, help_text="Fail when a worker's Docker root has less free space (GiB)"
+    )
+    worker_memory_warn_gib = models.PositiveIntegerField(default=32, help_text="Warn when a worker has less RAM (GiB)")
+    server_disk_warn_gib = models.PositiveIntegerField(
+        default=20, help_text="Warn when the server's Docker root has less free space (GiB)"
+    )
+    duplicate_product_uuid_fails = models.BooleanField(
+        default=False,
+        help_text="cluster.unique fails (not warns) on a shared DMI product UUID: GPUStack identified workers by it "
+        "until v2.1.0 (issues 3922, 4578)",
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -115,6 +115,7 @@ def _toolkit(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | 
         runtime=runtime,
         installed=bool(found) or not markers,
         machine=facts.machine,
+        cdi_dir=spec.cdi_dir,
     )
     runtimes = facts.docker.runtimes if facts.docker and facts.docker.answering else None
     evidence_lines = [
@@ -127,11 +128,23 @@ def _toolkit(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | 
         evidence_lines.append(
             f"docker runtimes: {' '.join(runtimes) if runtimes is not None else '(docker not answering)'}"
         )
+    if spec.cdi_dir:
+        evidence_lines.append(f"CDI specs in {spec.cdi_dir}: {', '.join(vendor.cdi_specs) or 'none'}")
     evidence = "\n".join(evidence_lines)
     if markers and not found:
         return CheckResult(check_id, FAIL, f"{toolkit_name} is not installed", evidence, fix)
+    if spec.cdi_dir and not vendor.cdi_specs:
+        return CheckResult(
+            check_id,
+            FAIL,
+            f"{toolkit_name} installed, but {spec.cdi_dir} holds no CDI spec: containers would get no "
+            f"{spec.label} devices",
+            evidence,
+            fix,
+        )
     if not runtime:
-        return CheckResult(check_id, PASS, f"{toolkit_name} installed ({', '.join(found)})", evidence)
+        cdi = f", {len(vendor.cdi_specs)} CDI spec(s) in {spec.cdi_dir}" if spec.cdi_dir else ""
+        return CheckResult(check_id, PASS, f"{toolkit_name} installed ({', '.join(found)}){cdi}", evidence)
     if runtimes is None:
         return CheckResult(
             check_id,

@@ -28,6 +28,9 @@ class VendorSpec:
     # The probe's lines for this vendor (POSIX sh, run when its device is on the bus or its tool on PATH); by default
     # the tool run bare into the first section.
     probe: str = ""
+    # A directory that must hold a CDI spec (*.json, *.yaml) for containers to get the devices: the vendor's probe
+    # lines list its spec files into the `cdi-specs` section.
+    cdi_dir: str = ""
 
     @property
     def probe_block(self) -> str:

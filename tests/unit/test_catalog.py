@@ -375,16 +375,33 @@ def test_the_registry_declares_every_check_once_in_the_public_order():
         "time.synchronized",
         "time.skew",
         "container.docker",
+        "container.runtime",
+        "container.cgroup",
+        "host.resources",
+        "gpustack.deployment",
         "accelerator.present",
         *vendor_ids,
         "ports.available",
         "ports.reserved",
+        "network.proxy",
+        "network.address",
         "network.server_to_worker",
         "network.worker_to_server",
         "network.worker_to_worker",
+        "cluster.unique",
     ]
     assert len(BY_ID) == len(CHECKS) and all(spec.title for spec in CHECKS)
-    assert list(VENDORS) == ["nvidia", "amd", "ascend", "hygon", "mthreads", "iluvatar", "metax", "cambricon"]
+    assert list(VENDORS) == [
+        "nvidia",
+        "amd",
+        "ascend",
+        "hygon",
+        "mthreads",
+        "iluvatar",
+        "metax",
+        "cambricon",
+        "thead",
+    ]
     # an unreachable node reports every check it would have run in any profile, and no network or vendor check
     assert HOST_CHECK_IDS == (
         "os.supported",
@@ -393,6 +410,10 @@ def test_the_registry_declares_every_check_once_in_the_public_order():
         "time.synchronized",
         "time.skew",
         "container.docker",
+        "host.resources",
+        "gpustack.deployment",
         "accelerator.present",
         "ports.available",
+        "network.proxy",
+        "network.address",
     )

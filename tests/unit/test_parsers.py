@@ -1,12 +1,13 @@
 """Every recorded tool output, shared and our own, through its parser, with concrete values asserted."""
 
+import json
 import typing
 from inspect import signature
 
 import pytest
 
 from checks.facts import VendorReport
-from checks.parsers import amd, ascend, daemons, nvidia, others, system
+from checks.parsers import amd, ascend, daemons, nvidia, others, ppu, system
 from tests.conftest import FIXTURES
 
 from .conftest import DESELECTED, FIXTURES_READ
@@ -366,6 +367,41 @@ def test_experimental_vendor_tools(read_fixture):
     assert devices(cambricon)[0] == (0, "MLUXXX-XX", None, "0000:4f:00.0")  # memory is masked in the recording
 
 
+
+def test_ppu_smi_list_from_the_vendor_manual(read_fixture):
+    # given: `ppu-smi -L` as Alibaba Cloud's PPU-SMI manual prints it
+    report = ppu.parse_ppu_smi_list(read_fixture("shared:ppu-smi/alibaba-cloud-ppu-smi-manual_L_2-ppu.txt"))
+    # then
+    assert [(d.index, d.model, d.uuid) for d in report.devices] == [
+        (0, "PPU", "GPU-019ea108-c110-0828-0000-0000c07e1a46"),
+        (1, "PPU", "GPU-019ea108-c120-040c-0000-0000c0267f1e"),
+    ]
+
+
+def test_ppu_smi_built_fixtures_agree_with_gpustacks_detector(read_fixture):
+    # given: the 16 PPU-ZW810E that GPUStack's detector recorded, and the ppu-smi texts built from them
+    detected = json.loads(read_fixture("shared:ppu-smi/gpustack-runtime_detect-output_16x-ppu-zw810e.json"))
+    listed = read_fixture("own:ppu-smi/ppu-zw810e-x16_L_built.txt")
+    queried = read_fixture("own:ppu-smi/ppu-zw810e-x16_query-ppu-csv-nounits_built.csv")
+    # when
+    report = ppu.parse_ppu(listed, queried)
+    only_list = ppu.parse_ppu(listed, "")
+    # then: every device, with the detector's name, UUID, memory, bus id and driver
+    assert [(d.index, d.model, d.uuid, d.memory_mib, d.pci_address) for d in report.devices] == [
+        (x["index"], x["name"], x["uuid"], x["memory"], x["appendix"]["bdf"]) for x in detected
+    ]
+    assert report.driver_version == detected[0]["driver_version"] == "2.1.0-ra1f23041713"
+    assert len(only_list.devices) == 16 and only_list.driver_version == "" and only_list.devices[0].memory_mib is None
+
+
+def test_ppu_query_never_renames_a_listed_device_with_another_uuid():
+    # given: a query row whose index matches but whose UUID names another device
+    listed = "PPU 0: PPU (UUID: GPU-a)\n"
+    queried = "index, name, uuid, pci.bus_id, memory.total, driver_version\n0, Other, GPU-b, 00000000:01:00.0, 1, 9\n"
+    # then: the listed device keeps its name and gets no bus id
+    assert [(d.model, d.uuid, d.pci_address) for d in ppu.parse_ppu(listed, queried).devices] == [("PPU", "GPU-a", "")]
+
+
 DOCKER = [
     (
         "docker-archive_docker_v20.10.12.txt",
@@ -462,6 +498,8 @@ PARSERS = [
     others.parse_mx_smi,
     others.parse_mthreads_gmi,
     others.parse_cnmon,
+    ppu.parse_ppu_smi_list,
+    ppu.parse_ppu_smi_query,
     daemons.parse_docker_info,
     daemons.parse_chronyc_tracking,
     daemons.parse_timedatectl,

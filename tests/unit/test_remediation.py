@@ -75,7 +75,7 @@ PROFILE = ProfileSpec(
             "https://example.invalid/driver",
             f"{spec.label} toolkit",
             "https://example.invalid/toolkit",
-            {"hygon": "", "metax": ""}.get(key, key),
+            {"hygon": "", "metax": "", "thead": ""}.get(key, key),
             "12.8" if key == "nvidia" else ("7.0" if key == "amd" else ""),
             "CUDA" if key == "nvidia" else ("ROCm" if key == "amd" else ""),
         )
