@@ -13,10 +13,13 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inventory.choices import AuditStatus
+from inventory.services import node_record_status
 
 from .. import clamp, models
-from ..catalog import ERROR, worst
+from ..catalog import CHECK_IDS, ERROR, worst
+from ..catalog.cluster import NodeIdentity, evaluate_cluster_unique
 from ..choices import NetworkState, RunState
+from ..spec import profile_spec_from_model
 from .network import matrix_time_budget, network_matrix_run
 from .queue import audit_dispatch, broker_name, celery_task
 
@@ -71,12 +74,59 @@ def audit_finish(*, audit_id: int, matrix_inline: bool = False) -> bool:
             return False  # the matrix task closes the audit
     elif models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).exists():
         return False  # the matrix is running and will close the audit
+    if not models.Audit.objects.filter(pk=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING]).exists():
+        return False
+    try:
+        cluster_checks_run(audit_id=audit_id)
+    except Exception:  # noqa: BLE001 - the node results stand; the audit still closes
+        logger.exception("cluster checks of audit %s failed", audit_id)
     statuses = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("status", flat=True))
     now = timezone.now()
     closed = models.Audit.objects.filter(pk=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING]).update(
         state=RunState.DONE, status=worst(statuses), finished=now, started=Coalesce(F("started"), Value(now))
     )
     return bool(closed)
+
+
+def cluster_checks_run(*, audit_id: int) -> None:
+    """`cluster.unique` over the nodes of one audit that were audited (their stored facts), one result each, naming
+    the other nodes. Safe to run more than once: each node's result is replaced, and its status recomputed."""
+    node_audits = list(
+        models.NodeAudit.objects.filter(audit_id=audit_id, state=RunState.DONE)
+        .exclude(facts={})
+        .select_related("node", "audit__profile")
+    )
+    if not node_audits:
+        return
+    identities = [
+        NodeIdentity(
+            name=na.node.name,
+            hostname=str(na.facts.get("hostname") or ""),
+            machine_id=str((na.facts.get("identity") or {}).get("machine_id") or ""),
+            product_uuid=str((na.facts.get("identity") or {}).get("product_uuid") or ""),
+        )
+        for na in node_audits
+    ]
+    results = evaluate_cluster_unique(identities, profile_spec_from_model(node_audits[0].audit.profile))
+    with transaction.atomic():
+        for node_audit in node_audits:
+            result = results[node_audit.node.name]
+            models.CheckResult.objects.update_or_create(
+                node_audit=node_audit,
+                check_id=result.check_id,
+                defaults={
+                    "status": result.status,
+                    "summary": clamp.text(result.summary, 500),
+                    "evidence": clamp.text(result.evidence),
+                    "remediation": clamp.text(str(result.remediation)),
+                    "commands": list(result.commands),
+                    "position": CHECK_IDS.index(result.check_id),
+                },
+            )
+            status = worst(node_audit.results.values_list("status", flat=True))
+            if status != node_audit.status:
+                models.NodeAudit.objects.filter(pk=node_audit.pk).update(status=status)
+                node_record_status(node=node_audit.node, status=status, when=node_audit.finished)
 
 
 def _matrix_run(audit_id: int) -> None:

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from checks.node_facts import build_facts
-from checks.probe import PROBE_SCRIPT, probe_command, split_sections
+from checks.probe import PROBE_SCRIPT, probe_command, server_literal, split_sections
 from tests.conftest import missing_prerequisite
 
 NONCE = "00112233445566ff"
@@ -45,7 +45,40 @@ def test_probe_as_unprivileged_user_says_what_it_could_not_read():
     assert "done" in split_sections(output, NONCE)
 
 
-def test_probe_command_takes_only_a_nonce_and_a_number():
-    assert probe_command(NONCE, 20) == f"sh -s -- {NONCE} 20"
+def test_probe_command_takes_only_a_nonce_a_number_and_an_ip_literal():
+    assert probe_command(NONCE, 20) == f"sh -s -- {NONCE} 20 -"
+    assert probe_command(NONCE, 20, "10.0.0.1") == f"sh -s -- {NONCE} 20 10.0.0.1"
+    assert probe_command(NONCE, 20, "fd00::1") == f"sh -s -- {NONCE} 20 fd00::1"
+    for hostile in ("$(reboot)", "10.0.0.1; reboot", "10.0.0.1 -x", "server.example", "fd00:0::1", " 10.0.0.1", ""):
+        with pytest.raises(ValueError):
+            probe_command(NONCE, 20, hostile)
     with pytest.raises(ValueError):
         probe_command("$(reboot)", 20)
+
+
+@pytest.mark.parametrize(
+    ("given", "passed"),
+    [
+        ("10.0.0.1", "10.0.0.1"),
+        (" 10.0.0.1\n", "10.0.0.1"),
+        ("FD00:0:0::1", "fd00::1"),
+        ("server.example", "-"),  # a DNS name is never passed: the rules compare the inventory address literally
+        ("10.0.0.1;reboot", "-"),
+        ("", "-"),
+    ],
+)
+def test_server_address_reaches_the_probe_only_as_a_canonical_ip_literal(given, passed):
+    assert server_literal(given) == passed
+    assert probe_command(NONCE, 20, server_literal(given)).split()[-1] == passed
+
+
+def test_probe_asks_the_route_to_the_server_it_was_given():
+    # when: the probe runs on this machine with a server address
+    output = subprocess.run(
+        ["sh", "-s", "--", NONCE, "5", "127.0.0.1"], input=PROBE_SCRIPT, capture_output=True, text=True, timeout=60
+    ).stdout
+    facts = build_facts(split_sections(output, NONCE))
+    # then: its own addresses, the route's source, identity, memory and disk were read
+    if shutil.which("ip"):
+        assert facts.addresses is not None and facts.route_source == "127.0.0.1"
+    assert facts.mem_total_kib and facts.filesystems and facts.machine_id
