@@ -353,7 +353,12 @@ def fix_docker_desktop(os: OsRelease) -> Remedy:
     )
 
 
-def fix_accelerator_present(role: str = "worker") -> Remedy:
+def fix_accelerator_present(role: str = "worker", unsupported: str = "") -> Remedy:
+    if unsupported:
+        return Remedy(
+            f"This {role}'s {unsupported} accelerators need a profile that supports them: point the cluster at "
+            "profile gpustack-2.2 or later (GPUStack added T-Head PPU in v2.2), or use this node for CPU models only."
+        )
     return Remedy(
         f"No accelerator was found on this {role}'s PCI bus; it can only serve CPU models. If it has GPUs, check that "
         "they are seated and enabled in the BIOS (`lspci -nn | grep -Ei 'vga|3d|accel'` lists them)."
@@ -679,7 +684,7 @@ def fix_deployment(*, detail: str) -> Remedy:
 def fix_unique(*, detail: str, hostname: str = "") -> Remedy:
     """Cloned nodes: regenerate machine-id (text), rename the host to its inventory name (a command, when the
     inventory name is a valid hostname: it is operator data, never node text)."""
-    commands = ()
+    commands: tuple[str, ...] = ()
     if hostname and re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", hostname):
         commands = (command("hostname.set", name=hostname),)
     return Remedy(

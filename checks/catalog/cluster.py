@@ -3,6 +3,7 @@ node out; checks.services.finish runs it once every node audit of the audit is f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..remediation import fix_unique
@@ -24,7 +25,7 @@ class NodeIdentity:
 def evaluate_cluster_unique(nodes: list[NodeIdentity], profile: ProfileSpec) -> dict[str, CheckResult]:
     """One `cluster.unique` result per node: fail on a hostname or machine-id another node shares, naming the
     others; a shared product UUID fails when the profile says so (GPUStack before v2.1.0), else warns."""
-    keys = {
+    keys: dict[str, Callable[[NodeIdentity], str]] = {
         "hostname": lambda n: n.hostname.strip().lower(),
         "machine-id": lambda n: n.machine_id,
         "product UUID": lambda n: n.product_uuid,

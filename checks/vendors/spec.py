@@ -31,6 +31,9 @@ class VendorSpec:
     # A directory that must hold a CDI spec (*.json, *.yaml) for containers to get the devices: the vendor's probe
     # lines list its spec files into the `cdi-specs` section.
     cdi_dir: str = ""
+    # A vendor that only profiles naming it support (T-Head: GPUStack v2.2 on): without an AcceleratorRule for it in
+    # the profile, its devices are reported but not judged.
+    needs_rule: bool = False
 
     @property
     def probe_block(self) -> str:

@@ -27,6 +27,7 @@ SPEC = VendorSpec(
     path_dirs=(f"{SDK_DIR}/bin", f"{SDK_DIR}/ppu-smi/bin"),
     probe_paths=("/dev/alixpu", "/dev/alixpu_ctl"),
     cdi_dir=CDI_DIR,
+    needs_rule=True,
     probe=f"""\
   pf_run ppu-smi ppu-smi -L
   pf_run ppu-smi-query ppu-smi --query-ppu={",".join(PPU_QUERY_FIELDS)} --format=csv,nounits

@@ -416,6 +416,11 @@ def test_ip_addresses_and_routes_recorded_here(read_fixture):
         ("docker0", "172.17.0.1"),
     ]
     assert [(a.family, a.address) for a in six if a.scope == "global"] == [("inet6", "2001:db8:20::5")]
+    eth1 = network.parse_ip_addresses(read_fixture("own:ip/netns-eth0-eth1_ip-o-4-addr-show.txt"))
+    assert [(a.interface, a.address) for a in eth1 if a.scope == "global"] == [
+        ("eth0", "10.20.0.5"),
+        ("eth1", "192.168.100.5"),
+    ]
     assert network.parse_route_source(read_fixture("own:ip/this-machine_ip-o-route-get.txt")) == "192.0.2.2"
     assert network.parse_route_source(read_fixture("own:ip/netns-two-ipv4_ip-o-route-get-10.20.0.1.txt")) == (
         "10.20.0.5"

@@ -8,6 +8,7 @@ comment lines. Every generated script must pass `sh -n` and shellcheck.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -146,7 +147,7 @@ def _facts(*, os_release: str, evil: str, vendor: str, firewall: str, docker: st
         sections["docker-info"].text += f"\n Docker Root Dir: /{evil}\n Default Runtime: {evil}"
     sections["docker-environment"] = _section("docker-environment", f"Environment=HTTPS_PROXY={evil} NO_PROXY={evil}")
     sections["environment"] = _section("environment", f'https_proxy="{evil}"\nno_proxy="{evil}"\n')
-    sections["daemon-json"] = _section("daemon-json", '{"proxies": {"https-proxy": "%s"}}' % evil.replace('"', ""))
+    sections["daemon-json"] = _section("daemon-json", json.dumps({"proxies": {"https-proxy": evil}}))
     sections["ip-addr"] = _section(
         "ip-addr",
         f"2: eth0    inet 10.0.0.5/24 scope global {evil}\\ x\n3: {evil}    inet 10.1.0.5/24 scope global {evil}\n",
