@@ -7,6 +7,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 
 from .choices import (
+    VENDOR_CHOICES,
     AuditStatus,
     CredentialKind,
     HostKeyState,
@@ -15,7 +16,6 @@ from .choices import (
     PortCondition,
     Protocol,
     Transport,
-    Vendor,
 )
 from .crypto import secret_decrypt, secret_encrypt
 from .validators import validate_address, validate_ssh_user
@@ -97,7 +97,7 @@ class AcceleratorRule(models.Model):
     """What a vendor's accelerators need on a node: driver, container toolkit or SDK, and version floors."""
 
     profile = models.ForeignKey(RequirementProfile, on_delete=models.CASCADE, related_name="accelerator_rules")
-    vendor = models.CharField(max_length=16, choices=Vendor.choices)
+    vendor = models.CharField(max_length=16, choices=VENDOR_CHOICES)
     experimental = models.BooleanField(default=False)
     driver_name = models.CharField(max_length=120)
     driver_url = models.URLField(blank=True)
@@ -296,7 +296,7 @@ class Accelerator(models.Model):
     """A device found on a node. Devices that disappear are marked gone, never deleted, so history shows them."""
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="accelerators")
-    vendor = models.CharField(max_length=16, choices=Vendor.choices)
+    vendor = models.CharField(max_length=16, choices=VENDOR_CHOICES)
     index = models.PositiveIntegerField()
     model = models.CharField(max_length=200, blank=True)
     memory_mib = models.PositiveBigIntegerField(null=True, blank=True)
@@ -323,7 +323,7 @@ class DriverInstall(models.Model):
     """A driver, toolkit, runtime, SDK, NTP daemon or Docker found on a node, with its version."""
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="installs")
-    vendor = models.CharField(max_length=16, choices=Vendor.choices, blank=True)
+    vendor = models.CharField(max_length=16, choices=VENDOR_CHOICES, blank=True)
     kind = models.CharField(max_length=24, choices=InstallKind.choices)
     name = models.CharField(max_length=120)
     version = models.CharField(max_length=64, blank=True)
