@@ -147,6 +147,7 @@ class NodeFacts:
             "identity": {"machine_id": self.machine_id, "product_uuid": self.product_uuid},
             "addresses": [f"{a.interface} {a.address}/{a.prefix}" for a in self.global_ipv4()][:32],
             "mem_total_kib": self.mem_total_kib,
+            "gpustack_images": sorted({c.image for c in self.gpustack_containers or []})[:20],
         }
 
     def global_ipv4(self) -> list[Address]:

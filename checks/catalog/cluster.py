@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..remediation import fix_unique
+from ..remediation import fix_deployment, fix_unique
 from ..spec import ProfileSpec
+from .host import image_tag
 from .registry import FAIL, PASS, WARN
 from .result import CheckResult
 
@@ -20,6 +21,7 @@ class NodeIdentity:
     hostname: str = ""
     machine_id: str = ""
     product_uuid: str = ""
+    gpustack_images: tuple[str, ...] = ()
 
 
 def evaluate_cluster_unique(nodes: list[NodeIdentity], profile: ProfileSpec) -> dict[str, CheckResult]:
@@ -66,5 +68,31 @@ def evaluate_cluster_unique(nodes: list[NodeIdentity], profile: ProfileSpec) -> 
                 detail=f"This node's {detail}.",
                 hostname=node.name if any(label == "hostname" for label, _, _ in shared) else "",
             ),
+        )
+    return results
+
+
+def evaluate_cluster_deployment(nodes: list[NodeIdentity]) -> dict[str, CheckResult]:
+    """`gpustack.deployment` across the cluster: when the GPUStack containers of the audit's nodes run different
+    image tags (issue 4790), a warn for each node that runs any, naming the tags of the others. Nodes judged alike
+    get nothing here (their own result stands)."""
+    tags = {node.name: sorted({image_tag(image) for image in node.gpustack_images}) for node in nodes}
+    every = sorted({tag for found in tags.values() for tag in found})
+    if len(every) < 2:
+        return {}
+    results = {}
+    for node in nodes:
+        if not tags[node.name]:
+            continue
+        others = [f"{name} runs {', '.join(found)}" for name, found in tags.items() if found and name != node.name]
+        detail = f"GPUStack image tags differ across the cluster: this node runs {', '.join(tags[node.name])}; " + (
+            "; ".join(others)
+        )
+        results[node.name] = CheckResult(
+            "gpustack.deployment",
+            WARN,
+            detail,
+            "\n".join(f"{name}: {', '.join(found) or '(no GPUStack container)'}" for name, found in tags.items()),
+            fix_deployment(detail=detail + "."),
         )
     return results

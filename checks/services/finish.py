@@ -17,7 +17,7 @@ from inventory.services import node_record_status
 
 from .. import clamp, models
 from ..catalog import CHECK_IDS, ERROR, worst
-from ..catalog.cluster import NodeIdentity, evaluate_cluster_unique
+from ..catalog.cluster import NodeIdentity, evaluate_cluster_deployment, evaluate_cluster_unique
 from ..choices import NetworkState, RunState
 from ..spec import profile_spec_from_model
 from .network import matrix_time_budget, network_matrix_run
@@ -90,7 +90,8 @@ def audit_finish(*, audit_id: int, matrix_inline: bool = False) -> bool:
 
 def cluster_checks_run(*, audit_id: int) -> None:
     """`cluster.unique` over the nodes of one audit that were audited (their stored facts), one result each, naming
-    the other nodes. Safe to run more than once: each node's result is replaced, and its status recomputed."""
+    the other nodes, and `gpustack.deployment` across them (image tags that differ). Safe to run more than once:
+    each node's result is replaced, and its status recomputed."""
     node_audits = list(
         models.NodeAudit.objects.filter(audit_id=audit_id, state=RunState.DONE)
         .exclude(facts={})
@@ -104,25 +105,32 @@ def cluster_checks_run(*, audit_id: int) -> None:
             hostname=str(na.facts.get("hostname") or ""),
             machine_id=str((na.facts.get("identity") or {}).get("machine_id") or ""),
             product_uuid=str((na.facts.get("identity") or {}).get("product_uuid") or ""),
+            gpustack_images=tuple(str(i) for i in na.facts.get("gpustack_images") or [] if isinstance(i, str)),
         )
         for na in node_audits
     ]
-    results = evaluate_cluster_unique(identities, profile_spec_from_model(node_audits[0].audit.profile))
+    unique = evaluate_cluster_unique(identities, profile_spec_from_model(node_audits[0].audit.profile))
+    deployment = evaluate_cluster_deployment(identities)
     with transaction.atomic():
         for node_audit in node_audits:
-            result = results[node_audit.node.name]
-            models.CheckResult.objects.update_or_create(
-                node_audit=node_audit,
-                check_id=result.check_id,
-                defaults={
-                    "status": result.status,
-                    "summary": clamp.text(result.summary, 500),
-                    "evidence": clamp.text(result.evidence),
-                    "remediation": clamp.text(str(result.remediation)),
-                    "commands": list(result.commands),
-                    "position": CHECK_IDS.index(result.check_id),
-                },
-            )
+            name = node_audit.node.name
+            results = [unique[name]]
+            own = node_audit.results.filter(check_id="gpustack.deployment").values_list("status", flat=True).first()
+            if name in deployment and own in ("pass", None):  # a node's own fail (mirrored name) stands
+                results.append(deployment[name])
+            for result in results:
+                models.CheckResult.objects.update_or_create(
+                    node_audit=node_audit,
+                    check_id=result.check_id,
+                    defaults={
+                        "status": result.status,
+                        "summary": clamp.text(result.summary, 500),
+                        "evidence": clamp.text(result.evidence),
+                        "remediation": clamp.text(str(result.remediation)),
+                        "commands": list(result.commands),
+                        "position": CHECK_IDS.index(result.check_id),
+                    },
+                )
             status = worst(node_audit.results.values_list("status", flat=True))
             if status != node_audit.status:
                 models.NodeAudit.objects.filter(pk=node_audit.pk).update(status=status)

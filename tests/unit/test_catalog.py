@@ -668,3 +668,20 @@ def test_cluster_unique_names_the_other_nodes():
     assert older["w1"].status == "fail"
     assert {r.status for r in uuid_only.values()} == {"warn"}
     assert evaluate_cluster_unique(nodes[2:], ProfileSpec("x"))["w3"].status == "pass"
+
+
+def test_gpustack_image_tags_differing_across_the_cluster_warn_naming_the_others():
+    from checks.catalog.cluster import NodeIdentity, evaluate_cluster_deployment
+
+    # given: two nodes on different GPUStack tags, one without GPUStack
+    nodes = [
+        NodeIdentity("srv", gpustack_images=("gpustack/gpustack:v2.3.0",)),
+        NodeIdentity("w1", gpustack_images=("docker.io/gpustack/gpustack:v2.2.3",)),
+        NodeIdentity("w2"),
+    ]
+    # when
+    results = evaluate_cluster_deployment(nodes)
+    # then
+    assert set(results) == {"srv", "w1"} and {r.status for r in results.values()} == {"warn"}
+    assert "this node runs v2.2.3; srv runs v2.3.0" in results["w1"].summary
+    assert evaluate_cluster_deployment(nodes[:1] + nodes[2:]) == {}

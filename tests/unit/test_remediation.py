@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checks.catalog import CHECK_IDS, PASS, SKIP, CheckResult, evaluate_node
-from checks.catalog.cluster import NodeIdentity, evaluate_cluster_unique
+from checks.catalog.cluster import NodeIdentity, evaluate_cluster_deployment, evaluate_cluster_unique
 from checks.connectivity import Listener, MatrixNode, judge_path, plan_paths
 from checks.node_facts import build_facts
 from checks.probe import Section
@@ -183,6 +183,8 @@ def _results(evil: str, family: str, vendor: str, firewall: str, docker: str) ->
         NodeIdentity(f"{evil}-{i}", hostname=evil, machine_id="0" * 31 + "1", product_uuid=evil) for i in range(2)
     ]
     results.extend(evaluate_cluster_unique(identities, PROFILE).values())
+    tagged = [NodeIdentity(f"{evil}-{i}", gpustack_images=(f"gpustack/gpustack:{evil}{i}",)) for i in range(2)]
+    results.extend(evaluate_cluster_deployment(tagged).values())
     results.append(CheckResult("ssh.connect", "fail", evil, evil, Remedy(_connect_advice(evil))))
     # the matrix: a blocked path whose destination runs `firewall`, with hostile node names
     nodes = [
