@@ -106,8 +106,16 @@ if [ -r /etc/nvidia-container-runtime/config.toml ]; then
   pf_cat nvidia-runtime-config /etc/nvidia-container-runtime/config.toml
 fi
 
-pf_cat machine-id /etc/machine-id
-if [ -e /sys/class/dmi/id/product_uuid ]; then pf_cat product-uuid /sys/class/dmi/id/product_uuid; fi
+# machine-id is confidential (machine-id(5)): only its SHA-256 leaves the node when sha256sum is there
+pf_id() {
+  pf_begin "$1"
+  if [ ! -r "$2" ]; then echo "cannot read $2"; pf_rc=126
+  elif pf_has sha256sum; then sha256sum <"$2"; pf_rc=$?
+  else cat "$2"; pf_rc=$?; fi
+  pf_end "$1" "$pf_rc"
+}
+pf_id machine-id /etc/machine-id
+if [ -e /sys/class/dmi/id/product_uuid ]; then pf_id product-uuid /sys/class/dmi/id/product_uuid; fi
 pf_begin meminfo; sed -n '/^MemTotal:/p' /proc/meminfo; pf_end meminfo $?
 if pf_has df; then pf_run df df -Pk; fi
 if pf_has ip; then

@@ -47,8 +47,8 @@ def evaluate_cluster_unique(nodes: list[NodeIdentity], profile: ProfileSpec) -> 
             if others:
                 shared.append((label, value, others))
         evidence = (
-            f"hostname: {node.hostname or '(unknown)'}\nmachine-id: {node.machine_id or '(unreadable)'}\n"
-            f"product UUID: {node.product_uuid or '(unreadable: audit as root to read it)'}\n"
+            f"hostname: {node.hostname or '(unknown)'}\nmachine-id (SHA-256): {node.machine_id or '(unreadable)'}\n"
+            f"product UUID (SHA-256): {node.product_uuid or '(unreadable: audit as root to read it)'}\n"
             f"compared with: {', '.join(n.name for n in nodes if n.name != node.name) or 'no other node'}"
         )
         if not shared:
@@ -58,7 +58,7 @@ def evaluate_cluster_unique(nodes: list[NodeIdentity], profile: ProfileSpec) -> 
             continue
         fails = [s for s in shared if s[0] != "product UUID" or profile.duplicate_product_uuid_fails]
         summary = "; ".join(f"same {label} as {', '.join(others)}" for label, _, others in shared)
-        detail = "; ".join(f"{label} {value} is also on {', '.join(others)}" for label, value, others in shared)
+        detail = "; ".join(f"{label} is also that of {', '.join(others)}" for label, _, others in shared)
         results[node.name] = CheckResult(
             "cluster.unique",
             FAIL if fails else WARN,

@@ -1,25 +1,50 @@
 """Host identity and resources, and what Docker already runs: /etc/machine-id, DMI product UUID, /proc/meminfo,
 `df -Pk`, `docker ps`, `docker inspect` of GPUStack containers, the NVIDIA container runtime's config.toml."""
 
+import hashlib
 import re
 
 from ..facts import Filesystem, GpustackContainer
 
+# SHA-256 of the product_uuid file of firmware that never set one (all zeros, all F; either case), with its newline
+_PLACEHOLDER_DIGESTS = frozenset(
+    hashlib.sha256(f"{value}\n".encode()).hexdigest()
+    for value in (
+        "00000000-0000-0000-0000-000000000000",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff",
+        "FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF",
+    )
+)
 _GPUSTACK_IMAGE = re.compile(r"^(?:docker\.io/)?gpustack/gpustack(?:[:@].*)?$")
 
 
+def _sha256_line(text: str) -> str:
+    """`sha256sum` output (`<64 hex>  -`) -> the digest, else ""."""
+    match = re.fullmatch(r"([0-9a-f]{64})\s+-?\s*", text.strip() + " ")
+    return match.group(1) if match else ""
+
+
 def parse_machine_id(text: str) -> str:
-    """/etc/machine-id: 32 lowercase hex digits; anything else (empty, "uninitialized") is no id."""
+    """/etc/machine-id as the probe sends it: the SHA-256 of the file (machine-id(5) calls the id confidential),
+    or, from a node without sha256sum, the id itself, hashed here the same way. Empty or "uninitialized": no id."""
+    digest = _sha256_line(text)
+    if digest:
+        return digest
     value = text.strip().lower()
-    return value if re.fullmatch(r"[0-9a-f]{32}", value) else ""
+    return hashlib.sha256(f"{value}\n".encode()).hexdigest() if re.fullmatch(r"[0-9a-f]{32}", value) else ""
 
 
 def parse_product_uuid(text: str) -> str:
-    """/sys/class/dmi/id/product_uuid; the all-zero and all-F placeholders of unset firmware are no id."""
-    value = text.strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", value):
+    """/sys/class/dmi/id/product_uuid, hashed like the machine-id; the all-zero and all-F placeholders of unset
+    firmware are no id (a node without sha256sum sends the value; its placeholder check happens here)."""
+    digest = _sha256_line(text)
+    if digest:
+        return "" if digest in _PLACEHOLDER_DIGESTS else digest
+    value = text.strip()
+    if not re.fullmatch(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}", value):
         return ""
-    return "" if set(value.replace("-", "")) in ({"0"}, {"f"}) else value
+    digest = hashlib.sha256(f"{value}\n".encode()).hexdigest()
+    return "" if digest in _PLACEHOLDER_DIGESTS else digest
 
 
 def parse_meminfo_total_kib(text: str) -> int | None:

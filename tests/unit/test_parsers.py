@@ -1,5 +1,6 @@
 """Every recorded tool output, shared and our own, through its parser, with concrete values asserted."""
 
+import hashlib
 import json
 import typing
 from inspect import signature
@@ -467,10 +468,20 @@ def test_host_resources_and_identity_recorded_here(read_fixture):
     assert host.filesystem_of("/var/lib/docker", filesystems).mount == "/"
     assert host.filesystem_of("/dev/shm/x", filesystems).mount == "/dev/shm"
     assert host.parse_meminfo_total_kib(read_fixture("own:meminfo/this-machine_memtotal.txt")) == 24683792
-    assert host.parse_machine_id("3d1219c7c4c5404aaa1f6d2a48adfda4\n") == "3d1219c7c4c5404aaa1f6d2a48adfda4"
+    # the ids arrive as `sha256sum` prints them, or raw from a node without it and hashed the same way here
+    machine_id = "3d1219c7c4c5404aaa1f6d2a48adfda4"
+    digest = hashlib.sha256(f"{machine_id}\n".encode()).hexdigest()
+    assert host.parse_machine_id(f"{machine_id}\n") == host.parse_machine_id(f"{digest}  -\n") == digest
     assert host.parse_machine_id("uninitialized\n") == host.parse_product_uuid("cannot read x") == ""
-    assert host.parse_product_uuid("00000000-0000-0000-0000-000000000000") == ""
-    assert host.parse_product_uuid("4C4C4544-0042-3510-8051-B4C04F4E3332\n") == "4c4c4544-0042-3510-8051-b4c04f4e3332"
+    zeros = "00000000-0000-0000-0000-000000000000"
+    assert host.parse_product_uuid(zeros) == host.parse_product_uuid(_sha256sum(zeros + "\n")) == ""
+    dell = "4C4C4544-0042-3510-8051-B4C04F4E3332"
+    assert host.parse_product_uuid(dell + "\n") == host.parse_product_uuid(_sha256sum(dell + "\n")) != ""
+
+
+def _sha256sum(text: str) -> str:
+    """What `sha256sum <file` prints for a file holding `text`."""
+    return f"{hashlib.sha256(text.encode()).hexdigest()}  -\n"
 
 
 def test_gpustack_containers_and_nvidia_runtime_mode(read_fixture):

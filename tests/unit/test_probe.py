@@ -82,3 +82,39 @@ def test_probe_asks_the_route_to_the_server_it_was_given():
     if shutil.which("ip"):
         assert facts.addresses is not None and facts.route_source == "127.0.0.1"
     assert facts.mem_total_kib and facts.filesystems and facts.machine_id
+
+
+def test_probe_inspects_only_gpustack_containers_and_only_their_mirrored_name(tmp_path):
+    # given: a stand-in `docker` that records its arguments and prints recorded outputs
+    from tests.conftest import FIXTURES
+
+    calls = tmp_path / "calls"
+    docker = tmp_path / "docker"
+    docker.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        'case "$1" in\n'
+        f"  ps) cat {FIXTURES / 'gpustack/docker-ps_two-gpustack.txt'};;\n"
+        f"  inspect) cat {FIXTURES / 'gpustack/docker-inspect_mirrored-name.txt'};;\n"
+        "  *) echo 'Server:'; echo ' Server Version: 27.5.1';;\n"
+        "esac\n"
+    )
+    docker.chmod(0o755)
+    # when
+    output = subprocess.run(
+        ["sh", "-s", "--", NONCE, "5", "-"],
+        input=PROBE_SCRIPT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"},
+    ).stdout
+    facts = build_facts(split_sections(output, NONCE))
+    # then: `docker inspect` named the two gpustack/gpustack containers, not portainer, and asked for one variable
+    inspect = [line for line in calls.read_text().splitlines() if line.startswith("inspect")]
+    assert len(inspect) == 1 and inspect[0].endswith(" gpustack-worker gpustack-server")
+    assert "GPUSTACK_RUNTIME_DEPLOY_MIRRORED_NAME" in inspect[0] and "portainer" not in inspect[0]
+    assert [(c.name, c.mirrored_name) for c in facts.gpustack_containers] == [
+        ("gpustack-worker", "gpustack-worker"),
+        ("gpustack-server", ""),
+    ]
