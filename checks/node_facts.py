@@ -57,6 +57,7 @@ class VendorFacts:
     toolkit_version: str = ""
     rocm_version: str = ""
     cdi_specs: list[str] = field(default_factory=list)  # spec files in the vendor's CDI directory, if it uses CDI
+    cdi_dir_present: bool = False
 
 
 @dataclass
@@ -228,6 +229,7 @@ def build_facts(sections: dict[str, Section]) -> NodeFacts:
             toolkit_version=parse_nvidia_ctk_version(_text(sections, "nvidia-ctk")) if vendor == "nvidia" else "",
             rocm_version=parse_rocm_version(_text(sections, "rocm-version")) if vendor == "amd" else "",
             cdi_specs=_cdi_specs(_text(sections, "cdi-specs"), spec.cdi_dir) if spec.cdi_dir else [],
+            cdi_dir_present=bool(spec.cdi_dir) and f"dir {spec.cdi_dir}" in _text(sections, "cdi-specs").splitlines(),
         )
 
     facts.docker_path = facts.tools.get("docker", "")

@@ -108,6 +108,7 @@ TEMPLATES: dict[str, str] = {
     "dropin.no_proxy": "printf '[Service]\\nEnvironment=%s\\nEnvironment=%s\\n' {upper} {lower} > {path}",
     "systemd.reload": "systemctl daemon-reload",
     "hostname.set": "hostnamectl set-hostname {name}",
+    "cdi.dir": "install -m 0755 -d /var/run/cdi",
 }
 
 _CLOSED = {"packages": PACKAGES, "service": SERVICES, "url": URLS, "path": PATHS}
@@ -452,15 +453,16 @@ def fix_toolkit(
     """Install the vendor's container toolkit and register its Docker runtime, where the vendor documents commands."""
     link = toolkit_url or "the vendor site"
     if cdi_dir:
-        return Remedy(
-            _text(
-                f"Install the {toolkit_name} ({link}) and put a CDI spec for the devices in {cdi_dir}: GPUStack hands "
-                "them to containers through CDI, not through a Docker runtime (gpustack-runtime writes the spec "
-                f"when it detects the devices; mount {cdi_dir} into the GPUStack container).",
-                "The SDK is installed: only the CDI spec is missing." if installed else "",
-                "The vendor documents no command-line install Preflight can give; follow its page.",
-            )
+        text = _text(
+            f"GPUStack hands the devices to containers through CDI, not through a Docker runtime: its runtime writes "
+            f"the CDI spec into {cdi_dir} at deployment, so the directory must exist (keep it across reboots with a "
+            "systemd-tmpfiles line) and be mounted into the GPUStack container.",
+            "The SDK is installed."
+            if installed
+            else f"Install the {toolkit_name} ({link}); the vendor documents no "
+            "command-line install Preflight can give, follow its page.",
         )
+        return Remedy(text, (command("cdi.dir"),) if cdi_dir == "/var/run/cdi" else ())
     register = f"register its `{runtime}` runtime with Docker and restart Docker" if runtime else ""
     if vendor in ("nvidia", "amd"):
         ctk = "nvidia-ctk" if vendor == "nvidia" else "amd-ctk"

@@ -142,21 +142,28 @@ def _toolkit(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | 
             f"docker runtimes: {' '.join(runtimes) if runtimes is not None else '(docker not answering)'}"
         )
     if spec.cdi_dir:
-        evidence_lines.append(f"CDI specs in {spec.cdi_dir}: {', '.join(vendor.cdi_specs) or 'none'}")
+        where = spec.cdi_dir if vendor.cdi_dir_present else f"{spec.cdi_dir} (missing)"
+        evidence_lines.append(f"CDI specs in {where}: {', '.join(vendor.cdi_specs) or 'none'}")
     evidence = "\n".join(evidence_lines)
     if markers and not found:
         return CheckResult(check_id, FAIL, f"{toolkit_name} is not installed", evidence, fix)
-    if spec.cdi_dir and not vendor.cdi_specs:
+    if spec.cdi_dir and not vendor.cdi_dir_present:
         return CheckResult(
             check_id,
             FAIL,
-            f"{toolkit_name} installed, but {spec.cdi_dir} holds no CDI spec: containers would get no "
-            f"{spec.label} devices",
+            f"{toolkit_name} installed, but {spec.cdi_dir} does not exist: GPUStack's runtime writes the "
+            f"{spec.label} CDI spec there and hands the devices to containers through it",
             evidence,
             fix,
         )
     if not runtime:
-        cdi = f", {len(vendor.cdi_specs)} CDI spec(s) in {spec.cdi_dir}" if spec.cdi_dir else ""
+        cdi = ""
+        if spec.cdi_dir:
+            cdi = (
+                f", {len(vendor.cdi_specs)} CDI spec(s) in {spec.cdi_dir}"
+                if vendor.cdi_specs
+                else f", {spec.cdi_dir} ready (GPUStack writes its CDI spec there at deployment)"
+            )
         return CheckResult(check_id, PASS, f"{toolkit_name} installed ({', '.join(found)}){cdi}", evidence)
     if runtimes is None:
         return CheckResult(

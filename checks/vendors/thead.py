@@ -1,7 +1,10 @@
 """thead: T-Head PPU (Alibaba). Found by PCI vendor id 0x1ded (gpustack/runtime `detector/thead.py`), read with
 `ppu-smi`, which ships in the PPU SDK under /usr/local/PPU_SDK. GPUStack hands the devices (/dev/alixpu,
 /dev/alixpu_ctl, /dev/alixpu_ppu<N>) to containers through CDI, so there is no Docker runtime: the toolkit is the
-SDK directory plus a CDI spec in /var/run/cdi (gpustack/runtime `deployer/cdi/thead.py`, `envs.py`)."""
+SDK directory plus the CDI directory /var/run/cdi. GPUStack's runtime writes the PPU spec there itself at deployment
+(`GPUSTACK_RUNTIME_DOCKER_CDI_SPECS_GENERATE`, on by default, "requires GPUSTACK_RUNTIME_DEPLOY_CDI_SPECS_DIRECTORY
+to exist": gpustack/runtime `envs.py`, `deployer/docker.py`, `deployer/cdi/thead.py`), so the directory is required
+and a spec already there is reported, not required (the code wins over the spec's "must hold a spec")."""
 
 from ..facts import VendorReport
 from ..parsers.ppu import PPU_QUERY_FIELDS, parse_ppu
@@ -32,6 +35,7 @@ SPEC = VendorSpec(
   pf_run ppu-smi ppu-smi -L
   pf_run ppu-smi-query ppu-smi --query-ppu={",".join(PPU_QUERY_FIELDS)} --format=csv,nounits
   pf_begin cdi-specs
+  if [ -d {CDI_DIR} ]; then echo "dir {CDI_DIR}"; fi
   for f in {CDI_DIR}/*; do case "$f" in *.json|*.yaml|*.yml) [ -f "$f" ] && echo "$f" ;; esac; done
   pf_end cdi-specs 0""",
 )

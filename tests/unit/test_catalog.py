@@ -447,7 +447,7 @@ PROFILE_THEAD = ProfileSpec(
 )
 
 
-def _thead(read_fixture, *, cdi=True, tool=True):
+def _thead(read_fixture, *, cdi=True, tool=True, cdi_dir=True):
     return node(
         pci=THEAD_PCI,
         tools=DOCKER_TOOLS + ("ppu-smi /usr/local/PPU_SDK/bin/ppu-smi\n" if tool else "") + "path /usr/local/PPU_SDK\n",
@@ -459,7 +459,8 @@ def _thead(read_fixture, *, cdi=True, tool=True):
             if tool
             else {}
         ),
-        cdi_specs="/var/run/cdi/alibabacloud.com-ppu.yaml\n" if cdi else "",
+        cdi_specs=("dir /var/run/cdi\n" if cdi_dir else "")
+        + ("/var/run/cdi/alibabacloud.com-ppu.yaml\n" if cdi else ""),
     )
 
 
@@ -484,12 +485,16 @@ def test_thead_detected_from_its_pci_id_and_read_from_ppu_smi(read_fixture):
     }
 
 
-def test_thead_without_cdi_spec_or_tool_fails(read_fixture):
-    no_cdi = by_id(evaluate_node(_thead(read_fixture, cdi=False), PROFILE_THEAD, WORKER))
+def test_thead_without_cdi_directory_or_tool_fails(read_fixture):
+    no_dir = by_id(evaluate_node(_thead(read_fixture, cdi=False, cdi_dir=False), PROFILE_THEAD, WORKER))
+    no_spec_yet = by_id(evaluate_node(_thead(read_fixture, cdi=False), PROFILE_THEAD, WORKER))
     no_tool = by_id(evaluate_node(_thead(read_fixture, tool=False), PROFILE_THEAD, WORKER))
-    assert no_cdi["accelerator.thead.toolkit"].status == "fail"
-    assert "/var/run/cdi holds no CDI spec" in no_cdi["accelerator.thead.toolkit"].summary
-    assert "CDI" in no_cdi["accelerator.thead.toolkit"].remediation
+    assert no_dir["accelerator.thead.toolkit"].status == "fail"
+    assert "/var/run/cdi does not exist" in no_dir["accelerator.thead.toolkit"].summary
+    assert no_dir["accelerator.thead.toolkit"].commands == ["install -m 0755 -d /var/run/cdi"]
+    # GPUStack's runtime writes the spec at deployment (gpustack-runtime envs.py): an empty directory is ready
+    assert no_spec_yet["accelerator.thead.toolkit"].status == "pass"
+    assert "GPUStack writes its CDI spec there" in no_spec_yet["accelerator.thead.toolkit"].summary
     assert no_tool["accelerator.thead.driver"].status == "fail"
     assert "ppu-smi is not installed" in no_tool["accelerator.thead.driver"].summary
 

@@ -163,7 +163,9 @@ def _facts(*, os_release: str, evil: str, vendor: str, firewall: str, docker: st
     sections["nvidia-runtime-config"] = _section(
         "nvidia-runtime-config", f'[nvidia-container-runtime]\nmode = "{evil}"'
     )
-    sections["cdi-specs"] = _section("cdi-specs", f"/var/run/cdi/{evil}.yaml")
+    sections["cdi-specs"] = _section(
+        "cdi-specs", f"/var/run/cdi/{evil}.yaml"
+    )  # no `dir` line: the directory is missing
     return build_facts(sections)
 
 
