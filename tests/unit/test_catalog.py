@@ -690,3 +690,16 @@ def test_gpustack_image_tags_differing_across_the_cluster_warn_naming_the_others
     assert set(results) == {"srv", "w1"} and {r.status for r in results.values()} == {"warn"}
     assert "this node runs v2.2.3; srv runs v2.3.0" in results["w1"].summary
     assert evaluate_cluster_deployment(nodes[:1] + nodes[2:]) == {}
+
+
+def test_proxy_with_a_server_named_by_dns_compares_the_name_literally(read_fixture):
+    # given: the server's inventory address is a DNS name (never passed to the probe), listed literally in NO_PROXY
+    facts = node(environment='https_proxy="http://proxy:3128"\nno_proxy="gpustack.corp.example,10.0.0.11"\n')
+    named = NodeContext("w1", "worker", address="10.0.0.11", server_address="gpustack.corp.example")
+    other = NodeContext("w1", "worker", address="10.0.0.11", server_address="gpustack.other.example")
+    # then
+    assert by_id(evaluate_node(facts, PROFILE, named))["network.proxy"].status == "pass"
+    result = by_id(evaluate_node(facts, PROFILE, other))["network.proxy"]
+    assert result.status == "fail" and "does not list gpustack.other.example:" in result.summary
+    assert result.commands == []  # /etc/environment only: edited by hand, the explanation says where
+    assert "/etc/environment" in result.remediation
