@@ -25,6 +25,9 @@ class AcceleratorRuleSpec:
     min_version: str = ""
     min_version_of: str = ""
     amd64_only: bool = False
+    min_driver_version: str = ""
+    min_compute_capability: str = ""
+    warn_compute_capability: str = ""
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class PortRuleSpec:
     purpose: str
     condition: str = "always"
     worker_to_worker: bool = False
+    reach: str = "peers"  # peers | direct_mode | none: which server<->worker paths prove it (inventory PortReach)
 
     @property
     def label(self) -> str:
@@ -58,6 +62,24 @@ class ProfileSpec:
     worker_memory_warn_gib: int = 32
     server_disk_warn_gib: int = 20
     duplicate_product_uuid_fails: bool = False
+    os_table_advisory: bool = False
+    docker_desktop_fails_on_worker: bool = False
+
+
+CLUSTER_OPTIONS = (
+    "tls_enabled",
+    "distributed_vllm",
+    "server_runs_worker",
+    "gateway",
+    "external_database",
+    "builtin_observability",
+    "proxy_mode",
+)
+
+
+def cluster_options(cluster: Any) -> dict[str, Any]:
+    """A Cluster's options as NodeContext keywords."""
+    return {name: getattr(cluster, name) for name in CLUSTER_OPTIONS}
 
 
 @dataclass(frozen=True)
@@ -69,6 +91,10 @@ class NodeContext:
     tls_enabled: bool = False
     distributed_vllm: bool = False
     server_runs_worker: bool = False
+    gateway: str = "embedded"  # embedded | disabled (GPUStack's gateway on the server; never on a pure worker)
+    external_database: bool = False
+    builtin_observability: bool = True
+    proxy_mode: str = "worker"  # direct | worker | tunnel
     clock_offset_seconds: float | None = None
     round_trip_seconds: float | None = None
     address: str = ""  # the node's inventory address (an IP literal or a DNS name)
@@ -87,6 +113,14 @@ class NodeContext:
             return self.tls_enabled
         if rule.condition == "distributed_vllm":
             return self.distributed_vllm
+        if rule.condition == "gateway_enabled":
+            return self.gateway != "disabled"
+        if rule.condition == "gateway_embedded":
+            return self.gateway == "embedded"
+        if rule.condition == "builtin_database":
+            return not self.external_database
+        if rule.condition == "observability":
+            return self.builtin_observability
         return True
 
 
@@ -107,11 +141,16 @@ def profile_spec_from_model(profile: Any) -> ProfileSpec:
                 r.min_version,
                 r.min_version_of,
                 r.amd64_only,
+                r.min_driver_version,
+                r.min_compute_capability,
+                r.warn_compute_capability,
             )
             for r in profile.accelerator_rules.all()
         },
         port_rules=tuple(
-            PortRuleSpec(r.role, r.first_port, r.last_port, r.protocol, r.purpose, r.condition, r.worker_to_worker)
+            PortRuleSpec(
+                r.role, r.first_port, r.last_port, r.protocol, r.purpose, r.condition, r.worker_to_worker, r.reach
+            )
             for r in profile.port_rules.all()
         ),
         ntp_required=profile.ntp_required,
@@ -123,4 +162,6 @@ def profile_spec_from_model(profile: Any) -> ProfileSpec:
         worker_memory_warn_gib=profile.worker_memory_warn_gib,
         server_disk_warn_gib=profile.server_disk_warn_gib,
         duplicate_product_uuid_fails=profile.duplicate_product_uuid_fails,
+        os_table_advisory=profile.os_table_advisory,
+        docker_desktop_fails_on_worker=profile.docker_desktop_fails_on_worker,
     )

@@ -20,6 +20,7 @@ from django_celery_beat.models import PeriodicTask
 
 from inventory.filtersets import NOT_READY, READY
 from inventory.models import Cluster, Node
+from inventory.profile_diff import profile_diff_from_baseline
 from portal import permissions
 
 from .catalog import SEVERITY
@@ -155,6 +156,8 @@ def dashboard(request, name: str):
             for t in trend
         ],
         "audits": Audit.objects.filter(cluster=cluster).order_by("-created")[:20],
+        "profile": cluster.profile,
+        "profile_diff": profile_diff_from_baseline(cluster.profile),
     }
     context["verdict"] = cluster_verdict(
         servers=context["servers"],

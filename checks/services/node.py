@@ -21,7 +21,7 @@ from ..choices import RunState
 from ..node_facts import NodeFacts, build_facts
 from ..probe import PROBE_SCRIPT, probe_command, probe_nonce, server_literal, split_sections
 from ..remediation import Remedy
-from ..spec import NodeContext, ProfileSpec, profile_spec_from_model
+from ..spec import NodeContext, ProfileSpec, cluster_options, profile_spec_from_model
 from ..transport import ConnectFailure
 from .finish import audit_finish, node_audit_end_in_error
 from .trust import login_target, transport_for
@@ -171,11 +171,9 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
     base_context = dict(
         name=node.name,
         role=node.role,
-        tls_enabled=cluster.tls_enabled,
-        distributed_vllm=cluster.distributed_vllm,
-        server_runs_worker=cluster.server_runs_worker,
         address=node.address,
         server_address=server_address,
+        **cluster_options(cluster),
     )
     try:
         target = login_target(node)

@@ -152,6 +152,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 *
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 PREFLIGHT_INVENTORY_MAX_BYTES = env.int("PREFLIGHT_INVENTORY_MAX_BYTES", default=5 * 1024 * 1024)
 PREFLIGHT_IMPORT_MAX_HOSTS = env.int("PREFLIGHT_IMPORT_MAX_HOSTS", default=5000)
+# The requirement profile (its key) that clusters created without one get: the admin form's initial choice, the API
+# and the inventory import. The newest GPUStack release by default; when no profile has this key, the profile marked
+# "is default" in the admin (gpustack-2.0, GPUStack's requirements page, as shipped).
+PREFLIGHT_DEFAULT_PROFILE = env("PREFLIGHT_DEFAULT_PROFILE", default="gpustack-2.3")
 # Uploaded files are kept in memory up to that size and the rest only counted (never spooled to disk), a few per
 # request at most.
 FILE_UPLOAD_HANDLERS = ["portal.uploads.BoundedUploadHandler"]
