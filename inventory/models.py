@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.urls import reverse
@@ -220,6 +221,19 @@ class Cluster(models.Model):
         choices=ProxyMode.choices,
         default=ProxyMode.WORKER,
         help_text="How the server reaches model instances on workers (--proxy-mode)",
+    )
+    gpustack_image_tag = models.CharField(
+        max_length=128,
+        blank=True,
+        default="latest",
+        validators=[
+            RegexValidator(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z", "a Docker image tag: letters, digits, _ . -")
+        ],
+        help_text="Tag of the gpustack/gpustack image in the install plan, e.g. v2.0.0 (empty: Docker's latest)",
+    )
+    gpustack_server_url = models.URLField(
+        blank=True,
+        help_text="The GPUStack server URL workers register with; empty: http(s)://<the server node's address>",
     )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

@@ -16,12 +16,14 @@ from inventory.choices import AuditStatus
 from inventory.services import node_record_status
 
 from .. import clamp, models
+from ..alerts.services import alerts_after_audit
 from ..catalog import CHECK_IDS, ERROR, worst
 from ..catalog.cluster import NodeIdentity, evaluate_cluster_deployment, evaluate_cluster_unique
 from ..choices import NetworkState, RunState
 from ..spec import profile_spec_from_model
 from .network import matrix_time_budget, network_matrix_run
 from .queue import audit_dispatch, broker_name, celery_task
+from .waivers import node_audit_restamp
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,11 @@ def audit_finish(*, audit_id: int, matrix_inline: bool = False) -> bool:
     closed = models.Audit.objects.filter(pk=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING]).update(
         state=RunState.DONE, status=worst(statuses), finished=now, started=Coalesce(F("started"), Value(now))
     )
+    if closed:  # exactly once per audit: tell who asked what got worse (nothing when nothing did)
+        try:
+            alerts_after_audit(audit_id=audit_id)
+        except Exception:  # noqa: BLE001 - the audit is closed; a broken alert must not undo or hide it
+            logger.exception("regression alerts of audit %s failed", audit_id)
     return bool(closed)
 
 
@@ -131,7 +138,8 @@ def cluster_checks_run(*, audit_id: int) -> None:
                         "position": CHECK_IDS.index(result.check_id),
                     },
                 )
-            status = worst(node_audit.results.values_list("status", flat=True))
+            # the worst of its results that no waiver (or `audit --ignore`) accepts, cluster.unique included
+            status = node_audit_restamp(node_audit=node_audit, audit=node_audit.audit)
             if status != node_audit.status:
                 models.NodeAudit.objects.filter(pk=node_audit.pk).update(status=status)
                 node_record_status(node=node_audit.node, status=status, when=node_audit.finished)

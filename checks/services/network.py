@@ -41,6 +41,7 @@ from ..spec import NodeContext, cluster_options, profile_spec_from_model
 from ..targets import target_address
 from ..transport import ConnectFailure
 from .trust import login_target, transport_for
+from .waivers import node_audit_restamp
 
 logger = logging.getLogger(__name__)
 
@@ -334,7 +335,8 @@ def _record(audit, plans, verdicts, listeners, by_name) -> list[models.NetworkPa
             touched.add(node_name)
         for node_name in touched:
             node_audit = by_name[node_name]
-            status = worst(node_audit.results.values_list("status", flat=True))
+            # The worst of its results that no waiver accepts.
+            status = node_audit_restamp(node_audit=node_audit, audit=audit)
             models.NodeAudit.objects.filter(pk=node_audit.pk).update(status=status)
             node_record_status(node=node_audit.node, status=status, when=node_audit.finished)
     return paths

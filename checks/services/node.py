@@ -16,7 +16,7 @@ from inventory.models import Node
 from inventory.services import node_record_facts, node_record_status
 
 from .. import clamp, models
-from ..catalog import CHECK_IDS, ERROR, FAIL, HOST_CHECK_IDS, PASS, CheckResult, evaluate_node, worst
+from ..catalog import CHECK_IDS, ERROR, FAIL, HOST_CHECK_IDS, PASS, CheckResult, evaluate_node
 from ..choices import RunState
 from ..node_facts import NodeFacts, build_facts
 from ..probe import PROBE_SCRIPT, probe_command, probe_nonce, server_literal, split_sections
@@ -25,6 +25,7 @@ from ..spec import NodeContext, ProfileSpec, cluster_options, profile_spec_from_
 from ..transport import ConnectFailure
 from .finish import audit_finish, node_audit_end_in_error
 from .trust import login_target, transport_for
+from .waivers import waivers_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -247,25 +248,29 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
 
 def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
     results = outcome.results
-    status = worst(r.status for r in results)
     finished = timezone.now()
     node = node_audit.node
+    rows = [
+        models.CheckResult(
+            node_audit=node_audit,
+            check_id=r.check_id,
+            status=r.status,
+            summary=clamp.text(r.summary, 500),
+            evidence=clamp.text(r.evidence),
+            remediation=clamp.text(r.remediation),
+            commands=r.commands,
+            position=i,
+        )
+        for i, r in enumerate(sorted(results, key=lambda r: CHECK_IDS.index(r.check_id)))
+    ]
+    # The node's status: the worst of its results that no waiver (or `audit --ignore`) accepts.
+    status = waivers_stamp(
+        rows=rows, node_id=node.pk, cluster_id=node_audit.audit.cluster_id, ignored=node_audit.audit.ignored or ()
+    )
     with transaction.atomic():
         if node_audit.attempts > 1:  # a redelivered task: the attempt before may have written results
             models.CheckResult.objects.filter(node_audit=node_audit).delete()
-        models.CheckResult.objects.bulk_create(
-            models.CheckResult(
-                node_audit=node_audit,
-                check_id=r.check_id,
-                status=r.status,
-                summary=clamp.text(r.summary, 500),
-                evidence=clamp.text(r.evidence),
-                remediation=clamp.text(r.remediation),
-                commands=r.commands,
-                position=i,
-            )
-            for i, r in enumerate(sorted(results, key=lambda r: CHECK_IDS.index(r.check_id)))
-        )
+        models.CheckResult.objects.bulk_create(rows)
         node_audit.status = status
         node_audit.state = RunState.DONE
         node_audit.finished = finished

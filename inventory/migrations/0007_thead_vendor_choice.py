@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inventory', '0005_refresh_gpustack_2_2_and_add_2_3'),
+        ('inventory', '0006_cluster_install_settings'),
     ]
 
     operations = [
