@@ -12,28 +12,37 @@ from .models import AlertEmail, Audit, CheckResult, NetworkPath, NodeAudit, Waiv
 from .selectors import node_remediation_script
 
 
-class ResultsAdmin(admin.ModelAdmin):
-    """Audit results (node audits, check results, paths) are read with checks.view_audit, as through every other
-    door (portal.permissions.VIEW_RESULTS), besides the model's own view permission."""
+class ResultsRule:
+    """Audit results (audits, node audits, check results, paths) are read with portal.permissions.VIEW_RESULTS and
+    nothing else, as through every other door: no model permission of their own (view_nodeaudit, view_checkresult,
+    view_networkpath). They are records of what a node said, never edited; deleting needs the model's delete
+    permission as well."""
 
     def has_view_permission(self, request, obj=None):
-        return super().has_view_permission(request, obj) and permissions.allowed(request.user, permissions.VIEW_RESULTS)
+        return permissions.allowed(request.user, permissions.VIEW_RESULTS)
 
     def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and permissions.allowed(
+        return False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and permissions.allowed(  # type: ignore[misc]
             request.user, permissions.VIEW_RESULTS
         )
 
 
-class NodeAuditInline(admin.TabularInline):
+class ResultsAdmin(ResultsRule, admin.ModelAdmin):
+    pass
+
+
+class NodeAuditInline(ResultsRule, admin.TabularInline):
     model = NodeAudit
     extra = 0
     fields = ["node_link", "state", "status", "started", "finished", "error"]
     readonly_fields = fields
     can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Node")
     def node_link(self, obj):
@@ -41,7 +50,7 @@ class NodeAuditInline(admin.TabularInline):
 
 
 @admin.register(Audit)
-class AuditAdmin(admin.ModelAdmin):
+class AuditAdmin(ResultsAdmin):
     list_display = [
         "id",
         "cluster",
@@ -60,9 +69,6 @@ class AuditAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Audit._meta.fields]
     inlines = [NodeAuditInline]
 
-    def has_add_permission(self, request):
-        return False
-
     def get_queryset(self, request):
         return (
             super()
@@ -75,15 +81,12 @@ class AuditAdmin(admin.ModelAdmin):
         return obj._failing
 
 
-class CheckResultInline(admin.TabularInline):
+class CheckResultInline(ResultsRule, admin.TabularInline):
     model = CheckResult
     extra = 0
     fields = ["check_id", "status", "summary", "evidence", "remediation", "commands"]
     readonly_fields = fields
     can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(NodeAudit)
@@ -111,9 +114,6 @@ class NodeAuditAdmin(ResultsAdmin):
     exclude = ["nonce"]
     inlines = [CheckResultInline]
 
-    def has_add_permission(self, request):
-        return False
-
     def get_urls(self):
         return [
             path(
@@ -127,10 +127,6 @@ class NodeAuditAdmin(ResultsAdmin):
     def remediation_view(self, request, pk):
         permissions.require(request.user, permissions.VIEW_RESULTS)
         node_audit = get_object_or_404(NodeAudit.objects.select_related("node", "audit"), pk=pk)
-        if not self.has_view_permission(request, node_audit):
-            from django.core.exceptions import PermissionDenied
-
-            raise PermissionDenied
         response = HttpResponse(
             node_audit_script := node_remediation_script(node_audit=node_audit), content_type="text/x-shellscript"
         )
@@ -161,9 +157,6 @@ class CheckResultAdmin(ResultsAdmin):
         "position",
     ]
 
-    def has_add_permission(self, request):
-        return False
-
 
 @admin.register(NetworkPath)
 class NetworkPathAdmin(ResultsAdmin):
@@ -184,9 +177,6 @@ class NetworkPathAdmin(ResultsAdmin):
         "remediation",
         "commands",
     ]
-
-    def has_add_permission(self, request):
-        return False
 
 
 class WaiverForm(forms.ModelForm):

@@ -73,11 +73,14 @@ def home(request):
         .order_by("name")
     )
     clusters = list(clusters)
+    results = permissions.allowed(request.user, permissions.VIEW_RESULTS)  # status colours and counts are results
     for cluster in clusters:
         cluster.verdict = home_status(
             total=cluster.nodes_total, ready=cluster.nodes_ready, failing=cluster.nodes_failing
         )
-    return render(request, "checks/home.html", {"clusters": clusters})
+        if not results:
+            cluster.verdict, cluster.nodes_ready, cluster.nodes_failing = None, None, None
+    return render(request, "checks/home.html", {"clusters": clusters, "results": results})
 
 
 def _latest_done(cluster: Cluster) -> Audit | None:
@@ -120,6 +123,24 @@ def _readiness_by_role(cluster: Cluster, *, look_back: int = 10) -> tuple[dict[s
 @permission_required("inventory.view_cluster", raise_exception=True)
 def dashboard(request, name: str):
     cluster = _cluster(name)
+    if not permissions.allowed(request.user, permissions.VIEW_RESULTS):
+        # Results need checks.view_audit: without it the dashboard is the cluster's inventory (nodes per role).
+        totals = dict(
+            Node.objects.filter(cluster=cluster).values_list("role").annotate(n=Count("pk")).values_list("role", "n")
+        )
+        return render(
+            request,
+            "checks/dashboard.html",
+            {
+                "cluster": cluster,
+                "results": False,
+                "profile": cluster.profile,
+                "profile_diff": profile_diff_from_baseline(cluster.profile),
+                "servers": {"total": totals.get("server", 0)},
+                "workers": {"total": totals.get("worker", 0)},
+                "next_run": _next_scheduled(),
+            },
+        )
     by_role, latest_node_audits = _readiness_by_role(cluster)
     latest = _latest_done(cluster)
     # Per check id, the nodes whose own result in their latest finished audit is fail or error (the same rule as
@@ -183,8 +204,7 @@ def dashboard(request, name: str):
         top_failing=top_failing,
         blocked_paths=blocked_paths,
     )
-    if not permissions.allowed(request.user, permissions.VIEW_RESULTS):  # results need checks.view_audit
-        context.update(latest=None, top_failing=[], trend=[], audits=[], running=None, verdict=None, waived_results=0)
+    context["results"] = True
     return render(request, "checks/dashboard.html", context)
 
 

@@ -345,6 +345,9 @@ class HostKey(models.Model):
 
     class Meta:
         ordering = ["node", "-first_seen"]
+        # Accepting a changed key is its own action (portal.permissions.ACCEPT_HOST_KEY): change_hostkey edits
+        # nothing that decides trust.
+        permissions = [("accept_hostkey", "Can accept a changed host key")]
         constraints = [
             models.UniqueConstraint(fields=["node", "key_type", "fingerprint"], name="host_key_unique"),
             models.UniqueConstraint(

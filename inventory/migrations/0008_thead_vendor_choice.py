@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inventory', '0006_cluster_install_settings'),
+        ('inventory', '0007_hostkey_accept_permission'),
     ]
 
     operations = [

@@ -24,7 +24,7 @@ def undo(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('inventory', '0007_thead_vendor_choice'),
+        ('inventory', '0008_thead_vendor_choice'),
     ]
 
     operations = [
