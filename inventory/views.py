@@ -30,9 +30,12 @@ AREAS = OrderedDict(
         ("os", "Operating system"),
         ("time", "Time"),
         ("container", "Containers"),
+        ("host", "Host"),
+        ("gpustack", "GPUStack"),
         ("accelerator", "Accelerators"),
         ("ports", "Ports"),
         ("network", "Network"),
+        ("cluster", "Cluster"),
     ]
 )
 

@@ -119,6 +119,16 @@ GUARDS: dict[str, str] = {
     "firewalld.add": "firewall-cmd --permanent --query-port={span}/{protocol} >/dev/null",
     "iptables.accept": "iptables -C INPUT -p {protocol} --dport {span} -j ACCEPT 2>/dev/null",
     "nft.accept": "nft list chain inet filter input | grep {rule} >/dev/null",
+    # field checks (issue 20)
+    "ctk.default": 'grep -q \'"default-runtime": *"nvidia"\' /etc/docker/daemon.json 2>/dev/null',
+    "ctk.cdi.generate": "test -s /etc/cdi/nvidia.yaml",
+    "ctk.mode.cdi": "grep -Eq '^[[:space:]]*mode[[:space:]]*=[[:space:]]*\"cdi\"' "
+    "/etc/nvidia-container-runtime/config.toml",
+    "dropin.dir": "test -d /etc/systemd/system/docker.service.d",
+    "dropin.no_proxy": 'test "$(cat {path} 2>/dev/null)" = '
+    "\"$(printf '[Service]\\nEnvironment=%s\\nEnvironment=%s' {upper} {lower})\"",
+    "hostname.set": 'test "$(hostname)" = {name}',
+    "cdi.dir": "test -d /var/run/cdi",
     # No TCP socket listening on those ports any more (the kernel's table, as the step reads it).
     "port.free": "want=\" $(printf '%04X ' {ports})\"; cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | "
     '{{ while read -r _ addr _ st _; do case "$want" in *" ${{addr##*:}} "*) '
@@ -127,7 +137,7 @@ GUARDS: dict[str, str] = {
 # Steps that change nothing lasting (package lists, a clock step): they run, and never count as a change.
 NEVER_CHANGES = frozenset({"apt.update", "zypper.refresh", "chrony.step"})
 # Steps that only apply what earlier steps changed: Ansible handlers, run when a step before them changed.
-HANDLERS = frozenset({"service.restart", "firewalld.reload"})
+HANDLERS = frozenset({"service.restart", "firewalld.reload", "systemd.reload"})
 
 
 def _guard_fields(parsed: ParsedCommand) -> dict[str, FieldValue]:

@@ -8,6 +8,7 @@ comment lines. Every generated script must pass `sh -n` and shellcheck.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checks.catalog import CHECK_IDS, PASS, SKIP, CheckResult, evaluate_node
+from checks.catalog.cluster import NodeIdentity, evaluate_cluster_deployment, evaluate_cluster_unique
 from checks.connectivity import Listener, MatrixNode, judge_path, plan_paths
 from checks.node_facts import build_facts
 from checks.probe import Section
@@ -77,7 +79,7 @@ PROFILE = ProfileSpec(
             "https://example.invalid/driver",
             f"{spec.label} toolkit",
             "https://example.invalid/toolkit",
-            {"hygon": "", "metax": ""}.get(key, key),
+            {"hygon": "", "metax": "", "thead": ""}.get(key, key),
             "12.8" if key == "nvidia" else ("7.0" if key == "amd" else ""),
             "CUDA" if key == "nvidia" else ("ROCm" if key == "amd" else ""),
             # gpustack-2.2's NVIDIA floors: the driver and each GPU's compute capability (hostile model names)
@@ -155,13 +157,52 @@ def _facts(*, os_release: str, evil: str, vendor: str, firewall: str, docker: st
         )
     for name, text in FIREWALL_SECTIONS[firewall].items():
         sections[name] = _section(name, text)
+    # the field checks' inputs, each carrying the payload: proxies, addresses, identity, disk, containers, configs
+    if docker == "desktop":
+        sections["docker-info"].text += f"\n HTTPS Proxy: http://{evil}\n No Proxy: {evil}\n Cgroup Driver: systemd"
+        sections["docker-info"].text += f"\n Docker Root Dir: /{evil}\n Default Runtime: {evil}"
+    sections["docker-environment"] = _section("docker-environment", f"Environment=HTTPS_PROXY={evil} NO_PROXY={evil}")
+    sections["environment"] = _section("environment", f'https_proxy="{evil}"\nno_proxy="{evil}"\n')
+    sections["daemon-json"] = _section("daemon-json", json.dumps({"proxies": {"https-proxy": evil}}))
+    sections["ip-addr"] = _section(
+        "ip-addr",
+        f"2: eth0    inet 10.0.0.5/24 scope global {evil}\\ x\n3: {evil}    inet 10.1.0.5/24 scope global {evil}\n",
+    )
+    sections["ip-route"] = _section("ip-route", f"10.0.0.1 dev {evil} src 10.1.0.5 {evil}")
+    sections["machine-id"] = _section("machine-id", evil)
+    sections["meminfo"] = _section("meminfo", "MemTotal: 1024 kB")
+    sections["df"] = _section("df", f"Filesystem 1024-blocks Used Available Capacity Mounted on\n{evil} 9 1 1 1% /\n")
+    sections["docker-ps"] = _section("docker-ps", f"gpustack|gpustack/gpustack:{evil}\nb|gpustack/gpustack:v1\n")
+    sections["gpustack-inspect"] = _section(
+        "gpustack-inspect", f"/gpustack|x|GPUSTACK_RUNTIME_DEPLOY_MIRRORED_NAME={evil}"
+    )
+    sections["nvidia-runtime-config"] = _section(
+        "nvidia-runtime-config", f'[nvidia-container-runtime]\nmode = "{evil}"'
+    )
+    sections["cdi-specs"] = _section(
+        "cdi-specs", f"/var/run/cdi/{evil}.yaml"
+    )  # no `dir` line: the directory is missing
     return build_facts(sections)
 
 
 def _results(evil: str, family: str, vendor: str, firewall: str, docker: str) -> list[CheckResult]:
     facts = _facts(os_release=OS_RELEASES[family], evil=evil, vendor=vendor, firewall=firewall, docker=docker)
-    context = NodeContext(evil, "worker", clock_offset_seconds=120.0, round_trip_seconds=0.01)
+    context = NodeContext(
+        evil,
+        "worker",
+        clock_offset_seconds=120.0,
+        round_trip_seconds=0.01,
+        address="10.0.0.2",
+        server_address="10.0.0.1",
+    )
     results = evaluate_node(facts, PROFILE, context)
+    # cluster.unique: nodes with hostile names and hostnames sharing a hostname, a machine-id and a product UUID
+    identities = [
+        NodeIdentity(f"{evil}-{i}", hostname=evil, machine_id="0" * 31 + "1", product_uuid=evil) for i in range(2)
+    ]
+    results.extend(evaluate_cluster_unique(identities, PROFILE).values())
+    tagged = [NodeIdentity(f"{evil}-{i}", gpustack_images=(f"gpustack/gpustack:{evil}{i}",)) for i in range(2)]
+    results.extend(evaluate_cluster_deployment(tagged).values())
     results.append(CheckResult("ssh.connect", "fail", evil, evil, Remedy(_connect_advice(evil))))
     # the matrix: a blocked path whose destination runs `firewall`, with hostile node names
     nodes = [
