@@ -131,8 +131,8 @@ def _phrase(command: ParsedCommand) -> str | None:
     if t == "service.restart":
         return f"restart {command.field('service')}"
     if t == "port.free":
-        port = str(command.field("filter")).rsplit(":", 1)[-1]
-        return f"free port {port}"
+        ports = command.words("ports")
+        return f"free port{'s' if len(ports) > 1 else ''} {', '.join(ports)}"
     if t in ("firewalld.add", "ufw.allow", "iptables.accept", "nft.accept"):
         return f"open {command.field('span')}/{command.field('protocol')}"
     if t == "sysctl.set":

@@ -1,7 +1,7 @@
 """Test hosts for the fix plan: 4 workers without NTP and 1 whose port 10150 is held, with package managers and
 systemctl stubbed on the node's PATH (/usr/local/bin). Installing chrony puts a `chronyc` stand-in in place (it
 prints a recorded synchronized `chronyc tracking`), so the next audit finds chrony. Every stub appends what it
-was asked to /root/.pf-trace (each node has its own /root)."""
+was asked to change to /root/.pf-trace (each node has its own /root)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ STUBS = {
     "dpkg": _TRACE
     + '[ "$1" = -s ] || exit 2\nshift\n'
     + 'for p in "$@"; do grep -qx "$p" /root/.pf-installed 2>/dev/null || exit 1; done\n',
-    "systemctl": _TRACE
+    # Read-only queries (the audit's probe asks `systemctl show docker`) change nothing and are not traced.
+    "systemctl": 'case "$1" in show|is-enabled|is-active|status|cat) ;; *) '
+    + _TRACE.strip()
+    + " ;; esac\n"
     + "d=/root/.pf-systemd; mkdir -p $d\n"
     + 'case "$1" in\n'
     + "  show) a=inactive; [ -e $d/$2.active ] && a=active; e=disabled; [ -e $d/$2.enabled ] && e=enabled\n"
