@@ -83,10 +83,17 @@ def broker_fault(exc: BaseException | None) -> str | None:
     return None
 
 
-def retry_db_write(fn: Callable[[], T], *, budget: float, what: str = "a write") -> T:
+def retry_db_write(
+    fn: Callable[[], T],
+    *,
+    budget: float,
+    what: str = "a write",
+    on_fault: Callable[[BaseException], None] | None = None,
+) -> T:
     """`fn()`, tried again with exponential backoff (0.1 s doubling to 2 s, with jitter) while it fails with a
     transient database fault, until `budget` seconds have passed; then the last error is raised. `fn` must be
-    its own transaction: inside an outer atomic block (a test's) it runs once, as nothing could be retried."""
+    its own transaction: inside an outer atomic block (a test's) it runs once, as nothing could be retried.
+    `on_fault(exc)` is called on each failure that will be retried."""
     from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
     if connection.in_atomic_block:
@@ -95,6 +102,8 @@ def retry_db_write(fn: Callable[[], T], *, budget: float, what: str = "a write")
     def before_sleep(state) -> None:
         exc = state.outcome.exception() if state.outcome else None
         note_fault(db_fault(exc) or "the database failed")
+        if on_fault is not None and exc is not None:
+            on_fault(exc)
         logger.warning("%s failed (%s), try %d; retrying", what, exc, state.attempt_number)
         close_old_connections()  # a connection the failure broke is replaced on the next try
 

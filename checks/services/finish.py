@@ -4,6 +4,7 @@ its own task), and end runs a lost worker or broker left behind."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -148,12 +149,18 @@ def _requeue_lost_runs(now, limit, *, reclaim: bool, acted: list[int], touched: 
     Returns the ids to send again."""
     expired = Q(lease_expires__lt=now) | Q(lease_expires__isnull=True, started__lt=limit)
     rows = models.NodeAudit.objects.filter(expired, state=RunState.RUNNING)
-    if not reclaim:
-        if rows.exists():
-            logger.warning("leases ran out while the database failed: the sweep waits for live workers to renew")
+    if not rows.exists():
         return []
+    if not reclaim:
+        logger.warning("leases ran out while the database failed: the sweep waits for live workers to renew")
+        return []
+    if not _database_answers_at_once():
+        logger.warning("the database made the sweep wait: leases are left alone this round")
+        return []
+    now = timezone.now()
+    expired = Q(lease_expires__lt=now) | Q(lease_expires__isnull=True, started__lt=limit)
     again: list[int] = []
-    for node_audit_id, audit_id, attempts in rows.values_list("pk", "audit_id", "attempts"):
+    for node_audit_id, audit_id, attempts in rows.filter(expired).values_list("pk", "audit_id", "attempts"):
         if attempts >= settings.PREFLIGHT_NODE_ATTEMPTS:
             reason = (
                 f"swept: Preflight lost this node's run {attempts} times (its worker was killed or cut off before "
@@ -171,6 +178,16 @@ def _requeue_lost_runs(now, limit, *, reclaim: bool, acted: list[int], touched: 
             acted.append(node_audit_id)
             again.append(node_audit_id)
     return again
+
+
+def _database_answers_at_once() -> bool:
+    """Take the write lock and let it go: False when that took longer than a lease renewal. The database was then
+    locked or busy a moment ago, so live workers may not have renewed their leases yet; the sweep must not take
+    their rows (it would record nothing of theirs, and the nodes would be probed again)."""
+    started = time.monotonic()
+    with transaction.atomic():
+        models.NodeAudit.objects.filter(pk=-1).update(lease_expires=None)
+    return time.monotonic() - started < settings.PREFLIGHT_LEASE_RENEW
 
 
 def _lost_messages(now) -> list[int] | None:

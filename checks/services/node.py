@@ -347,7 +347,12 @@ def _claim(node_audit_id: int) -> bool:
                 )
         return bool(claimed)
 
-    return retry_db_write(claim, budget=settings.PREFLIGHT_DB_WRITE_BUDGET, what=f"claiming node audit {node_audit_id}")
+    return retry_db_write(
+        claim,
+        budget=settings.PREFLIGHT_DB_WRITE_BUDGET,
+        what=f"claiming node audit {node_audit_id}",
+        on_fault=note_database_fault,
+    )
 
 
 def node_audit_run(
@@ -373,6 +378,7 @@ def node_audit_run(
             lambda: _record_node_audit(node_audit, outcome),
             budget=settings.PREFLIGHT_DB_WRITE_BUDGET,
             what=f"recording node audit {node_audit_id}",
+            on_fault=note_database_fault,
         )
     except Superseded:
         logger.warning("node audit %s was re-queued while this run worked: its results are dropped", node_audit_id)

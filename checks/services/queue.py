@@ -147,5 +147,5 @@ DB_FAULT_NOTE = "db-fault"
 def note_database_fault(exc: BaseException) -> None:
     """Tell the sweep (through the broker) that the database failed just now: leases that ran out meanwhile may
     belong to live workers that could not renew them, so it waits until they could have."""
-    if db_fault(exc) is not None:
-        broker_mark(DB_FAULT_NOTE, ttl=3 * settings.PREFLIGHT_LEASE_RENEW + 5)
+    if db_fault(exc) is not None:  # (a writer waits up to SQLite's 20 s busy time-out before it hears of a lock)
+        broker_mark(DB_FAULT_NOTE, ttl=3 * settings.PREFLIGHT_LEASE_RENEW + 25)
