@@ -109,7 +109,7 @@ def retry_db_write(
 
     for attempt in Retrying(
         retry=retry_if_exception(lambda exc: db_fault(exc) is not None),
-        wait=wait_exponential_jitter(initial=0.1, max=2.0, jitter=0.2),
+        wait=wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.2),
         stop=stop_after_delay(budget),
         before_sleep=before_sleep,
         reraise=True,

@@ -9,7 +9,7 @@ from django_celery_beat.models import PeriodicTask
 from checks.models import Audit, CheckResult, NodeAudit
 from checks.services import AuditRefused, audit_run_inline, audit_start, audit_sweep_stuck, node_audit_run
 from inventory.models import Accelerator, DriverInstall
-from inventory.services import node_record_facts
+from inventory.services import api_token_create, node_record_facts
 from tests.factories import ClusterFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
@@ -236,3 +236,25 @@ def test_default_schedules_are_in_the_database():
 def test_cluster_without_enabled_nodes_refused():
     with pytest.raises(AuditRefused, match="no enabled nodes"):
         audit_start(cluster=ClusterFactory())
+
+
+def test_a_node_ended_by_preflights_own_fault_says_so_apart_from_the_nodes_faults(
+    local_node, client, django_user_model
+):
+    # given: a node whose run Preflight lost three times
+    audit = audit_start(cluster=local_node.cluster)
+    NodeAudit.objects.filter(audit=audit).update(
+        state="running", attempts=3, started=timezone.now(), lease_expires=timezone.now() - timedelta(seconds=1)
+    )
+    audit_sweep_stuck()
+    user = django_user_model.objects.create_superuser("ops", password="x")
+    client.force_login(user)
+    _, token = api_token_create(user=user, name="t")
+    # when
+    page = client.get(f"/nodes/{local_node.pk}/")
+    api = client.get(f"/api/v1/audits/{audit.pk}", HTTP_AUTHORIZATION=f"Bearer {token}")
+    # then: the page names Preflight's fault, not the node's; the API carries it in its own field
+    assert b'id="portal-error"' in page.content and b"could not reach" not in page.content
+    assert b"run 3 times: a worker was lost" in page.content
+    node = api.json()["nodes"][0]
+    assert node["attempts"] == 3 and "lost this node's run 3 times" in node["portal_error"]
