@@ -14,7 +14,6 @@ from checks.models import Audit
 from portal.faults import db_fault, retry_db_write
 from tests.factories import ClusterFactory, NodeFactory
 
-
 SHARED_DB = pytest.mark.django_db(transaction=True, serialized_rollback=True)  # (other connections see the rows)
 
 
