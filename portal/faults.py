@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from typing import TypeVar
 
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
@@ -114,9 +115,25 @@ def retry_db_write(
         before_sleep=before_sleep,
         reraise=True,
     ):
-        with attempt:
+        with attempt, write_turn():
             return fn()
     raise AssertionError("unreachable")  # pragma: no cover - Retrying either returns or raises
+
+
+_SQLITE_WRITER = threading.RLock()
+
+
+@contextmanager
+def write_turn():
+    """On SQLite, one write transaction at a time per process. The threads of a worker then wait their turn in
+    order here, instead of all spinning in SQLite's busy handler, which is unfair: after a lock goes away, a few
+    dozen threads retrying at once starved some of them past their 20 s busy time-out. Other processes (the web
+    workers, beat) still meet in SQLite's lock. On other databases this does nothing."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with _SQLITE_WRITER:
+        yield
 
 
 # --- the doors: 503 instead of 500, and a banner --------------------------------------------------------------

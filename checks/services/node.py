@@ -16,7 +16,7 @@ from django.utils import timezone
 from inventory.choices import InstallKind, Transport
 from inventory.models import Node
 from inventory.services import node_record_facts, node_record_status
-from portal.faults import db_fault, retry_db_write
+from portal.faults import db_fault, retry_db_write, write_turn
 
 from .. import clamp, models
 from ..catalog import CHECK_IDS, ERROR, FAIL, HOST_CHECK_IDS, PASS, CheckResult, evaluate_node, worst
@@ -313,9 +313,10 @@ class _Lease(threading.Thread):
         try:
             while not self.stopped.wait(settings.PREFLIGHT_LEASE_RENEW):
                 try:
-                    models.NodeAudit.objects.filter(
-                        pk=self.node_audit_id, state=RunState.RUNNING, attempts=self.attempt
-                    ).update(lease_expires=lease_until())
+                    with write_turn():
+                        models.NodeAudit.objects.filter(
+                            pk=self.node_audit_id, state=RunState.RUNNING, attempts=self.attempt
+                        ).update(lease_expires=lease_until())
                 except Exception as exc:  # noqa: BLE001 - renewal is retried at the next tick
                     note_database_fault(exc)
                     logger.warning("node audit %s: renewing its lease failed: %s", self.node_audit_id, exc)
