@@ -60,7 +60,8 @@ def main() -> None:
             key=lab.client_key,
             clusters={"bench": [(h.spec.name, h.address) for h in hosts], "side": [("side", side.address)]},
         )
-        print(f"{args.nodes} test hosts and the stack up in {time.monotonic() - started:.1f} s (logs in {stack.output})")
+        took = time.monotonic() - started
+        print(f"{args.nodes} test hosts and the stack up in {took:.1f} s (logs in {stack.output})")
         audit_id = stack.start_audit("bench")
         print(f"audit without a fault (host keys learnt): {stack.wait_audit(audit_id, timeout=300):.1f} s")
         audit_id = stack.start_audit("bench")
@@ -78,9 +79,8 @@ def main() -> None:
             answers = doors.finish()
             stack.wait_audit(audit_id, timeout=600)
             recovery = time.monotonic() - cleared
-            claims = collections.Counter(
-                attempts for (attempts,) in stack.query("SELECT attempts FROM checks_nodeaudit WHERE audit_id = ?", audit_id)
-            )
+            rows = stack.query("SELECT attempts FROM checks_nodeaudit WHERE audit_id = ?", audit_id)
+            claims = collections.Counter(attempts for (attempts,) in rows)
             states = stack.node_states(audit_id)
             statuses = collections.Counter(a.status for a in answers)
             print(
