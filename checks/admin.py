@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.db.models import Count, Q
 from django.http import HttpResponse
@@ -7,7 +8,7 @@ from django.utils.html import format_html
 
 from portal import permissions
 
-from .models import Audit, CheckResult, NetworkPath, NodeAudit
+from .models import AlertEmail, Audit, CheckResult, NetworkPath, NodeAudit, Waiver, WebhookDelivery, WebhookEndpoint
 from .selectors import node_remediation_script
 
 
@@ -185,4 +186,112 @@ class NetworkPathAdmin(ResultsAdmin):
     ]
 
     def has_add_permission(self, request):
+        return False
+
+
+class WaiverForm(forms.ModelForm):
+    check_id = forms.ChoiceField(choices=[], help_text="The check this waiver accepts a non-pass of")
+
+    class Meta:
+        model = Waiver
+        fields = ["cluster", "node", "check_id", "reason", "expires"]
+
+    def __init__(self, *args, **kwargs):
+        from .catalog import CHECK_IDS
+
+        super().__init__(*args, **kwargs)
+        self.fields["check_id"].choices = [(c, c) for c in CHECK_IDS]
+
+
+@admin.register(Waiver)
+class WaiverAdmin(admin.ModelAdmin):
+    """Waivers: adding or changing one is waiving (portal.permissions.WAIVE_CHECK), as on the node page and the API."""
+
+    form = WaiverForm
+    list_display = ["check_id", "cluster", "node", "reason", "author", "created", "expires"]
+    list_filter = ["cluster", "check_id"]
+    search_fields = ["check_id", "reason", "node__name", "cluster__name"]
+    list_select_related = ["cluster", "node"]
+    readonly_fields = ["author", "created"]
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and permissions.allowed(request.user, permissions.WAIVE_CHECK)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and permissions.allowed(
+            request.user, permissions.WAIVE_CHECK
+        )
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+            obj.author = request.user.get_username()
+        super().save_model(request, obj, form, change)
+
+
+class WebhookEndpointForm(forms.ModelForm):
+    secret = forms.CharField(
+        widget=forms.PasswordInput(render_value=False),
+        required=False,
+        help_text="The HMAC-SHA256 key the receiver verifies X-Preflight-Signature with. Stored encrypted, never "
+        "shown again; leave empty to keep the current one.",
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["cluster", "name", "url", "enabled"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.instance.secret_encrypted and not cleaned.get("secret"):
+            self.add_error("secret", "a new endpoint needs a secret")
+        return cleaned
+
+    def save(self, commit=True):
+        if self.cleaned_data.get("secret"):
+            self.instance.secret = self.cleaned_data["secret"]
+        return super().save(commit)
+
+
+class WebhookDeliveryInline(admin.TabularInline):
+    model = WebhookDelivery
+    extra = 0
+    fields = ["created", "audit", "state", "attempts", "response_status", "address", "error", "finished"]
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Where a cluster's regression alerts go; the delivery log is below each endpoint and under Webhook deliveries."""
+
+    form = WebhookEndpointForm
+    list_display = ["name", "cluster", "url", "enabled", "created"]
+    list_filter = ["cluster", "enabled"]
+    inlines = [WebhookDeliveryInline]
+
+
+@admin.register(AlertEmail)
+class AlertEmailAdmin(admin.ModelAdmin):
+    list_display = ["address", "cluster", "enabled"]
+    list_filter = ["cluster", "enabled"]
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """The delivery log: read only."""
+
+    list_display = ["id", "endpoint", "audit", "state", "attempts", "response_status", "created", "finished"]
+    list_filter = ["state", "endpoint__cluster"]
+    list_select_related = ["endpoint", "audit"]
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

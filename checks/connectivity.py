@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .catalog.ports import compact, label
 from .parsers.firewall_rules import blocking_rule
@@ -228,32 +228,44 @@ class PathPlan:
     source: MatrixNode
     destination: MatrixNode
     rules: list[PortRuleSpec]
+    not_needed: str = ""  # why this cluster's options need no such path (tunnel mode): `skip`, never probed
 
     @property
     def ports(self) -> list[int]:
         return sorted({p for rule in self.rules for p in sample_ports(rule.first_port, rule.last_port)})
 
 
+def path_rules(profile: ProfileSpec, context: NodeContext, *, role: str, check_id: str) -> list[PortRuleSpec]:
+    """The TCP port rules of `role` that a path of `check_id` must prove, under the cluster options of `context`.
+
+    Server to worker: rules reached by peers, and the inference range (`direct_mode`) only in direct proxy mode.
+    Worker to server: rules reached by peers. Worker to worker: rules marked worker_to_worker, whatever their reach.
+    A rule reached by no other node (loopback, or used on the node itself) is never path-checked."""
+    options = replace(context, name="-", role=role, server_runs_worker=False)
+    wanted = {"peers"} | ({"direct_mode"} if check_id == S2W and context.proxy_mode == "direct" else set())
+    return [
+        r
+        for r in profile.port_rules
+        if options.applies(r) and r.protocol == "tcp" and (r.worker_to_worker if check_id == W2W else r.reach in wanted)
+    ]
+
+
 def plan_paths(nodes: list[MatrixNode], profile: ProfileSpec, context: NodeContext) -> list[PathPlan]:
-    """Every (check, source, destination) with the port rules it must prove; `context` carries the cluster options."""
+    """Every (check, source, destination) with the port rules it must prove; `context` carries the cluster options.
+    In tunnel mode the worker keeps one connection to the server, so server-to-worker paths are planned as not
+    needed (shown as `skip`, never probed)."""
     servers = [n for n in nodes if n.role == "server"]
     workers = [n for n in nodes if n.role == "worker"]
     peers = workers + (servers if context.server_runs_worker else [])
-
-    def rules(role: str, *, w2w: bool = False) -> list[PortRuleSpec]:
-        options = NodeContext("-", role, tls_enabled=context.tls_enabled, distributed_vllm=context.distributed_vllm)
-        return [
-            r
-            for r in profile.port_rules
-            if options.applies(r) and r.protocol == "tcp" and (r.worker_to_worker or not w2w)
-        ]
-
+    tunnel = "not needed: tunnel mode" if context.proxy_mode == "tunnel" else ""
+    to_worker = path_rules(profile, context, role="worker", check_id=S2W)
+    to_server = path_rules(profile, context, role="server", check_id=W2S)
     plans = []
     for server in servers:
         for worker in workers:
-            plans.append(PathPlan(S2W, server, worker, rules("worker")))
-            plans.append(PathPlan(W2S, worker, server, rules("server")))
-    peer_rules = rules("worker", w2w=True)
+            plans.append(PathPlan(S2W, server, worker, to_worker, not_needed=tunnel))
+            plans.append(PathPlan(W2S, worker, server, to_server))
+    peer_rules = path_rules(profile, context, role="worker", check_id=W2W)
     if peer_rules:
         for source in peers:
             for destination in peers:
@@ -472,6 +484,14 @@ def not_tested(plan: PathPlan, why: str, *, at_fault: str = "", fault_is_own: bo
         ends[at_fault] = EndView("error", summary)
     status = "error" if at_fault and fault_is_own else "skip"
     return PathVerdict(status, summary, f"not tested: {why}", "", {}, "", ends)
+
+
+def not_needed(plan: PathPlan) -> PathVerdict:
+    """A path the cluster's options do not need (tunnel mode): `skip` at both ends, saying why."""
+    src, dst = plan.source.name, plan.destination.name
+    summary = f"{src} -> {dst}: {plan.not_needed}"
+    ends = {name: EndView("skip", summary) for name in (src, dst)}
+    return PathVerdict("skip", summary, plan.not_needed, "", {}, "", ends)
 
 
 def path_fix(plan: PathPlan, failures: dict[str, list[int]]) -> Remedy:

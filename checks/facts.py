@@ -48,6 +48,7 @@ class Device:
     memory_mib: int | None = None
     uuid: str = ""
     pci_address: str = ""
+    compute_capability: str = ""  # NVIDIA `compute_cap`, e.g. "9.0"; empty where the tool does not say
 
 
 @dataclass

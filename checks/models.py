@@ -39,6 +39,9 @@ class Audit(models.Model):
         default=0, help_text="How many times the node audits were handed to Celery (more than 1: re-sent by the sweep)"
     )
     error = models.TextField(blank=True)
+    ignored = models.JSONField(
+        default=list, blank=True, help_text="Check ids waived for this run only (`audit --ignore CHECK_ID`)"
+    )
 
     class Meta:
         ordering = ["-created"]
@@ -106,6 +109,11 @@ class CheckResult(models.Model):
         default=list, blank=True, help_text="Shell commands that fix it on this node, built only from fixed templates"
     )
     position = models.PositiveSmallIntegerField(default=0)
+    waived = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The waiver in force when the result was recorded: {reason, by, expires, ...}; the status stays real",
+    )
 
     class Meta:
         ordering = ["node_audit", "position"]
@@ -149,3 +157,152 @@ class NetworkPath(models.Model):
 
     def __str__(self) -> str:
         return f"{self.check_id}: {self.source_id} -> {self.destination_id} {self.status}"
+
+
+class Waiver(models.Model):
+    """An accepted, known non-pass of one check on a cluster (all its nodes) or one node, until it expires.
+
+    A waived result keeps its real status and does not count against readiness. Waivers are applied when results
+    are recorded, and the result keeps a snapshot of the waiver, so history stays as it was judged."""
+
+    cluster = models.ForeignKey("inventory.Cluster", on_delete=models.CASCADE, related_name="waivers")
+    node = models.ForeignKey(
+        "inventory.Node",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="waivers",
+        help_text="Empty: every node of the cluster",
+    )
+    check_id = models.CharField(max_length=64)
+    reason = models.CharField(max_length=500)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    author = models.CharField(max_length=150, blank=True, help_text="Who made it (kept if the user is deleted)")
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField(help_text="When it stops applying (from the next audit on)")
+
+    class Meta:
+        ordering = ["expires"]
+        indexes = [models.Index(fields=["cluster", "expires"])]
+        constraints = [models.CheckConstraint(condition=~Q(reason=""), name="waiver_reason_set")]
+
+    def __str__(self) -> str:
+        where = self.node.name if self.node_id else f"cluster {self.cluster}"
+        return f"{self.check_id} on {where}"
+
+    def clean(self) -> None:
+        from datetime import timedelta
+
+        from django.core.exceptions import ValidationError
+        from django.utils import timezone
+
+        from .catalog import CHECK_IDS
+
+        errors = {}
+        if self.check_id not in CHECK_IDS:
+            errors["check_id"] = f"{self.check_id!r} is not a check id (for example time.ntp)"
+        if self.node_id and self.cluster_id and self.node.cluster_id != self.cluster_id:
+            errors["node"] = f"node {self.node} is not in cluster {self.cluster}"
+        if self.expires is not None:
+            now = timezone.now()
+            longest = settings.PREFLIGHT_WAIVER_MAX_DAYS
+            if self.expires <= now:
+                errors["expires"] = "the expiry must be in the future"
+            elif self.expires > now + timedelta(days=longest):
+                errors["expires"] = f"a waiver lasts at most {longest} days (PREFLIGHT_WAIVER_MAX_DAYS)"
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def scope(self) -> str:
+        return "node" if self.node_id else "cluster"
+
+
+class WebhookEndpoint(models.Model):
+    """Where a cluster's regression alerts are POSTed: a JSON body signed with HMAC-SHA256 under this endpoint's
+    secret (`X-Preflight-Signature: sha256=<hex>`). The secret is encrypted at rest like credentials; the URL obeys
+    the webhook target policy when saved and again, on the resolved address, at every send."""
+
+    cluster = models.ForeignKey("inventory.Cluster", on_delete=models.CASCADE, related_name="webhooks")
+    name = models.CharField(max_length=120)
+    url = models.URLField(max_length=500, help_text="https:// unless PREFLIGHT_WEBHOOK_ALLOW_HTTP")
+    secret_encrypted = models.TextField(editable=False)
+    enabled = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["cluster", "name"]
+        constraints = [models.UniqueConstraint(fields=["cluster", "name"], name="webhook_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.cluster})"
+
+    @property
+    def secret(self) -> str:
+        from inventory.crypto import secret_decrypt
+
+        return secret_decrypt(self.secret_encrypted)
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        from inventory.crypto import secret_encrypt
+
+        self.secret_encrypted = secret_encrypt(value)
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from .alerts.policy import WebhookRefused, webhook_target
+
+        if self.url:
+            try:
+                webhook_target(self.url)
+            except WebhookRefused as exc:
+                raise ValidationError({"url": str(exc)}) from None
+
+
+class AlertEmail(models.Model):
+    """An address that gets a cluster's regression alerts through Django's e-mail backend."""
+
+    cluster = models.ForeignKey("inventory.Cluster", on_delete=models.CASCADE, related_name="alert_emails")
+    address = models.EmailField()
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["cluster", "address"]
+        verbose_name = "alert e-mail address"
+        constraints = [models.UniqueConstraint(fields=["cluster", "address"], name="alert_email_unique")]
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class WebhookDelivery(models.Model):
+    """One alert to one endpoint and what became of it: the delivery log."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries")
+    audit = models.ForeignKey(Audit, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    event = models.CharField(max_length=64, default="regression")
+    body = models.TextField(help_text="The JSON body sent (and signed)")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    address = models.CharField(max_length=64, blank=True, help_text="The checked IP address last connected to")
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["state"])]
+
+    def __str__(self) -> str:
+        return f"delivery {self.pk} to {self.endpoint_id}: {self.state}"

@@ -33,6 +33,7 @@ class NodeSummary:
     problems: list = field(default_factory=list)  # failing and erroring checks, worst first
     warnings: list = field(default_factory=list)
     shown: list = field(default_factory=list)  # results to list per check (the "not checked" ones folded away)
+    waived: list = field(default_factory=list)  # non-passing results a waiver accepts: shown, not counted
 
     @property
     def verdict(self) -> str:
@@ -61,8 +62,10 @@ def node_summary(results: list) -> NodeSummary:
     if summary.unreachable is not None:
         folded.add(id(summary.unreachable))
     summary.shown = [r for r in results if id(r) not in folded]
-    summary.problems = sorted((r for r in summary.shown if r.status in BAD), key=lambda r: (RANK[r.status], r.position))
-    summary.warnings = [r for r in summary.shown if r.status == "warn"]
+    summary.waived = [r for r in summary.shown if getattr(r, "waived", None)]
+    counted = [r for r in summary.shown if not getattr(r, "waived", None)]
+    summary.problems = sorted((r for r in counted if r.status in BAD), key=lambda r: (RANK[r.status], r.position))
+    summary.warnings = [r for r in counted if r.status == "warn"]
     return summary
 
 

@@ -14,6 +14,13 @@ class AuditStarted(Schema):
     url: str
 
 
+class WaivedOut(Schema):
+    reason: str
+    by: str
+    expires: str | None = Field(None, description="ISO 8601 UTC; null when ignored for one run (`audit --ignore`)")
+    scope: str = Field("", description="node, cluster, or run (`audit --ignore`)")
+
+
 class CheckOut(Schema):
     id: str
     status: str
@@ -22,6 +29,9 @@ class CheckOut(Schema):
     remediation: str = Field(..., description="The explanation a person reads")
     commands: list[str] = Field(
         default_factory=list, description="Shell commands that fix it on this node, in order, built from templates"
+    )
+    waived: WaivedOut | None = Field(
+        None, description="Present when a waiver accepts this result: it keeps its real status, not counted"
     )
 
 
@@ -55,6 +65,7 @@ class AuditOut(Schema):
     finished: str | None
     progress: Progress
     nodes: list[NodeResultOut]
+    ignored: list[str] = Field(default_factory=list, description="Check ids waived for this run only")
 
 
 class AuditSummary(Schema):

@@ -47,12 +47,24 @@ def audit_detail(*, audit_id: int) -> dict:
                         "evidence": r.evidence,
                         "remediation": r.remediation,
                         "commands": list(r.commands or []),
+                        **({"waived": _waived(r.waived)} if r.waived else {}),
                     }
                     for r in na.results.all()
                 ],
             }
             for na in node_audits
         ],
+        "ignored": list(audit.ignored or []),
+    }
+
+
+def _waived(snapshot: dict) -> dict:
+    """The `waived` object of the output contract: reason, by, expires (null for `--ignore`), and the scope."""
+    return {
+        "reason": snapshot.get("reason", ""),
+        "by": snapshot.get("by", ""),
+        "expires": snapshot.get("expires"),
+        "scope": snapshot.get("scope", ""),
     }
 
 

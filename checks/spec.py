@@ -25,6 +25,9 @@ class AcceleratorRuleSpec:
     min_version: str = ""
     min_version_of: str = ""
     amd64_only: bool = False
+    min_driver_version: str = ""
+    min_compute_capability: str = ""
+    warn_compute_capability: str = ""
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class PortRuleSpec:
     purpose: str
     condition: str = "always"
     worker_to_worker: bool = False
+    reach: str = "peers"  # peers | direct_mode | none: which server<->worker paths prove it (inventory PortReach)
 
     @property
     def label(self) -> str:
@@ -53,6 +57,24 @@ class ProfileSpec:
     time_skew_warn_seconds: float = 1.0
     time_skew_fail_seconds: float = 30.0
     check_reserved_ports: bool = False
+    os_table_advisory: bool = False
+    docker_desktop_fails_on_worker: bool = False
+
+
+CLUSTER_OPTIONS = (
+    "tls_enabled",
+    "distributed_vllm",
+    "server_runs_worker",
+    "gateway",
+    "external_database",
+    "builtin_observability",
+    "proxy_mode",
+)
+
+
+def cluster_options(cluster: Any) -> dict[str, Any]:
+    """A Cluster's options as NodeContext keywords."""
+    return {name: getattr(cluster, name) for name in CLUSTER_OPTIONS}
 
 
 @dataclass(frozen=True)
@@ -64,6 +86,10 @@ class NodeContext:
     tls_enabled: bool = False
     distributed_vllm: bool = False
     server_runs_worker: bool = False
+    gateway: str = "embedded"  # embedded | disabled (GPUStack's gateway on the server; never on a pure worker)
+    external_database: bool = False
+    builtin_observability: bool = True
+    proxy_mode: str = "worker"  # direct | worker | tunnel
     clock_offset_seconds: float | None = None
     round_trip_seconds: float | None = None
 
@@ -80,6 +106,14 @@ class NodeContext:
             return self.tls_enabled
         if rule.condition == "distributed_vllm":
             return self.distributed_vllm
+        if rule.condition == "gateway_enabled":
+            return self.gateway != "disabled"
+        if rule.condition == "gateway_embedded":
+            return self.gateway == "embedded"
+        if rule.condition == "builtin_database":
+            return not self.external_database
+        if rule.condition == "observability":
+            return self.builtin_observability
         return True
 
 
@@ -100,15 +134,22 @@ def profile_spec_from_model(profile: Any) -> ProfileSpec:
                 r.min_version,
                 r.min_version_of,
                 r.amd64_only,
+                r.min_driver_version,
+                r.min_compute_capability,
+                r.warn_compute_capability,
             )
             for r in profile.accelerator_rules.all()
         },
         port_rules=tuple(
-            PortRuleSpec(r.role, r.first_port, r.last_port, r.protocol, r.purpose, r.condition, r.worker_to_worker)
+            PortRuleSpec(
+                r.role, r.first_port, r.last_port, r.protocol, r.purpose, r.condition, r.worker_to_worker, r.reach
+            )
             for r in profile.port_rules.all()
         ),
         ntp_required=profile.ntp_required,
         time_skew_warn_seconds=profile.time_skew_warn_seconds,
         time_skew_fail_seconds=profile.time_skew_fail_seconds,
         check_reserved_ports=profile.check_reserved_ports,
+        os_table_advisory=profile.os_table_advisory,
+        docker_desktop_fails_on_worker=profile.docker_desktop_fails_on_worker,
     )

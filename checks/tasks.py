@@ -55,3 +55,20 @@ def prune_audits_task() -> None:
     from .services import audit_prune
 
     audit_prune()
+
+
+@shared_task(name="checks.deliver_webhook", bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def deliver_webhook_task(self, delivery_id: int) -> None:
+    """One try of a webhook delivery; the service says when to try again (exponential backoff), and when to stop."""
+    from .alerts.services import webhook_attempt
+
+    attempt = webhook_attempt(delivery_id=delivery_id)
+    if attempt.retry_in is not None:
+        raise self.retry(countdown=attempt.retry_in)
+
+
+@shared_task(name="checks.send_alert_email", acks_late=True, ignore_result=True)
+def send_alert_email_task(audit_id: int, previous_id: int) -> None:
+    from .alerts.services import alert_email_send
+
+    alert_email_send(audit_id=audit_id, previous_id=previous_id)

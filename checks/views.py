@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Max, Q
 from django.http import Http404
@@ -15,15 +18,20 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_celery_beat.models import PeriodicTask
 
 from inventory.filtersets import NOT_READY, READY
 from inventory.models import Cluster, Node
+from inventory.profile_diff import profile_diff_from_baseline
 from portal import permissions
 
 from .catalog import SEVERITY
 from .choices import RunState, Trigger
+from .install import image_ref
+from .install_plan import cluster_install_plan, server_url
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
 from .page_selectors import (
     FAILING_ONLY_ABOVE,
@@ -36,6 +44,7 @@ from .page_selectors import (
     undouble,
 )
 from .services import AuditRefused, audit_request
+from .services.waivers import waiver_create, waivers_expiring
 
 
 def _cluster(name: str) -> Cluster:
@@ -117,7 +126,9 @@ def dashboard(request, name: str):
     # the node list's failing_check filter these rows link to), worst first. "not checked" rows repeat why a node
     # could not be reached (ssh.connect says it once): not a cause.
     top_failing = list(
-        CheckResult.objects.filter(node_audit_id__in=latest_node_audits, status__in=["fail", "error"])
+        CheckResult.objects.filter(
+            node_audit_id__in=latest_node_audits, status__in=["fail", "error"], waived__isnull=True
+        )
         .exclude(summary__startswith=NOT_CHECKED)
         .values("check_id")
         .annotate(nodes=Count("node_audit__node", distinct=True), worst=Max(severity_case()))
@@ -155,6 +166,15 @@ def dashboard(request, name: str):
             for t in trend
         ],
         "audits": Audit.objects.filter(cluster=cluster).order_by("-created")[:20],
+        "profile": cluster.profile,
+        "profile_diff": profile_diff_from_baseline(cluster.profile),
+        # Waived results of the nodes counted above: accepted, shown, not counted against readiness.
+        "waived_results": CheckResult.objects.filter(
+            node_audit_id__in=latest_node_audits, waived__isnull=False
+        ).count(),
+        # Waivers are read with their model's view permission, as in the API and the admin.
+        "expiring": list(waivers_expiring(cluster=cluster)) if request.user.has_perm("checks.view_waiver") else None,
+        "expiring_days": settings.PREFLIGHT_WAIVER_EXPIRING_DAYS,
     }
     context["verdict"] = cluster_verdict(
         servers=context["servers"],
@@ -164,7 +184,7 @@ def dashboard(request, name: str):
         blocked_paths=blocked_paths,
     )
     if not permissions.allowed(request.user, permissions.VIEW_RESULTS):  # results need checks.view_audit
-        context.update(latest=None, top_failing=[], trend=[], audits=[], running=None, verdict=None)
+        context.update(latest=None, top_failing=[], trend=[], audits=[], running=None, verdict=None, waived_results=0)
     return render(request, "checks/dashboard.html", context)
 
 
@@ -492,3 +512,61 @@ def path_detail(request, path_id: int):
     path = get_object_or_404(NetworkPath.objects.select_related("source", "destination", "audit__cluster"), pk=path_id)
     ports = sorted(((int(port), outcome) for port, outcome in path.outcomes.items()), key=lambda item: item[0])
     return render(request, "checks/path.html", {"path": path, "ports": ports})
+
+
+@login_required
+@require_POST
+@permission_required("inventory.view_node", raise_exception=True)
+@permissions.requires(permissions.WAIVE_CHECK)
+def node_waive(request, node_id: int):
+    """The node page's "Waive": one check, on this node or its whole cluster, with a reason and an expiry date
+    (00:00 UTC of that day). It applies from the next audit on; the page says so."""
+    node = get_object_or_404(Node.objects.select_related("cluster"), pk=node_id)
+    back = f"{reverse('ui:node_detail', args=[node.pk])}#waivers"
+    try:
+        day = date.fromisoformat(request.POST.get("expires", ""))
+    except ValueError:
+        messages.error(request, "Waiver not saved: the expiry must be a date (YYYY-MM-DD).")
+        return redirect(back)
+    try:
+        waiver = waiver_create(
+            user=request.user,
+            cluster=node.cluster,
+            node=None if request.POST.get("scope") == "cluster" else node,
+            check_id=request.POST.get("check_id", ""),
+            reason=request.POST.get("reason", ""),
+            expires=datetime.combine(day, time.min, tzinfo=UTC),
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+        messages.error(request, f"Waiver not saved: {problems}")
+        return redirect(back)
+    where = "this node" if waiver.node_id else f"every node of {node.cluster.name}"
+    messages.success(
+        request,
+        f"{waiver.check_id} is waived for {where} until {waiver.expires:%Y-%m-%d} UTC: it stops counting against "
+        "readiness from the next audit on.",
+    )
+    return redirect(back)
+
+
+@login_required
+@sensitive_post_parameters("token")
+@never_cache
+@permission_required("inventory.view_cluster", raise_exception=True)
+@permissions.requires(permissions.VIEW_RESULTS)
+def install_plan(request, name: str):
+    """The cluster's GPUStack install commands in order (server first), each node not ready marked with why. The
+    registration token comes in a POST for this response only: it is never stored, logged or put in a URL."""
+    cluster = _cluster(name)
+    token = request.POST.get("token", "").strip()[:512] if request.method == "POST" else ""
+    plan = cluster_install_plan(cluster=cluster, token=token)
+    servers = [item.node for item in plan if item.node.role == "server"]
+    context = {
+        "cluster": cluster,
+        "plan": plan,
+        "image": image_ref(cluster.gpustack_image_tag),
+        "server_url": server_url(cluster, servers),
+        "token_used": bool(token),
+    }
+    return render(request, "checks/install_plan.html", context)

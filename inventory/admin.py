@@ -25,6 +25,7 @@ from .models import (
     PortRule,
     RequirementProfile,
 )
+from .profile_diff import profile_diff_from_baseline
 from .services import (
     api_token_create,
     api_token_revoke,
@@ -32,6 +33,7 @@ from .services import (
     inventory_import,
     node_access_check,
     profile_duplicate,
+    profile_get_default,
     upload_text,
 )
 
@@ -72,6 +74,9 @@ class AcceleratorRuleInline(admin.TabularInline):
         "docker_runtime",
         "min_version",
         "min_version_of",
+        "min_driver_version",
+        "min_compute_capability",
+        "warn_compute_capability",
         "amd64_only",
     ]
 
@@ -83,11 +88,16 @@ class PortRuleInline(admin.TabularInline):
 
 @admin.register(RequirementProfile)
 class RequirementProfileAdmin(admin.ModelAdmin):
-    list_display = ["key", "name", "is_default", "check_reserved_ports", "cluster_count", "updated"]
-    list_filter = ["is_default", "check_reserved_ports"]
+    list_display = ["key", "name", "gpustack_release", "is_default", "check_reserved_ports", "cluster_count", "updated"]
+    list_filter = ["is_default", "check_reserved_ports", "os_table_advisory"]
     search_fields = ["key", "name", "description"]
     inlines = [OsRuleInline, AcceleratorRuleInline, PortRuleInline]
     actions = ["duplicate"]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        profile = self.get_object(request, object_id)
+        diff = profile_diff_from_baseline(profile) if profile is not None else None
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "profile_diff": diff})
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(_clusters=Count("clusters"))
@@ -129,10 +139,11 @@ class PortRuleAdmin(admin.ModelAdmin):
         "protocol",
         "condition",
         "worker_to_worker",
+        "reach",
         "purpose",
         "profile",
     ]
-    list_filter = ["profile", "role", "condition", "protocol", "worker_to_worker"]
+    list_filter = ["profile", "role", "condition", "protocol", "worker_to_worker", "reach"]
     search_fields = ["purpose"]
     list_select_related = ["profile"]
 
@@ -178,8 +189,27 @@ class NodeInline(admin.TabularInline):
 
 @admin.register(Cluster)
 class ClusterAdmin(admin.ModelAdmin):
-    list_display = ["name", "profile", "tls_enabled", "distributed_vllm", "server_runs_worker", "node_count", "updated"]
-    list_filter = ["profile", "tls_enabled", "distributed_vllm", "server_runs_worker"]
+    list_display = [
+        "name",
+        "profile",
+        "tls_enabled",
+        "distributed_vllm",
+        "server_runs_worker",
+        "gateway",
+        "proxy_mode",
+        "node_count",
+        "updated",
+    ]
+    list_filter = [
+        "profile",
+        "tls_enabled",
+        "distributed_vllm",
+        "server_runs_worker",
+        "gateway",
+        "external_database",
+        "builtin_observability",
+        "proxy_mode",
+    ]
     search_fields = ["name", "description"]
     list_select_related = ["profile"]
     inlines = [NodeInline]
@@ -189,6 +219,15 @@ class ClusterAdmin(admin.ModelAdmin):
     @admin.action(description="Audit now", permissions=["start_audit"])
     def audit_now(self, request, queryset):
         _audit_now(self, request, {cluster: None for cluster in queryset.select_related("profile")})
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        if "profile" not in initial:
+            try:
+                initial["profile"] = profile_get_default().pk
+            except RequirementProfile.DoesNotExist:
+                pass
+        return initial
 
     def has_start_audit_permission(self, request):
         return permissions.allowed(request.user, permissions.START_AUDIT)

@@ -68,6 +68,10 @@ def _cluster_out(cluster: Cluster) -> dict:
         "tls_enabled": cluster.tls_enabled,
         "distributed_vllm": cluster.distributed_vllm,
         "server_runs_worker": cluster.server_runs_worker,
+        "gateway": cluster.gateway,
+        "external_database": cluster.external_database,
+        "builtin_observability": cluster.builtin_observability,
+        "proxy_mode": cluster.proxy_mode,
         "created": cluster.created,
         "node_count": cluster.node_count if hasattr(cluster, "node_count") else cluster.nodes.count(),
     }

@@ -42,6 +42,31 @@ class PortCondition(models.TextChoices):
     ALWAYS = "always", "Always"
     TLS = "tls", "When TLS is enabled"
     DISTRIBUTED_VLLM = "distributed_vllm", "When distributed vLLM is enabled"
+    GATEWAY_ENABLED = "gateway_enabled", "Unless the gateway is disabled"
+    GATEWAY_EMBEDDED = "gateway_embedded", "When the embedded gateway runs"
+    BUILTIN_DATABASE = "builtin_database", "Unless the cluster uses an external database"
+    OBSERVABILITY = "observability", "While built-in observability is on"
+
+
+class PortReach(models.TextChoices):
+    """Which other nodes connect to a port, so which network paths must prove it."""
+
+    PEERS = "peers", "Nodes of the other role connect to it"
+    DIRECT_MODE = "direct_mode", "The server connects to it in direct proxy mode"
+    NONE = "none", "No server-worker path: loopback or used on the node itself (worker to worker follows its own flag)"
+
+
+class GatewayMode(models.TextChoices):
+    EMBEDDED = "embedded", "Embedded (on the server)"
+    DISABLED = "disabled", "Disabled"
+
+
+class ProxyMode(models.TextChoices):
+    """How the server reaches model instances on workers (GPUStack's `--proxy-mode`, v2.2.0)."""
+
+    DIRECT = "direct", "Direct (the server connects to the inference ports)"
+    WORKER = "worker", "Worker (the server connects to the worker port)"
+    TUNNEL = "tunnel", "Tunnel (the worker keeps one connection to the server)"
 
 
 class AuditStatus(models.TextChoices):

@@ -62,6 +62,9 @@ class NodeFilterSet(django_filters.FilterSet):
 
         latest = NodeAudit.objects.filter(node=OuterRef(OuterRef("pk")), finished__isnull=False).order_by("-finished")
         failing = CheckResult.objects.filter(
-            node_audit=Subquery(latest.values("pk")[:1]), check_id=value, status__in=["fail", "error"]
+            node_audit=Subquery(latest.values("pk")[:1]),
+            check_id=value,
+            status__in=["fail", "error"],
+            waived__isnull=True,
         ).exclude(summary__startswith="not checked: ")
         return queryset.filter(Exists(failing))

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.urls import reverse
@@ -9,11 +10,14 @@ from django.urls import reverse
 from .choices import (
     AuditStatus,
     CredentialKind,
+    GatewayMode,
     HostKeyState,
     InstallKind,
     NodeRole,
     PortCondition,
+    PortReach,
     Protocol,
+    ProxyMode,
     Transport,
     Vendor,
 )
@@ -28,7 +32,16 @@ class RequirementProfile(models.Model):
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True)
     source = models.CharField(max_length=500, blank=True, help_text="Where these requirements come from")
-    is_default = models.BooleanField(default=False, help_text="Used for clusters created without a profile")
+    gpustack_release = models.CharField(
+        max_length=32, blank=True, help_text="The GPUStack release these requirements follow, e.g. v2.3.0"
+    )
+    gpustack_commit = models.CharField(
+        max_length=40, blank=True, help_text="The gpustack/gpustack commit of that release (full or short hash)"
+    )
+    is_default = models.BooleanField(
+        default=False,
+        help_text="Used for clusters created without a profile when PREFLIGHT_DEFAULT_PROFILE names no profile",
+    )
     architectures = models.JSONField(
         default=list, help_text='Supported `uname -m` values, e.g. ["x86_64", "amd64", "aarch64", "arm64"]'
     )
@@ -37,6 +50,13 @@ class RequirementProfile(models.Model):
     time_skew_fail_seconds = models.FloatField(default=30.0)
     check_reserved_ports = models.BooleanField(
         default=False, help_text="Warn when the ephemeral port range overlaps service ports (GPUStack issue 5181)"
+    )
+    os_table_advisory = models.BooleanField(
+        default=False,
+        help_text="The OS table is what GPUStack once tested: a distro below it or not in it warns instead of failing",
+    )
+    docker_desktop_fails_on_worker = models.BooleanField(
+        default=False, help_text="Docker Desktop on a worker fails container.docker (it only warns otherwise)"
     )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -91,6 +111,13 @@ class AcceleratorRule(models.Model):
     )
     min_version = models.CharField(max_length=32, blank=True, help_text="e.g. 12.8 (CUDA) or 7.0 (ROCm)")
     min_version_of = models.CharField(max_length=32, blank=True, help_text="What min_version measures: CUDA, ROCm")
+    min_driver_version = models.CharField(max_length=32, blank=True, help_text="Lowest driver version, e.g. 570")
+    min_compute_capability = models.CharField(
+        max_length=8, blank=True, help_text="A GPU below this compute capability fails, e.g. 6.0 (NVIDIA)"
+    )
+    warn_compute_capability = models.CharField(
+        max_length=8, blank=True, help_text="A GPU below this compute capability warns, e.g. 7.0 (vLLM's floor)"
+    )
     amd64_only = models.BooleanField(default=False)
 
     class Meta:
@@ -118,6 +145,12 @@ class PortRule(models.Model):
     condition = models.CharField(max_length=24, choices=PortCondition.choices, default=PortCondition.ALWAYS)
     worker_to_worker = models.BooleanField(
         default=False, help_text="Also reached from other workers (distributed serving, Ray)"
+    )
+    reach = models.CharField(
+        max_length=16,
+        choices=PortReach.choices,
+        default=PortReach.PEERS,
+        help_text="Which network paths prove it; ports.available checks every rule that applies either way",
     )
 
     class Meta:
@@ -154,6 +187,37 @@ class Cluster(models.Model):
     tls_enabled = models.BooleanField(default=False, help_text="The server serves on 443")
     distributed_vllm = models.BooleanField(default=False, help_text="Ray ports are required")
     server_runs_worker = models.BooleanField(default=False, help_text="The server node also gets the worker rules")
+    gateway = models.CharField(
+        max_length=16,
+        choices=GatewayMode.choices,
+        default=GatewayMode.EMBEDDED,
+        help_text="GPUStack's gateway on the server (--gateway-mode); workers never run it",
+    )
+    external_database = models.BooleanField(
+        default=False, help_text="The server uses an external database (--database-url): no embedded PostgreSQL"
+    )
+    builtin_observability = models.BooleanField(
+        default=True, help_text="The server runs the built-in Prometheus and Grafana (the default)"
+    )
+    proxy_mode = models.CharField(
+        max_length=16,
+        choices=ProxyMode.choices,
+        default=ProxyMode.WORKER,
+        help_text="How the server reaches model instances on workers (--proxy-mode)",
+    )
+    gpustack_image_tag = models.CharField(
+        max_length=128,
+        blank=True,
+        default="latest",
+        validators=[
+            RegexValidator(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z", "a Docker image tag: letters, digits, _ . -")
+        ],
+        help_text="Tag of the gpustack/gpustack image in the install plan, e.g. v2.0.0 (empty: Docker's latest)",
+    )
+    gpustack_server_url = models.URLField(
+        blank=True,
+        help_text="The GPUStack server URL workers register with; empty: http(s)://<the server node's address>",
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

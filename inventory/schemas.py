@@ -7,6 +7,8 @@ from pydantic import field_validator
 from .validators import is_valid_address
 
 Role = Literal["server", "worker"]
+Gateway = Literal["embedded", "disabled"]
+ProxyMode = Literal["direct", "worker", "tunnel"]
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
@@ -23,6 +25,10 @@ class ClusterIn(Schema):
     tls_enabled: bool = False
     distributed_vllm: bool = False
     server_runs_worker: bool = False
+    gateway: Gateway = Field("embedded", description="GPUStack's gateway on the server (--gateway-mode)")
+    external_database: bool = Field(False, description="The server uses --database-url: no embedded PostgreSQL")
+    builtin_observability: bool = Field(True, description="The server runs the built-in Prometheus and Grafana")
+    proxy_mode: ProxyMode = Field("worker", description="How the server reaches model instances (--proxy-mode)")
 
 
 class ClusterPatch(Schema):
@@ -31,6 +37,10 @@ class ClusterPatch(Schema):
     tls_enabled: bool | None = None
     distributed_vllm: bool | None = None
     server_runs_worker: bool | None = None
+    gateway: Gateway | None = None
+    external_database: bool | None = None
+    builtin_observability: bool | None = None
+    proxy_mode: ProxyMode | None = None
 
 
 class ClusterOut(Schema):
@@ -41,6 +51,10 @@ class ClusterOut(Schema):
     tls_enabled: bool
     distributed_vllm: bool
     server_runs_worker: bool
+    gateway: str
+    external_database: bool
+    builtin_observability: bool
+    proxy_mode: str
     node_count: int
     created: datetime
 
@@ -124,6 +138,9 @@ class AcceleratorRuleOut(Schema):
     docker_runtime: str
     min_version: str
     min_version_of: str
+    min_driver_version: str
+    min_compute_capability: str
+    warn_compute_capability: str
     amd64_only: bool
 
 
@@ -135,15 +152,21 @@ class PortRuleOut(Schema):
     purpose: str
     condition: str
     worker_to_worker: bool
+    reach: str
 
 
 class ProfileOut(Schema):
     key: str
     name: str
     description: str
+    source: str
+    gpustack_release: str
+    gpustack_commit: str
     is_default: bool
     architectures: list[str]
     check_reserved_ports: bool
+    os_table_advisory: bool
+    docker_desktop_fails_on_worker: bool
     os_rules: list[OsRuleOut]
     accelerator_rules: list[AcceleratorRuleOut]
     port_rules: list[PortRuleOut]

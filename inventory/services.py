@@ -42,7 +42,11 @@ _TEMPLATED = re.compile(r"\{\{|\{%")
 
 
 def profile_get_default() -> RequirementProfile:
-    profile = RequirementProfile.objects.filter(is_default=True).first()
+    """The profile new clusters get: PREFLIGHT_DEFAULT_PROFILE's key, else the one marked default in the admin."""
+    key = settings.PREFLIGHT_DEFAULT_PROFILE
+    profile = RequirementProfile.objects.filter(key=key).first() if key else None
+    if profile is None:
+        profile = RequirementProfile.objects.filter(is_default=True).first()
     if profile is None:
         raise RequirementProfile.DoesNotExist("no default requirement profile; run migrations")
     return profile

@@ -3,12 +3,14 @@
 import csv
 import json
 from collections import OrderedDict
-from datetime import UTC
+from datetime import UTC, timedelta
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
-from django.db.models import OuterRef, Prefetch, Subquery
+from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django_tables2 import RequestConfig
 
 from checks.catalog import CHECK_IDS
@@ -53,10 +55,14 @@ def attach_why(nodes: list) -> list:
         .values_list("pk", "latest")
     )
     worst: dict[int, tuple] = {}
+    waived: dict[int, list[str]] = {}
     bad = CheckResult.objects.filter(
         node_audit_id__in=[pk for pk in latest_of.values() if pk], status__in=["error", "fail", "warn"]
-    ).values_list("node_audit_id", "status", "position", "check_id", "summary")
-    for node_audit_id, status, position, check_id, summary in bad:
+    ).values_list("node_audit_id", "status", "position", "check_id", "summary", "waived")
+    for node_audit_id, status, position, check_id, summary, waiver in bad:
+        if waiver:  # accepted by a waiver: listed as waived with its reason, never the node's "why"
+            waived.setdefault(node_audit_id, []).append(f"{check_id} ({status}, waived: {waiver.get('reason', '')})")
+            continue
         # A "not checked" row repeats why the probe did not run; the check that says so (ssh.connect) comes first.
         key = (9 if summary.startswith(NOT_CHECKED) else RANK.get(status, 9), position)
         if node_audit_id not in worst or key < worst[node_audit_id][0]:
@@ -65,7 +71,8 @@ def attach_why(nodes: list) -> list:
         found = worst.get(latest_of.get(node.pk))
         node.why_check, node.why_summary = (found[1], found[2]) if found else ("", "")
         # What the list and the exports show, computed once per node (the row template reads these).
-        node.why_text = why_text(node)
+        node.waived_text = "; ".join(sorted(waived.get(latest_of.get(node.pk), [])))
+        node.why_text = why_text(node) or node.waived_text
         node.status_text = STATUS_TEXT.get(node.last_audit_status, node.last_audit_status)
         node.os_text = os_text(node.last_facts)
         node.accelerator_text = accelerator_text(getattr(node, "present_accelerators", []))
@@ -146,7 +153,18 @@ def iso_utc(value) -> str:
     return value.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-EXPORT_FIELDS = ["cluster", "name", "address", "role", "status", "why", "os", "accelerators", "last_audited_at"]
+EXPORT_FIELDS = [
+    "cluster",
+    "name",
+    "address",
+    "role",
+    "status",
+    "why",
+    "os",
+    "accelerators",
+    "last_audited_at",
+    "waived",
+]
 
 
 def _export(table: NodeTable, kind: str) -> HttpResponse:
@@ -162,6 +180,7 @@ def _export(table: NodeTable, kind: str) -> HttpResponse:
             "os": node.os_text,
             "accelerators": node.accelerator_text,
             "last_audited_at": iso_utc(node.last_audited_at),
+            "waived": node.waived_text,
         }
         for node in attach_why(list(table.data))
     ]
@@ -220,8 +239,24 @@ def node_detail(request, node_id: int):
         "facts_stale": facts_audit is not None and latest is not None and facts_audit.pk != latest.pk,
         "status_text": STATUS_TEXT,
         "check_count": len(CHECK_IDS),
+        **_waiver_context(request, node),
     }
     return render(request, "inventory/node_detail.html", context)
+
+
+def _waiver_context(request, node: Node) -> dict:
+    """The node page's waivers in force (its own and its cluster's) and the bounds of the "Waive" form."""
+    today = timezone.now().astimezone(UTC).date()
+    longest = settings.PREFLIGHT_WAIVER_MAX_DAYS
+    waivers = node.cluster.waivers.filter(Q(node=node) | Q(node__isnull=True), expires__gt=timezone.now())
+    return {
+        "can_waive": permissions.allowed(request.user, permissions.WAIVE_CHECK),
+        "waivable": ("warn", "fail", "error"),
+        "waivers": waivers.order_by("check_id", "expires"),
+        "waiver_min": (today + timedelta(days=1)).isoformat(),
+        "waiver_max": (today + timedelta(days=longest - 1)).isoformat(),
+        "waiver_default": (today + timedelta(days=min(30, longest - 1))).isoformat(),
+    }
 
 
 @login_required

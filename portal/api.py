@@ -164,10 +164,14 @@ def _http_error(request, exc: HttpError):
 
 def register_routers() -> None:
     from checks.api import router as checks_router
+    from checks.install_api import router as install_router
+    from checks.waiver_api import router as waivers_router
     from inventory.api import router as inventory_router
 
     api.add_router("/", inventory_router)
     api.add_router("/", checks_router)
+    api.add_router("/", waivers_router)
+    api.add_router("/", install_router)
 
 
 register_routers()

@@ -30,6 +30,7 @@ ADD_CREDENTIAL = "add_credential"
 KEEP_CREDENTIAL = "keep_credential"
 LOCAL_TRANSPORT = "local_transport"
 TOKEN_FOR_OTHERS = "token_for_others"
+WAIVE_CHECK = "waive_check"
 
 RULES: dict[str, Rule] = {
     START_AUDIT: Rule(("checks.start_audit",), "Start an audit"),
@@ -43,6 +44,7 @@ RULES: dict[str, Rule] = {
     ),
     LOCAL_TRANSPORT: Rule((), "Set a node's transport to local (audit the portal's own host)", superuser=True),
     TOKEN_FOR_OTHERS: Rule((), "Create an API token for another user", superuser=True),
+    WAIVE_CHECK: Rule(("checks.add_waiver",), "Waive a check (accept a known non-pass until an expiry)"),
 }
 
 

@@ -10,10 +10,12 @@ urlpatterns = [
     path("clusters/<str:name>/", checks_views.dashboard, name="dashboard"),
     path("clusters/<str:name>/audit/", checks_views.audit_now, name="audit_now"),
     path("clusters/<str:name>/diff/", checks_views.audit_diff, name="diff"),
+    path("clusters/<str:name>/install/", checks_views.install_plan, name="install_plan"),
     path("clusters/<str:name>/matrix/", checks_views.matrix, name="matrix"),
     path("audits/<int:audit_id>/progress/", checks_views.audit_progress, name="audit_progress"),
     path("paths/<int:path_id>/", checks_views.path_detail, name="path"),
     path("nodes/", inventory_views.node_list, name="node_list"),
     path("nodes/<int:node_id>/", inventory_views.node_detail, name="node_detail"),
+    path("nodes/<int:node_id>/waive/", checks_views.node_waive, name="node_waive"),
     path("nodes/<int:node_id>/remediation.sh", inventory_views.node_remediation, name="node_remediation"),
 ]

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.http import JsonResponse
 from django.urls import include, path, re_path
 
-from . import account
+from . import account, metrics
 from .api import api
 
 # A database or broker failure outside the views (a middleware reading the session) answers 503, not 500.
@@ -21,6 +21,7 @@ urlpatterns = [
     path("account/tokens/", account.tokens, name="account_tokens"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("metrics", metrics.metrics, name="metrics"),
     # Anything else under /api/ answers in the API's error shape, not with an HTML page.
     re_path(
         r"^api/",

@@ -151,23 +151,87 @@ def _toolkit(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | 
 
 
 def _version(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec) -> CheckResult:
+    """The profile's floors: the runtime the driver supports (CUDA, ROCm), the driver itself, and each GPU's compute
+    capability (below `min_compute_capability` fails, below `warn_compute_capability` warns). The worst finding
+    decides; the summary names each one with the number it missed."""
     check_id = f"accelerator.{vendor.vendor}.version"
-    current = vendor.report.runtime_version if vendor.vendor != "amd" else (vendor.rocm_version or "")
-    what = rule.min_version_of or "the runtime"
-    evidence = f"{what} reported: {current or '(none)'}; required: >= {rule.min_version}"
-    ok = version_at_least(current, rule.min_version)
-    fix = fix_version(
-        vendor_label=VENDORS[vendor.vendor].label,
-        what=what,
-        minimum=rule.min_version,
-        current=current or "an unknown version",
-        driver_url=rule.driver_url,
-    )
-    if ok is None:
-        return CheckResult(check_id, WARN, f"{what} version unknown: the driver tool did not report it", evidence, fix)
-    if ok:
-        return CheckResult(check_id, PASS, f"{what} {current} (>= {rule.min_version})", evidence)
-    return CheckResult(check_id, FAIL, f"{what} {current} is below the required {rule.min_version}", evidence, fix)
+    label = VENDORS[vendor.vendor].label
+    report = vendor.report
+    findings: list[tuple[str, str]] = []  # (status, sentence)
+    passed: list[str] = []
+    evidence: list[str] = []
+    fix = ""
+    if rule.min_version:
+        current = report.runtime_version if vendor.vendor != "amd" else (vendor.rocm_version or "")
+        what = rule.min_version_of or "the runtime"
+        evidence.append(f"{what} reported: {current or '(none)'}; required: >= {rule.min_version}")
+        ok = version_at_least(current, rule.min_version)
+        if not ok:
+            fix = fix_version(
+                vendor_label=label,
+                what=what,
+                minimum=rule.min_version,
+                current=current or "an unknown version",
+                driver_url=rule.driver_url,
+            ).text
+        if ok is None:
+            findings.append((WARN, f"{what} version unknown: the driver tool did not report it"))
+        elif ok:
+            passed.append(f"{what} {current} (>= {rule.min_version})")
+        else:
+            findings.append((FAIL, f"{what} {current} is below the required {rule.min_version}"))
+    if rule.min_driver_version:
+        driver = report.driver_version
+        evidence.append(f"driver reported: {driver or '(none)'}; required: >= {rule.min_driver_version}")
+        ok = version_at_least(driver, rule.min_driver_version)
+        if ok is False:
+            findings.append((FAIL, f"driver {driver} is below the required {rule.min_driver_version}"))
+            fix = (
+                fix
+                or fix_version(
+                    vendor_label=label,
+                    what="the driver",
+                    minimum=rule.min_driver_version,
+                    current=driver,
+                    driver_url=rule.driver_url,
+                ).text
+            )
+        elif ok:
+            passed.append(f"driver {driver} (>= {rule.min_driver_version})")
+    floor, advised = rule.min_compute_capability, rule.warn_compute_capability
+    if floor or advised:
+        for device in report.devices:
+            gpu = f"GPU {device.index} {device.model}".strip()
+            capability = device.compute_capability
+            evidence.append(f"{gpu}: compute capability {capability or '(not reported)'}")
+            if not capability:
+                continue
+            if floor and version_at_least(capability, floor) is False:
+                findings.append((FAIL, f"{gpu} has compute capability {capability}, below GPUStack's floor {floor}"))
+            elif advised and version_at_least(capability, advised) is False:
+                findings.append(
+                    (
+                        WARN,
+                        f"{gpu} has compute capability {capability}, below {advised} "
+                        "(vLLM, the default backend, needs it; other backends may still run)",
+                    )
+                )
+        capabilities = sorted({d.compute_capability for d in report.devices if d.compute_capability})
+        if capabilities and not findings:
+            passed.append(f"compute capability {', '.join(capabilities)}")
+    text = "\n".join(evidence)
+    if not findings:
+        return CheckResult(check_id, PASS, "; ".join(passed) or "no version floor to check", text)
+    status = FAIL if any(status == FAIL for status, _ in findings) else WARN
+    ordered = [sentence for s, sentence in findings if s == FAIL] + [sentence for s, sentence in findings if s != FAIL]
+    if not fix:
+        fix = (
+            f"This GPU is older than {advised or floor}: run another inference backend on it, "
+            "or use a newer GPU for vLLM."
+            if status == WARN
+            else f"GPUStack needs compute capability {floor} or newer: use a newer GPU on this worker."
+        )
+    return CheckResult(check_id, status, "; ".join(ordered), text, fix)
 
 
 @register("accelerator")
@@ -177,6 +241,8 @@ def evaluate_vendors(facts: NodeFacts, profile: ProfileSpec, context: NodeContex
         rule = profile.accelerator_rules.get(key)
         results.append(_driver(facts, vendor, rule))
         results.append(_toolkit(facts, vendor, rule))
-        if rule and rule.min_version:
+        if rule and any(
+            (rule.min_version, rule.min_driver_version, rule.min_compute_capability, rule.warn_compute_capability)
+        ):
             results.append(_version(facts, vendor, rule))
     return results

@@ -60,6 +60,17 @@ def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext
                 fix_docker_snap(facts.os),
             )
         ]
+    if docker.desktop and profile.docker_desktop_fails_on_worker and "worker" in context.roles:
+        return [
+            CheckResult(
+                "container.docker",
+                FAIL,
+                f"Docker Desktop {docker.server_version} on a worker: GPUStack workers need Docker Engine "
+                "(Docker Desktop is not supported there)",
+                evidence,
+                fix_docker_desktop(facts.os),
+            )
+        ]
     if docker.desktop:
         return [
             CheckResult(

@@ -32,6 +32,8 @@ def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeC
                 fix_os_supported(table=table, current=facts.kernel),
             )
         ]
+    if profile.os_table_advisory:
+        return [_os_advisory(facts, profile, table=table, current=current, evidence=evidence)]
     if not facts.os.id:
         return [
             CheckResult(
@@ -79,6 +81,28 @@ def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeC
             fix_os_supported(table=table, current=current),
         )
     ]
+
+
+ADVISORY = "not in the list GPUStack 2.0 tested"
+
+
+def _os_advisory(facts: NodeFacts, profile: ProfileSpec, *, table: str, current: str, evidence: str) -> CheckResult:
+    """Profiles after GPUStack v2.0.1 ("most modern Linux distributions"): the old table is advice, not a gate. A
+    listed distro at or above its old minimum passes; anything else that is Linux warns."""
+    fix = fix_os_supported(table=table, current=current)
+    rules = {r.distro_id.lower(): r for r in profile.os_rules}
+    rule = rules.get(facts.os.id.lower()) if facts.os.id else None
+    if rule is None:
+        parent = next((rules[like] for like in facts.os.id_like if like in rules), None)
+        hint = f"; closest listed parent: {parent.name}" if parent else ""
+        what = current if facts.os.id else "a Linux without /etc/os-release"
+        return CheckResult("os.supported", WARN, f"{what} is {ADVISORY}{hint}", evidence, fix)
+    label = f"{rule.name} {facts.os.version_id}".strip()
+    ok = version_at_least(facts.os.version_id, rule.min_version)
+    if ok:
+        return CheckResult("os.supported", PASS, f"{label} (>= {rule.min_version})", evidence)
+    below = "with no readable VERSION_ID" if ok is None else f"below {rule.name} {rule.min_version}"
+    return CheckResult("os.supported", WARN, f"{label} is {below}: {ADVISORY}", evidence, fix)
 
 
 @register("os.architecture")

@@ -70,9 +70,32 @@ def parse_nvidia_smi_query(text: str, fields: tuple[str, ...] = QUERY_FIELDS) ->
                 memory_mib=memory_mib(values["memory.total"] + " MiB") if values.get("memory.total") else None,
                 uuid=values.get("uuid", ""),
                 pci_address=pci_address(values.get("pci.bus_id", "")),
+                compute_capability=values.get("compute_cap", "")
+                if re.fullmatch(r"\d+\.\d+", values.get("compute_cap", ""))
+                else "",
             )
         )
         report.driver_version = report.driver_version or values.get("driver_version", "")
+    return report
+
+
+_COMPUTE_CAP = re.compile(r"^\s*(\d+)\s*,\s*(\d+\.\d+)\s*$")
+
+
+def parse_nvidia_smi_compute_cap(text: str) -> dict[int, str]:
+    """`--query-gpu=index,compute_cap --format=csv,noheader`: GPU index -> compute capability ("6.0"). Drivers that
+    do not know the field print `Field "compute_cap" is not a valid field to query.` and no row: an empty answer."""
+    found: dict[int, str] = {}
+    for line in text.splitlines()[:1024]:
+        match = _COMPUTE_CAP.match(line[:200])
+        if match:
+            found.setdefault(int(match.group(1)), match.group(2))
+    return found
+
+
+def with_compute_capability(report: VendorReport, capabilities: dict[int, str]) -> VendorReport:
+    for device in report.devices:
+        device.compute_capability = device.compute_capability or capabilities.get(device.index, "")
     return report
 
 

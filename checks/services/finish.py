@@ -16,6 +16,7 @@ from django.utils import timezone
 from inventory.choices import AuditStatus
 
 from .. import clamp, models
+from ..alerts.services import alerts_after_audit
 from ..catalog import ERROR, worst
 from ..choices import NetworkState, RunState
 from .network import matrix_time_budget, network_matrix_run
@@ -87,6 +88,11 @@ def audit_finish(*, audit_id: int, matrix_inline: bool = False) -> bool:
     closed = models.Audit.objects.filter(pk=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING]).update(
         state=RunState.DONE, status=worst(statuses), finished=now, started=Coalesce(F("started"), Value(now))
     )
+    if closed:  # exactly once per audit: tell who asked what got worse (nothing when nothing did)
+        try:
+            alerts_after_audit(audit_id=audit_id)
+        except Exception:  # noqa: BLE001 - the audit is closed; a broken alert must not undo or hide it
+            logger.exception("regression alerts of audit %s failed", audit_id)
     return bool(closed)
 
 

@@ -27,6 +27,7 @@ from ..connectivity import (
     PathVerdict,
     judge_path,
     listener_command,
+    not_needed,
     not_tested,
     parse_listener_line,
     parse_prober_output,
@@ -36,10 +37,11 @@ from ..connectivity import (
 )
 from ..connectivity import matrix_time_budget as budget
 from ..rlimits import OpenFilesLimit, make_room_for_open_files
-from ..spec import NodeContext, profile_spec_from_model
+from ..spec import NodeContext, cluster_options, profile_spec_from_model
 from ..targets import target_address
 from ..transport import ConnectFailure
 from .trust import login_target, transport_for
+from .waivers import node_audit_restamp
 
 logger = logging.getLogger(__name__)
 
@@ -183,20 +185,16 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
     node_audits = list(audit.node_audits.select_related("node__credential", "node__cluster"))
     by_name = {na.node.name: na for na in node_audits}
     matrix_nodes = {na.node.name: _matrix_node(na) for na in node_audits}
-    context = NodeContext(
-        "-",
-        "worker",
-        tls_enabled=cluster.tls_enabled,
-        distributed_vllm=cluster.distributed_vllm,
-        server_runs_worker=cluster.server_runs_worker,
-    )
+    context = NodeContext("-", "worker", **cluster_options(cluster))
     plans = plan_paths(list(matrix_nodes.values()), profile_spec_from_model(audit.profile), context)
 
     verdicts: dict[int, PathVerdict] = {}
     runnable = []
     for i, plan in enumerate(plans):
         blocked = plan.source if plan.source.problem else plan.destination if plan.destination.problem else None
-        if blocked is not None:
+        if plan.not_needed:
+            verdicts[i] = not_needed(plan)
+        elif blocked is not None:
             verdicts[i] = not_tested(plan, blocked.problem, at_fault=blocked.name, fault_is_own=blocked.audited)
         else:
             runnable.append(i)
@@ -337,7 +335,8 @@ def _record(audit, plans, verdicts, listeners, by_name) -> list[models.NetworkPa
             touched.add(node_name)
         for node_name in touched:
             node_audit = by_name[node_name]
-            status = worst(node_audit.results.values_list("status", flat=True))
+            # The worst of its results that no waiver accepts.
+            status = node_audit_restamp(node_audit=node_audit, audit=audit)
             models.NodeAudit.objects.filter(pk=node_audit.pk).update(status=status)
             node_record_status(node=node_audit.node, status=status, when=node_audit.finished)
     return paths

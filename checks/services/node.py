@@ -19,16 +19,17 @@ from inventory.services import node_record_facts, node_record_status
 from portal.faults import db_fault, retry_db_write, write_turn
 
 from .. import clamp, models
-from ..catalog import CHECK_IDS, ERROR, FAIL, HOST_CHECK_IDS, PASS, CheckResult, evaluate_node, worst
+from ..catalog import CHECK_IDS, ERROR, FAIL, HOST_CHECK_IDS, PASS, CheckResult, evaluate_node
 from ..choices import RunState
 from ..node_facts import NodeFacts, build_facts
 from ..probe import PROBE_SCRIPT, probe_command, probe_nonce, split_sections
 from ..remediation import Remedy
-from ..spec import NodeContext, ProfileSpec, profile_spec_from_model
+from ..spec import NodeContext, ProfileSpec, cluster_options, profile_spec_from_model
 from ..transport import ConnectFailure
 from .finish import audit_finish, node_audit_end_in_error
 from .queue import note_database_fault
 from .trust import login_target, transport_for
+from .waivers import waivers_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -163,13 +164,7 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
     transport, a parser, a rule), becomes the node's `error` with the reason: nothing a node prints escapes."""
     cluster = node.cluster
     profile = audit_profile_spec(node_audit.audit)
-    base_context = dict(
-        name=node.name,
-        role=node.role,
-        tls_enabled=cluster.tls_enabled,
-        distributed_vllm=cluster.distributed_vllm,
-        server_runs_worker=cluster.server_runs_worker,
-    )
+    base_context = dict(name=node.name, role=node.role, **cluster_options(cluster))
     try:
         target = login_target(node)
         runner = transport or transport_for(node)
@@ -247,9 +242,25 @@ def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
     """Record the node's results, facts and final state in one transaction, if this run still holds the row (the
     same claim: state running, same attempt); raises Superseded otherwise. Safe to call again after a failure."""
     results = outcome.results
-    status = worst(r.status for r in results)
     finished = timezone.now()
     node = node_audit.node
+    rows = [
+        models.CheckResult(
+            node_audit=node_audit,
+            check_id=r.check_id,
+            status=r.status,
+            summary=clamp.text(r.summary, 500),
+            evidence=clamp.text(r.evidence),
+            remediation=clamp.text(r.remediation),
+            commands=r.commands,
+            position=i,
+        )
+        for i, r in enumerate(sorted(results, key=lambda r: CHECK_IDS.index(r.check_id)))
+    ]
+    # The node's status: the worst of its results that no waiver (or `audit --ignore`) accepts.
+    status = waivers_stamp(
+        rows=rows, node_id=node.pk, cluster_id=node_audit.audit.cluster_id, ignored=node_audit.audit.ignored or ()
+    )
     with transaction.atomic():
         node_audit.raw_output = clamp.text(node_audit.raw_output)
         node_audit.error = clamp.text(node_audit.error)
@@ -274,19 +285,7 @@ def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
         node_audit.status, node_audit.state, node_audit.finished = status, RunState.DONE, finished
         if node_audit.attempts > 1:  # a run before this one may have left a result behind
             models.CheckResult.objects.filter(node_audit=node_audit).delete()
-        models.CheckResult.objects.bulk_create(
-            models.CheckResult(
-                node_audit=node_audit,
-                check_id=r.check_id,
-                status=r.status,
-                summary=clamp.text(r.summary, 500),
-                evidence=clamp.text(r.evidence),
-                remediation=clamp.text(r.remediation),
-                commands=r.commands,
-                position=i,
-            )
-            for i, r in enumerate(sorted(results, key=lambda r: CHECK_IDS.index(r.check_id)))
-        )
+        models.CheckResult.objects.bulk_create(rows)
         if outcome.summary is not None:
             node_record_facts(
                 node=node,

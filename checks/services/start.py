@@ -14,6 +14,7 @@ from inventory.models import Cluster, Node
 from portal import permissions
 
 from .. import models
+from ..catalog import CHECK_IDS
 from ..choices import NetworkState, RunState, Trigger
 from .finish import audit_fail_queued, audit_finish
 from .node import node_audit_run
@@ -36,8 +37,17 @@ class AuditNotQueued(AuditRefused):
 
 @transaction.atomic
 def audit_start(
-    *, cluster: Cluster, node_names: list[str] | None = None, trigger: str = Trigger.CLI, user=None
+    *,
+    cluster: Cluster,
+    node_names: list[str] | None = None,
+    trigger: str = Trigger.CLI,
+    user=None,
+    ignore: list[str] | None = None,
 ) -> models.Audit:
+    """Create the audit and its node audits. `ignore`: check ids waived for this run only (`audit --ignore`)."""
+    unknown = sorted(set(ignore or ()) - set(CHECK_IDS))
+    if unknown:
+        raise AuditRefused(f"not a check id: {', '.join(unknown)} (see checks/catalog/registry.py)")
     cluster = Cluster.objects.select_for_update().select_related("profile").get(pk=cluster.pk)
     running = models.Audit.objects.filter(cluster=cluster, state__in=[RunState.QUEUED, RunState.RUNNING]).first()
     if running is not None:
@@ -63,6 +73,7 @@ def audit_start(
         trigger=trigger,
         started_by=user if user is not None and getattr(user, "is_authenticated", False) else None,
         partial=bool(node_names),
+        ignored=sorted(set(ignore or ())),
         network_state=NetworkState.PENDING if matrix else NetworkState.NONE,
     )
     models.NodeAudit.objects.bulk_create(models.NodeAudit(audit=audit, node=node) for node in nodes)

@@ -154,6 +154,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=5 *
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 PREFLIGHT_INVENTORY_MAX_BYTES = env.int("PREFLIGHT_INVENTORY_MAX_BYTES", default=5 * 1024 * 1024)
 PREFLIGHT_IMPORT_MAX_HOSTS = env.int("PREFLIGHT_IMPORT_MAX_HOSTS", default=5000)
+# The requirement profile (its key) that clusters created without one get: the admin form's initial choice, the API
+# and the inventory import. The newest GPUStack release by default; when no profile has this key, the profile marked
+# "is default" in the admin (gpustack-2.0, GPUStack's requirements page, as shipped).
+PREFLIGHT_DEFAULT_PROFILE = env("PREFLIGHT_DEFAULT_PROFILE", default="gpustack-2.3")
 # Uploaded files are kept in memory up to that size and the rest only counted (never spooled to disk), a few per
 # request at most.
 FILE_UPLOAD_HANDLERS = ["portal.uploads.BoundedUploadHandler"]
@@ -247,3 +251,21 @@ PREFLIGHT_TARGET_ALLOW_NAMES = env.bool("PREFLIGHT_TARGET_ALLOW_NAMES", default=
 # The function that turns a node's name into addresses (dotted path; `(host, port) -> list[str]`). Tests name a
 # resolver of their own here (a name whose answer changes between calls) instead of patching the socket module.
 PREFLIGHT_TARGET_RESOLVER = env("PREFLIGHT_TARGET_RESOLVER", default="checks.targets.system_resolve")
+
+# Waivers (issue 23): a waiver lasts at most this many days; the dashboard lists those expiring within the second.
+PREFLIGHT_WAIVER_MAX_DAYS = env.int("PREFLIGHT_WAIVER_MAX_DAYS", default=90)
+PREFLIGHT_WAIVER_EXPIRING_DAYS = env.int("PREFLIGHT_WAIVER_EXPIRING_DAYS", default=7)
+# Regression alerts (issue 23). Webhooks: https only unless PREFLIGHT_WEBHOOK_ALLOW_HTTP; never a loopback,
+# link-local or cloud metadata address unless its network is listed in PREFLIGHT_WEBHOOK_ALLOW_NETWORKS (CIDRs).
+PREFLIGHT_WEBHOOK_ALLOW_HTTP = env.bool("PREFLIGHT_WEBHOOK_ALLOW_HTTP", default=False)
+PREFLIGHT_WEBHOOK_ALLOW_NETWORKS = env.list("PREFLIGHT_WEBHOOK_ALLOW_NETWORKS", default=[])
+PREFLIGHT_WEBHOOK_TIMEOUT = env.float("PREFLIGHT_WEBHOOK_TIMEOUT", default=10.0)
+PREFLIGHT_WEBHOOK_MAX_ATTEMPTS = env.int("PREFLIGHT_WEBHOOK_MAX_ATTEMPTS", default=6)
+PREFLIGHT_WEBHOOK_RETRY_BASE = env.float("PREFLIGHT_WEBHOOK_RETRY_BASE", default=30.0)  # 30 s, 1, 2, 4, 8 min
+PREFLIGHT_ALERT_EMAIL_FROM = env("PREFLIGHT_ALERT_EMAIL_FROM", default="preflight@localhost")
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+# Prometheus /metrics (issue 23): loopback may scrape without a token (PREFLIGHT_METRICS_LOOPBACK), addresses in
+# PREFLIGHT_METRICS_ALLOW_NETWORKS (CIDRs) too; anyone else sends `Authorization: Bearer <PREFLIGHT_METRICS_TOKEN>`.
+PREFLIGHT_METRICS_LOOPBACK = env.bool("PREFLIGHT_METRICS_LOOPBACK", default=True)
+PREFLIGHT_METRICS_ALLOW_NETWORKS = env.list("PREFLIGHT_METRICS_ALLOW_NETWORKS", default=[])
+PREFLIGHT_METRICS_TOKEN = env("PREFLIGHT_METRICS_TOKEN", default="")

@@ -18,6 +18,9 @@ os.environ.setdefault("PREFLIGHT_TOOL_TIMEOUT", "5")
 # Tests may reach only loopback and their own test hosts (tests/lab picks 10.231.x.0/24), never a DNS name.
 os.environ.setdefault("PREFLIGHT_TARGET_NETWORKS", "127.0.0.0/8,10.231.0.0/16")
 os.environ.setdefault("PREFLIGHT_TARGET_ALLOW_NAMES", "false")
+# The suite was written against the seed profile: clusters made without a profile get gpustack-2.0 in tests (tests of
+# the setting itself override it).
+os.environ.setdefault("PREFLIGHT_DEFAULT_PROFILE", "gpustack-2.0")
 # The test servers (Django's test client, live_server) speak plain HTTP.
 os.environ.setdefault("PREFLIGHT_HTTPS", "false")
 

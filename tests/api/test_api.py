@@ -117,14 +117,26 @@ def test_cluster_crud(admin_api):
     updated = patch(admin_api, f"/clusters/{cluster_id}", {"distributed_vllm": True, "profile": "gpustack-2.0"})
     assert updated.json()["distributed_vllm"] is True and updated.json()["profile"] == "gpustack-2.0"
     assert_error(post(admin_api, "/clusters", {"name": "lab"}), 409, "conflict")
+    assert assert_cluster_options(admin_api, cluster_id)
     assert admin_api.delete(f"{API}/clusters/{cluster_id}").status_code == 204
     assert_error(admin_api.get(f"{API}/clusters/{cluster_id}"), 404, "not_found")
+
+
+def assert_cluster_options(admin_api, cluster_id: int) -> bool:
+    defaults = admin_api.get(f"{API}/clusters/{cluster_id}").json()
+    assert (defaults["gateway"], defaults["external_database"]) == ("embedded", False)
+    assert (defaults["builtin_observability"], defaults["proxy_mode"]) == (True, "worker")
+    changed = patch(admin_api, f"/clusters/{cluster_id}", {"proxy_mode": "tunnel", "gateway": "disabled"}).json()
+    assert (changed["proxy_mode"], changed["gateway"], changed["builtin_observability"]) == ("tunnel", "disabled", True)
+    return Cluster.objects.get(pk=cluster_id).proxy_mode == "tunnel"
 
 
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
         ({"name": "bad name!"}, "name"),
+        ({"name": "x", "proxy_mode": "sideways"}, "proxy_mode"),
+        ({"name": "x", "gateway": "external"}, "gateway"),
         ({"name": "x", "profile": "gpustack-9"}, "profile"),
         ({"name": 5}, "name"),
         ({"name": "x", "tls_enabled": "maybe"}, "tls_enabled"),
@@ -202,7 +214,7 @@ def test_malformed_and_oversized_bodies(admin_api, settings):
 
 def test_profiles_read_only(admin_api):
     listing = admin_api.get(f"{API}/profiles").json()
-    assert [p["key"] for p in listing["items"]] == ["gpustack-2.0", "gpustack-2.2"]
+    assert [p["key"] for p in listing["items"]] == ["gpustack-2.0", "gpustack-2.2", "gpustack-2.3"]
     profile = admin_api.get(f"{API}/profiles/gpustack-2.0").json()
     assert (
         len(profile["os_rules"]) == 7

@@ -37,6 +37,7 @@ EVERYTHING_ELSE = (
     "checks.view_networkpath",
     "inventory.add_apitoken",
     "inventory.view_apitoken",
+    "checks.view_waiver",
 )
 
 
@@ -182,6 +183,7 @@ def results_web(make, world, *perms):
             reverse("ui:diff", args=[cluster.name]),
             reverse("ui:audit_progress", args=[audit.pk]),
             reverse("ui:path", args=[world["path"].pk]),
+            reverse("ui:install_plan", args=[cluster.name]),
         ],
     )
 
@@ -300,6 +302,9 @@ def keep_admin_inline(make, world, *perms):
         "name": cluster.name,
         "description": "",
         "profile": cluster.profile_id,
+        "gateway": cluster.gateway,
+        "builtin_observability": "on",
+        "proxy_mode": cluster.proxy_mode,
         "nodes-TOTAL_FORMS": 2,
         "nodes-INITIAL_FORMS": 2,
         "nodes-MAX_NUM_FORMS": 1000,
@@ -375,6 +380,52 @@ def token_account(make, world, *perms):
     return ApiToken.objects.filter(user=victim).exists()
 
 
+# --- waive a check --------------------------------------------------------------------------------------------------
+
+
+def _waived() -> bool:
+    from checks.models import Waiver
+
+    return Waiver.objects.filter(check_id="time.ntp").exists()
+
+
+def _tomorrow() -> str:
+    from datetime import timedelta
+
+    return (timezone.now() + timedelta(days=2)).date().isoformat()
+
+
+def waive_web(make, world, *perms):
+    _, web, _ = make(*perms)
+    web.post(
+        reverse("ui:node_waive", args=[world["worker"].pk]),
+        {"check_id": "time.ntp", "reason": "lab node", "expires": _tomorrow(), "scope": "node"},
+    )
+    return _waived()
+
+
+def waive_admin(make, world, *perms):
+    _, web, _ = make(*perms)
+    web.post(
+        reverse("admin:checks_waiver_add"),
+        {
+            "cluster": world["cluster"].pk,
+            "node": world["worker"].pk,
+            "check_id": "time.ntp",
+            "reason": "lab node",
+            "expires_0": _tomorrow(),
+            "expires_1": "00:00:00",
+        },
+    )
+    return _waived()
+
+
+def waive_api(make, world, *perms):
+    _, _, api = make(*perms)
+    _json(api, "post", f"{API}/waivers", {"cluster": "lab", "node": "w1", "check_id": "time.ntp", "reason": "lab"})
+    return _waived()
+
+
 # Every door of every action. A door where the action cannot happen at all (the API has no transport field; the
 # account page makes tokens only for oneself) is walked too: it must refuse even the permitted user, which the
 # `only_superuser_doors` below checks by granting superuser.
@@ -386,6 +437,7 @@ DOORS = {
     permissions.KEEP_CREDENTIAL: [keep_admin, keep_admin_inline, keep_api, keep_import],
     permissions.LOCAL_TRANSPORT: [local_admin, local_api],
     permissions.TOKEN_FOR_OTHERS: [token_admin, token_account],
+    permissions.WAIVE_CHECK: [waive_web, waive_admin, waive_api],
 }
 NO_DOOR_EVEN_FOR_SUPERUSERS = {local_api, token_account}
 

@@ -239,6 +239,53 @@ def test_nvidia_smi_table_layouts(_case, driver, cuda, expected, read_fixture):
     assert (report.driver_version, report.runtime_version, devices(report)) == (driver, cuda, expected)
 
 
+@pytest.mark.parametrize(
+    ("_case", "driver", "cuda", "expected"),
+    [
+        (
+            "own:nvidia-smi/slackr31337-wyoming-piper-gpu-pr20_tesla-p4_550.135_table.txt",
+            "550.135",
+            "12.4",
+            [(0, "Tesla P4", 8192, "0000:86:00.0")],
+        ),
+        (
+            "own:nvidia-smi/built_tesla-p100_580.95.05_table.txt",
+            "580.95.05",
+            "13.0",
+            [(0, "Tesla P100-PCIE-16GB", 16384, "0000:00:04.0")],
+        ),
+    ],
+)
+def test_nvidia_smi_table_of_pascal_gpus(_case, driver, cuda, expected, read_fixture):
+    report = nvidia.parse_nvidia_smi_table(read_fixture(_case))
+    assert (report.driver_version, report.runtime_version, devices(report)) == (driver, cuda, expected)
+
+
+@pytest.mark.parametrize(
+    ("_case", "expected"),
+    [
+        ("own:nvidia-smi/built_query-gpu-compute-cap_tesla-p100.csv", {0: "6.0"}),
+        ("own:nvidia-smi/built_query-gpu-compute-cap_unknown-field.txt", {}),  # an older driver: no answer, no guess
+        ("own:nvidia-smi/h100-80gb-hbm3_590.48.01_query-gpu-csv-noheader.csv", {}),  # another query's rows
+    ],
+)
+def test_nvidia_smi_compute_cap_query(_case, expected, read_fixture):
+    assert nvidia.parse_nvidia_smi_compute_cap(read_fixture(_case)) == expected
+
+
+@pytest.mark.parametrize(
+    ("_case", "expected"),
+    [
+        ("shared:nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_query-gpu-allfields.csv", "9.0"),
+        ("shared:nvidia-smi/nge-capture_rtx-2080-super_610.57.04_idle_query-gpu-allfields.csv", "7.5"),
+        ("shared:nvidia-smi/nge-capture_rtx-4080-super_595.71.05_idle_query-gpu-allfields.csv", "8.9"),
+    ],
+)
+def test_nvidia_smi_query_with_header_reads_compute_cap(_case, expected, read_fixture):
+    report = nvidia.parse_nvidia_smi_query(read_fixture(_case))
+    assert [d.compute_capability for d in report.devices] == [expected]
+
+
 def test_nvidia_r610_version_names_the_kmd_and_umd_versions(read_fixture):
     r = lambda name: read_fixture(f"own:nvidia-smi/{name}")  # noqa: E731
     version = nvidia.parse_nvidia_smi_version(r("nge-capture_rtx-2080-super_610.57.04_version.txt"))

@@ -78,6 +78,10 @@ PROFILE = ProfileSpec(
             {"hygon": "", "metax": ""}.get(key, key),
             "12.8" if key == "nvidia" else ("7.0" if key == "amd" else ""),
             "CUDA" if key == "nvidia" else ("ROCm" if key == "amd" else ""),
+            # gpustack-2.2's NVIDIA floors: the driver and each GPU's compute capability (hostile model names)
+            min_driver_version="570" if key == "nvidia" else "",
+            min_compute_capability="6.0" if key == "nvidia" else "",
+            warn_compute_capability="7.0" if key == "nvidia" else "",
         )
         for key, spec in VENDORS.items()
     },
@@ -88,6 +92,8 @@ PROFILE = ProfileSpec(
         PortRuleSpec("worker", 40064, 40095, "tcp", "distributed", worker_to_worker=True),
     ),
     check_reserved_ports=True,
+    os_table_advisory=True,
+    docker_desktop_fails_on_worker=True,
 )
 
 _WORD = r"(?:[A-Za-z0-9_@%+=:,./-]+|'[^']*'(?:\"'\"'[^']*')*)"
@@ -128,6 +134,7 @@ def _facts(*, os_release: str, evil: str, vendor: str, firewall: str, docker: st
         rc = 1 if docker == "stopped" else 0  # a driver tool that fails, printing a payload
         sections["nvidia-smi"] = _section("nvidia-smi", f"| NVIDIA-SMI 550.54  Driver Version: {evil} |", rc)
         sections["nvidia-smi-query"] = _section("nvidia-smi-query", f'0, "{evil}", GPU-1, 81559 MiB, {evil}\n', rc)
+        sections["nvidia-smi-cc"] = _section("nvidia-smi-cc", f"0, 5.2\n{evil}\n", rc)
     elif vendor:
         sections[VENDORS[vendor].sections[0]] = _section(VENDORS[vendor].sections[0], evil, 1)
     if docker == "stopped":

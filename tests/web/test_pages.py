@@ -259,3 +259,40 @@ def test_dashboard_counts_each_nodes_own_status_in_its_latest_audit(admin_client
     # then
     assert '<div class="muted">Workers ready</div><div class="big">1 / 1</div>' in body
     assert "failing_check=time.ntp" not in body and "Nothing fails." in body
+
+
+def test_profile_admin_page_says_what_it_follows_and_what_moved(admin_client):
+    # given
+    from inventory.models import RequirementProfile
+
+    v23 = RequirementProfile.objects.get(key="gpustack-2.3")
+    v20 = RequirementProfile.objects.get(key="gpustack-2.0")
+    # when
+    body = admin_client.get(f"/admin/inventory/requirementprofile/{v23.pk}/change/").content.decode()
+    baseline = admin_client.get(f"/admin/inventory/requirementprofile/{v20.pk}/change/").content.decode()
+    # then
+    assert "Follows GPUStack <strong>v2.3.0</strong>" in body and "<code>63a03ba</code>" in body
+    assert "Against <code>gpustack-2.0</code>" in body
+    assert '<li id="ports-added">Ports added: server 30079;' in body
+    assert "server 13000, 19090 (while built-in observability is on)" in body
+    assert '<li id="ports-removed">Ports removed: worker 40064-40095;' in body
+    assert "NVIDIA GPU: CUDA &gt;= 12.8 (new); NVIDIA GPU: driver &gt;= 570 (new)" in body
+    assert "The baseline the other profiles are compared with." in baseline and "ports-added" not in baseline
+
+
+def test_dashboard_says_which_release_the_profile_follows_and_what_moved(admin_client):
+    # given
+    from inventory.models import RequirementProfile
+
+    profile = RequirementProfile.objects.get(key="gpustack-2.2")
+    ClusterFactory(name="upgraded", profile=profile, proxy_mode="tunnel")
+    profile.gpustack_commit = "<b>x</b>"  # operator-edited text is escaped like any other
+    profile.save()
+    # when
+    body = admin_client.get("/clusters/upgraded/").content.decode()
+    # then
+    assert "Profile <code>gpustack-2.2</code>: GPUStack v2.2.3 · 8 port changes, 5 new minimums" in body
+    assert "Follows GPUStack <strong>v2.2.3</strong>" in body and "&lt;b&gt;x&lt;/b&gt;" in body
+    assert "<b>x" not in body
+    assert "Ports removed: worker 40064-40095; worker 6379, 8265, 10001-19999, 52365" in body
+    assert "proxy mode tunnel" in body

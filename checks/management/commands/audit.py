@@ -13,20 +13,27 @@ MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "error": "ERR ", "skip":
 class Command(BaseCommand):
     help = (
         "Audit a cluster (or some of its nodes) now, store the results, and print them. Exit 0 when no check "
-        "failed or errored, 1 otherwise, 2 on bad usage."
+        "failed or errored (waived ones do not count), 1 otherwise, 2 on bad usage."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--cluster", required=True)
         parser.add_argument("--node", action="append", dest="nodes", metavar="NAME", help="Repeat for several nodes")
         parser.add_argument("--json", action="store_true", help="Print the audit output contract as JSON")
+        parser.add_argument(
+            "--ignore",
+            action="append",
+            dest="ignore",
+            metavar="CHECK_ID",
+            help="Waive this check for this run only (repeat for several); the JSON lists it under `ignored`",
+        )
 
-    def handle(self, *args, cluster, nodes, json: bool, **options):
+    def handle(self, *args, cluster, nodes, json: bool, ignore=None, **options):
         found = Cluster.objects.filter(name=cluster).first()
         if found is None:
             raise CommandError(f"no cluster named {cluster!r}", returncode=2)
         try:
-            audit = audit_start(cluster=found, node_names=nodes, trigger=Trigger.CLI)
+            audit = audit_start(cluster=found, node_names=nodes, trigger=Trigger.CLI, ignore=ignore)
         except AuditRefused as exc:
             raise CommandError(str(exc), returncode=2) from None
         audit = audit_run_inline(audit=audit)
@@ -35,7 +42,9 @@ class Command(BaseCommand):
             self.stdout.write(_dumps(document))
         else:
             self._table(document)
-        failed = any(c["status"] in ("fail", "error") for n in document["nodes"] for c in n["checks"])
+        failed = any(
+            c["status"] in ("fail", "error") and not c.get("waived") for n in document["nodes"] for c in n["checks"]
+        )
         if failed:
             raise SystemExit(1)
 
@@ -46,8 +55,9 @@ class Command(BaseCommand):
         for node in document["nodes"]:
             self.stdout.write(f"\n{node['name']} ({node['role']}, {node['address']}): {node['status'].upper()}")
             for check in node["checks"]:
+                waived = f" [waived: {check['waived']['reason']}]" if check.get("waived") else ""
                 self.stdout.write(
-                    f"  {MARK.get(check['status'], check['status'])}  {check['id']:<32} {check['summary']}"
+                    f"  {MARK.get(check['status'], check['status'])}  {check['id']:<32} {check['summary']}{waived}"
                 )
 
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('checks', '0008_prune_schedule'),
+        ('checks', '0010_regression_alerts'),
         ('inventory', '0003_apitoken'),
     ]
 
