@@ -230,6 +230,8 @@ def test_default_schedules_are_in_the_database():
     tasks = dict(PeriodicTask.objects.values_list("name", "task"))
     assert tasks["Audit every cluster (daily)"] == "checks.audit_all_clusters"
     assert tasks["Sweep stuck node audits"] == "checks.sweep_stuck"
+    sweep = PeriodicTask.objects.get(name="Sweep stuck node audits").interval
+    assert (sweep.every, sweep.period) == (30, "seconds")
     assert PeriodicTask.objects.get(name="Audit every cluster (daily)").crontab.hour == "3"
 
 
