@@ -1,39 +1,61 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.http import content_disposition_header
 
 from portal import permissions
 
-from .models import AlertEmail, Audit, CheckResult, NetworkPath, NodeAudit, Waiver, WebhookDelivery, WebhookEndpoint
+from .models import (
+    AlertEmail,
+    Audit,
+    CheckResult,
+    FixNodeRun,
+    FixRun,
+    NetworkPath,
+    NodeAudit,
+    Waiver,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from .selectors import node_remediation_script
+from .services.apply import FixRefused, fix_approve
 
 
-class ResultsAdmin(admin.ModelAdmin):
-    """Audit results (node audits, check results, paths) are read with checks.view_audit, as through every other
-    door (portal.permissions.VIEW_RESULTS), besides the model's own view permission."""
+class ResultsRule:
+    """Audit results (audits, node audits, check results, paths) are read with portal.permissions.VIEW_RESULTS and
+    nothing else, as through every other door: no model permission of their own (view_nodeaudit, view_checkresult,
+    view_networkpath). They are records of what a node said, never edited; deleting needs the model's delete
+    permission as well."""
 
     def has_view_permission(self, request, obj=None):
-        return super().has_view_permission(request, obj) and permissions.allowed(request.user, permissions.VIEW_RESULTS)
+        return permissions.allowed(request.user, permissions.VIEW_RESULTS)
 
     def has_change_permission(self, request, obj=None):
-        return super().has_change_permission(request, obj) and permissions.allowed(
+        return False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and permissions.allowed(  # type: ignore[misc]
             request.user, permissions.VIEW_RESULTS
         )
 
 
-class NodeAuditInline(admin.TabularInline):
+class ResultsAdmin(ResultsRule, admin.ModelAdmin):
+    pass
+
+
+class NodeAuditInline(ResultsRule, admin.TabularInline):
     model = NodeAudit
     extra = 0
     fields = ["node_link", "state", "status", "started", "finished", "error"]
     readonly_fields = fields
     can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="Node")
     def node_link(self, obj):
@@ -41,7 +63,7 @@ class NodeAuditInline(admin.TabularInline):
 
 
 @admin.register(Audit)
-class AuditAdmin(admin.ModelAdmin):
+class AuditAdmin(ResultsAdmin):
     list_display = [
         "id",
         "cluster",
@@ -60,9 +82,6 @@ class AuditAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Audit._meta.fields]
     inlines = [NodeAuditInline]
 
-    def has_add_permission(self, request):
-        return False
-
     def get_queryset(self, request):
         return (
             super()
@@ -75,15 +94,12 @@ class AuditAdmin(admin.ModelAdmin):
         return obj._failing
 
 
-class CheckResultInline(admin.TabularInline):
+class CheckResultInline(ResultsRule, admin.TabularInline):
     model = CheckResult
     extra = 0
     fields = ["check_id", "status", "summary", "evidence", "remediation", "commands"]
     readonly_fields = fields
     can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(NodeAudit)
@@ -111,9 +127,6 @@ class NodeAuditAdmin(ResultsAdmin):
     exclude = ["nonce"]
     inlines = [CheckResultInline]
 
-    def has_add_permission(self, request):
-        return False
-
     def get_urls(self):
         return [
             path(
@@ -127,14 +140,12 @@ class NodeAuditAdmin(ResultsAdmin):
     def remediation_view(self, request, pk):
         permissions.require(request.user, permissions.VIEW_RESULTS)
         node_audit = get_object_or_404(NodeAudit.objects.select_related("node", "audit"), pk=pk)
-        if not self.has_view_permission(request, node_audit):
-            from django.core.exceptions import PermissionDenied
-
-            raise PermissionDenied
         response = HttpResponse(
             node_audit_script := node_remediation_script(node_audit=node_audit), content_type="text/x-shellscript"
         )
-        response["Content-Disposition"] = f'attachment; filename="preflight-{node_audit.node.name}-remediation.sh"'
+        response["Content-Disposition"] = content_disposition_header(
+            True, f"preflight-{node_audit.node.name}-remediation.sh"
+        )
         response["Content-Length"] = str(len(node_audit_script.encode()))
         return response
 
@@ -161,9 +172,6 @@ class CheckResultAdmin(ResultsAdmin):
         "position",
     ]
 
-    def has_add_permission(self, request):
-        return False
-
 
 @admin.register(NetworkPath)
 class NetworkPathAdmin(ResultsAdmin):
@@ -184,9 +192,6 @@ class NetworkPathAdmin(ResultsAdmin):
         "remediation",
         "commands",
     ]
-
-    def has_add_permission(self, request):
-        return False
 
 
 class WaiverForm(forms.ModelForm):
@@ -295,3 +300,57 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class FixNodeRunInline(admin.TabularInline):
+    model = FixNodeRun
+    extra = 0
+    fields = ["node", "state", "before", "commands", "commands_hash", "host_key", "exit_status", "steps", "error"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(FixRun)
+class FixRunAdmin(ResultsAdmin):
+    """The audit trail of fixes, read-only: who previewed and approved what, when, the commands' hash and each
+    node's outcome. "Approve and run" is the same approval as the web page and the API (apply_fix)."""
+
+    list_display = ["id", "cluster", "state", "audit", "previewed_by", "approved_by", "approved", "reaudit"]
+    list_filter = ["state", "cluster"]
+    list_select_related = ["cluster", "previewed_by", "approved_by"]
+    readonly_fields = [f.name for f in FixRun._meta.fields]
+    inlines = [FixNodeRunInline]
+    actions = ["approve"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.action(description="Approve and run the selected previews")
+    def approve(self, request, queryset):
+        if not permissions.allowed(request.user, permissions.APPLY_FIX):
+            self.message_user(request, permissions.missing(request.user, permissions.APPLY_FIX), messages.ERROR)
+            return
+        for run in queryset:
+            try:
+                fix_approve(fix_run_id=run.pk, user=request.user)
+            except FixRefused as exc:
+                self.message_user(request, f"fix run {run.pk}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"fix run {run.pk} approved", messages.SUCCESS)

@@ -3,13 +3,14 @@
 from django.db.models import Count, Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils.http import content_disposition_header
 from ninja import Query, Router, Schema, Status
 from ninja.pagination import paginate
 
 from inventory.models import Cluster, Node
 from inventory.schemas import ErrorOut
 from portal import permissions
-from portal.api_plumbing import ApiError, BoundedPagination, require
+from portal.api_plumbing import ApiError, BoundedPagination
 
 from .choices import RunState, Trigger
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
@@ -108,7 +109,6 @@ class HistoryFilters(Schema):
 def node_check_history(request, node_id: int, filters: Query[HistoryFilters]):
     """Every result this node's checks had, newest audit first."""
     permissions.require(request.user, permissions.VIEW_RESULTS)
-    require(request, "inventory.view_node")
     node = get_object_or_404(Node, pk=node_id)
     results = (
         CheckResult.objects.filter(node_audit__node=node)
@@ -144,7 +144,6 @@ def node_check_history(request, node_id: int, filters: Query[HistoryFilters]):
 def node_remediation(request, node_id: int):
     """The node's remediation script from its latest finished audit (Preflight never runs it)."""
     permissions.require(request.user, permissions.VIEW_RESULTS)
-    require(request, "inventory.view_node")
     node = get_object_or_404(Node, pk=node_id)
     node_audit = (
         NodeAudit.objects.filter(node=node, finished__isnull=False)
@@ -155,5 +154,5 @@ def node_remediation(request, node_id: int):
     if node_audit is None:
         raise ApiError(404, "not_found", f"node {node.name} has no finished audit yet")
     response = HttpResponse(node_remediation_script(node_audit=node_audit), content_type="text/x-shellscript")
-    response["Content-Disposition"] = f'attachment; filename="preflight-{node.name}-remediation.sh"'
+    response["Content-Disposition"] = content_disposition_header(True, f"preflight-{node.name}-remediation.sh")
     return response

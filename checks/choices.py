@@ -14,6 +14,7 @@ class Trigger(models.TextChoices):
     UI = "ui", "Web UI"
     API = "api", "API"
     SCHEDULE = "schedule", "Schedule"
+    FIX = "fix", "After a fix run"
 
 
 class NetworkState(models.TextChoices):

@@ -69,6 +69,11 @@ class DockerInfo:
     default_runtime: str = ""
     operating_system: str = ""
     error: str = ""
+    cgroup_driver: str = ""
+    root_dir: str = ""
+    http_proxy: str = ""
+    https_proxy: str = ""
+    no_proxy: str = ""
 
     @property
     def answering(self) -> bool:
@@ -106,3 +111,46 @@ class TimedatectlStatus:
     ntp_service: str = ""
     time_zone: str = ""
     rtc_local: bool | None = None
+
+
+@dataclass
+class Address:
+    """One address of `ip -o addr show`."""
+
+    interface: str
+    family: str  # inet or inet6
+    address: str
+    prefix: int
+    scope: str
+
+
+@dataclass
+class ProxySetting:
+    """A proxy configuration the node has, and where it was read: proxies as given, NO_PROXY split on commas."""
+
+    source: str
+    http: str = ""
+    https: str = ""
+    no_proxy: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.http or self.https)
+
+
+@dataclass
+class Filesystem:
+    """One line of `df -Pk`."""
+
+    mount: str
+    size_kib: int
+    available_kib: int
+
+
+@dataclass
+class GpustackContainer:
+    """A container of a gpustack/gpustack image; `mirrored_name` is None when it could not be inspected."""
+
+    name: str
+    image: str
+    mirrored_name: str | None = None

@@ -306,3 +306,78 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery {self.pk} to {self.endpoint_id}: {self.state}"
+
+
+class FixRun(models.Model):
+    """Fixes of some nodes of a cluster's fix plan: previewed (each node's `--dry-run` on the node), approved by a
+    person, run by Celery one task per node, then re-audited. The audit trail: who previewed and approved what,
+    when, and the commands' hash."""
+
+    class State(models.TextChoices):
+        PREVIEW = "preview", "Previewed, waiting for approval"
+        RUNNING = "running", "Approved, running"
+        DONE = "done", "Done"
+
+    cluster = models.ForeignKey("inventory.Cluster", on_delete=models.CASCADE, related_name="fix_runs")
+    audit = models.ForeignKey(Audit, on_delete=models.PROTECT, related_name="fix_runs", help_text="The plan's audit")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PREVIEW)
+    groups = models.JSONField(default=list, blank=True, help_text="The plan groups chosen (their keys)")
+    commands_hash = models.CharField(max_length=64, help_text="sha256 of every node's commands, as previewed")
+    previewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    approved = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    reaudit = models.ForeignKey(
+        Audit, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", help_text="The audit after"
+    )
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        permissions = [("apply_fix", "Can preview, approve and run fixes on nodes")]
+
+    def __str__(self) -> str:
+        return f"fix run {self.pk} of {self.cluster_id}"
+
+
+class FixNodeRun(models.Model):
+    """One node's part of a fix run: its commands, the dry-run on the node, then the run's output and outcome."""
+
+    class State(models.TextChoices):
+        PREVIEWED = "previewed", "Previewed"
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        REFUSED = "refused", "Refused"
+
+    fix_run = models.ForeignKey(FixRun, on_delete=models.CASCADE, related_name="nodes")
+    node = models.ForeignKey("inventory.Node", on_delete=models.CASCADE, related_name="fix_runs")
+    before = models.ForeignKey(
+        NodeAudit, on_delete=models.SET_NULL, null=True, related_name="+", help_text="The node audit the plan read"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PREVIEWED)
+    commands = models.JSONField(default=list, help_text="Template-built commands, in order")
+    commands_hash = models.CharField(max_length=64)
+    facts_hash = models.CharField(max_length=64, help_text="The node's facts and login at preview")
+    host_key = models.CharField(max_length=200, blank=True, help_text="The host key fingerprint at preview")
+    dry_run = models.TextField(blank=True, help_text="The script's --dry-run output on the node (capped)")
+    output = models.TextField(blank=True, help_text="The run's output (capped)")
+    steps = models.JSONField(default=list, blank=True, help_text='[{"command": ..., "exit_status": 0|n|null}]')
+    exit_status = models.IntegerField(null=True, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["fix_run", "node__name"]
+        constraints = [models.UniqueConstraint(fields=["fix_run", "node"], name="fix_node_run_unique")]
+        indexes = [models.Index(fields=["node", "state"])]
+
+    def __str__(self) -> str:
+        return f"fix of {self.node_id} in run {self.fix_run_id}: {self.state}"

@@ -6,10 +6,39 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .facts import ChronyTracking, DockerInfo, Listener, OsRelease, PciDevice, TimedatectlStatus, VendorReport
+from .facts import (
+    Address,
+    ChronyTracking,
+    DockerInfo,
+    Filesystem,
+    GpustackContainer,
+    Listener,
+    OsRelease,
+    PciDevice,
+    ProxySetting,
+    TimedatectlStatus,
+    VendorReport,
+)
 from .parsers.amd import parse_rocm_version
 from .parsers.daemons import parse_chronyc_tracking, parse_docker_info, parse_ntpq_peers, parse_timedatectl
 from .parsers.firewall import detect_firewall
+from .parsers.host import (
+    parse_df,
+    parse_gpustack_containers,
+    parse_machine_id,
+    parse_meminfo_total_kib,
+    parse_nvidia_runtime_mode,
+    parse_product_uuid,
+)
+from .parsers.network import (
+    docker_info_proxies,
+    parse_daemon_json_proxies,
+    parse_environment_file,
+    parse_environment_values,
+    parse_ip_addresses,
+    parse_route_source,
+    parse_systemd_environment,
+)
 from .parsers.nvidia import parse_nvidia_ctk_version
 from .parsers.system import parse_os_release, parse_pci_devices, parse_port_ranges, parse_ss_listeners, parse_uname
 from .probe import Section
@@ -27,6 +56,8 @@ class VendorFacts:
     toolkit_found: list[str]  # binaries and paths that show the toolkit is installed
     toolkit_version: str = ""
     rocm_version: str = ""
+    cdi_specs: list[str] = field(default_factory=list)  # spec files in the vendor's CDI directory, if it uses CDI
+    cdi_dir_present: bool = False
 
 
 @dataclass
@@ -60,6 +91,21 @@ class NodeFacts:
     firewall: str = "none"
     firewall_evidence: str = ""
     python: str = ""  # python3 (or RHEL 8's platform-python) for the connectivity listener and prober
+    # field checks
+    machine_id: str = ""
+    product_uuid: str = ""
+    addresses: list[Address] | None = None  # None: `ip` missing or failed
+    addresses_output: str = ""
+    route_source: str = ""  # the source address of `ip route get <server>`; "" when not asked or not answered
+    route_output: str = ""
+    proxies: list[ProxySetting] = field(default_factory=list)  # every place a proxy setting was read
+    mem_total_kib: int | None = None
+    filesystems: list[Filesystem] = field(default_factory=list)
+    df_output: str = ""
+    gpustack_containers: list[GpustackContainer] | None = None  # None: `docker ps` did not answer
+    docker_ps_output: str = ""
+    nvidia_runtime_mode: str = ""  # mode in /etc/nvidia-container-runtime/config.toml; "" when there is none
+    socket_ifname: dict[str, str] = field(default_factory=dict)  # NCCL_/GLOO_SOCKET_IFNAME in /etc/environment
 
     def accelerator_pci(self) -> list[PciDevice]:
         return [d for d in self.pci if d.class_code.startswith(ACCELERATOR_CLASS_PREFIXES)]
@@ -99,7 +145,14 @@ class NodeFacts:
             "firewall": self.firewall,
             "firewall_evidence": self.firewall_evidence[:3000],
             "python": self.python,
+            "identity": {"machine_id": self.machine_id, "product_uuid": self.product_uuid},
+            "addresses": [f"{a.interface} {a.address}/{a.prefix}" for a in self.global_ipv4()][:32],
+            "mem_total_kib": self.mem_total_kib,
+            "gpustack_images": sorted({c.image for c in self.gpustack_containers or []})[:20],
         }
+
+    def global_ipv4(self) -> list[Address]:
+        return [a for a in self.addresses or [] if a.family == "inet" and a.scope == "global"]
 
 
 _NTP_MARKERS = {
@@ -113,6 +166,12 @@ _NTP_MARKERS = {
 def _text(sections: dict[str, Section], name: str) -> str:
     section = sections.get(name)
     return section.text if section else ""
+
+
+def _cdi_specs(text: str, directory: str) -> list[str]:
+    """Spec files the probe listed in `directory` (at most 50, each a path directly in it)."""
+    found = [line.strip() for line in text.splitlines() if line.strip().startswith(directory + "/")]
+    return [path for path in found if path.endswith((".json", ".yaml", ".yml"))][:50]
 
 
 def build_facts(sections: dict[str, Section]) -> NodeFacts:
@@ -169,6 +228,8 @@ def build_facts(sections: dict[str, Section]) -> NodeFacts:
             toolkit_found=toolkit,
             toolkit_version=parse_nvidia_ctk_version(_text(sections, "nvidia-ctk")) if vendor == "nvidia" else "",
             rocm_version=parse_rocm_version(_text(sections, "rocm-version")) if vendor == "amd" else "",
+            cdi_specs=_cdi_specs(_text(sections, "cdi-specs"), spec.cdi_dir) if spec.cdi_dir else [],
+            cdi_dir_present=bool(spec.cdi_dir) and f"dir {spec.cdi_dir}" in _text(sections, "cdi-specs").splitlines(),
         )
 
     facts.docker_path = facts.tools.get("docker", "")
@@ -200,4 +261,42 @@ def build_facts(sections: dict[str, Section]) -> NodeFacts:
     facts.python = facts.tools.get("python3") or facts.tools.get("platform-python", "")
     facts.port_range = parse_port_ranges(_text(sections, "port-range"))
     facts.reserved_ports = parse_port_ranges(_text(sections, "reserved-ports"))
+    _field_facts(facts, sections)
     return facts
+
+
+def _ok(sections: dict[str, Section], name: str) -> bool:
+    return name in sections and sections[name].rc == 0
+
+
+def _field_facts(facts: NodeFacts, sections: dict[str, Section]) -> None:
+    """What the field checks read: identity, addresses, proxies, resources, GPUStack containers, NVIDIA mode."""
+    facts.machine_id = parse_machine_id(_text(sections, "machine-id")) if _ok(sections, "machine-id") else ""
+    facts.product_uuid = parse_product_uuid(_text(sections, "product-uuid")) if _ok(sections, "product-uuid") else ""
+    if _ok(sections, "ip-addr"):
+        facts.addresses_output = _text(sections, "ip-addr")
+        facts.addresses = parse_ip_addresses(facts.addresses_output)
+    if "ip-route" in sections:
+        facts.route_output = _text(sections, "ip-route")
+        facts.route_source = parse_route_source(facts.route_output) if sections["ip-route"].rc == 0 else ""
+    if facts.docker and facts.docker.answering:
+        info = facts.docker
+        facts.proxies.append(docker_info_proxies(info.http_proxy, info.https_proxy, info.no_proxy))
+    if _ok(sections, "docker-environment"):
+        facts.proxies.append(parse_systemd_environment(_text(sections, "docker-environment")))
+    if _ok(sections, "daemon-json"):
+        facts.proxies.append(parse_daemon_json_proxies(_text(sections, "daemon-json")))
+    if _ok(sections, "environment"):
+        facts.proxies.append(parse_environment_file(_text(sections, "environment")))
+        values = parse_environment_values(_text(sections, "environment"))
+        facts.socket_ifname = {k: v for k, v in values.items() if k in ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME")}
+    facts.mem_total_kib = parse_meminfo_total_kib(_text(sections, "meminfo"))
+    if "df" in sections:
+        facts.df_output = _text(sections, "df")
+        facts.filesystems = parse_df(facts.df_output)
+    if _ok(sections, "docker-ps"):
+        facts.docker_ps_output = _text(sections, "docker-ps")
+        inspect = _text(sections, "gpustack-inspect") if _ok(sections, "gpustack-inspect") else ""
+        facts.gpustack_containers = parse_gpustack_containers(facts.docker_ps_output, inspect)
+    if _ok(sections, "nvidia-runtime-config"):
+        facts.nvidia_runtime_mode = parse_nvidia_runtime_mode(_text(sections, "nvidia-runtime-config"))

@@ -7,17 +7,18 @@ costs its own section, not the audit. The script reads only; it never installs, 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
 
 from .vendors import probe_blocks, probe_path_dirs, probe_paths, probe_tools
 
-PROBE_VERSION = 4
+PROBE_VERSION = 5
 
 # Sections are printed as:  @@PF:<nonce>:BEGIN <name>@@  ...output...  @@PF:<nonce>:END <name> <rc>@@
 PROBE_SCRIPT = r"""
-PF_NONCE="$1"; PF_TOOL_TIMEOUT="${2:-20}"
+PF_NONCE="$1"; PF_TOOL_TIMEOUT="${2:-20}"; PF_SERVER="${3:--}"
 export LC_ALL=C LANG=C
 PATH="$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:__VENDOR_PATH__"
 export PATH
@@ -27,6 +28,9 @@ pf_end() { printf '\n@@PF:%s:END %s %s@@\n' "$PF_NONCE" "$1" "$2"; }
 pf_run() { pf_name="$1"; shift; pf_begin "$pf_name"; $PF_T "$@" </dev/null 2>&1; pf_rc=$?; pf_end "$pf_name" "$pf_rc"; }
 pf_cat() { pf_begin "$1"; if [ -r "$2" ]; then cat "$2" 2>&1; pf_rc=$?; else echo "cannot read $2"; pf_rc=126; fi; pf_end "$1" "$pf_rc"; }
 pf_has() { command -v "$1" >/dev/null 2>&1; }
+# Proxy URLs may carry credentials (http://user:secret@proxy): masked before they leave the node.
+pf_mask() { sed 's#://[^/@[:space:]"]*@#://***@#g'; }
+pf_masked() { pf_begin "$1"; if [ -r "$2" ]; then pf_mask <"$2"; pf_rc=$?; else echo "cannot read $2"; pf_rc=126; fi; pf_end "$1" "$pf_rc"; }
 
 pf_begin meta
 echo "probe_version=__PROBE_VERSION__"
@@ -71,7 +75,53 @@ pf_vendor() { case " $PF_VENDORS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 __VENDOR_BLOCKS__
 
-if pf_has docker; then pf_run docker-info docker info; fi
+if pf_has docker; then
+  pf_run docker-info docker info
+  # GPUStack containers already here (gpustack.deployment): names and images, then for those of gpustack/gpustack*
+  # only the name, image and GPUSTACK_RUNTIME_DEPLOY_MIRRORED_NAME (never the rest of their environment: tokens).
+  pf_begin docker-ps
+  PF_PS=$($PF_T docker ps -a --no-trunc --format '{{.Names}}|{{.Image}}' </dev/null 2>&1); pf_rc=$?
+  printf '%s\n' "$PF_PS" | head -n 500
+  pf_end docker-ps $pf_rc
+  PF_GS=$(printf '%s\n' "$PF_PS" | sed -n 's#^\([A-Za-z0-9][A-Za-z0-9_.-]*\)|\(docker\.io/\)\{0,1\}gpustack/gpustack.*#\1#p' | head -n 20)
+  if [ -n "$PF_GS" ]; then
+    set -f
+    # shellcheck disable=SC2086
+    pf_run gpustack-inspect docker inspect --format '{{.Name}}|{{.Config.Image}}|{{range .Config.Env}}{{if eq (index (split . "=") 0) "GPUSTACK_RUNTIME_DEPLOY_MIRRORED_NAME"}}{{.}}{{end}}{{end}}' $PF_GS
+    set +f
+  fi
+fi
+if [ -r /etc/docker/daemon.json ]; then pf_masked daemon-json /etc/docker/daemon.json; fi
+if pf_has systemctl; then
+  pf_begin docker-environment
+  $PF_T systemctl show docker --property=Environment </dev/null 2>&1 | pf_mask
+  pf_end docker-environment 0
+fi
+if [ -r /etc/environment ]; then
+  pf_begin environment
+  sed -n -e '/[Pp][Rr][Oo][Xx][Yy]/p' -e '/_SOCKET_IFNAME=/p' /etc/environment | pf_mask
+  pf_end environment 0
+fi
+if [ -r /etc/nvidia-container-runtime/config.toml ]; then
+  pf_cat nvidia-runtime-config /etc/nvidia-container-runtime/config.toml
+fi
+
+# machine-id is confidential (machine-id(5)): only its SHA-256 leaves the node when sha256sum is there
+pf_id() {
+  pf_begin "$1"
+  if [ ! -r "$2" ]; then echo "cannot read $2"; pf_rc=126
+  elif pf_has sha256sum; then sha256sum <"$2"; pf_rc=$?
+  else cat "$2"; pf_rc=$?; fi
+  pf_end "$1" "$pf_rc"
+}
+pf_id machine-id /etc/machine-id
+if [ -e /sys/class/dmi/id/product_uuid ]; then pf_id product-uuid /sys/class/dmi/id/product_uuid; fi
+pf_begin meminfo; sed -n '/^MemTotal:/p' /proc/meminfo; pf_end meminfo $?
+if pf_has df; then pf_run df df -Pk; fi
+if pf_has ip; then
+  pf_run ip-addr ip -o addr show
+  if [ "$PF_SERVER" != "-" ]; then pf_run ip-route ip -o route get "$PF_SERVER"; fi
+fi
 
 if pf_has timedatectl; then pf_run timedatectl timedatectl show; fi
 if pf_has chronyc; then pf_run chronyc-tracking chronyc -n tracking; fi
@@ -106,11 +156,29 @@ def probe_nonce() -> str:
     return secrets.token_hex(8)
 
 
-def probe_command(nonce: str, tool_timeout: int) -> str:
-    """The single remote command: the fixed script fed to `sh -s` with only our nonce and a number as arguments."""
+def server_literal(address: str) -> str:
+    """The server's address as the probe may take it: an IPv4 or IPv6 literal in canonical form, else `-` (none).
+
+    A DNS name or anything else is never passed: the rules then compare the inventory address literally."""
+    try:
+        return ipaddress.ip_address(address.strip()).compressed
+    except ValueError:
+        return "-"
+
+
+def probe_command(nonce: str, tool_timeout: int, server_address: str = "-") -> str:
+    """The single remote command: the fixed script fed to `sh -s` with only our nonce, a number and the server's
+    address (a validated IP literal, or `-`) as arguments."""
     if not re.fullmatch(r"[0-9a-f]{16}", nonce):
         raise ValueError("nonce must be 16 hex digits")
-    return f"sh -s -- {nonce} {int(tool_timeout)}"
+    if server_address != "-":
+        try:
+            parsed = ipaddress.ip_address(server_address)
+        except ValueError:
+            raise ValueError("the server address must be an IP literal") from None
+        if parsed.compressed != server_address:
+            raise ValueError("the server address must be an IP literal in canonical form")
+    return f"sh -s -- {nonce} {int(tool_timeout)} {server_address}"
 
 
 def split_sections(output: str, nonce: str) -> dict[str, Section]:

@@ -10,6 +10,7 @@ CSV, the script's comments). Diagnostics ("check with `chronyc sources -v`") bel
 
 from __future__ import annotations
 
+import re
 import shlex
 import string
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ PATHS = frozenset(
         "/etc/apt/keyrings/rocm.gpg",
         "/etc/apt/sources.list.d/amd-container-toolkit.list",
         "/etc/sysctl.d/90-gpustack.conf",
+        "/etc/systemd/system/docker.service.d/90-gpustack-no-proxy.conf",
     }
 )
 # Release code names Docker's and vendors' apt repositories publish; a node's own code name is used only if listed.
@@ -97,7 +99,24 @@ TEMPLATES: dict[str, str] = {
     "iptables -I INPUT -p {protocol} --dport {span} -j ACCEPT",
     "nft.accept": "nft list chain inet filter input | grep -q {rule} || "
     "nft insert rule inet filter input {protocol} dport {span} accept",
-    "port.free": "if ss -Hltnp {filter} | grep -q {owner}; then kill {pid}; fi",
+    # Which process holds a port is decided when the script runs, from the kernel's socket table: the inodes of the
+    # listening TCP sockets on those ports (/proc/net/tcp{,6}, state 0A, the port in hex), then every process with
+    # such a socket open (/proc/PID/fd). POSIX sh, cat and readlink only (no awk, fuser or ss). Only port numbers are
+    # in the command, never a pid or a name a node printed; pid 1 is never signalled.
+    "port.free": "want=\" $(printf '%04X ' {ports})\"; cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | "
+    'while read -r _ addr _ st _ _ _ _ _ inode _; do case "$want" in *" ${{addr##*:}} "*) '
+    'if [ "$st" = 0A ]; then for f in /proc/[0-9]*/fd/*; do '
+    'if [ "$(readlink "$f" 2>/dev/null)" = "socket:[$inode]" ]; then p=${{f#/proc/}}; p=${{p%%/*}}; '
+    '[ "$p" -eq 1 ] || kill "$p" 2>/dev/null || true; fi; done; fi;; esac; done',
+    # field checks
+    "ctk.default": "nvidia-ctk runtime configure --runtime=docker --set-as-default",
+    "ctk.cdi.generate": "nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml",
+    "ctk.mode.cdi": "nvidia-ctk config --in-place --set nvidia-container-runtime.mode=cdi",
+    "dropin.dir": "install -m 0755 -d /etc/systemd/system/docker.service.d",
+    "dropin.no_proxy": "printf '[Service]\\nEnvironment=%s\\nEnvironment=%s\\n' {upper} {lower} > {path}",
+    "systemd.reload": "systemctl daemon-reload",
+    "hostname.set": "hostnamectl set-hostname {name}",
+    "cdi.dir": "install -m 0755 -d /var/run/cdi",
 }
 
 _CLOSED = {"packages": PACKAGES, "service": SERVICES, "url": URLS, "path": PATHS}
@@ -343,7 +362,12 @@ def fix_docker_desktop(os: OsRelease) -> Remedy:
     )
 
 
-def fix_accelerator_present(role: str = "worker") -> Remedy:
+def fix_accelerator_present(role: str = "worker", unsupported: str = "") -> Remedy:
+    if unsupported:
+        return Remedy(
+            f"This {role}'s {unsupported} accelerators need a profile that supports them: point the cluster at "
+            "profile gpustack-2.2 or later (GPUStack added T-Head PPU in v2.2), or use this node for CPU models only."
+        )
     return Remedy(
         f"No accelerator was found on this {role}'s PCI bus; it can only serve CPU models. If it has GPUs, check that "
         "they are seated and enabled in the BIOS (`lspci -nn | grep -Ei 'vga|3d|accel'` lists them)."
@@ -432,9 +456,21 @@ def fix_toolkit(
     runtime: str,
     installed: bool,
     machine: str = "",
+    cdi_dir: str = "",
 ) -> Remedy:
     """Install the vendor's container toolkit and register its Docker runtime, where the vendor documents commands."""
     link = toolkit_url or "the vendor site"
+    if cdi_dir:
+        text = _text(
+            f"GPUStack hands the devices to containers through CDI, not through a Docker runtime: its runtime writes "
+            f"the CDI spec into {cdi_dir} at deployment, so the directory must exist (keep it across reboots with a "
+            "systemd-tmpfiles line) and be mounted into the GPUStack container.",
+            "The SDK is installed."
+            if installed
+            else f"Install the {toolkit_name} ({link}); the vendor documents no "
+            "command-line install Preflight can give, follow its page.",
+        )
+        return Remedy(text, (command("cdi.dir"),) if cdi_dir == "/var/run/cdi" else ())
     register = f"register its `{runtime}` runtime with Docker and restart Docker" if runtime else ""
     if vendor in ("nvidia", "amd"):
         ctk = "nvidia-ctk" if vendor == "nvidia" else "amd-ctk"
@@ -472,19 +508,19 @@ def fix_toolkit(
 
 
 def fix_ports_available(*, holders: list[tuple[list[int], str, int | None]], summary: str) -> Remedy:
-    """`holders`: (ports, process as printed, pid or None) per process. Only the ports and pids reach commands."""
+    """`holders`: (ports, process as printed, pid or None) per process. Only the port numbers reach commands: the
+    script finds the process that holds each port when it runs, so no pid or name a node printed is ever signalled."""
     commands = []
-    for ports, _process, pid in holders:
-        if pid is None or not 0 < pid < 2**22:
-            continue
-        commands.append(
-            command("port.free", filter=f"sport = :{int(ports[0])}", owner=f"pid={int(pid)},", pid=int(pid))
-        )
+    for ports, _process, _pid in holders:
+        wanted = tuple(str(int(port)) for port in sorted(set(ports)) if 0 < int(port) < 65536)
+        if wanted:
+            commands.append(command("port.free", ports=wanted))
     unknown = any(pid is None for _, _, pid in holders)
     return Remedy(
         _text(
             f"Free the ports GPUStack needs: {summary}.",
-            "The script stops each process that still holds its port; if it is a service, disable it instead "
+            "The script stops each process that holds one of these ports when it runs (found by its listening "
+            "socket, never by a pid from the audit); if it is a service, disable it instead "
             "(`systemctl disable --now` and the unit's name) so it does not come back at boot.",
             "Audit as root to see the processes Preflight could not name." if unknown else "",
         ),
@@ -554,3 +590,120 @@ def fix_open_ports(
         )
     extra = f"Check also any network firewall or security group between {between}." if between else ""
     return Remedy(_text(text, persist, hint, extra), commands)
+
+
+# ---- field checks ----------------------------------------------------------------------------------------------
+
+NVIDIA_CGROUP_ISSUE = "https://github.com/NVIDIA/nvidia-container-toolkit/issues/48"
+NO_PROXY_DROPIN = "/etc/systemd/system/docker.service.d/90-gpustack-no-proxy.conf"
+
+
+def fix_runtime_default(*, vendor: str, runtime: str) -> Remedy:
+    """The vendor's runtime is registered with Docker but is not its default (GPUStack issues 3518, 3581)."""
+    text = (
+        f"GPUStack's inference containers inherit the worker container's runtime: start the GPUStack worker with "
+        f"`--runtime {runtime}`, or make `{runtime}` Docker's default runtime"
+    )
+    if vendor == "nvidia":
+        return Remedy(
+            text + ": `nvidia-ctk runtime configure --runtime=docker --set-as-default`, then restart Docker.",
+            (command("ctk.default"), _restart_docker()),
+        )
+    return Remedy(
+        text + f' ("default-runtime": "{runtime}" in /etc/docker/daemon.json), then restart Docker; Preflight gives '
+        "no command that edits daemon.json."
+    )
+
+
+def fix_cgroup_legacy_hook() -> Remedy:
+    """Docker's systemd cgroup driver with the NVIDIA legacy hook: GPUs vanish after `systemctl daemon-reload`."""
+    return Remedy(
+        "With Docker's systemd cgroup driver, the NVIDIA runtime's legacy hook gives containers device access that "
+        "systemd does not know about: after any `systemctl daemon-reload` the GPUs vanish from running containers "
+        f'("Failed to initialize NVML: Unknown Error", {NVIDIA_CGROUP_ISSUE}; GPUStack PR 1426, issue 2078). The '
+        "script switches the NVIDIA runtime to CDI mode (a CDI spec in /etc/cdi, regenerate it after a driver "
+        'upgrade). The other fix is Docker\'s cgroupfs driver: `"exec-opts": ["native.cgroupdriver=cgroupfs"]` in '
+        "/etc/docker/daemon.json, then restart Docker.",
+        (command("ctk.cdi.generate"), command("ctk.mode.cdi"), _restart_docker()),
+    )
+
+
+def fix_no_proxy(*, missing: list[str], docker: bool, sources: list[str], current: str) -> Remedy:
+    """NO_PROXY lacks addresses GPUStack connects to. `missing` are inventory addresses (never node text); the
+    Docker daemon gets a systemd drop-in listing them. `current` (node text) is only quoted in the explanation."""
+    addresses = ",".join(dict.fromkeys([*missing, "localhost", "127.0.0.1"]))
+    text = _text(
+        f"Requests from this node to {', '.join(missing)} go through the proxy configured in {', '.join(sources)}, "
+        "because NO_PROXY does not list them literally (GPUStack's HTTP client ignores CIDR entries such as "
+        "10.0.0.0/8; issues 373, 1387, 3769). Add each address to NO_PROXY.",
+        f"The script writes {NO_PROXY_DROPIN} for the Docker daemon and restarts Docker; it replaces the daemon's "
+        f"NO_PROXY, so add back any entries you still need (today: {current or 'none'})."
+        if docker
+        else "",
+        "Where the proxy comes from /etc/docker/daemon.json (`proxies`), edit its `no-proxy` there: it wins over the "
+        "service environment."
+        if "/etc/docker/daemon.json" in sources
+        else "",
+        "Edit no_proxy/NO_PROXY in /etc/environment by hand (it applies at the next login)."
+        if "/etc/environment" in sources
+        else "",
+    )
+    if not docker:
+        return Remedy(text)
+    return Remedy(
+        text,
+        (
+            command("dropin.dir"),
+            command(
+                "dropin.no_proxy", upper=f"NO_PROXY={addresses}", lower=f"no_proxy={addresses}", path=NO_PROXY_DROPIN
+            ),
+            command("systemd.reload"),
+            _restart_docker(),
+        ),
+    )
+
+
+def fix_address(*, problems: list[str]) -> Remedy:
+    return Remedy(_text(*problems))
+
+
+def fix_resources(*, detail: str) -> Remedy:
+    return Remedy(
+        _text(
+            detail,
+            "GPUStack's runner images are several GiB each and every model container gets 10 GiB of shared memory by "
+            "default (GPUStack issue 5014). Free space in Docker's root directory (`docker system df` shows what uses "
+            "it), move Docker's data-root to a larger disk, or add memory. Preflight gives no command: freeing space "
+            "deletes data.",
+        )
+    )
+
+
+def fix_deployment(*, detail: str) -> Remedy:
+    return Remedy(
+        _text(
+            detail,
+            "Recreate the GPUStack worker container with `-e GPUSTACK_RUNTIME_DEPLOY_MIRRORED_NAME=<its container "
+            "name>` (GPUStack's add-worker command sets it), so the inference containers it starts mirror its "
+            "devices, mounts and network (issues 3805, 3810). Run one GPUStack image tag across the cluster "
+            "(issue 4790).",
+        )
+    )
+
+
+def fix_unique(*, detail: str, hostname: str = "") -> Remedy:
+    """Cloned nodes: regenerate machine-id (text), rename the host to its inventory name (a command, when the
+    inventory name is a valid hostname: it is operator data, never node text)."""
+    commands: tuple[str, ...] = ()
+    if hostname and re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?", hostname):
+        commands = (command("hostname.set", name=hostname),)
+    return Remedy(
+        _text(
+            detail,
+            "GPUStack merges workers that share a hostname, machine-id or (before v2.1.0) product UUID into one "
+            "(issues 3922, 4578). On a node cloned from an image, regenerate its machine-id: `rm -f /etc/machine-id "
+            "&& systemd-machine-id-setup`, then reboot. A shared product UUID comes from the VM template or "
+            "firmware: give each VM its own UUID in the hypervisor.",
+        ),
+        commands,
+    )

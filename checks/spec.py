@@ -57,6 +57,11 @@ class ProfileSpec:
     time_skew_warn_seconds: float = 1.0
     time_skew_fail_seconds: float = 30.0
     check_reserved_ports: bool = False
+    worker_disk_warn_gib: int = 100
+    worker_disk_fail_gib: int = 20
+    worker_memory_warn_gib: int = 32
+    server_disk_warn_gib: int = 20
+    duplicate_product_uuid_fails: bool = False
     os_table_advisory: bool = False
     docker_desktop_fails_on_worker: bool = False
 
@@ -92,6 +97,8 @@ class NodeContext:
     proxy_mode: str = "worker"  # direct | worker | tunnel
     clock_offset_seconds: float | None = None
     round_trip_seconds: float | None = None
+    address: str = ""  # the node's inventory address (an IP literal or a DNS name)
+    server_address: str = ""  # the inventory address of the cluster's server node, "" when it has none
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -150,6 +157,11 @@ def profile_spec_from_model(profile: Any) -> ProfileSpec:
         time_skew_warn_seconds=profile.time_skew_warn_seconds,
         time_skew_fail_seconds=profile.time_skew_fail_seconds,
         check_reserved_ports=profile.check_reserved_ports,
+        worker_disk_warn_gib=profile.worker_disk_warn_gib,
+        worker_disk_fail_gib=profile.worker_disk_fail_gib,
+        worker_memory_warn_gib=profile.worker_memory_warn_gib,
+        server_disk_warn_gib=profile.server_disk_warn_gib,
+        duplicate_product_uuid_fails=profile.duplicate_product_uuid_fails,
         os_table_advisory=profile.os_table_advisory,
         docker_desktop_fails_on_worker=profile.docker_desktop_fails_on_worker,
     )

@@ -72,3 +72,20 @@ def send_alert_email_task(audit_id: int, previous_id: int) -> None:
     from .alerts.services import alert_email_send
 
     alert_email_send(audit_id=audit_id, previous_id=previous_id)
+
+
+@shared_task(name="checks.fix_node", acks_late=True, ignore_result=True, soft_time_limit=960, time_limit=1000)
+def fix_node_task(fix_node_run_id: int) -> None:
+    """One approved node of a fix run: its script over SSH (services.apply.fix_node_run)."""
+    from .services.apply import fix_node_run
+
+    fix_node_run(fix_node_run_id=fix_node_run_id)
+
+
+@shared_task(name="checks.fix_reaudit", bind=True, ignore_result=True, max_retries=120)
+def fix_reaudit_task(self, fix_run_id: int) -> None:
+    """The audit after a fix run; retried while another audit of the cluster runs."""
+    from .services.apply import fix_reaudit
+
+    if not fix_reaudit(fix_run_id=fix_run_id):
+        raise self.retry(countdown=5)

@@ -27,6 +27,7 @@ from inventory.filtersets import NOT_READY, READY
 from inventory.models import Cluster, Node
 from inventory.profile_diff import profile_diff_from_baseline
 from portal import permissions
+from portal.ids import parse_id
 
 from .catalog import SEVERITY
 from .choices import RunState, Trigger
@@ -73,11 +74,14 @@ def home(request):
         .order_by("name")
     )
     clusters = list(clusters)
+    results = permissions.allowed(request.user, permissions.VIEW_RESULTS)  # status colours and counts are results
     for cluster in clusters:
         cluster.verdict = home_status(
             total=cluster.nodes_total, ready=cluster.nodes_ready, failing=cluster.nodes_failing
         )
-    return render(request, "checks/home.html", {"clusters": clusters})
+        if not results:
+            cluster.verdict, cluster.nodes_ready, cluster.nodes_failing = None, None, None
+    return render(request, "checks/home.html", {"clusters": clusters, "results": results})
 
 
 def _latest_done(cluster: Cluster) -> Audit | None:
@@ -120,6 +124,24 @@ def _readiness_by_role(cluster: Cluster, *, look_back: int = 10) -> tuple[dict[s
 @permission_required("inventory.view_cluster", raise_exception=True)
 def dashboard(request, name: str):
     cluster = _cluster(name)
+    if not permissions.allowed(request.user, permissions.VIEW_RESULTS):
+        # Results need checks.view_audit: without it the dashboard is the cluster's inventory (nodes per role).
+        totals = dict(
+            Node.objects.filter(cluster=cluster).values_list("role").annotate(n=Count("pk")).values_list("role", "n")
+        )
+        return render(
+            request,
+            "checks/dashboard.html",
+            {
+                "cluster": cluster,
+                "results": False,
+                "profile": cluster.profile,
+                "profile_diff": profile_diff_from_baseline(cluster.profile),
+                "servers": {"total": totals.get("server", 0)},
+                "workers": {"total": totals.get("worker", 0)},
+                "next_run": _next_scheduled(),
+            },
+        )
     by_role, latest_node_audits = _readiness_by_role(cluster)
     latest = _latest_done(cluster)
     # Per check id, the nodes whose own result in their latest finished audit is fail or error (the same rule as
@@ -183,8 +205,7 @@ def dashboard(request, name: str):
         top_failing=top_failing,
         blocked_paths=blocked_paths,
     )
-    if not permissions.allowed(request.user, permissions.VIEW_RESULTS):  # results need checks.view_audit
-        context.update(latest=None, top_failing=[], trend=[], audits=[], running=None, verdict=None, waived_results=0)
+    context["results"] = True
     return render(request, "checks/dashboard.html", context)
 
 
@@ -222,9 +243,8 @@ def audit_progress(request, audit_id: int):
 
 def _moved_audit_cluster(cluster: Cluster, *audit_ids) -> Cluster | None:
     """The other cluster both audits belong to, when a link names this cluster but not its audits."""
-    try:
-        ids = [int(a) for a in audit_ids]
-    except (TypeError, ValueError):
+    ids = [parse_id(a) for a in audit_ids]
+    if None in ids:
         return None
     owners = set(Audit.objects.filter(pk__in=ids).values_list("cluster", flat=True))
     if len(owners) == 1 and cluster.pk not in owners:
@@ -234,8 +254,8 @@ def _moved_audit_cluster(cluster: Cluster, *audit_ids) -> Cluster | None:
 
 def _audit_of(cluster: Cluster, audit_id) -> Audit:
     try:
-        return Audit.objects.get(cluster=cluster, pk=int(audit_id))
-    except (Audit.DoesNotExist, TypeError, ValueError):
+        return Audit.objects.get(cluster=cluster, pk=parse_id(audit_id))
+    except Audit.DoesNotExist:
         raise Http404("no such audit of this cluster") from None
 
 

@@ -173,6 +173,15 @@ class NodeAdminForm(forms.ModelForm):
         return data
 
 
+# A node's results (portal.permissions.VIEW_RESULTS): what its audits found. Without the rule the admin shows the
+# inventory alone: name, cluster, role, address, SSH access, enabled.
+NODE_RESULT_FIELDS = ("last_audit_status", "last_audited_at", "last_facts")
+
+
+def _sees_results(request) -> bool:
+    return permissions.allowed(request.user, permissions.VIEW_RESULTS)
+
+
 class NodeInline(admin.TabularInline):
     model = Node
     form = NodeAdminForm
@@ -180,6 +189,10 @@ class NodeInline(admin.TabularInline):
     fields = ["name", "role", "address", "ssh_port", "ssh_user", "enabled", "last_audit_status"]
     readonly_fields = ["last_audit_status"]
     show_change_link = True
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        return fields if _sees_results(request) else [f for f in fields if f not in NODE_RESULT_FIELDS]
 
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **kwargs)
@@ -291,26 +304,65 @@ class ClusterAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/inventory/cluster/import.html", context)
 
 
-class AcceleratorInline(admin.TabularInline):
+class ResultsOnly:
+    """Devices and installs are found by audits: they are facts, so results (VIEW_RESULTS), besides the model's own
+    permission for changing them."""
+
+    def has_view_permission(self, request, obj=None):
+        return _sees_results(request)
+
+    def has_change_permission(self, request, obj=None):
+        return super().has_change_permission(request, obj) and _sees_results(request)  # type: ignore[misc]
+
+    def has_add_permission(self, request, *args):
+        return super().has_add_permission(request, *args) and _sees_results(request)  # type: ignore[misc]
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and _sees_results(request)  # type: ignore[misc]
+
+
+class AcceleratorInline(ResultsOnly, admin.TabularInline):
     model = Accelerator
     extra = 0
     fields = ["vendor", "index", "model", "memory_mib", "uuid", "pci_address", "driver_version", "last_seen", "gone_at"]
     readonly_fields = ["last_seen"]
 
 
-class DriverInstallInline(admin.TabularInline):
+class DriverInstallInline(ResultsOnly, admin.TabularInline):
     model = DriverInstall
     extra = 0
     fields = ["kind", "vendor", "name", "version", "detected_at", "last_seen", "gone_at"]
     readonly_fields = ["detected_at", "last_seen"]
 
 
-class HostKeyInline(admin.TabularInline):
+HOST_KEY_FIELDS = ["node", "key_type", "fingerprint", "public_key", "state", "first_seen", "accepted_at", "accepted_by"]
+
+
+class HostKeyTrust:
+    """Keys come only from audits (trust on first use) and change state only through the accept action
+    (ACCEPT_HOST_KEY, also POST /api/v1/nodes/{id}/host-key/accept): every field is read-only, none is added by
+    hand, and forgetting a key (after which the next audit trusts whatever the node offers) is accepting too."""
+
+    def has_add_permission(self, request, *args):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and permissions.allowed(  # type: ignore[misc]
+            request.user, permissions.ACCEPT_HOST_KEY
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)  # type: ignore[attr-defined]
+
+
+class HostKeyInline(HostKeyTrust, admin.TabularInline):
     model = HostKey
     extra = 0
     fields = ["key_type", "fingerprint", "state", "first_seen", "accepted_at", "accepted_by"]
-    readonly_fields = ["key_type", "fingerprint", "first_seen", "accepted_at", "accepted_by"]
-    can_delete = True
+
+
+NODE_FILTERS_ON_RESULTS = ("last_audit_status", "accelerators__vendor")
+NODE_RESULT_LOOKUPS = (*NODE_RESULT_FIELDS, "accelerators", "installs", "node_audits")
 
 
 @admin.register(Node)
@@ -327,6 +379,7 @@ class NodeAdmin(admin.ModelAdmin):
         "last_audited_at",
     ]
     list_filter = ["cluster", "role", "last_audit_status", "enabled", "accelerators__vendor"]
+    # Sorting by a result is reading it too: only list_display columns sort, and those are filtered below.
     search_fields = ["name", "address", "cluster__name"]
     list_select_related = ["cluster", "credential"]
     readonly_fields = ["last_audit_status", "last_audited_at", "last_facts", "created", "updated"]
@@ -345,6 +398,25 @@ class NodeAdmin(admin.ModelAdmin):
         if not permissions.allowed(request.user, permissions.LOCAL_TRANSPORT):
             fields.append("transport")  # new nodes get SSH; only superusers may point a node at the portal itself
         return fields
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        return fields if _sees_results(request) else [f for f in fields if f not in NODE_RESULT_FIELDS]
+
+    def get_list_display(self, request):
+        fields = super().get_list_display(request)
+        return fields if _sees_results(request) else [f for f in fields if f not in NODE_RESULT_FIELDS]
+
+    def get_list_filter(self, request):
+        fields = super().get_list_filter(request)
+        return fields if _sees_results(request) else [f for f in fields if f not in NODE_FILTERS_ON_RESULTS]
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # The admin lets any local field filter the list from the query string (?last_audit_status__exact=fail),
+        # listed in list_filter or not: a filter on a result reads it.
+        if lookup.split("__")[0] in NODE_RESULT_LOOKUPS and request is not None and not _sees_results(request):
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
@@ -390,23 +462,27 @@ class CredentialAdmin(admin.ModelAdmin):
 
 
 @admin.register(HostKey)
-class HostKeyAdmin(admin.ModelAdmin):
+class HostKeyAdmin(HostKeyTrust, admin.ModelAdmin):
     list_display = ["node", "key_type", "fingerprint", "state", "first_seen", "accepted_at", "accepted_by"]
     list_filter = ["state", "key_type", "node__cluster"]
     search_fields = ["fingerprint", "node__name", "node__address"]
     list_select_related = ["node", "accepted_by"]
-    readonly_fields = ["first_seen"]
+    fields = HOST_KEY_FIELDS
     actions = ["accept"]
 
-    @admin.action(description="Accept selected keys (the node was reinstalled)", permissions=["change"])
+    @admin.action(description="Accept selected keys (the node was reinstalled)", permissions=["accept_hostkey"])
     def accept(self, request, queryset):
+        permissions.require(request.user, permissions.ACCEPT_HOST_KEY)
         for host_key in queryset.exclude(state=HostKeyState.TRUSTED):
             host_key_accept(host_key=host_key, user=request.user)
             self.message_user(request, f"{host_key.node}: now trusting {host_key.key_type} {host_key.fingerprint}")
 
+    def has_accept_hostkey_permission(self, request):
+        return permissions.allowed(request.user, permissions.ACCEPT_HOST_KEY)
+
 
 @admin.register(Accelerator)
-class AcceleratorAdmin(admin.ModelAdmin):
+class AcceleratorAdmin(ResultsOnly, admin.ModelAdmin):
     list_display = ["node", "vendor", "index", "model", "memory_mib", "uuid", "driver_version", "gone_at"]
     list_filter = ["vendor", "node__cluster", ("gone_at", admin.EmptyFieldListFilter)]
     search_fields = ["model", "uuid", "node__name", "pci_address"]
@@ -414,7 +490,7 @@ class AcceleratorAdmin(admin.ModelAdmin):
 
 
 @admin.register(DriverInstall)
-class DriverInstallAdmin(admin.ModelAdmin):
+class DriverInstallAdmin(ResultsOnly, admin.ModelAdmin):
     list_display = ["node", "kind", "vendor", "name", "version", "detected_at", "gone_at"]
     list_filter = ["kind", "vendor", "node__cluster", ("gone_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "version", "node__name"]

@@ -7,16 +7,20 @@ from ninja import File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
 from ninja.pagination import paginate
 
+from portal import permissions
 from portal.api_plumbing import ApiError, BoundedPagination, require
 
+from .choices import HostKeyState
 from .filtersets import ClusterFilterSet, NodeFilterSet
 from .importers.ansible import InventoryError
-from .models import Accelerator, Cluster, Node, RequirementProfile
+from .models import Accelerator, Cluster, HostKey, Node, RequirementProfile
 from .schemas import (
     ClusterIn,
     ClusterOut,
     ClusterPatch,
     ErrorOut,
+    HostKeyAcceptIn,
+    HostKeyOut,
     ImportOut,
     NodeIn,
     NodeOut,
@@ -25,6 +29,7 @@ from .schemas import (
 )
 from .services import (
     credential_upsert_checked,
+    host_key_accept,
     inventory_import,
     node_access_check,
     profile_get_default,
@@ -156,11 +161,20 @@ def _nodes():
     )
 
 
-def _node_out(node: Node) -> dict:
-    accelerators = getattr(node, "present_accelerators", None)
-    if accelerators is None:
-        accelerators = list(node.accelerators.filter(gone_at__isnull=True).order_by("vendor", "index"))
-    return {
+# Filters that read results: a node list filtered by them tells which nodes fail, so they need VIEW_RESULTS too.
+RESULT_FILTERS = ("status", "readiness", "vendor", "os", "failing_check")
+
+
+def _results_filters_allowed(request, filters: dict) -> None:
+    used = [name for name in RESULT_FILTERS if filters.get(name) is not None]
+    if used and not permissions.allowed(request.user, permissions.VIEW_RESULTS):
+        reason = permissions.missing(request.user, permissions.VIEW_RESULTS)
+        raise ApiError(403, "forbidden", f"filtering by {', '.join(used)} reads results: {reason}")
+
+
+def _node_out(node: Node, *, results: bool) -> dict:
+    """A node's inventory, and its results (status, last audit, devices found) only when `results` is True."""
+    out = {
         "id": node.pk,
         "cluster": node.cluster.name,
         "cluster_id": node.cluster_id,
@@ -172,6 +186,17 @@ def _node_out(node: Node) -> dict:
         "enabled": node.enabled,
         "transport": node.transport,
         "has_credential": node.credential_id is not None,
+        "last_audit_status": None,
+        "last_audited_at": None,
+        "accelerators": None,
+    }
+    if not results:
+        return out
+    accelerators = getattr(node, "present_accelerators", None)
+    if accelerators is None:
+        accelerators = list(node.accelerators.filter(gone_at__isnull=True).order_by("vendor", "index"))
+    return {
+        **out,
         "last_audit_status": node.last_audit_status,
         "last_audited_at": node.last_audited_at,
         "accelerators": [
@@ -208,8 +233,11 @@ def _set_credential(request, node: Node, payload) -> bool:
 @paginate(BoundedPagination)
 def node_list(request, filters: Query[NodeFilters]):
     require(request, "inventory.view_node")
-    queryset = _filtered(NodeFilterSet, filters.dict(), _nodes().order_by("cluster__name", "name"))
-    return [_node_out(node) for node in queryset]
+    _results_filters_allowed(request, filters.dict())
+    results = permissions.allowed(request.user, permissions.VIEW_RESULTS)
+    nodes = _nodes() if results else Node.objects.select_related("cluster")
+    queryset = _filtered(NodeFilterSet, filters.dict(), nodes.order_by("cluster__name", "name"))
+    return [_node_out(node, results=results) for node in queryset]
 
 
 @router.post("/nodes", response={201: NodeOut, **ERRORS})
@@ -236,13 +264,15 @@ def node_create(request, payload: NodeIn):
         )
         node.full_clean()
         node.save()
-    return Status(201, _node_out(node))
+    return Status(201, _node_out(node, results=permissions.allowed(request.user, permissions.VIEW_RESULTS)))
 
 
 @router.get("/nodes/{node_id}", response={200: NodeOut, **READ_ERRORS})
 def node_detail(request, node_id: int):
     require(request, "inventory.view_node")
-    return _node_out(get_object_or_404(_nodes(), pk=node_id))
+    return _node_out(
+        get_object_or_404(_nodes(), pk=node_id), results=permissions.allowed(request.user, permissions.VIEW_RESULTS)
+    )
 
 
 @router.patch("/nodes/{node_id}", response={200: NodeOut, **ERRORS})
@@ -265,7 +295,7 @@ def node_update(request, node_id: int, payload: NodePatch):
             node.credential = None
         node.full_clean()
         node.save()
-    return _node_out(node)
+    return _node_out(node, results=permissions.allowed(request.user, permissions.VIEW_RESULTS))
 
 
 @router.delete("/nodes/{node_id}", response={204: None, **ERRORS})
@@ -273,6 +303,52 @@ def node_delete(request, node_id: int):
     require(request, "inventory.delete_node")
     get_object_or_404(Node, pk=node_id).delete()
     return Status(204, None)
+
+
+# --- host keys -----------------------------------------------------------------------------------------------------
+
+
+def _host_key_out(key: HostKey) -> dict:
+    return {
+        "id": key.pk,
+        "key_type": key.key_type,
+        "fingerprint": key.fingerprint,
+        "state": key.state,
+        "first_seen": key.first_seen,
+        "accepted_at": key.accepted_at,
+        "accepted_by": key.accepted_by.get_username() if key.accepted_by else None,
+    }
+
+
+@router.get("/nodes/{node_id}/host-keys", response={200: list[HostKeyOut], **READ_ERRORS})
+def node_host_keys(request, node_id: int):
+    """The SSH host keys audits saw for this node: trusted, pending (offered after a change) and replaced."""
+    require(request, "inventory.view_hostkey")
+    node = get_object_or_404(Node, pk=node_id)
+    return [_host_key_out(k) for k in HostKey.objects.filter(node=node).select_related("accepted_by")]
+
+
+@router.post("/nodes/{node_id}/host-key/accept", response={200: HostKeyOut, **ERRORS})
+def node_host_key_accept(request, node_id: int, payload: HostKeyAcceptIn):
+    """Trust the pending key with this fingerprint (the node was reinstalled); the key it replaces is retired. The
+    same action as "Accept selected keys" in the admin, under the same rule (accept_host_key)."""
+    permissions.require(request.user, permissions.ACCEPT_HOST_KEY)
+    node = get_object_or_404(Node, pk=node_id)
+    with transaction.atomic():
+        key = (
+            HostKey.objects.select_for_update()
+            .filter(node=node, fingerprint=payload.fingerprint, state=HostKeyState.PENDING)
+            .first()
+        )
+        if key is None:
+            raise ApiError(
+                404,
+                "not_found",
+                f"node {node.name} has no pending host key {payload.fingerprint!r}",
+                [{"field": "fingerprint", "message": "no pending key with this fingerprint"}],
+            )
+        host_key_accept(host_key=key, user=request.user)
+    return _host_key_out(key)
 
 
 # --- profiles and import ------------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ class NodeRole(models.TextChoices):
 
 
 class Vendor(models.TextChoices):
+    """The eight accelerator vendors of GPUStack's requirements page (the seed), which profile gpustack-2.0
+    transcribes; vendors GPUStack added later are in `LaterVendor`, and `VENDOR_CHOICES` holds both."""
+
     NVIDIA = "nvidia", "NVIDIA GPU"
     AMD = "amd", "AMD GPU"
     ASCEND = "ascend", "Ascend NPU"
@@ -17,6 +20,16 @@ class Vendor(models.TextChoices):
     ILUVATAR = "iluvatar", "Iluvatar GPU"
     METAX = "metax", "MetaX GPU"
     CAMBRICON = "cambricon", "Cambricon MLU"
+
+
+class LaterVendor(models.TextChoices):
+    """Vendors GPUStack supports beyond the seed page: T-Head PPU since v2.2 (experimental upstream, cd854e59)."""
+
+    THEAD = "thead", "T-Head PPU"
+
+
+# Every vendor a rule, an accelerator or a driver install may name: the seed's eight, then the later ones.
+VENDOR_CHOICES = [*Vendor.choices, *LaterVendor.choices]
 
 
 class InstallKind(models.TextChoices):

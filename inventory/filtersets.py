@@ -3,7 +3,7 @@
 import django_filters
 from django.db.models import Exists, OuterRef, Q, Subquery
 
-from .choices import AuditStatus, NodeRole, Vendor
+from .choices import VENDOR_CHOICES, AuditStatus, NodeRole
 from .models import Cluster, Node
 
 # What the dashboard counts as a ready node, and as one that is not.
@@ -37,7 +37,7 @@ class NodeFilterSet(django_filters.FilterSet):
         ],
         label="Readiness",
     )
-    vendor = django_filters.ChoiceFilter(method="by_vendor", choices=Vendor.choices, label="Accelerator vendor")
+    vendor = django_filters.ChoiceFilter(method="by_vendor", choices=VENDOR_CHOICES, label="Accelerator vendor")
     os = django_filters.CharFilter(field_name="last_facts__os__id", lookup_expr="iexact", label="OS (os-release ID)")
     failing_check = django_filters.CharFilter(method="by_failing_check", label="Failing check")
 

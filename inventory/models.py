@@ -8,6 +8,7 @@ from django.db.models import F, Q
 from django.urls import reverse
 
 from .choices import (
+    VENDOR_CHOICES,
     AuditStatus,
     CredentialKind,
     GatewayMode,
@@ -19,10 +20,9 @@ from .choices import (
     Protocol,
     ProxyMode,
     Transport,
-    Vendor,
 )
 from .crypto import secret_decrypt, secret_encrypt
-from .validators import validate_address, validate_ssh_user
+from .validators import validate_address, validate_node_name, validate_ssh_user
 
 
 class RequirementProfile(models.Model):
@@ -50,6 +50,23 @@ class RequirementProfile(models.Model):
     time_skew_fail_seconds = models.FloatField(default=30.0)
     check_reserved_ports = models.BooleanField(
         default=False, help_text="Warn when the ephemeral port range overlaps service ports (GPUStack issue 5181)"
+    )
+    # host.resources: Preflight's own defaults (GPUStack gives none); runner images are several GiB each and model
+    # containers get 10 GiB of shared memory by default (GPUStack issue 5014).
+    worker_disk_warn_gib = models.PositiveIntegerField(
+        default=100, help_text="Warn when a worker's Docker root has less free space (GiB)"
+    )
+    worker_disk_fail_gib = models.PositiveIntegerField(
+        default=20, help_text="Fail when a worker's Docker root has less free space (GiB)"
+    )
+    worker_memory_warn_gib = models.PositiveIntegerField(default=32, help_text="Warn when a worker has less RAM (GiB)")
+    server_disk_warn_gib = models.PositiveIntegerField(
+        default=20, help_text="Warn when the server's Docker root has less free space (GiB)"
+    )
+    duplicate_product_uuid_fails = models.BooleanField(
+        default=False,
+        help_text="cluster.unique fails (not warns) on a shared DMI product UUID: GPUStack identified workers by it "
+        "until v2.1.0 (issues 3922, 4578)",
     )
     os_table_advisory = models.BooleanField(
         default=False,
@@ -100,7 +117,7 @@ class AcceleratorRule(models.Model):
     """What a vendor's accelerators need on a node: driver, container toolkit or SDK, and version floors."""
 
     profile = models.ForeignKey(RequirementProfile, on_delete=models.CASCADE, related_name="accelerator_rules")
-    vendor = models.CharField(max_length=16, choices=Vendor.choices)
+    vendor = models.CharField(max_length=16, choices=VENDOR_CHOICES)
     experimental = models.BooleanField(default=False)
     driver_name = models.CharField(max_length=120)
     driver_url = models.URLField(blank=True)
@@ -275,7 +292,7 @@ class Node(models.Model):
     """A machine of a cluster, with its role and how to reach it over SSH."""
 
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nodes")
-    name = models.CharField(max_length=128)
+    name = models.CharField(max_length=128, validators=[validate_node_name])
     address = models.CharField(max_length=253, validators=[validate_address], help_text="IP address or DNS name")
     ssh_port = models.PositiveIntegerField(default=22)
     ssh_user = models.CharField(max_length=32, default="root", validators=[validate_ssh_user])
@@ -328,6 +345,9 @@ class HostKey(models.Model):
 
     class Meta:
         ordering = ["node", "-first_seen"]
+        # Accepting a changed key is its own action (portal.permissions.ACCEPT_HOST_KEY): change_hostkey edits
+        # nothing that decides trust.
+        permissions = [("accept_hostkey", "Can accept a changed host key")]
         constraints = [
             models.UniqueConstraint(fields=["node", "key_type", "fingerprint"], name="host_key_unique"),
             models.UniqueConstraint(
@@ -343,7 +363,7 @@ class Accelerator(models.Model):
     """A device found on a node. Devices that disappear are marked gone, never deleted, so history shows them."""
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="accelerators")
-    vendor = models.CharField(max_length=16, choices=Vendor.choices)
+    vendor = models.CharField(max_length=16, choices=VENDOR_CHOICES)
     index = models.PositiveIntegerField()
     model = models.CharField(max_length=200, blank=True)
     memory_mib = models.PositiveBigIntegerField(null=True, blank=True)
@@ -370,7 +390,7 @@ class DriverInstall(models.Model):
     """A driver, toolkit, runtime, SDK, NTP daemon or Docker found on a node, with its version."""
 
     node = models.ForeignKey(Node, on_delete=models.CASCADE, related_name="installs")
-    vendor = models.CharField(max_length=16, choices=Vendor.choices, blank=True)
+    vendor = models.CharField(max_length=16, choices=VENDOR_CHOICES, blank=True)
     kind = models.CharField(max_length=24, choices=InstallKind.choices)
     name = models.CharField(max_length=120)
     version = models.CharField(max_length=64, blank=True)

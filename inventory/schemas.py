@@ -116,9 +116,28 @@ class NodeOut(Schema):
     enabled: bool
     transport: str
     has_credential: bool
-    last_audit_status: str
-    last_audited_at: datetime | None
-    accelerators: list[AcceleratorOut]
+    # Results (checks.view_audit): null when the caller may not read results, never a made-up value.
+    last_audit_status: str | None = Field(None, description="null without the view_results rule (checks.view_audit)")
+    last_audited_at: datetime | None = Field(None, description="null without the view_results rule")
+    accelerators: list[AcceleratorOut] | None = Field(
+        None, description="devices audits found; null without the view_results rule, [] when none"
+    )
+
+
+class HostKeyOut(Schema):
+    id: int
+    key_type: str
+    fingerprint: str
+    state: str
+    first_seen: datetime
+    accepted_at: datetime | None
+    accepted_by: str | None
+
+
+class HostKeyAcceptIn(Schema):
+    fingerprint: str = Field(
+        ..., min_length=1, max_length=128, description="the pending key to trust, as the audit showed it (SHA256:...)"
+    )
 
 
 class OsRuleOut(Schema):

@@ -42,3 +42,19 @@ def validate_ssh_user(value: str) -> None:
             code="invalid_user",
             params={"value": value},
         )
+
+
+# A node's name is shown in pages, CSV, JSON, script comments and a download's file name: word characters (letters,
+# digits, '_', in any script) and the punctuation of host names and addresses. No control, format or space character
+# (CR/LF would split a header or a script comment; a quote would end a header's filename).
+_NODE_NAME = re.compile(r"[\w.:@%+-]{1,128}")
+
+
+def validate_node_name(value: str) -> None:
+    if not isinstance(value, str) or not _NODE_NAME.fullmatch(value):
+        raise ValidationError(
+            "%(value)r is not a node name (letters, digits and . _ - : @ %% +, at most 128, no spaces or control "
+            "characters)",
+            code="invalid_node_name",
+            params={"value": value[:200] if isinstance(value, str) else value},
+        )

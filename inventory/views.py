@@ -11,6 +11,7 @@ from django.db.models import OuterRef, Prefetch, Q, Subquery
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django_tables2 import RequestConfig
 
 from checks.catalog import CHECK_IDS
@@ -29,9 +30,12 @@ AREAS = OrderedDict(
         ("os", "Operating system"),
         ("time", "Time"),
         ("container", "Containers"),
+        ("host", "Host"),
+        ("gpustack", "GPUStack"),
         ("accelerator", "Accelerators"),
         ("ports", "Ports"),
         ("network", "Network"),
+        ("cluster", "Cluster"),
     ]
 )
 
@@ -95,26 +99,43 @@ def _filter_problems(request, filterset) -> list[str]:
     return problems
 
 
+# What the node list shows only with VIEW_RESULTS: its columns, and the filters that select nodes by a result (a
+# list filtered by failing check tells which nodes fail as surely as the Why column). Without the rule it is the
+# inventory: name, cluster, role, address.
+RESULT_COLUMNS = ("last_audit_status", "why", "os", "accelerators", "last_audited_at")
+RESULT_FILTERS = ("status", "readiness", "vendor", "os", "failing_check")
+VIEW_RESULTS_NEEDS = permissions.RULES[permissions.VIEW_RESULTS].text()
+
+
 @login_required
 @permission_required("inventory.view_node", raise_exception=True)
 def node_list(request):
+    results = permissions.allowed(request.user, permissions.VIEW_RESULTS)
     params = request.GET.copy()
     export = params.pop("export", [None])[-1]
     filterset = NodeFilterSet(params or None, queryset=node_queryset())
-    problems = _filter_problems(request, filterset)
+    refused = []
+    if not results:  # before the form is built from the filters
+        for name in RESULT_FILTERS:
+            refused_filter = filterset.filters.pop(name)
+            if params.get(name):
+                refused.append(f"{refused_filter.label or name}: filtering by results needs {VIEW_RESULTS_NEEDS}.")
+    problems = _filter_problems(request, filterset) + refused
     # An invalid filter shows what is wrong and lists nothing: never silently every node.
     queryset = filterset.qs if filterset.is_bound and not problems else node_queryset()
     if problems:
         queryset = queryset.none()
-    table = NodeTable(queryset)
+    table = NodeTable(queryset, exclude=() if results else RESULT_COLUMNS)
+    table.results = results  # the row template writes the result cells only then
     if export in ("csv", "json"):
         RequestConfig(request, paginate=False).configure(table)
         if problems:
             return HttpResponse("\n".join(problems), status=400, content_type="text/plain; charset=utf-8")
-        return _export(table, export)
+        return _export(table, export, results=results)
     RequestConfig(request, paginate={"per_page": 50}).configure(table)
     rows = list(table.page.object_list)  # BoundRows of this page, fetched once so the annotations stay
-    attach_why([row.record for row in rows])
+    if results:
+        attach_why([row.record for row in rows])
     table.page.object_list = rows
     query = request.GET.copy()
     query.pop("page", None)
@@ -128,6 +149,7 @@ def node_list(request):
             "query": query.urlencode(),
             "problems": problems,
             "filtering": any(params.get(name) for name in filterset.form.fields),
+            "results": results,
         },
     )
 
@@ -165,11 +187,35 @@ EXPORT_FIELDS = [
     "last_audited_at",
     "waived",
 ]
+INVENTORY_EXPORT_FIELDS = ["cluster", "name", "address", "role"]
 
 
-def _export(table: NodeTable, kind: str) -> HttpResponse:
-    """The rows of the node list as shown: its filters and its sort, statuses in words, times in UTC."""
-    rows = [
+def _export(table: NodeTable, kind: str, *, results: bool) -> HttpResponse:
+    """The rows of the node list as shown: its filters and its sort, statuses in words, times in UTC; without
+    VIEW_RESULTS the inventory columns alone."""
+    if not results:
+        fields = INVENTORY_EXPORT_FIELDS
+        rows = [
+            {"cluster": n.cluster.name, "name": n.name, "address": n.address, "role": n.get_role_display()}
+            for n in table.data
+        ]
+    else:
+        fields = EXPORT_FIELDS
+        rows = _result_rows(table)
+    rows = [{key: spreadsheet_safe(value) for key, value in row.items()} for row in rows]
+    if kind == "json":
+        response = HttpResponse(json.dumps(rows, indent=2), content_type="application/json")
+    else:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        writer = csv.DictWriter(response, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    response["Content-Disposition"] = content_disposition_header(True, f"preflight-nodes.{kind}")
+    return response
+
+
+def _result_rows(table: NodeTable) -> list[dict]:
+    return [
         {
             "cluster": node.cluster.name,
             "name": node.name,
@@ -184,16 +230,6 @@ def _export(table: NodeTable, kind: str) -> HttpResponse:
         }
         for node in attach_why(list(table.data))
     ]
-    rows = [{key: spreadsheet_safe(value) for key, value in row.items()} for row in rows]
-    if kind == "json":
-        response = HttpResponse(json.dumps(rows, indent=2), content_type="application/json")
-    else:
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        writer = csv.DictWriter(response, fieldnames=EXPORT_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    response["Content-Disposition"] = f'attachment; filename="preflight-nodes.{kind}"'
-    return response
 
 
 def _latest_audit(node: Node):
@@ -206,9 +242,15 @@ def _latest_audit(node: Node):
 
 
 @login_required
-@permission_required("inventory.view_node", raise_exception=True)
-@permissions.requires(permissions.VIEW_RESULTS)
 def node_detail(request, node_id: int):
+    """The node's inventory (with inventory.view_node) and its results (VIEW_RESULTS, which alone also shows the
+    name, role and address the results are about, as the API's audit does); 403 with neither."""
+    inventory = request.user.has_perm("inventory.view_node")
+    if not permissions.allowed(request.user, permissions.VIEW_RESULTS):
+        if not inventory:
+            permissions.require(request.user, permissions.VIEW_RESULTS)
+        node = get_object_or_404(Node.objects.select_related("cluster"), pk=node_id)
+        return render(request, "inventory/node_detail.html", {"node": node, "results": False, "inventory": True})
     node = get_object_or_404(node_queryset(), pk=node_id)
     latest = _latest_audit(node)
     results = list(latest.results.order_by("position")) if latest is not None else []
@@ -240,6 +282,8 @@ def node_detail(request, node_id: int):
         "status_text": STATUS_TEXT,
         "check_count": len(CHECK_IDS),
         **_waiver_context(request, node),
+        "results": True,
+        "inventory": inventory,
     }
     return render(request, "inventory/node_detail.html", context)
 
@@ -260,7 +304,6 @@ def _waiver_context(request, node: Node) -> dict:
 
 
 @login_required
-@permission_required("inventory.view_node", raise_exception=True)
 @permissions.requires(permissions.VIEW_RESULTS)
 def node_remediation(request, node_id: int):
     node = get_object_or_404(Node, pk=node_id)
@@ -268,5 +311,5 @@ def node_remediation(request, node_id: int):
     if latest is None:
         raise Http404("this node has no finished audit")
     response = HttpResponse(node_remediation_script(node_audit=latest), content_type="text/x-shellscript")
-    response["Content-Disposition"] = f'attachment; filename="preflight-{node.name}-remediation.sh"'
+    response["Content-Disposition"] = content_disposition_header(True, f"preflight-{node.name}-remediation.sh")
     return response

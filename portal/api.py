@@ -164,6 +164,7 @@ def _http_error(request, exc: HttpError):
 
 def register_routers() -> None:
     from checks.api import router as checks_router
+    from checks.fix_api import router as fix_router
     from checks.install_api import router as install_router
     from checks.waiver_api import router as waivers_router
     from inventory.api import router as inventory_router
@@ -172,6 +173,7 @@ def register_routers() -> None:
     api.add_router("/", checks_router)
     api.add_router("/", waivers_router)
     api.add_router("/", install_router)
+    api.add_router("/", fix_router)
 
 
 register_routers()

@@ -31,9 +31,13 @@ KEEP_CREDENTIAL = "keep_credential"
 LOCAL_TRANSPORT = "local_transport"
 TOKEN_FOR_OTHERS = "token_for_others"
 WAIVE_CHECK = "waive_check"
+ACCEPT_HOST_KEY = "accept_host_key"
+APPLY_FIX = "apply_fix"
 
 RULES: dict[str, Rule] = {
     START_AUDIT: Rule(("checks.start_audit",), "Start an audit"),
+    # Results are status, why, facts (OS, devices and drivers found), counts, evidence and commands. Every door that
+    # shows one asks this rule and nothing else: no model permission of its own (view_nodeaudit, view_node...).
     VIEW_RESULTS: Rule(("checks.view_audit",), "Read audit results and remediation scripts"),
     USE_CREDENTIAL: Rule(("inventory.view_credential",), "Give a node an existing credential"),
     ADD_CREDENTIAL: Rule(("inventory.add_credential",), "Give a node a new credential"),
@@ -45,6 +49,11 @@ RULES: dict[str, Rule] = {
     LOCAL_TRANSPORT: Rule((), "Set a node's transport to local (audit the portal's own host)", superuser=True),
     TOKEN_FOR_OTHERS: Rule((), "Create an API token for another user", superuser=True),
     WAIVE_CHECK: Rule(("checks.add_waiver",), "Waive a check (accept a known non-pass until an expiry)"),
+    ACCEPT_HOST_KEY: Rule(("inventory.accept_hostkey",), "Accept a node's changed SSH host key (or forget its keys)"),
+    APPLY_FIX: Rule(
+        ("checks.apply_fix", "checks.view_audit"),
+        "Preview, approve and run a fix plan's commands on nodes (the preview shows results)",
+    ),
 }
 
 

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from checks import fix_views
 from checks import views as checks_views
 from inventory import views as inventory_views
 
@@ -12,6 +13,11 @@ urlpatterns = [
     path("clusters/<str:name>/diff/", checks_views.audit_diff, name="diff"),
     path("clusters/<str:name>/install/", checks_views.install_plan, name="install_plan"),
     path("clusters/<str:name>/matrix/", checks_views.matrix, name="matrix"),
+    path("clusters/<str:name>/fix-plan/", fix_views.fix_plan, name="fix_plan"),
+    path("clusters/<str:name>/fix-plan.yml", fix_views.fix_playbook, name="fix_playbook"),
+    path("clusters/<str:name>/fix-runs/", fix_views.fix_run_create, name="fix_run_create"),
+    path("fix-runs/<int:run_id>/", fix_views.fix_run, name="fix_run"),
+    path("fix-runs/<int:run_id>/approve/", fix_views.fix_run_approve, name="fix_run_approve"),
     path("audits/<int:audit_id>/progress/", checks_views.audit_progress, name="audit_progress"),
     path("paths/<int:path_id>/", checks_views.path_detail, name="path"),
     path("nodes/", inventory_views.node_list, name="node_list"),

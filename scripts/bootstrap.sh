@@ -1,5 +1,6 @@
 # Sourced by serve.sh and test.sh: install what the project needs on a fresh Debian/Ubuntu machine, idempotently.
-# Usage: bootstrap_apt PACKAGE...; bootstrap_venv [requirements.txt | requirements-dev.txt]
+# Usage: bootstrap_apt PACKAGE...; bootstrap_venv [requirements.txt | requirements-dev.txt]; portal_private_files;
+# portal_setup (serve.sh's set-up of the portal itself; tests/security/test_file_modes.py runs these two)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,3 +69,43 @@ ensure_redis() {
     redis-cli -s "$socket" config set appendonly yes >/dev/null
   fi
 }
+
+# Every file the portal writes is readable by its own user only (600, folders 700): the database and its -wal/-shm
+# (sessions, encrypted credentials), .env (the keys), run/ (logs, pid files, the admin password, Redis), and the
+# collected static files. Sets umask 077 for the rest of the calling script and takes group and other rights away
+# from files an earlier run left (serve.sh before this ran migrate under umask 022: a 644 database).
+# Apt and pip run before this, under the caller's umask: what they install is software, meant to be readable.
+portal_private_files() {
+  umask 077
+  mkdir -p "$ROOT/run"
+  local path
+  for path in "$ROOT/run" "$ROOT/.env" "$ROOT"/db.sqlite3 "$ROOT"/db.sqlite3-* "$ROOT/staticfiles"; do
+    if [ -e "$path" ]; then chmod -R go-rwx "$path"; fi
+  done
+}
+
+# The portal's own set-up (after portal_private_files): .env with generated secrets on first start, settings added
+# since older .env files were written, the database schema, static files and the demo cluster. Idempotent.
+# Usage: portal_setup REDIS_SOCKET
+portal_setup() {
+  local redis_socket="$1" py="$VENV/bin/python"
+  if [ ! -f "$ROOT/.env" ]; then
+    log "Writing .env with generated secrets (keep it: it holds the key that encrypts stored credentials)"
+    {
+      echo "SECRET_KEY=$("$py" -c 'import secrets; print(secrets.token_urlsafe(50))')"
+      echo "PREFLIGHT_FERNET_KEYS=$("$py" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+      echo "DEBUG=False"
+      echo "ALLOWED_HOSTS=127.0.0.1,localhost"
+    } > "$ROOT/.env"
+  fi
+  # Settings added since older .env files were written; each is appended once, never changed afterwards.
+  # The quick start is served over plain HTTP on loopback; behind TLS set PREFLIGHT_HTTPS=true (README, Deployment).
+  env_default PREFLIGHT_HTTPS false
+  # Audits may connect only here until you widen it (CIDRs, or * for anywhere): the demo lives on loopback.
+  env_default PREFLIGHT_TARGET_NETWORKS 127.0.0.0/8
+  env_default CELERY_BROKER_URL "redis+socket://$redis_socket"
+  (cd "$ROOT" && "$py" manage.py migrate --noinput -v0 && "$py" manage.py collectstatic --noinput -v0 \
+    && "$py" manage.py load_demo)
+}
+
+env_default() { grep -q "^$1=" "$ROOT/.env" || { log "Adding $1 to .env"; echo "$1=$2" >> "$ROOT/.env"; }; }

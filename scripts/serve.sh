@@ -4,36 +4,19 @@
 # the portal again. Django's development server is used only when DEBUG is on in .env.
 source "$(dirname "$0")/bootstrap.sh"
 cd "$ROOT"
-mkdir -p run
-chmod 700 run
 
 bootstrap_apt python3 python3-venv redis-server redis-tools openssh-client
 bootstrap_venv
+# From here on every file the portal, its worker and Redis write is this user's alone (umask 077; bootstrap.sh).
+portal_private_files
+if [ "$(id -u)" -eq 0 ]; then
+  log "Running as root: the portal, its worker and Redis run as root too. Run serve.sh as an ordinary user (sudo is"
+  log "used for apt only), or use the systemd units in deploy/systemd/, which run as the unprivileged preflight user."
+fi
 
 REDIS_SOCKET="$ROOT/run/redis/redis.sock"
-umask 077
-if [ ! -f .env ]; then
-  log "Writing .env with generated secrets (keep it: it holds the key that encrypts stored credentials)"
-  {
-    echo "SECRET_KEY=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(50))')"
-    echo "PREFLIGHT_FERNET_KEYS=$("$VENV/bin/python" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
-    echo "DEBUG=False"
-    echo "ALLOWED_HOSTS=127.0.0.1,localhost"
-  } > .env
-fi
-# Settings added since older .env files were written; each is appended once, never changed afterwards.
-env_default() { grep -q "^$1=" .env || { log "Adding $1 to .env"; echo "$1=$2" >> .env; }; }
-# The quick start is served over plain HTTP on loopback; behind TLS set PREFLIGHT_HTTPS=true (README, Deployment).
-env_default PREFLIGHT_HTTPS false
-# Audits may connect only here until you widen it (CIDRs, or * for anywhere): the demo lives on loopback.
-env_default PREFLIGHT_TARGET_NETWORKS 127.0.0.0/8
-env_default CELERY_BROKER_URL "redis+socket://$REDIS_SOCKET"
-umask 022
-
+portal_setup "$REDIS_SOCKET"
 PY="$VENV/bin/python"
-"$PY" manage.py migrate --noinput -v0
-"$PY" manage.py collectstatic --noinput -v0
-"$PY" manage.py load_demo
 if grep -q "^CELERY_BROKER_URL=redis+socket://$REDIS_SOCKET\$" .env; then
   ensure_redis "$REDIS_SOCKET"
 fi

@@ -6,7 +6,7 @@ cd "$ROOT"
 mkdir -p run test-output
 
 bootstrap_apt python3 python3-venv redis-server redis-tools openssh-server openssh-client iproute2 iptables \
-  postgresql postgresql-client procps netbase python3 chromium fonts-dejavu-core shellcheck
+  postgresql postgresql-client procps netbase python3 chromium fonts-dejavu-core shellcheck systemd
 bootstrap_venv requirements-dev.txt
 # axe-core for the browser tests' accessibility checks: pinned by tests/browser/package-lock.json, read from disk.
 # npm: Debian's package, unless the machine already has one (a nodejs build that bundles npm conflicts with it).

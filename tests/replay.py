@@ -6,6 +6,7 @@ replaced by what a node printed, so a test picks exactly which checks fail. Outp
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 
@@ -38,6 +39,12 @@ def sections(*, ntp: bool = True, pci: str = "", tools: str = "", **extra: str) 
         "ss": "",
         "port-range": "32768\t60999",
         "reserved-ports": "",
+        # issue 20's field checks: one global IPv4 (recorded here), a GPU server's disk and memory, no GPUStack yet
+        "ip-addr": fixture("ip/this-machine_ip-o-addr-show.txt"),
+        "df": "Filesystem 1024-blocks Used Available Capacity Mounted on\n"
+        "/dev/nvme0n1p2 1921802520 1 1800000000 1% /\n",
+        "meminfo": "MemTotal:       263856452 kB",
+        "docker-ps": "",
     }
     if ntp:
         found["chronyc-tracking"] = fixture("chrony/ubuntu-20.04_chronyc-tracking_synced.txt")
@@ -69,7 +76,12 @@ class ReplayTransport:
         nonce = command.split()[3]
         started = time.time()
         out = []
-        for name, text in self.by_address[target.address].items():
+        printed = dict(self.by_address[target.address])
+        # each node its own identity (cluster.unique), unless a test gives one
+        printed.setdefault("machine-id", hashlib.md5(target.address.encode()).hexdigest())
+        if printed.get("hostname") == "node":
+            printed["hostname"] = f"node-{target.address}"
+        for name, text in printed.items():
             if name == "clock":
                 text = f"{time.time():.6f}"
             out.append(f"\n@@PF:{nonce}:BEGIN {name}@@\n{text}\n@@PF:{nonce}:END {name} 0@@\n")

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from ..node_facts import NodeFacts
 from ..spec import NodeContext, ProfileSpec
-from . import accelerators, container, os, ports, time  # noqa: F401  (each registers its rules)
+from . import accelerators, container, host, network, os, ports, time  # noqa: F401  (each registers its rules)
 from .registry import (
     BY_ID,
     CHECK_IDS,
     CHECKS,
+    CLUSTER_CHECK_IDS,
     ERROR,
     FAIL,
     HOST_CHECK_IDS,
@@ -29,6 +30,7 @@ __all__ = [
     "BY_ID",
     "CHECKS",
     "CHECK_IDS",
+    "CLUSTER_CHECK_IDS",
     "ERROR",
     "EVIDENCE_LIMIT",
     "FAIL",

@@ -20,11 +20,24 @@ def _pci_evidence(facts: NodeFacts) -> str:
 def evaluate_present(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
     if "worker" not in context.roles:
         return [CheckResult("accelerator.present", SKIP, "server node: accelerators are not required")]
-    if facts.vendors:
+    usable = {k: v for k, v in facts.vendors.items() if supported(k, profile)}
+    if usable:
         counts = ", ".join(
-            f"{len(v.pci_devices) or len(v.report.devices)} {VENDORS[k].label}" for k, v in facts.vendors.items()
+            f"{len(v.pci_devices) or len(v.report.devices)} {VENDORS[k].label}" for k, v in usable.items()
         )
         return [CheckResult("accelerator.present", PASS, f"accelerators found: {counts}", _pci_evidence(facts))]
+    unsupported = [k for k in facts.vendors if k not in usable]
+    if unsupported:
+        names = ", ".join(VENDORS[k].label for k in unsupported)
+        return [
+            CheckResult(
+                "accelerator.present",
+                WARN,
+                f"only {names} accelerators, which profile {profile.key} does not support (CPU-only)",
+                _pci_evidence(facts),
+                fix_accelerator_present(role=context.role, unsupported=names),
+            )
+        ]
     # A server that also runs a worker is still a server to the operator: name the node by its inventory role.
     summary = f"no accelerator found (CPU-only {'server' if context.role == 'server' else 'worker'})"
     if not facts.pci_read:
@@ -115,6 +128,7 @@ def _toolkit(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | 
         runtime=runtime,
         installed=bool(found) or not markers,
         machine=facts.machine,
+        cdi_dir=spec.cdi_dir,
     )
     runtimes = facts.docker.runtimes if facts.docker and facts.docker.answering else None
     evidence_lines = [
@@ -127,11 +141,30 @@ def _toolkit(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | 
         evidence_lines.append(
             f"docker runtimes: {' '.join(runtimes) if runtimes is not None else '(docker not answering)'}"
         )
+    if spec.cdi_dir:
+        where = spec.cdi_dir if vendor.cdi_dir_present else f"{spec.cdi_dir} (missing)"
+        evidence_lines.append(f"CDI specs in {where}: {', '.join(vendor.cdi_specs) or 'none'}")
     evidence = "\n".join(evidence_lines)
     if markers and not found:
         return CheckResult(check_id, FAIL, f"{toolkit_name} is not installed", evidence, fix)
+    if spec.cdi_dir and not vendor.cdi_dir_present:
+        return CheckResult(
+            check_id,
+            FAIL,
+            f"{toolkit_name} installed, but {spec.cdi_dir} does not exist: GPUStack's runtime writes the "
+            f"{spec.label} CDI spec there and hands the devices to containers through it",
+            evidence,
+            fix,
+        )
     if not runtime:
-        return CheckResult(check_id, PASS, f"{toolkit_name} installed ({', '.join(found)})", evidence)
+        cdi = ""
+        if spec.cdi_dir:
+            cdi = (
+                f", {len(vendor.cdi_specs)} CDI spec(s) in {spec.cdi_dir}"
+                if vendor.cdi_specs
+                else f", {spec.cdi_dir} ready (GPUStack writes its CDI spec there at deployment)"
+            )
+        return CheckResult(check_id, PASS, f"{toolkit_name} installed ({', '.join(found)}){cdi}", evidence)
     if runtimes is None:
         return CheckResult(
             check_id,
@@ -234,11 +267,22 @@ def _version(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec) -
     return CheckResult(check_id, status, "; ".join(ordered), text, fix)
 
 
+def supported(vendor: str, profile: ProfileSpec) -> bool:
+    """Whether the profile judges this vendor: every vendor, except one that needs its own rule and has none."""
+    return not VENDORS[vendor].needs_rule or vendor in profile.accelerator_rules
+
+
 @register("accelerator")
 def evaluate_vendors(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
     results = []
     for key, vendor in facts.vendors.items():
         rule = profile.accelerator_rules.get(key)
+        if not supported(key, profile):
+            label = VENDORS[key].label
+            why = f"profile {profile.key} does not support {label} (GPUStack supports it from v2.2)"
+            results.append(CheckResult(f"accelerator.{key}.driver", SKIP, why, _pci_evidence(facts)))
+            results.append(CheckResult(f"accelerator.{key}.toolkit", SKIP, why))
+            continue
         results.append(_driver(facts, vendor, rule))
         results.append(_toolkit(facts, vendor, rule))
         if rule and any(

@@ -1,15 +1,17 @@
-"""`container.docker`."""
+"""`container.docker`, `container.runtime`, `container.cgroup`."""
 
 from ..node_facts import NodeFacts
 from ..remediation import (
+    fix_cgroup_legacy_hook,
     fix_docker_desktop,
     fix_docker_missing,
     fix_docker_permission,
     fix_docker_snap,
     fix_docker_stopped,
+    fix_runtime_default,
 )
 from ..spec import NodeContext, ProfileSpec
-from .registry import FAIL, PASS, WARN
+from .registry import FAIL, PASS, SKIP, WARN
 from .result import CheckResult, register
 
 
@@ -88,5 +90,83 @@ def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext
             f"Docker Engine {docker.server_version} answering "
             f"(runtimes: {', '.join(docker.runtimes) or 'none listed'})",
             evidence,
+        )
+    ]
+
+
+def _runtime_vendors(facts: NodeFacts, profile: ProfileSpec) -> list[tuple[str, str]]:
+    """(vendor, runtime name) of each vendor found whose toolkit registers a Docker runtime in this profile."""
+    found = []
+    for vendor in facts.vendors:
+        rule = profile.accelerator_rules.get(vendor)
+        if rule and rule.docker_runtime:
+            found.append((vendor, rule.docker_runtime))
+    return found
+
+
+@register("container.runtime")
+def evaluate_runtime(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+    """Docker's default runtime is the vendor's: GPUStack's inference containers inherit the worker container's
+    runtime (issues 3518, 3581; gpustack-runtime's mirrored deployment)."""
+    wanted = _runtime_vendors(facts, profile)
+    if not wanted:
+        return []
+    docker = facts.docker
+    if docker is None or not docker.answering:
+        return [CheckResult("container.runtime", SKIP, "Docker is not answering (see container.docker)")]
+    evidence = f"Runtimes: {' '.join(docker.runtimes) or '(none)'}\nDefault Runtime: {docker.default_runtime or '?'}"
+    for vendor, runtime in wanted:
+        if runtime not in docker.runtimes:
+            continue
+        if docker.default_runtime == runtime:
+            return [CheckResult("container.runtime", PASS, f"Docker's default runtime is `{runtime}`", evidence)]
+        return [
+            CheckResult(
+                "container.runtime",
+                WARN,
+                f"the `{runtime}` runtime is registered but Docker's default is `{docker.default_runtime or '?'}`: "
+                f"start the GPUStack worker with `--runtime {runtime}` or make `{runtime}` the default",
+                evidence,
+                fix_runtime_default(vendor=vendor, runtime=runtime),
+            )
+        ]
+    names = ", ".join(f"`{runtime}`" for _, runtime in wanted)
+    return [
+        CheckResult(
+            "container.runtime",
+            SKIP,
+            f"Docker has no {names} runtime registered (the vendor's toolkit check says why)",
+            evidence,
+        )
+    ]
+
+
+@register("container.cgroup")
+def evaluate_cgroup(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+    """Docker's systemd cgroup driver with the NVIDIA legacy hook loses GPUs on `systemctl daemon-reload` (GPUStack
+    PR 1426, issue 2078; NVIDIA/nvidia-container-toolkit#48)."""
+    if "nvidia" not in facts.vendors:
+        return []
+    docker = facts.docker
+    if docker is None or not docker.answering:
+        return [CheckResult("container.cgroup", SKIP, "Docker is not answering (see container.docker)")]
+    mode = facts.nvidia_runtime_mode
+    shown = mode or "auto (no /etc/nvidia-container-runtime/config.toml)"
+    evidence = f"Cgroup Driver: {docker.cgroup_driver or '?'}\nNVIDIA container runtime mode: {shown}"
+    if docker.cgroup_driver.lower() != "systemd":
+        driver = docker.cgroup_driver or "not reported"
+        return [CheckResult("container.cgroup", PASS, f"Docker's cgroup driver is {driver}", evidence)]
+    if mode == "cdi":
+        return [
+            CheckResult("container.cgroup", PASS, "systemd cgroup driver with the NVIDIA runtime in CDI mode", evidence)
+        ]
+    return [
+        CheckResult(
+            "container.cgroup",
+            WARN,
+            f"Docker uses the systemd cgroup driver and the NVIDIA runtime its legacy hook (mode {mode or 'auto'}): "
+            "GPUs vanish from containers after `systemctl daemon-reload` (Failed to initialize NVML: Unknown Error)",
+            evidence,
+            fix_cgroup_legacy_hook(),
         )
     ]

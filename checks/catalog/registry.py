@@ -27,7 +27,7 @@ class CheckSpec:
     title: str
     roles: tuple[str, ...] = BOTH
     # connect: the SSH login itself; host: judged from the node's own probe; vendor: per accelerator vendor found;
-    # network: the connectivity matrix between nodes.
+    # network: the connectivity matrix between nodes; cluster: compares the nodes of one audit.
     kind: str = "host"
     profiles: str = "all"  # "all", or the one profile key family it belongs to ("2.2")
 
@@ -53,13 +53,22 @@ CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec("time.synchronized", "Clock synchronized"),
     CheckSpec("time.skew", "Clock skew"),
     CheckSpec("container.docker", "Docker Engine"),
+    # Field checks (REQUIREMENTS.md "Field checks"): the failures GPUStack users report beyond its requirements page.
+    CheckSpec("container.runtime", "Vendor runtime is Docker's default", kind="vendor"),
+    CheckSpec("container.cgroup", "GPUs survive a systemd reload", kind="vendor"),
+    CheckSpec("host.resources", "Disk and memory"),
+    CheckSpec("gpustack.deployment", "Existing GPUStack containers"),
     CheckSpec("accelerator.present", "Accelerators present"),
     *(spec for vendor in VENDOR_KEYS for spec in _vendor_checks(vendor)),
     CheckSpec("ports.available", "Required ports free"),
     CheckSpec("ports.reserved", "Ports reserved from the ephemeral range", roles=("worker",), profiles="2.2"),
+    CheckSpec("network.proxy", "Proxy bypasses the cluster"),
+    CheckSpec("network.address", "Node address"),
     CheckSpec("network.server_to_worker", "Server to worker", roles=("worker",), kind="network"),
     CheckSpec("network.worker_to_server", "Worker to server", roles=("worker",), kind="network"),
     CheckSpec("network.worker_to_worker", "Worker to worker", roles=("worker",), kind="network"),
+    # cluster: judged over all nodes of one audit when the audit finishes (checks.services.finish)
+    CheckSpec("cluster.unique", "Unique host identity", kind="cluster"),
 )
 BY_ID = {spec.id: spec for spec in CHECKS}
 CHECK_IDS: tuple[str, ...] = tuple(spec.id for spec in CHECKS)
@@ -67,6 +76,7 @@ CHECK_IDS: tuple[str, ...] = tuple(spec.id for spec in CHECKS)
 # these are `error` with the reason.
 HOST_CHECK_IDS: tuple[str, ...] = tuple(s.id for s in CHECKS if s.kind == "host" and s.profiles == "all")
 NETWORK_CHECK_IDS: tuple[str, ...] = tuple(s.id for s in CHECKS if s.kind == "network")
+CLUSTER_CHECK_IDS: tuple[str, ...] = tuple(s.id for s in CHECKS if s.kind == "cluster")
 
 
 def position(check_id: str) -> int:

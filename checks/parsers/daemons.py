@@ -30,6 +30,16 @@ def parse_docker_info(text: str) -> DockerInfo:
             info.default_runtime = value
         elif key == "Operating System":
             info.operating_system = value
+        elif key == "Cgroup Driver":
+            info.cgroup_driver = value
+        elif key == "Docker Root Dir":
+            info.root_dir = value
+        elif key == "HTTP Proxy":
+            info.http_proxy = value
+        elif key == "HTTPS Proxy":
+            info.https_proxy = value
+        elif key == "No Proxy":
+            info.no_proxy = value
     for marker in _DAEMON_ERRORS:
         index = text.find(marker)
         if index >= 0:

@@ -58,7 +58,49 @@ def parse_pci_devices(text: str) -> list[PciDevice]:
     return devices
 
 
-_USERS = re.compile(r'\("([^"]*)",pid=(\d+)')
+# ss prints `users:(("name",pid=N,fd=M),("name2",pid=...))` with each name raw: a process may name itself (prctl,
+# 15 bytes) `x",pid=1,fd=3))` or put a line break in its name. Names come before their pid, so the last
+# `",pid=N,fd=M))` of a line ends the real field (what follows it, `uid:` `ino:` `sk:`, is ss's own) and its pid is the
+# kernel's; a name can only change where the name shown starts, never which pid is read.
+_USERS_START = 'users:(("'
+_USERS_END = re.compile(r'",pid=(\d{1,7}),fd=\d{1,10}\)\)')
+_USER_SEP = re.compile(r'",pid=\d{1,7},fd=\d{1,10}\),\("')
+_NAME_LIMIT = 64
+_CONTINUATION_LIMIT = 16  # a name holds at most 15 line breaks
+
+
+def _users(line: str) -> tuple[str, int | None]:
+    """The last process of a line's `users:((...))` field: (name as printed, pid), or ("", None)."""
+    start = line.find(_USERS_START)
+    if start < 0:
+        return "", None
+    body = line[start + len(_USERS_START) :]
+    ends = list(_USERS_END.finditer(body))
+    if not ends:
+        return "", None
+    names = body[: ends[-1].start()]
+    separators = list(_USER_SEP.finditer(names))
+    name = names[separators[-1].end() :] if separators else names
+    pid = int(ends[-1].group(1))
+    return name[:_NAME_LIMIT], (pid if 0 < pid < 2**22 else None)
+
+
+def _logical_lines(text: str) -> list[str]:
+    """Lines of `ss` output, with a process name's line breaks joined back into the line they split."""
+    lines = text.splitlines()
+    joined = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        if _USERS_START in line and not _USERS_END.search(line[line.find(_USERS_START) :]):
+            # the field's end (`",pid=N,fd=M))`) holds no line break, so it is on one of the next lines, whole
+            for extra in range(index, min(index + _CONTINUATION_LIMIT, len(lines))):
+                if _USERS_END.search(lines[extra]):
+                    line, index = "\n".join(lines[index - 1 : extra + 1]), extra + 1
+                    break
+        joined.append(line)
+    return joined
 
 
 def _split_host_port(local: str, protocol: str) -> tuple[str, int] | None:
@@ -78,7 +120,7 @@ def _split_host_port(local: str, protocol: str) -> tuple[str, int] | None:
 def parse_ss_listeners(text: str) -> list[Listener]:
     """`ss -Hltnp` (or with a header, with or without the Netid column); process names need root to show."""
     listeners = []
-    for line in text.splitlines():
+    for line in _logical_lines(text):
         parts = line.split()
         if len(parts) < 5:
             continue
@@ -93,17 +135,8 @@ def parse_ss_listeners(text: str) -> list[Listener]:
         address = _split_host_port(parts[3], protocol)
         if address is None:
             continue
-        rest = " ".join(parts[5:])
-        users = _USERS.search(rest)
-        listeners.append(
-            Listener(
-                protocol=protocol,
-                address=address[0],
-                port=address[1],
-                process=users.group(1) if users else "",
-                pid=int(users.group(2)) if users else None,
-            )
-        )
+        process, pid = _users(line)
+        listeners.append(Listener(protocol=protocol, address=address[0], port=address[1], process=process, pid=pid))
     return listeners
 
 

@@ -14,11 +14,14 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inventory.choices import AuditStatus
+from inventory.services import node_record_status
 
 from .. import clamp, models
 from ..alerts.services import alerts_after_audit
-from ..catalog import ERROR, worst
+from ..catalog import CHECK_IDS, ERROR, worst
+from ..catalog.cluster import NodeIdentity, evaluate_cluster_deployment, evaluate_cluster_unique
 from ..choices import NetworkState, RunState
+from ..spec import profile_spec_from_model
 from .network import matrix_time_budget, network_matrix_run
 from .queue import (
     DB_FAULT_NOTE,
@@ -31,6 +34,7 @@ from .queue import (
     node_audits_send,
     note_database_fault,
 )
+from .waivers import node_audit_restamp
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +87,12 @@ def audit_finish(*, audit_id: int, matrix_inline: bool = False) -> bool:
             return False  # the matrix task closes the audit
     elif models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).exists():
         return False  # the matrix is running and will close the audit
+    if not models.Audit.objects.filter(pk=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING]).exists():
+        return False
+    try:
+        cluster_checks_run(audit_id=audit_id)
+    except Exception:  # noqa: BLE001 - the node results stand; the audit still closes
+        logger.exception("cluster checks of audit %s failed", audit_id)
     statuses = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("status", flat=True))
     now = timezone.now()
     closed = models.Audit.objects.filter(pk=audit_id, state__in=[RunState.QUEUED, RunState.RUNNING]).update(
@@ -94,6 +104,56 @@ def audit_finish(*, audit_id: int, matrix_inline: bool = False) -> bool:
         except Exception:  # noqa: BLE001 - the audit is closed; a broken alert must not undo or hide it
             logger.exception("regression alerts of audit %s failed", audit_id)
     return bool(closed)
+
+
+def cluster_checks_run(*, audit_id: int) -> None:
+    """`cluster.unique` over the nodes of one audit that were audited (their stored facts), one result each, naming
+    the other nodes, and `gpustack.deployment` across them (image tags that differ). Safe to run more than once:
+    each node's result is replaced, and its status recomputed."""
+    node_audits = list(
+        models.NodeAudit.objects.filter(audit_id=audit_id, state=RunState.DONE)
+        .exclude(facts={})
+        .select_related("node", "audit__profile")
+    )
+    if not node_audits:
+        return
+    identities = [
+        NodeIdentity(
+            name=na.node.name,
+            hostname=str(na.facts.get("hostname") or ""),
+            machine_id=str((na.facts.get("identity") or {}).get("machine_id") or ""),
+            product_uuid=str((na.facts.get("identity") or {}).get("product_uuid") or ""),
+            gpustack_images=tuple(str(i) for i in na.facts.get("gpustack_images") or [] if isinstance(i, str)),
+        )
+        for na in node_audits
+    ]
+    unique = evaluate_cluster_unique(identities, profile_spec_from_model(node_audits[0].audit.profile))
+    deployment = evaluate_cluster_deployment(identities)
+    with transaction.atomic():
+        for node_audit in node_audits:
+            name = node_audit.node.name
+            results = [unique[name]]
+            own = node_audit.results.filter(check_id="gpustack.deployment").values_list("status", flat=True).first()
+            if name in deployment and own in ("pass", None):  # a node's own fail (mirrored name) stands
+                results.append(deployment[name])
+            for result in results:
+                models.CheckResult.objects.update_or_create(
+                    node_audit=node_audit,
+                    check_id=result.check_id,
+                    defaults={
+                        "status": result.status,
+                        "summary": clamp.text(result.summary, 500),
+                        "evidence": clamp.text(result.evidence),
+                        "remediation": clamp.text(str(result.remediation)),
+                        "commands": list(result.commands),
+                        "position": CHECK_IDS.index(result.check_id),
+                    },
+                )
+            # the worst of its results that no waiver (or `audit --ignore`) accepts, cluster.unique included
+            status = node_audit_restamp(node_audit=node_audit, audit=node_audit.audit)
+            if status != node_audit.status:
+                models.NodeAudit.objects.filter(pk=node_audit.pk).update(status=status)
+                node_record_status(node=node_audit.node, status=status, when=node_audit.finished)
 
 
 def _matrix_run(audit_id: int) -> None:

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from inventory.choices import InstallKind, Transport
+from inventory.choices import InstallKind, NodeRole, Transport
 from inventory.models import Node
 from inventory.services import node_record_facts, node_record_status
 from portal.faults import db_fault, retry_db_write, write_turn
@@ -22,7 +22,7 @@ from .. import clamp, models
 from ..catalog import CHECK_IDS, ERROR, FAIL, HOST_CHECK_IDS, PASS, CheckResult, evaluate_node
 from ..choices import RunState
 from ..node_facts import NodeFacts, build_facts
-from ..probe import PROBE_SCRIPT, probe_command, probe_nonce, split_sections
+from ..probe import PROBE_SCRIPT, probe_command, probe_nonce, server_literal, split_sections
 from ..remediation import Remedy
 from ..spec import NodeContext, ProfileSpec, cluster_options, profile_spec_from_model
 from ..transport import ConnectFailure
@@ -164,7 +164,22 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
     transport, a parser, a rule), becomes the node's `error` with the reason: nothing a node prints escapes."""
     cluster = node.cluster
     profile = audit_profile_spec(node_audit.audit)
-    base_context = dict(name=node.name, role=node.role, **cluster_options(cluster))
+    server_address = (
+        node.address
+        if node.role == NodeRole.SERVER
+        else Node.objects.filter(cluster=cluster, role=NodeRole.SERVER)
+        .order_by("pk")
+        .values_list("address", flat=True)
+        .first()
+        or ""
+    )
+    base_context = dict(
+        name=node.name,
+        role=node.role,
+        address=node.address,
+        server_address=server_address,
+        **cluster_options(cluster),
+    )
     try:
         target = login_target(node)
         runner = transport or transport_for(node)
@@ -172,7 +187,8 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
         node_audit.nonce = nonce
         run = runner.run(
             target,
-            command=probe_command(nonce, settings.PREFLIGHT_TOOL_TIMEOUT),
+            # the only input the probe takes from the inventory: the server's address, as a validated IP literal
+            command=probe_command(nonce, settings.PREFLIGHT_TOOL_TIMEOUT, server_literal(server_address)),
             stdin=PROBE_SCRIPT,
             timeout=settings.PREFLIGHT_PROBE_TIMEOUT,
             max_bytes=settings.PREFLIGHT_PROBE_MAX_BYTES,

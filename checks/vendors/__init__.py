@@ -4,10 +4,10 @@ the facts, the check ids and the vendor lists elsewhere are derived from `VENDOR
 
 from __future__ import annotations
 
-from . import amd, ascend, cambricon, hygon, iluvatar, metax, mthreads, nvidia
+from . import amd, ascend, cambricon, hygon, iluvatar, metax, mthreads, nvidia, thead
 from .spec import ACCELERATOR_CLASS_PREFIXES, VendorSpec
 
-_MODULES = (nvidia, amd, ascend, hygon, mthreads, iluvatar, metax, cambricon)
+_MODULES = (nvidia, amd, ascend, hygon, mthreads, iluvatar, metax, cambricon, thead)
 VENDORS: dict[str, VendorSpec] = {module.SPEC.key: module.SPEC for module in _MODULES}
 VENDOR_BY_PCI_ID = {spec.pci_vendor_id: spec.key for spec in VENDORS.values()}
 

@@ -28,6 +28,12 @@ class VendorSpec:
     # The probe's lines for this vendor (POSIX sh, run when its device is on the bus or its tool on PATH); by default
     # the tool run bare into the first section.
     probe: str = ""
+    # A directory that must hold a CDI spec (*.json, *.yaml) for containers to get the devices: the vendor's probe
+    # lines list its spec files into the `cdi-specs` section.
+    cdi_dir: str = ""
+    # A vendor that only profiles naming it support (T-Head: GPUStack v2.2 on): without an AcceleratorRule for it in
+    # the profile, its devices are reported but not judged.
+    needs_rule: bool = False
 
     @property
     def probe_block(self) -> str:

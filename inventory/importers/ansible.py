@@ -12,6 +12,7 @@ import re
 import shlex
 import string
 from dataclasses import dataclass, field
+from itertools import chain, compress
 from typing import Any
 
 import yaml
@@ -21,6 +22,14 @@ MAX_VALUE_IN_MESSAGE = 200
 MAX_YAML_DEPTH = 64
 # shlex takes time quadratic in a line's length (3 MB: minutes); no inventory line is anywhere near this.
 MAX_INI_LINE = 8192
+# Caps that keep an import's work linear in its size (issue 19): a real inventory has tens of groups, not thousands.
+MAX_GROUPS = 1_000
+MAX_CHILD_LINKS = 20_000  # `[parent:children]` entries (YAML `children:` keys) in the whole file
+# Every group a host belongs to, counting parents, and every variable those groups give it, summed over the hosts
+# (plus the merges of hosts that share no set of groups): the work and size of the merged result. 5,000 hosts, each
+# in 200 groups (parents included) of its own combination, with 50 variables, fit (bench/import_adversarial.py).
+MAX_INHERITED = 4_000_000
+MAX_RANGE_DIGITS = 9  # a range bound or step: ASCII digits only, at most this many
 # Tags a static inventory can carry: YAML's own scalar and collection types and Ansible's `!vault`. Anything else
 # (`!!python/object/apply:...`, custom tags) is refused by name before any value is constructed.
 _YAML_TAGS = frozenset(
@@ -31,6 +40,9 @@ _GROUP_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 _HOST_PORT = re.compile(r"^(?P<host>[^:\[\]\s]+|\[[0-9A-Fa-f:.]+\]):(?P<port>\d+)\Z")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _RANGE = re.compile(r"\[([^\[\]]*?)\]")
+_NUMBER = re.compile(rf"[0-9]{{1,{MAX_RANGE_DIGITS}}}\Z")
+_BARE_HOST = re.compile(r"[A-Za-z0-9_.-]+\Z")  # no range, port, variable or quote
+_PLAIN_INI = re.compile(r"[^'\"\\#]*\Z")  # a line shlex would only split at spaces and tabs
 
 
 def shorten(value, limit: int = MAX_VALUE_IN_MESSAGE) -> str:
@@ -102,15 +114,25 @@ def expand_host_pattern(pattern: str, *, line: int, source: str, limit: int = MA
             source=source,
         )
     start, end = parts[0], parts[1]
-    try:
-        step = int(parts[2]) if len(parts) == 3 else 1
-    except ValueError:
+    if len(parts) == 3 and not _NUMBER.match(parts[2]):
         raise InventoryError(
-            f"range step {quoted(parts[2])} in {quoted(pattern)} is not a number", line=line, source=source
-        ) from None
+            f"range step {quoted(parts[2])} in {quoted(pattern)} is not a number of at most {MAX_RANGE_DIGITS} "
+            "digits (0-9)",
+            line=line,
+            source=source,
+        )
+    step = int(parts[2]) if len(parts) == 3 else 1
     if step < 1:
         raise InventoryError(f"range step in {quoted(pattern)} must be at least 1", line=line, source=source)
-    if start.isdigit() and end.isdigit():
+    numeric = [bool(_NUMBER.match(bound)) for bound in (start, end)]
+    if any(numeric) != all(numeric) or (not any(numeric) and any(ch.isdigit() for ch in start + end)):
+        raise InventoryError(
+            f"invalid host range [{shorten(body)}] in {quoted(pattern)}: a numeric bound is at most "
+            f"{MAX_RANGE_DIGITS} digits (0-9), and both ends are numbers or both single letters",
+            line=line,
+            source=source,
+        )
+    if all(numeric):
         if int(start) > int(end):
             raise InventoryError(
                 f"range [{shorten(body)}] in {quoted(pattern)} runs backwards", line=line, source=source
@@ -151,7 +173,10 @@ def _too_many(limit: int, what: str) -> str:
 
 
 class _Builder:
-    """Collects groups and hosts as either format declares them, then resolves membership and variables."""
+    """Collects groups and hosts as either format declares them, then resolves membership and variables.
+
+    Linear in the file: membership tests are set lookups, each group's ancestors are computed once (as a bit set),
+    hosts with the same direct groups share one merge, and the caps above bound what the merges may produce."""
 
     def __init__(self, source: str, fmt: str, max_hosts: int = MAX_HOSTS) -> None:
         self.source = source
@@ -162,6 +187,9 @@ class _Builder:
             "ungrouped": InventoryGroup("ungrouped", 0),
         }
         self.hosts: dict[str, InventoryHost] = {}
+        self._members: dict[str, set[str]] = {"all": set(), "ungrouped": set()}
+        self._children: dict[str, set[str]] = {"all": set(), "ungrouped": set()}
+        self._links = 0
 
     def error(self, message: str, line: int | None) -> InventoryError:
         return InventoryError(message, line=line, source=self.source)
@@ -170,73 +198,142 @@ class _Builder:
         if not _GROUP_NAME.match(name):
             raise self.error(f"invalid group name {quoted(name)} (letters, digits, '_', '-', '.')", line)
         if name not in self.groups:
+            if len(self.groups) >= MAX_GROUPS:
+                raise self.error(
+                    f"more than {MAX_GROUPS} groups; an inventory Preflight imports has at most {MAX_GROUPS}", line
+                )
             self.groups[name] = InventoryGroup(name, line)
+            self._members[name] = set()
+            self._children[name] = set()
         return self.groups[name]
+
+    def link(self, parent: str, child: str, line: int) -> None:
+        """`child` is a child group of `parent` (both already declared with `group`)."""
+        if child in self._children[parent]:
+            return
+        self._links += 1
+        if self._links > MAX_CHILD_LINKS:
+            raise self.error(
+                f"more than {MAX_CHILD_LINKS} child-group entries in the inventory; at most {MAX_CHILD_LINKS} "
+                "are taken",
+                line,
+            )
+        self._children[parent].add(child)
+        self.groups[parent].children.append(child)
 
     def add_host(
         self, pattern: str, group: str, line: int, host_vars: dict[str, Any], var_lines: dict[str, int]
     ) -> None:
-        port_match = _HOST_PORT.match(pattern)
+        port_match = _HOST_PORT.match(pattern) if ":" in pattern else None
         if port_match:
             pattern = port_match.group("host").strip("[]")
             host_vars = {"ansible_port": port_match.group("port"), **host_vars}
             var_lines = {"ansible_port": line, **var_lines}
-        for name in expand_host_pattern(pattern, line=line, source=self.source, limit=self.max_hosts):
+        members = self._members[group]
+        names = (
+            expand_host_pattern(pattern, line=line, source=self.source, limit=self.max_hosts)
+            if "[" in pattern or "]" in pattern
+            else (pattern,)
+        )
+        for name in names:
             host = self.hosts.get(name)
             if host is None:
                 if len(self.hosts) >= self.max_hosts:
                     raise self.error(_too_many(self.max_hosts, "the inventory"), line)
                 host = self.hosts[name] = InventoryHost(name, line)
-            host.vars.update(host_vars)
-            host.var_lines.update({k: var_lines.get(k, line) for k in host_vars})
-            if name not in self.groups[group].hosts:
+            if host_vars:
+                host.vars.update(host_vars)
+                host.var_lines.update({k: var_lines.get(k, line) for k in host_vars})
+            if name not in members:
+                members.add(name)
                 self.groups[group].hosts.append(name)
+                host.groups.add(group)
+
+    def _parents_first(self, parents: dict[str, set[str]]) -> list[str]:
+        """Every group after all of its parents; a cycle is an error naming it. Iterative: no recursion limit."""
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        order: list[str] = []
+        for root in self.groups:
+            if root in state:
+                continue
+            path, stack = [root], [iter(sorted(parents[root]))]
+            state[root] = 1
+            while stack:
+                parent = next(stack[-1], None)
+                if parent is None:
+                    stack.pop()
+                    done = path.pop()
+                    state[done] = 2
+                    order.append(done)
+                elif state.get(parent) == 1:
+                    # reported from the parent down, as the file declares it; a long cycle by its ends
+                    trail = [parent, *reversed(path[path.index(parent) :])]
+                    if len(trail) > 12:
+                        trail = [*trail[:5], f"... ({len(trail) - 10} more)", *trail[-5:]]
+                    raise self.error(f"group cycle: {' -> '.join(trail)}", self.groups[parent].line or None)
+                elif parent not in state:
+                    state[parent] = 1
+                    path.append(parent)
+                    stack.append(iter(sorted(parents[parent])))
+        return order
 
     def build(self) -> ParsedInventory:
         parents: dict[str, set[str]] = {name: set() for name in self.groups}
         for group in self.groups.values():
             for child in group.children:
-                parents.setdefault(child, set()).add(group.name)
+                parents[child].add(group.name)
+        order = self._parents_first(parents)
         depth: dict[str, int] = {}
-
-        def depth_of(name: str, trail: tuple[str, ...]) -> int:
-            if name in trail:
-                cycle = " -> ".join((*trail[trail.index(name) :], name))
-                raise self.error(f"group cycle: {cycle}", self.groups[name].line or None)
-            if name not in depth:
-                above = [depth_of(parent, (*trail, name)) for parent in parents.get(name, ()) if parent != "all"]
-                depth[name] = 1 + max(above, default=0) if name != "all" else 0
-            return depth[name]
-
-        for name in self.groups:
-            depth_of(name, ())
-
-        def ancestors(name: str) -> set[str]:
-            found, todo = set(), [name]
-            while todo:
-                current = todo.pop()
-                for parent in parents.get(current, ()):
-                    if parent not in found:
-                        found.add(parent)
-                        todo.append(parent)
-            return found
-
-        for group in self.groups.values():
-            for host_name in group.hosts:
-                host = self.hosts[host_name]
-                host.groups |= {group.name, *ancestors(group.name), "all"}
+        for name in order:
+            depth[name] = 0 if name == "all" else 1 + max((depth[p] for p in parents[name] if p != "all"), default=0)
+        # Ansible's precedence: all, then groups from shallow to deep (alphabetical at equal depth), then host. Bit i
+        # of a mask is the i-th group in that order, so a mask's set bits, low to high, are its groups in order.
+        ranked = sorted(order, key=lambda g: (depth[g], g))
+        bit = {name: 1 << index for index, name in enumerate(ranked)}
+        above: dict[str, int] = {}  # each group's ancestors, computed once per group
+        for name in order:
+            mask = 0
+            for parent in parents[name]:
+                mask |= bit[parent] | above[parent]
+            above[name] = mask
+        with_vars = 0
+        for name in ranked:
+            if self.groups[name].vars:
+                with_vars |= bit[name]
+        values = {name: list(self.groups[name].vars.items()) for name in ranked}
+        lines_of = {name: list(self.groups[name].var_lines.items()) for name in ranked}
+        closures: dict[frozenset[str], int] = {}  # a host's direct groups -> its groups, parents included
+        merges: dict[int, tuple[frozenset[str], dict[str, Any], dict[str, int]]] = {}
+        inherited = 0
         for host in self.hosts.values():
-            if host.groups <= {"all"}:
-                host.groups.add("ungrouped")
-            # Ansible's precedence: all, then groups from shallow to deep (alphabetical at equal depth), then host.
-            merged: dict[str, Any] = {}
-            lines: dict[str, int] = {}
-            for name in sorted(host.groups, key=lambda g: (depth.get(g, 0), g)):
-                merged.update(self.groups[name].vars)
-                lines.update(self.groups[name].var_lines)
-            merged.update(host.vars)
-            lines.update(host.var_lines)
-            host.vars, host.var_lines = merged, lines
+            key = frozenset(host.groups)  # its direct groups, recorded as it was listed
+            mask = closures.get(key)
+            if mask is None:
+                mask = bit["all"]
+                for name in key:
+                    mask |= bit[name] | above[name]
+                if mask == bit["all"]:
+                    mask |= bit["ungrouped"]
+                closures[key] = mask
+            merge = merges.get(mask)
+            if merge is None:
+                # the set bits, low to high, are the groups in precedence order; merged in C, not group by group
+                names = list(compress(ranked, map("1".__eq__, bin(mask)[:1:-1])))
+                varied = list(compress(ranked, map("1".__eq__, bin(mask & with_vars)[:1:-1])))
+                merged = dict(chain.from_iterable(map(values.__getitem__, varied)))
+                lines = dict(chain.from_iterable(map(lines_of.__getitem__, varied)))
+                inherited += len(names) + sum(map(len, map(values.__getitem__, varied)))
+                merge = merges[mask] = (frozenset(names), merged, lines)
+            groups, merged, lines = merge
+            inherited += len(groups) + len(merged)
+            if inherited > MAX_INHERITED:
+                raise self.error(
+                    f"the hosts inherit more than {MAX_INHERITED:,} group memberships and group variables in all "
+                    "(counting parent groups); flatten the group nesting or split the inventory",
+                    host.line,
+                )
+            host.groups = set(groups)
+            host.vars, host.var_lines = {**merged, **host.vars}, {**lines, **host.var_lines}
         return ParsedInventory(self.format, self.hosts, self.groups)
 
 
@@ -253,17 +350,21 @@ def _split_assignment(token: str, *, line: int, builder: _Builder, what: str) ->
 def parse_ini(text: str, *, source: str = "inventory", max_hosts: int = MAX_HOSTS) -> ParsedInventory:
     builder = _Builder(source, "ini", max_hosts)
     section, kind = "ungrouped", "hosts"
-    for number, raw in enumerate(text.splitlines(), start=1):
-        if len(raw) > MAX_INI_LINE:
+    raw_lines = text.splitlines()
+    # Each line is checked only when the whole text fails the check: the common case costs two scans, not a million.
+    check_length = max(map(len, raw_lines), default=0) > MAX_INI_LINE
+    check_control = _CONTROL.search(text) is not None
+    for number, raw in enumerate(raw_lines, start=1):
+        if check_length and len(raw) > MAX_INI_LINE:
             raise builder.error(
                 f"the line is {len(raw)} characters long; an inventory line has at most {MAX_INI_LINE}", number
             )
         line = raw.strip()
-        if _CONTROL.search(raw):
+        if check_control and _CONTROL.search(raw):
             raise builder.error("control characters in the line; is this a text inventory?", number)
         if not line or line[0] in "#;":
             continue
-        if line.startswith("["):
+        if line[0] == "[":
             if not line.endswith("]"):
                 raise builder.error(f"section header {quoted(line)} is missing its closing ']'", number)
             header = line[1:-1].strip()
@@ -272,10 +373,24 @@ def parse_ini(text: str, *, source: str = "inventory", max_hosts: int = MAX_HOST
                 raise builder.error(f"unknown section type ':{suffix}' (expected :vars or :children)", number)
             section, kind = builder.group(name, number).name, suffix or "hosts"
             continue
-        try:
-            tokens = shlex.split(line, comments=True, posix=True)
-        except ValueError as exc:
-            raise builder.error(f"cannot read line: {exc}", number) from None
+        if kind == "hosts" and _BARE_HOST.match(line):  # the common line: a host name alone, already known
+            host = builder.hosts.get(line)
+            members = builder._members[section]
+            if host is not None and line in members:
+                continue
+            if host is not None:
+                members.add(line)
+                builder.groups[section].hosts.append(line)
+                host.groups.add(section)
+                continue
+        if _PLAIN_INI.match(line):  # no quote, escape or comment: shlex would split at spaces and tabs only
+            tokens = line.replace("\t", " ").split(" ")
+            tokens = [t for t in tokens if t]
+        else:
+            try:
+                tokens = shlex.split(line, comments=True, posix=True)
+            except ValueError as exc:
+                raise builder.error(f"cannot read line: {exc}", number) from None
         if not tokens:
             continue
         if kind == "children":
@@ -284,8 +399,7 @@ def parse_ini(text: str, *, source: str = "inventory", max_hosts: int = MAX_HOST
             child = builder.group(tokens[0], number)
             if child.name == section:
                 raise builder.error(f"group {quoted(section)} cannot be its own child", number)
-            if child.name not in builder.groups[section].children:
-                builder.groups[section].children.append(child.name)
+            builder.link(section, child.name, number)
         elif kind == "vars":
             key, value = _split_assignment(line, line=number, builder=builder, what="group variable")
             builder.groups[section].vars[key] = (
@@ -296,8 +410,10 @@ def parse_ini(text: str, *, source: str = "inventory", max_hosts: int = MAX_HOST
             pattern, *assignments = tokens
             if "=" in pattern:
                 raise builder.error(f"a host line starts with the host name, got {quoted(pattern)}", number)
-            host_vars = dict(
-                _split_assignment(t, line=number, builder=builder, what="host variable") for t in assignments
+            host_vars = (
+                dict(_split_assignment(t, line=number, builder=builder, what="host variable") for t in assignments)
+                if assignments
+                else {}
             )
             builder.add_host(pattern, section, number, host_vars, {})
     return builder.build()
@@ -364,8 +480,8 @@ def _yaml_group(builder: _Builder, name: str, node: yaml.Node, line: int, trail:
                 child = _scalar(child_key, builder, "a group name")
                 if child in trail or child == name:
                     raise builder.error(f"group cycle: {' -> '.join((*trail, name, child))}", _mark(child_key))
-                if child not in group.children:
-                    group.children.append(child)
+                builder.group(child, _mark(child_key))
+                builder.link(name, child, _mark(child_key))
                 _yaml_group(builder, child, child_value, _mark(child_key), (*trail, name))
         else:
             raise builder.error(

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -50,12 +51,15 @@ MIDDLEWARE = [
     # A database or broker failure in any door answers 503 with Retry-After (JSON under /api/), never 500.
     "portal.faults.UnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A NUL in a path, query or JSON body, or an empty admin `_to_field`, is a 400 before any view (else a 500).
+    "portal.middleware.RequestGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
     "axes.middleware.AxesMiddleware",
 ]
@@ -69,6 +73,26 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # The address is REMOTE_ADDR: behind a reverse proxy that is the proxy's, so the lockout is then per username.
+
+# Content-Security-Policy (django-csp) on every answer: scripts, styles, fonts and fetches only from the portal
+# itself, no inline script, no inline style attribute, no plugin, no framing, forms post only here. Every page's
+# JavaScript is a static file (portal/static/preflight/, the vendored htmx and Chart.js, the admin's and Swagger UI's
+# own). img-src allows data: URIs for the icons in the admin's and Swagger UI's style sheets. A view that needs more
+# says so with a csp.decorators decorator of its own (none does); tests/browser checks every page for violations.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
 
 # HTTPS. Production (DEBUG off) is assumed to be served behind TLS: secure cookies, HSTS and the redirect to https
 # are on unless PREFLIGHT_HTTPS=false says the portal is reached over plain HTTP (scripts/serve.sh's loopback
@@ -135,13 +159,19 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic copies to: the checkout by default; the systemd units use /var/lib/preflight/static, the one
+# place their sandbox may write (deploy/systemd/).
+STATIC_ROOT = env.path("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 # WhiteNoise serves the admin's and the UI's static files from the portal process itself, so the embedded default
 # needs no web server in front and no asset ever comes from the internet.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Files the portal writes through a storage (collectstatic's copies; uploads are parsed in memory) are its user's
+# alone, like everything else it writes (Django's default is 644); WhiteNoise reads them as that same user.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATICFILES_DIRS = [BASE_DIR / "portal" / "static"]
 LOGIN_URL = "login"

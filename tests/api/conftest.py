@@ -18,6 +18,7 @@ def make_client(client, django_user_model):
         _, token = api_token_create(user=user, name="test")
         client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         client.token = token
+        client.user_name = user.get_username()
         return client
 
     return make

@@ -49,6 +49,33 @@ def browser(django_db_setup):
         browser.close()
 
 
+# Every page a browser test opens reports what its Content-Security-Policy refused: the `securitypolicyviolation`
+# events, sent to the test through a Playwright binding by an init script (neither is governed by the page's policy,
+# and both outlive a navigation), and the console's "Refused to ..." errors. A test ends with none, on every page.
+RECORD_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__reportCsp([e.violatedDirective, e.blockedURI, e.sourceFile + ":" + e.lineNumber].join(" "));
+});
+"""
+
+
+class CspWatch:
+    """The CSP violations of every page of one browser context."""
+
+    def __init__(self, context) -> None:
+        self.found: list[str] = []
+        context.expose_binding("__reportCsp", lambda source, text: self.found.append(f"{source['page'].url}: {text}"))
+        context.add_init_script(RECORD_VIOLATIONS)
+        context.on("page", self.watch)
+
+    def watch(self, page) -> None:
+        page.on("console", lambda message: self.console(page, message))
+
+    def console(self, page, message) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.found.append(f"{page.url}: {message.text}")
+
+
 @pytest.fixture
 def page(browser):
     context = browser.new_context(
@@ -56,10 +83,12 @@ def page(browser):
         accept_downloads=True,
         permissions=["clipboard-read", "clipboard-write"],
     )
+    watch = CspWatch(context)
     page = context.new_page()
     page.set_default_timeout(20_000)
     yield page
     context.close()
+    assert watch.found == [], watch.found
 
 
 class GunicornServer:

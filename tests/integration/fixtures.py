@@ -162,8 +162,16 @@ def add_lab_nodes(cluster: Cluster, lab_nodes: list[LabNode], credential: Creden
     ]
 
 
-def make_cluster(name: str, profile: str = "gpustack-2.0", **options) -> Cluster:
-    return Cluster.objects.create(name=name, profile=RequirementProfile.objects.get(key=profile), **options)
+def make_cluster(name: str, profile: str = "gpustack-2.0", *, small_machine: bool = True, **options) -> Cluster:
+    """A cluster on a built-in profile. The lab's nodes share this test machine's disk and memory, far below a GPU
+    server's: `small_machine` lowers the profile's host.resources thresholds to 1 GiB (profile data, as an operator
+    would for small nodes), so a test sees host.resources fail only when it means to."""
+    chosen = RequirementProfile.objects.get(key=profile)
+    if small_machine:
+        RequirementProfile.objects.filter(pk=chosen.pk).update(
+            worker_disk_warn_gib=1, worker_disk_fail_gib=1, worker_memory_warn_gib=1, server_disk_warn_gib=1
+        )
+    return Cluster.objects.create(name=name, profile=chosen, **options)
 
 
 def wait_for_audit(audit_id: int, timeout: float = 90):

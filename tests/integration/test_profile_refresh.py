@@ -35,8 +35,8 @@ def _nvidia(name: str, table: str, compute_cap: str = "") -> nodes.NodeSpec:
 @pytest.fixture(scope="module")
 def hosts(lab):
     return {
-        "srv": lab.add(nodes.plain("srv")),
-        "w1": lab.add(nodes.plain("w1")),
+        "pr-srv": lab.add(nodes.plain("pr-srv")),
+        "pr-w1": lab.add(nodes.plain("pr-w1")),
         "cuda124": lab.add(
             _nvidia("cuda124", "nvidia-smi/slackr31337-wyoming-piper-gpu-pr20_tesla-p4_550.135_table.txt")
         ),
@@ -76,8 +76,8 @@ def hold(hosts):
 def _audit(lab, hosts, name: str, **options) -> Audit:
     cluster = make_cluster(name, profile="gpustack-2.2", **options)
     key = lab_credential(lab)
-    add_lab_nodes(cluster, [hosts["srv"]], key, role=NodeRole.SERVER)
-    add_lab_nodes(cluster, [hosts["w1"], hosts["cuda124"], hosts["pascal"]], key)
+    add_lab_nodes(cluster, [hosts["pr-srv"]], key, role=NodeRole.SERVER)
+    add_lab_nodes(cluster, [hosts["pr-w1"], hosts["cuda124"], hosts["pascal"]], key)
     try:
         call_command("audit", "--cluster", name, "--json", stdout=open("/dev/null", "w"))
     except SystemExit:
@@ -94,21 +94,21 @@ def _audit(lab, hosts, name: str, **options) -> Audit:
 def test_gpustack_2_2_in_tunnel_mode_on_real_hosts(lab, hosts, hold):
     # given: the server holds the proxy port and the gateway's health port (each its own process); a worker holds
     # the gateway's health port too
-    hold("srv", 30079, 15021)
-    hold("w1", 15021)
+    hold("pr-srv", 30079, 15021)
+    hold("pr-w1", 15021)
     # when
     audit = _audit(lab, hosts, "tunnel", proxy_mode="tunnel")
     # then: prerun's ports are checked on the server, and the gateway's only there
-    server = checks_of(audit.pk, "srv")["ports.available"]
+    server = checks_of(audit.pk, "pr-srv")["ports.available"]
     assert server.status == "fail"
     assert "15021 held by python3 (pid " in server.summary and "30079 held by python3 (pid " in server.summary
-    assert checks_of(audit.pk, "w1")["ports.available"].status == "pass"
+    assert checks_of(audit.pk, "pr-w1")["ports.available"].status == "pass"
     # and: in tunnel mode no server-to-worker path is tested, and the workers still reach the server
     s2w = NetworkPath.objects.filter(audit=audit, check_id="network.server_to_worker")
     assert s2w.count() == 3 and {p.status for p in s2w} == {"skip"}
     assert {p.summary.split(": ", 1)[1] for p in s2w} == {"not needed: tunnel mode"}
     assert not any(p.outcomes for p in s2w)
-    for name in ("srv", "w1", "cuda124", "pascal"):
+    for name in ("pr-srv", "pr-w1", "cuda124", "pascal"):
         result = checks_of(audit.pk, name)["network.server_to_worker"]
         assert result.status == "skip" and "not needed: tunnel mode" in result.summary
     w2s = NetworkPath.objects.filter(audit=audit, check_id="network.worker_to_server")
@@ -128,4 +128,4 @@ def test_worker_mode_proves_only_the_worker_ports_from_the_server(lab, hosts):
     s2w = NetworkPath.objects.filter(audit=audit, check_id="network.server_to_worker")
     assert s2w.count() == 3 and {p.status for p in s2w} == {"pass"}
     assert all(set(p.outcomes) == {"10150", "10151"} for p in s2w)
-    assert checks_of(audit.pk, "srv")["ports.available"].status == "pass"
+    assert checks_of(audit.pk, "pr-srv")["ports.available"].status == "pass"

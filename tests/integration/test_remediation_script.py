@@ -161,3 +161,78 @@ def test_downloaded_script_runs_no_node_text_as_root(lab, hostile, admin_client,
     for line in script_text.splitlines():
         if "/tmp/p" in line:
             assert line.startswith("#"), line
+
+
+# A listener on 10150 that names itself as if its pid field came first: ss prints `("x",pid=1,fd=3",pid=N,fd=3))`.
+FORGED_NAME = 'x",pid=1,fd=3))'
+FORGING_LISTENER = (
+    "import ctypes, socket, time\n"
+    f"ctypes.CDLL(None).prctl(15, {FORGED_NAME.encode()!r}, 0, 0, 0)\n"
+    "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('0.0.0.0', 10150)); s.listen(); time.sleep(600)\n"
+)
+# A bystander on a port GPUStack does not need, in the same network namespace: the script must leave it alone.
+BYSTANDER = (
+    "import socket, time\n"
+    "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+    "s.bind(('0.0.0.0', 10149)); s.listen(); time.sleep(600)\n"
+)
+
+
+@pytest.fixture(scope="module")
+def forging(lab):
+    return lab.add(nodes.plain("forger"))
+
+
+def test_a_process_name_cannot_aim_the_scripts_kill(lab, forging, admin_client, tmp_path):
+    # given: a process named `x",pid=1,fd=3))` holds 10150, a bystander holds 10149
+    listener = subprocess.Popen(["ip", "netns", "exec", forging.namespace, "python3", "-c", FORGING_LISTENER])
+    bystander = subprocess.Popen(["ip", "netns", "exec", forging.namespace, "python3", "-c", BYSTANDER])
+    try:
+        for _ in range(50):
+            held = forging.exec("ss -Hltn").stdout
+            if ":10150 " in held and ":10149 " in held:
+                break
+            time.sleep(0.1)
+        cluster = make_cluster("forging")
+        add_lab_nodes(cluster, [forging], lab_credential(lab))
+        try:
+            call_command("audit", "--cluster", "forging", "--json", stdout=open("/dev/null", "w"))
+        except SystemExit:
+            pass
+        ports = checks_of(Audit.objects.get(cluster=cluster).pk, "forger")["ports.available"]
+        # the explanation names the process and the pid the kernel gave it, not the forged one
+        assert f'10150 held by x",pid=1,fd=3 (pid {listener.pid})' in ports.summary, ports.summary
+        node_id = cluster.nodes.get().pk
+        script_text = admin_client.get(f"/nodes/{node_id}/remediation.sh").content.decode()
+        script = tmp_path / "remediation.sh"
+        script.write_text(script_text)
+        save_output("remediation-forged-pid.sh", script_text)
+        stubs = _stub_dir(tmp_path, tmp_path / "trace")
+
+        # when: the operator looks at the dry run, then runs the script as root on that node
+        run = _in_node(
+            forging,
+            f"set -e\nexport PATH={stubs}:/usr/sbin:/usr/bin:/sbin:/bin\ncd {tmp_path}\n"
+            f"sh {script} --dry-run > {tmp_path}/dry.out\nsh {script} > {tmp_path}/run.out\n",
+        )
+        try:
+            listener_stopped = listener.wait(timeout=5) is not None
+        except subprocess.TimeoutExpired:
+            listener_stopped = False
+        bystander_alive = bystander.poll() is None
+        held_after = forging.exec("ss -Hltn").stdout
+    finally:
+        for process in (listener, bystander):
+            process.kill()
+            process.wait()
+
+    # then: the process that held 10150 was stopped, and no other (the bystander, pid 1, this test)
+    assert run.returncode == 0, run.stderr + run.stdout
+    assert listener_stopped and ":10150 " not in held_after
+    assert bystander_alive and ":10149 " in held_after
+    # and the dry run names ports only: no pid the node printed, real or forged
+    steps = [line for line in (tmp_path / "dry.out").read_text().splitlines() if line.startswith("+ ")]
+    port_steps = [line for line in steps if "/proc/net/tcp" in line]
+    assert len(port_steps) == 1 and "printf '%04X ' 10150)" in port_steps[0]
+    assert not [line for line in steps if str(listener.pid) in line or "pid=" in line or "kill 1" in line]

@@ -1,11 +1,11 @@
 """Real sshd test hosts, one per Linux network namespace, joined by a bridge on the test runner's side (DESIGN.md).
 
-Each node runs its own sshd inside its own network namespace and its own mount namespace (`unshare -m`), where a
-fake /etc/os-release, a fake PCI tree (over /sys/bus/pci/devices), stand-in vendor tools (over /usr/local/bin, each
-printing a recorded real output), a freshly installed node's root home (/etc/skel's files over /root, so the test
-runner's own shell set-up never runs in a node's logins) and its own firewall and listeners make each node what a
-test needs. Addresses come from one /24 that this lab picks and owns; nothing else is ever contacted. `Lab.close()`
-removes everything.
+Each node runs its own sshd inside its own network namespace, mount namespace (`unshare -m`) and UTS namespace (its
+hostname is its name), where its own /etc/machine-id, a fake /etc/os-release, a fake PCI tree (over
+/sys/bus/pci/devices), stand-in vendor tools (over /usr/local/bin, each printing a recorded real output), a freshly
+installed node's root home (/etc/skel's files over /root, so the test runner's own shell set-up never runs in a
+node's logins) and its own firewall and listeners make each node what a test needs. Addresses come from one /24 that
+this lab picks and owns; nothing else is ever contacted. `Lab.close()` removes everything.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class NodeSpec:
     authorized_key: str | None = None  # default: the lab's client key
     setup: list[str] = field(default_factory=list)  # shell run inside the node's namespaces before sshd starts
     sshd_options: list[str] = field(default_factory=list)  # extra sshd_config lines, e.g. "ForceCommand sleep 3600"
+    machine_id: str = ""  # /etc/machine-id of the node; by default its own random one (nodes cloned from one image
+    # share it: give two nodes the same value)
 
 
 @dataclass
@@ -186,6 +188,7 @@ class Lab:
             if skeleton.is_file():
                 shutil.copy(skeleton, d / "home" / skeleton.name)
         (d / "os-release").write_text(spec.os_release)
+        (d / "machine-id").write_text((spec.machine_id or secrets.token_hex(16)) + "\n")
         for name, body in spec.tools.items():
             tool = d / "bin" / name
             tool.write_text("#!/bin/sh\n" + body + "\n")
@@ -221,6 +224,8 @@ class Lab:
         d, spec = node.directory, node.spec
         mounts = [
             f"mount --bind {d / 'os-release'} /etc/os-release",
+            f"mount --bind {d / 'machine-id'} /etc/machine-id",
+            f"hostname {shlex.quote(spec.name)}",  # its own UTS namespace: each node has its own hostname
             f"mount --bind {d / 'bin'} /usr/local/bin",
             f"mount --bind {d / 'pci'} /sys/bus/pci/devices",
             f"mount --bind {d / 'home'} /root",
@@ -231,7 +236,20 @@ class Lab:
         script = "set -e\n" + "\n".join(mounts + spec.setup) + f"\nexec /usr/sbin/sshd -D -e -f {d / 'sshd_config'}"
         log = open(node.sshd_log, "ab")
         node.process = subprocess.Popen(
-            ["ip", "netns", "exec", node.namespace, "unshare", "-m", "--propagation", "private", "sh", "-c", script],
+            [
+                "ip",
+                "netns",
+                "exec",
+                node.namespace,
+                "unshare",
+                "-m",
+                "-u",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+            ],
             stdout=log,
             stderr=log,
             start_new_session=True,

@@ -38,8 +38,23 @@ TIME_TOOLS = {
 }
 
 
-def docker_tool(info: Path) -> str:
-    return f'case "$1" in info) {cat(info)};; *) echo "Docker version 24.0.7, build afdd53b";; esac'
+def docker_tool(
+    info: Path,
+    *,
+    ps: Path | None = None,
+    inspect: Path | None = None,
+    default_runtime: str = "",
+    cgroup_driver: str = "",
+) -> str:
+    """A stand-in `docker`: `info` prints a recorded `docker info` (its Default Runtime or Cgroup Driver line
+    rewritten when a test needs another), `ps` and `inspect` print the given files (nothing: no containers)."""
+    edits = [f"s/^ Default Runtime: .*/ Default Runtime: {default_runtime}/"] if default_runtime else []
+    edits += [f"s/^ Cgroup Driver: .*/ Cgroup Driver: {cgroup_driver}/"] if cgroup_driver else []
+    show = cat(info) + "".join(f" | sed '{edit}'" for edit in edits)
+    return (
+        f'case "$1" in info) {show};; ps) {cat(ps) if ps else "true"};; '
+        f'inspect) {cat(inspect) if inspect else "true"};; *) echo "Docker version 24.0.7, build afdd53b";; esac'
+    )
 
 
 def nvidia_healthy(name: str) -> NodeSpec:
@@ -55,12 +70,25 @@ def nvidia_healthy(name: str) -> NodeSpec:
             + cat(fixture("nvidia-smi/nge-capture_h100-80gb-hbm3_590.48.01_idle_table.txt"))
             + ";; esac",
             "nvidia-ctk": cat(fixture("nvidia-ctk/version_1.17.8.txt")),
+            # the recorded A30 host with nvidia made Docker's default runtime and Docker's cgroupfs driver, as
+            # GPUStack needs them (the recording itself is the runtime-not-default case: nvidia_runtime_not_default)
             "docker": docker_tool(
-                fixture("docker-info/ubuntu22.04_docker-24.0.7_a30-host_nvidia-runtime-not-default.txt")
+                fixture("docker-info/ubuntu22.04_docker-24.0.7_a30-host_nvidia-runtime-not-default.txt"),
+                default_runtime="nvidia",
+                cgroup_driver="cgroupfs",
             ),
             **TIME_TOOLS,
         },
     )
+
+
+def nvidia_runtime_not_default(name: str) -> NodeSpec:
+    """The recorded A30 host as recorded: the nvidia runtime registered, runc Docker's default."""
+    spec = nvidia_healthy(name)
+    spec.tools["docker"] = docker_tool(
+        fixture("docker-info/ubuntu22.04_docker-24.0.7_a30-host_nvidia-runtime-not-default.txt")
+    )
+    return spec
 
 
 def nvidia_broken_driver(name: str) -> NodeSpec:

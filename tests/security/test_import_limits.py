@@ -1,6 +1,8 @@
 """Hostile inventory files: an alias bomb, Python tags, non-scalar ansible_* values, huge values echoed in errors,
 oversized uploads, a range that makes 100,000 nodes, and a fuzz run of both upload doors. Never a 5xx."""
 
+import re
+import time
 import tracemalloc
 
 import pytest
@@ -10,7 +12,13 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inventory.importers.ansible import InventoryError
+from inventory.importers.ansible import (
+    MAX_CHILD_LINKS,
+    MAX_GROUPS,
+    MAX_INHERITED,
+    InventoryError,
+    parse_inventory,
+)
 from inventory.models import Cluster, Node
 from inventory.services import inventory_import, upload_text
 
@@ -213,3 +221,121 @@ def test_hostile_files_never_get_a_5xx(importer, door, name):
 def test_fuzzed_uploads_never_get_a_5xx(importer, content, name):
     response = _post(importer, "api", name, content)
     assert response.status_code < 500, (content, _error_text(response)[:500])
+
+
+# Issue 19: an import's work is linear in its size, and every cap answers with the file, the line and the reason.
+
+
+def _complete_dag(groups: int, hosts: int) -> str:
+    """`groups` groups, each listing every later group as a child, and `hosts` hosts in the deepest one."""
+    parts = ["[workers:children]\ng0\n"]
+    for i in range(groups):
+        parts.append(f"[g{i}:children]\n" + "".join(f"g{j}\n" for j in range(i + 1, groups)))
+        parts.append(f"[g{i}:vars]\nv{i % 7}=from-g{i}\n")
+    parts.append(f"[g{groups - 1}]\n" + "".join(f"h{k}\n" for k in range(hosts)))
+    return "".join(parts)
+
+
+def test_a_deep_group_dag_at_the_caps_parses_in_linear_time():
+    # given: 200 groups each listing every later group (19,900 links, within the cap) and 5,000 hosts
+    text = _complete_dag(200, 5000)
+    # when
+    started = time.perf_counter()
+    parsed = parse_inventory(text, source="dag.ini", max_hosts=5000)
+    elapsed = time.perf_counter() - started
+    # then: every host is in every group with Ansible's precedence (the deepest group's value wins), in well under
+    # the 20 s the old builder took for the issue's smaller file
+    host = parsed.hosts["h4999"]
+    assert host.groups == {"all", "workers", *(f"g{i}" for i in range(200))}
+    assert host.vars["v3"] == "from-g199" and host.vars["v2"] == "from-g198"
+    assert elapsed < 5, f"{elapsed:.1f} s"
+
+
+def test_the_issues_file_is_refused_at_the_link_cap_quickly():
+    # given: the issue's file, 600 groups each listing every later group (179,700 links) and 5,000 hosts
+    text = _complete_dag(600, 5000)
+    # when
+    started = time.perf_counter()
+    with pytest.raises(InventoryError) as error:
+        parse_inventory(text, source="dag.ini", max_hosts=5000)
+    # then: refused at the line that passes the cap, with the reason
+    assert time.perf_counter() - started < 2
+    assert str(error.value).startswith("dag.ini:") and error.value.line > 1
+    assert f"more than {MAX_CHILD_LINKS} child-group entries" in str(error.value)
+
+
+def test_group_count_is_capped():
+    text = "".join(f"[g{i}]\nh{i}\n" for i in range(MAX_GROUPS + 5))
+    with pytest.raises(InventoryError, match=f"more than {MAX_GROUPS} groups") as error:
+        parse_inventory(text, source="many.ini")
+    # the two implicit groups (all, ungrouped) count: the 999th declared group is one too many
+    assert error.value.line == 2 * (MAX_GROUPS - 2) + 1
+
+
+def test_yaml_children_count_against_the_link_cap():
+    children = "".join(f"    g{j}: {{}}\n" for j in range(MAX_CHILD_LINKS // 400 + 1))
+    text = "".join(f"p{i}:\n  children:\n{children}" for i in range(401))
+    with pytest.raises(InventoryError, match="child-group entries"):
+        parse_inventory(text, source="links.yml")
+
+
+def test_a_group_chain_deeper_than_pythons_recursion_limit_is_read():
+    # given: a chain of 990 groups (the old builder recursed once per level)
+    text = "".join(f"[g{i}:children]\ng{i + 1}\n" for i in range(989)) + "[g989]\nh1\n[workers:children]\ng0\n"
+    # when
+    parsed = parse_inventory(text, source="chain.ini")
+    # then
+    assert len(parsed.hosts["h1"].groups) == 990 + 2
+
+
+def test_a_cycle_in_a_long_chain_names_the_cycle():
+    text = "".join(f"[g{i}:children]\ng{i + 1}\n" for i in range(900)) + "[g900:children]\ng450\n"
+    with pytest.raises(
+        InventoryError,
+        match=r"group cycle: g450 -> g451 -> g452 -> g453 -> g454 -> \.\.\. \(442 more\) "
+        r"-> g897 -> g898 -> g899 -> g900 -> g450\Z",
+    ):
+        parse_inventory(text, source="cycle.ini")
+
+
+def test_inherited_memberships_are_capped():
+    # given: 5,000 hosts in 400 different pairs of groups, under a chain of 150 groups with 60 variables each
+    groups = 150
+    parts = ["[workers:children]\ng0\n"]
+    for i in range(groups - 1):
+        parts.append(f"[g{i}:children]\ng{i + 1}\n[g{i}:vars]\n" + "".join(f"v{k}={i}\n" for k in range(60)))
+    parts.append(f"[g{groups - 1}]\n" + "".join(f"h{k}\n" for k in range(5000)))
+    parts.extend(f"[x{k % 400}]\nh{k}\n" for k in range(5000))
+    text = "".join(parts)
+    # when / then: refused at a host's line, saying what to do
+    with pytest.raises(InventoryError, match=f"more than {MAX_INHERITED:,} group memberships") as error:
+        parse_inventory(text, source="wide.ini", max_hosts=100_000)
+    assert error.value.line and "flatten the group nesting or split the inventory" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("gpu[²:³]", "numeric bound is at most 9 digits (0-9)"),
+        ("gpu[1:٣]", "numeric bound is at most 9 digits (0-9)"),
+        ("gpu[" + "9" * 4400 + ":1]", "numeric bound is at most 9 digits (0-9)"),
+        ("gpu[1:" + "9" * 10 + "]", "numeric bound is at most 9 digits (0-9)"),
+        ("gpu[1:3:٣]", "is not a number of at most 9 digits (0-9)"),
+        ("gpu[1:3:+1]", "is not a number of at most 9 digits (0-9)"),
+        ("gpu[1:3:1_0]", "is not a number of at most 9 digits (0-9)"),
+        ("gpu[a:²]", "both ends are numbers or both single letters"),
+    ],
+)
+def test_range_bounds_take_only_ascii_digits_within_a_length(pattern, reason):
+    with pytest.raises(InventoryError, match=re.escape(reason)) as error:
+        parse_inventory(f"[workers]\n{pattern}\n", source="r.ini")
+    assert error.value.line == 2 and len(str(error.value)) < 700
+
+
+@pytest.mark.parametrize("door", ["api", "admin"])
+@pytest.mark.parametrize("pattern", ["gpu[²:³]", "gpu[" + "9" * 4400 + ":1]"])
+def test_hostile_range_bounds_answer_a_clear_error_at_both_doors(importer, door, pattern):
+    response = _post(importer, door, "r.ini", f"[workers]\n{pattern} ansible_host=10.0.0.1\n".encode())
+    assert response.status_code == (422 if door == "api" else 200)
+    assert "r.ini:2:" in _error_text(response) and "numeric bound is at most 9 digits" in _error_text(response)
+    assert Node.objects.count() == 0

@@ -4,14 +4,21 @@ with a trailing newline."""
 import os
 import subprocess
 import sys
+from email.message import Message
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from inventory.validators import is_valid_address, validate_address, validate_ssh_user
+from checks.models import NodeAudit
+from inventory.importers.ansible import InventoryError
+from inventory.models import Node
+from inventory.services import inventory_import
+from inventory.validators import is_valid_address, validate_address, validate_node_name, validate_ssh_user
 from tests.conftest import REPO
 from tests.factories import NodeFactory
+from tests.security.test_credentials import node_post
+from tests.uidata import build_cluster
 
 pytestmark = pytest.mark.django_db
 
@@ -93,3 +100,118 @@ def test_api_refuses_a_login_name_with_a_newline(token_client):
     assert response.status_code == 422
     node.refresh_from_db()
     assert node.ssh_user == "root"
+
+
+# Issue 19: node names are validated in the model (admin, API and import apply it), and a download's file name is
+# built by Django's content_disposition_header, so even a name stored before the rule cannot split a header.
+
+BAD_NODE_NAMES = ["gpu\r\n1", "gpu1\n", 'x"; filename="evil.desktop', "a b", "", "x" * 129, "\u202egpu", "a\x00", "a/b"]
+
+
+@pytest.mark.parametrize(
+    "name", ["gpu01", "srv", "w-001", "node_1.lab", "10.0.0.1", "fe80::1%eth0", "gpu@a+b", "节点1"]
+)
+def test_node_names_of_inventories_and_the_demo_are_valid(name):
+    validate_node_name(name)
+
+
+@pytest.mark.parametrize("name", BAD_NODE_NAMES)
+def test_node_names_with_control_characters_quotes_or_spaces_are_invalid(name):
+    with pytest.raises(ValidationError):
+        validate_node_name(name)
+
+
+def test_admin_form_refuses_a_node_name_with_a_line_break(admin_client):
+    # given
+    cluster = NodeFactory().cluster
+    # when
+    response = admin_client.post(reverse("admin:inventory_node_add"), node_post(cluster, name="gpu\r\nevil"))
+    # then: the form answers with the error, and nothing is stored
+    assert response.status_code == 200 and "is not a node name" in response.content.decode()
+    assert not Node.objects.filter(name__contains="evil").exists()
+
+
+@pytest.mark.parametrize("name", BAD_NODE_NAMES[:3])
+def test_api_refuses_a_node_name_with_a_line_break_or_quote(token_client, name):
+    api = token_client("inventory.add_node", "inventory.change_node", "inventory.view_node")
+    node = NodeFactory()
+    created = api.post(
+        "/api/v1/nodes",
+        {"cluster": node.cluster.name, "name": name, "address": "192.0.2.9"},
+        content_type="application/json",
+    )
+    assert created.status_code == 422 and created.json()["code"] == "validation_error", created.content
+    # (a node's name is not among the fields PATCH changes)
+    api.patch(f"/api/v1/nodes/{node.pk}", {"name": name}, content_type="application/json")
+    assert Node.objects.count() == 1 and Node.objects.get().name == node.name
+
+
+def test_import_refuses_a_host_name_with_a_quote_at_its_line():
+    text = "workers:\n  hosts:\n    gpu1:\n    'gpu\"2':\n      ansible_host: 192.0.2.2\n"
+    with pytest.raises(InventoryError, match="is not a node name") as error:
+        inventory_import(text=text, source="lab.yml")
+    assert error.value.line == 4 and not Node.objects.exists()
+
+
+@pytest.mark.parametrize("name", ['x"; filename="evil.desktop', "gpu\r\nX-Evil: 1", "节点1"])
+def test_remediation_downloads_carry_one_filename_whatever_the_stored_name(admin_client, token_client, name):
+    # given: a node audited, then renamed in the database (as a row stored before the name rule could be)
+    data = build_cluster("cd", 1, audits=1)
+    node = data["nodes"][0]
+    Node.objects.filter(pk=node.pk).update(name=name)
+    node_audit = NodeAudit.objects.get(node=node)
+    api = token_client(superuser=True)
+    # when: the script is downloaded through each door
+    responses = [
+        admin_client.get(f"/nodes/{node.pk}/remediation.sh"),
+        api.get(f"/api/v1/nodes/{node.pk}/remediation"),
+        admin_client.get(reverse("admin:checks_nodeaudit_remediation", args=[node_audit.pk])),
+    ]
+    # then: one attachment with one file name (quoted, or RFC 5987-encoded), which reads back as the whole name
+    for response in responses:
+        header = response["Content-Disposition"]
+        assert response.status_code == 200 and "\r" not in header and "\n" not in header, header
+        parsed = Message()
+        parsed["Content-Disposition"] = header
+        params = [key for key, _ in parsed.get_params(header="content-disposition")]
+        assert params == ["attachment", "filename"] or params == ["attachment", "filename*"], header
+        assert parsed.get_filename() == f"preflight-{name}-remediation.sh", header
+
+
+@pytest.mark.parametrize("kind", ["csv", "json"])
+def test_node_list_exports_name_their_file(admin_client, kind):
+    NodeFactory()
+    response = admin_client.get("/nodes/", {"export": kind})
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == f'attachment; filename="preflight-nodes.{kind}"'
+
+
+def test_a_nul_in_a_path_or_query_is_a_clear_400(admin_client):
+    page = admin_client.get("/clusters/a%00b/")
+    query = admin_client.get("/nodes/", {"q": "gpu\x00"})
+    assert (page.status_code, query.status_code) == (400, 400)
+    assert "NUL character" in query.content.decode()
+
+
+def test_a_nul_in_the_api_is_a_validation_error(token_client):
+    api = token_client(superuser=True)
+    query = api.get("/api/v1/nodes", {"q": "\x00"})
+    body = api.post("/api/v1/clusters", '{"name": "a\\u0000b"}', content_type="application/json")
+    escaped = api.post("/api/v1/clusters", '{"name": "a\\\\u0000b"}', content_type="application/json")
+    assert (query.status_code, body.status_code) == (422, 422)
+    assert query.json()["code"] == "validation_error" and "NUL" in body.json()["message"]
+    # a backslash followed by the text u0000 is not a NUL: the view answers (here: not a slug)
+    assert escaped.status_code != 422 or "NUL" not in escaped.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "query", [{"_to_field": ""}, {"audit": "99999999999"}, {"audit__in": "1,2147483648"}, {"node": str(10**30)}]
+)
+def test_admin_filters_that_would_overflow_are_a_clear_400(admin_client, query):
+    response = admin_client.get("/admin/checks/nodeaudit/", query)
+    assert response.status_code == 400 and response.content.decode().startswith(("_to_field", "a number"))
+
+
+def test_admin_filters_within_range_and_search_terms_still_work(admin_client):
+    assert admin_client.get("/admin/checks/nodeaudit/", {"audit": "2147483647"}).status_code == 200
+    assert admin_client.get("/admin/inventory/node/", {"q": "99999999999999999999"}).status_code == 200

@@ -92,22 +92,39 @@ def healthy(read_fixture):
             "shared:docker-info/ubuntu22.04_docker-24.0.7_a30-host_nvidia-runtime-not-default.txt"
         ),
         chronyc_tracking=read_fixture("shared:chrony/ubuntu-20.04_chronyc-tracking_synced.txt"),
+        ip_addr=read_fixture("own:ip/this-machine_ip-o-addr-show.txt"),
+        nvidia_runtime_config=read_fixture("own:nvidia-runtime-config/config-toml_mode-cdi.toml"),
+        docker_ps="",
+        meminfo="MemTotal:       263856452 kB",
+        df=BIG_DISK,
     )
+
+
+BIG_DISK = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/nvme0n1p2 1921802520 1 1800000000 1% /\n"
 
 
 def test_healthy_nvidia_worker_passes_everything(healthy):
     # when
     results = by_id(evaluate_node(healthy, PROFILE, WORKER))
-    # then
+    # then: everything passes but container.runtime: the recorded A30 host has the nvidia runtime registered, not
+    # as Docker's default (the field failure of GPUStack issues 3518, 3581); no GPUStack container there yet
     assert {k: r.status for k, r in results.items()} == {
-        k: "pass" for k in (*HOST_CHECK_IDS, "accelerator.nvidia.driver", "accelerator.nvidia.toolkit")
+        **{k: "pass" for k in (*HOST_CHECK_IDS, "accelerator.nvidia.driver", "accelerator.nvidia.toolkit")},
+        "container.runtime": "warn",
+        "container.cgroup": "pass",
+        "gpustack.deployment": "skip",
     }
+    runtime = results.pop("container.runtime")
+    assert "--runtime nvidia" in runtime.summary and runtime.commands == [
+        "nvidia-ctk runtime configure --runtime=docker --set-as-default",
+        "systemctl restart docker",
+    ]
     assert results["accelerator.present"].summary == "accelerators found: 1 NVIDIA"  # the audio function is not a GPU
     assert results["accelerator.nvidia.toolkit"].summary == (
         "NVIDIA Container Toolkit 1.17.8 installed, Docker runtime `nvidia` registered"
     )
     assert healthy.summary()["accelerators"][0]["uuid"] == "GPU-00000000-0000-0000-0000-000000000000"
-    assert all(r.remediation == "" for r in results.values())
+    assert all(r.remediation == "" for r in results.values() if r.status == "pass")
 
 
 @pytest.mark.parametrize(
@@ -375,16 +392,33 @@ def test_the_registry_declares_every_check_once_in_the_public_order():
         "time.synchronized",
         "time.skew",
         "container.docker",
+        "container.runtime",
+        "container.cgroup",
+        "host.resources",
+        "gpustack.deployment",
         "accelerator.present",
         *vendor_ids,
         "ports.available",
         "ports.reserved",
+        "network.proxy",
+        "network.address",
         "network.server_to_worker",
         "network.worker_to_server",
         "network.worker_to_worker",
+        "cluster.unique",
     ]
     assert len(BY_ID) == len(CHECKS) and all(spec.title for spec in CHECKS)
-    assert list(VENDORS) == ["nvidia", "amd", "ascend", "hygon", "mthreads", "iluvatar", "metax", "cambricon"]
+    assert list(VENDORS) == [
+        "nvidia",
+        "amd",
+        "ascend",
+        "hygon",
+        "mthreads",
+        "iluvatar",
+        "metax",
+        "cambricon",
+        "thead",
+    ]
     # an unreachable node reports every check it would have run in any profile, and no network or vendor check
     assert HOST_CHECK_IDS == (
         "os.supported",
@@ -393,6 +427,279 @@ def test_the_registry_declares_every_check_once_in_the_public_order():
         "time.synchronized",
         "time.skew",
         "container.docker",
+        "host.resources",
+        "gpustack.deployment",
         "accelerator.present",
         "ports.available",
+        "network.proxy",
+        "network.address",
     )
+
+
+# ---- field checks and T-Head (issue 20) -------------------------------------------------------------------------
+
+THEAD_PCI = "".join(f"0000:{bus}:00.0 0x1ded 0x120000 0x8000\n" for bus in ("a7", "a8", "a9"))
+PROFILE_THEAD = ProfileSpec(
+    "gpustack-2.2",
+    accelerator_rules={
+        "thead": AcceleratorRuleSpec("thead", "T-Head PPU driver", "", "T-Head PPU SDK", "https://help.aliyun.com/")
+    },
+)
+
+
+def _thead(read_fixture, *, cdi=True, tool=True, cdi_dir=True):
+    return node(
+        pci=THEAD_PCI,
+        tools=DOCKER_TOOLS + ("ppu-smi /usr/local/PPU_SDK/bin/ppu-smi\n" if tool else "") + "path /usr/local/PPU_SDK\n",
+        **(
+            {
+                "ppu_smi": read_fixture("own:ppu-smi/ppu-zw810e-x16_L_built.txt"),
+                "ppu_smi_query": read_fixture("own:ppu-smi/ppu-zw810e-x16_query-ppu-csv-nounits_built.csv"),
+            }
+            if tool
+            else {}
+        ),
+        cdi_specs=("dir /var/run/cdi\n" if cdi_dir else "")
+        + ("/var/run/cdi/alibabacloud.com-ppu.yaml\n" if cdi else ""),
+    )
+
+
+def test_thead_detected_from_its_pci_id_and_read_from_ppu_smi(read_fixture):
+    # given: PPUs on the PCI bus (vendor 0x1ded), ppu-smi, the SDK and a CDI spec
+    facts = _thead(read_fixture)
+    # when
+    results = by_id(evaluate_node(facts, PROFILE_THEAD, WORKER))
+    # then
+    assert results["accelerator.present"].summary == "accelerators found: 3 T-Head PPU"
+    driver, toolkit = results["accelerator.thead.driver"], results["accelerator.thead.toolkit"]
+    assert (driver.status, driver.summary) == ("pass", "16 x PPU-ZW810E, driver 2.1.0-ra1f23041713")
+    assert toolkit.status == "pass" and "1 CDI spec(s) in /var/run/cdi" in toolkit.summary
+    assert facts.summary()["accelerators"][0] == {
+        "vendor": "thead",
+        "index": 0,
+        "model": "PPU-ZW810E",
+        "memory_mib": 98304,
+        "uuid": "GPU-019e2226-4211-0208-0000-000000ab261d",
+        "pci_address": "0000:a8:00.0",
+        "driver_version": "2.1.0-ra1f23041713",
+    }
+
+
+def test_thead_without_cdi_directory_or_tool_fails(read_fixture):
+    no_dir = by_id(evaluate_node(_thead(read_fixture, cdi=False, cdi_dir=False), PROFILE_THEAD, WORKER))
+    no_spec_yet = by_id(evaluate_node(_thead(read_fixture, cdi=False), PROFILE_THEAD, WORKER))
+    no_tool = by_id(evaluate_node(_thead(read_fixture, tool=False), PROFILE_THEAD, WORKER))
+    assert no_dir["accelerator.thead.toolkit"].status == "fail"
+    assert "/var/run/cdi does not exist" in no_dir["accelerator.thead.toolkit"].summary
+    assert no_dir["accelerator.thead.toolkit"].commands == ["install -m 0755 -d /var/run/cdi"]
+    # GPUStack's runtime writes the spec at deployment (gpustack-runtime envs.py): an empty directory is ready
+    assert no_spec_yet["accelerator.thead.toolkit"].status == "pass"
+    assert "GPUStack writes its CDI spec there" in no_spec_yet["accelerator.thead.toolkit"].summary
+    assert no_tool["accelerator.thead.driver"].status == "fail"
+    assert "ppu-smi is not installed" in no_tool["accelerator.thead.driver"].summary
+
+
+def test_thead_is_not_judged_by_a_profile_without_its_rule(read_fixture):
+    # given: gpustack-2.0 (the seed's eight vendors, no thead rule)
+    results = by_id(evaluate_node(_thead(read_fixture), PROFILE, WORKER))
+    # then
+    assert results["accelerator.thead.driver"].status == "skip"
+    assert "does not support T-Head PPU" in results["accelerator.thead.driver"].summary
+    assert results["accelerator.present"].status == "warn"
+
+
+def test_container_runtime_skips_when_not_registered_and_cgroup_warns_on_the_legacy_hook(healthy, read_fixture):
+    # given: the recorded A30 host (systemd cgroup driver) with the NVIDIA runtime in legacy mode; and a Docker
+    # without the nvidia runtime
+    legacy = node(
+        pci=NVIDIA_PCI,
+        tools=DOCKER_TOOLS + "nvidia-smi /usr/bin/nvidia-smi\n",
+        docker_info=read_fixture(
+            "shared:docker-info/ubuntu22.04_docker-24.0.7_a30-host_nvidia-runtime-not-default.txt"
+        ),
+        nvidia_runtime_config=read_fixture("own:nvidia-runtime-config/config-toml_mode-legacy.toml"),
+    )
+    bare = node(
+        pci=NVIDIA_PCI,
+        tools=DOCKER_TOOLS + "nvidia-smi /usr/bin/nvidia-smi\n",
+        docker_info=read_fixture("shared:docker-info/docker-archive_docker_v27.5.1.txt"),
+    )
+    # when
+    cgroup = by_id(evaluate_node(legacy, PROFILE, WORKER))["container.cgroup"]
+    runtime = by_id(evaluate_node(bare, PROFILE, WORKER))["container.runtime"]
+    # then
+    assert cgroup.status == "warn" and "systemd cgroup driver" in cgroup.summary and "legacy" in cgroup.summary
+    assert cgroup.commands == [
+        "nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml",
+        "nvidia-ctk config --in-place --set nvidia-container-runtime.mode=cdi",
+        "systemctl restart docker",
+    ]
+    assert "native.cgroupdriver=cgroupfs" in cgroup.remediation
+    assert runtime.status == "skip" and "no `nvidia` runtime registered" in runtime.summary
+    cpu = by_id(evaluate_node(node(tools=DOCKER_TOOLS), PROFILE, WORKER))
+    assert "container.runtime" not in cpu and "container.cgroup" not in cpu
+
+
+SERVER_AT = NodeContext("w1", "worker", address="10.0.0.11", server_address="10.0.0.10")
+
+
+def test_proxy_without_no_proxy_fails_naming_the_missing_addresses(read_fixture):
+    # given: a Docker daemon with an HTTPS proxy and no NO_PROXY (recorded), and a service whose NO_PROXY is a CIDR
+    daemon = node(
+        tools=DOCKER_TOOLS,
+        docker_info=read_fixture("shared:docker-info/docker-for-mac-18.09.2_https-proxy-without-no-proxy.txt"),
+    )
+    cidr = node(
+        docker_environment=read_fixture("own:proxy/systemctl-show-docker-environment_cidr-no-proxy.txt"),
+    )
+    listed = node(environment=read_fixture("own:proxy/etc-environment_proxy.txt"))
+    # when
+    first = by_id(evaluate_node(daemon, PROFILE, SERVER_AT))["network.proxy"]
+    second = by_id(evaluate_node(cidr, PROFILE, SERVER_AT))["network.proxy"]
+    third = by_id(
+        evaluate_node(listed, PROFILE, NodeContext("w", "worker", address="10.231.0.11", server_address="10.231.0.10"))
+    )["network.proxy"]
+    # then: both addresses named; a CIDR entry does not count; literal entries do
+    assert first.status == "fail" and "does not list 10.0.0.10, 10.0.0.11" in first.summary
+    assert second.status == "fail" and "10.0.0.10, 10.0.0.11" in second.summary
+    assert second.commands[1] == (
+        "printf '[Service]\\nEnvironment=%s\\nEnvironment=%s\\n' "
+        "NO_PROXY=10.0.0.10,10.0.0.11,localhost,127.0.0.1 no_proxy=10.0.0.10,10.0.0.11,localhost,127.0.0.1 "
+        "> /etc/systemd/system/docker.service.d/90-gpustack-no-proxy.conf"
+    )
+    assert "10.0.0.0/8" in second.remediation  # the current entries are named, to add back
+    assert third.status == "pass"
+    unset = node(docker_environment=read_fixture("own:proxy/systemctl-show-docker-environment_none.txt"))
+    assert by_id(evaluate_node(unset, PROFILE, SERVER_AT))["network.proxy"].summary == "no HTTP(S) proxy configured"
+
+
+def test_network_address_on_recorded_addresses(read_fixture):
+    # given
+    ipv6_only = node(ip_addr=read_fixture("own:ip/netns-ipv6-only_ip-o-addr-show.txt"))
+    two = node(ip_addr=read_fixture("own:ip/netns-eth0-eth1_ip-o-4-addr-show.txt"))
+    bridge = node(
+        ip_addr=read_fixture("own:ip/netns-two-ipv4_ip-o-addr-show.txt"),
+        ip_route=read_fixture("own:ip/netns-two-ipv4_ip-o-route-get-10.20.0.1.txt"),
+    )
+    elsewhere = node(
+        ip_addr=read_fixture("own:ip/this-machine_ip-o-addr-show.txt"),
+        ip_route=read_fixture("own:ip/this-machine_ip-o-route-get.txt"),
+    )
+    pinned = node(
+        ip_addr=read_fixture("own:ip/netns-eth0-eth1_ip-o-4-addr-show.txt"),
+        environment="NCCL_SOCKET_IFNAME=eth0\nGLOO_SOCKET_IFNAME=eth0\n",
+    )
+    context = NodeContext("w1", "worker", address="10.20.0.5", server_address="10.20.0.1")
+    # when
+    results = {
+        name: by_id(evaluate_node(facts, PROFILE, context))["network.address"]
+        for name, facts in (
+            ("ipv6", ipv6_only),
+            ("two", two),
+            ("bridge", bridge),
+            ("elsewhere", elsewhere),
+            ("pinned", pinned),
+        )
+    }
+    # then
+    assert results["ipv6"].status == "fail" and "no global IPv4" in results["ipv6"].summary
+    assert results["two"].status == "warn" and "eth0 (10.20.0.5), eth1 (192.168.100.5)" in results["two"].summary
+    assert "NCCL_SOCKET_IFNAME" in results["two"].remediation and "GLOO_SOCKET_IFNAME" in results["two"].remediation
+    assert results["bridge"].status == "pass"  # docker0 is Docker's bridge, not a second network
+    assert results["elsewhere"].status == "warn"
+    assert "from 192.0.2.2, not from its inventory address 10.20.0.5" in results["elsewhere"].summary
+    assert results["pinned"].status == "pass"
+
+
+def test_host_resources_thresholds_are_profile_data(read_fixture):
+    # given: this machine's df (about 78 GiB free on /) and memory (about 23.5 GiB)
+    facts = node(
+        df=read_fixture("own:df/this-machine_df-Pk.txt"),
+        meminfo=read_fixture("own:meminfo/this-machine_memtotal.txt"),
+    )
+    # when
+    worker = by_id(evaluate_node(facts, PROFILE, WORKER))["host.resources"]
+    server = by_id(evaluate_node(facts, PROFILE, NodeContext("s", "server")))["host.resources"]
+    lenient = by_id(
+        evaluate_node(facts, ProfileSpec("custom", worker_disk_warn_gib=50, worker_memory_warn_gib=16), WORKER)
+    )["host.resources"]
+    strict = by_id(evaluate_node(facts, ProfileSpec("custom", worker_disk_fail_gib=80), WORKER))["host.resources"]
+    # then
+    assert worker.status == "warn" and "under 100 GiB free and under 32 GiB memory" in worker.summary
+    assert server.status == "pass" and lenient.status == "pass"
+    assert strict.status == "fail" and "below 80 GiB" in strict.summary
+
+
+def test_gpustack_deployment_mirrored_name_and_tags(read_fixture):
+    facts = node(
+        tools=DOCKER_TOOLS,
+        docker_info=read_fixture("shared:docker-info/docker-archive_docker_v27.5.1.txt"),
+        docker_ps=read_fixture("own:gpustack/docker-ps_two-gpustack.txt"),
+        gpustack_inspect=read_fixture("own:gpustack/docker-inspect_mirrored-name.txt"),
+    )
+    worker = by_id(evaluate_node(facts, PROFILE, WORKER))["gpustack.deployment"]
+    server = by_id(evaluate_node(facts, PROFILE, NodeContext("s", "server")))["gpustack.deployment"]
+    assert worker.status == "fail"
+    assert worker.summary == "gpustack-server: GPUSTACK_RUNTIME_DEPLOY_MIRRORED_NAME is unset, not its name"
+    assert server.status == "warn" and "v2.2.3, v2.3.0" in server.summary
+    assert (
+        by_id(evaluate_node(node(tools=DOCKER_TOOLS, docker_ps=""), PROFILE, WORKER))["gpustack.deployment"].status
+        == "skip"
+    )
+
+
+def test_cluster_unique_names_the_other_nodes():
+    from checks.catalog.cluster import NodeIdentity, evaluate_cluster_unique
+
+    # given: two workers cloned from one image, a third on its own
+    nodes = [
+        NodeIdentity("w1", "gpu-a", "a" * 32, "4c4c4544-0042-3510-8051-b4c04f4e3332"),
+        NodeIdentity("w2", "gpu-b", "a" * 32, "4c4c4544-0042-3510-8051-b4c04f4e3332"),
+        NodeIdentity("w3", "GPU-A", "b" * 32, ""),
+    ]
+    # when
+    newer = evaluate_cluster_unique(nodes, ProfileSpec("gpustack-2.2"))
+    older = evaluate_cluster_unique(nodes[:2], ProfileSpec("gpustack-2.0", duplicate_product_uuid_fails=True))
+    uuid_only = evaluate_cluster_unique(
+        [NodeIdentity("w1", "a", "1" * 32, "x-uuid"), NodeIdentity("w2", "b", "2" * 32, "x-uuid")],
+        ProfileSpec("gpustack-2.2"),
+    )
+    # then
+    assert newer["w1"].status == "fail" and "same hostname as w3" in newer["w1"].summary
+    assert "same machine-id as w2" in newer["w1"].summary and "same product UUID as w2" in newer["w1"].summary
+    assert newer["w2"].status == "fail" and "same machine-id as w1" in newer["w2"].summary
+    assert newer["w3"].status == "fail" and newer["w3"].summary == "same hostname as w1"
+    assert newer["w3"].commands == ["hostnamectl set-hostname w3"]
+    assert older["w1"].status == "fail"
+    assert {r.status for r in uuid_only.values()} == {"warn"}
+    assert evaluate_cluster_unique(nodes[2:], ProfileSpec("x"))["w3"].status == "pass"
+
+
+def test_gpustack_image_tags_differing_across_the_cluster_warn_naming_the_others():
+    from checks.catalog.cluster import NodeIdentity, evaluate_cluster_deployment
+
+    # given: two nodes on different GPUStack tags, one without GPUStack
+    nodes = [
+        NodeIdentity("srv", gpustack_images=("gpustack/gpustack:v2.3.0",)),
+        NodeIdentity("w1", gpustack_images=("docker.io/gpustack/gpustack:v2.2.3",)),
+        NodeIdentity("w2"),
+    ]
+    # when
+    results = evaluate_cluster_deployment(nodes)
+    # then
+    assert set(results) == {"srv", "w1"} and {r.status for r in results.values()} == {"warn"}
+    assert "this node runs v2.2.3; srv runs v2.3.0" in results["w1"].summary
+    assert evaluate_cluster_deployment(nodes[:1] + nodes[2:]) == {}
+
+
+def test_proxy_with_a_server_named_by_dns_compares_the_name_literally(read_fixture):
+    # given: the server's inventory address is a DNS name (never passed to the probe), listed literally in NO_PROXY
+    facts = node(environment='https_proxy="http://proxy:3128"\nno_proxy="gpustack.corp.example,10.0.0.11"\n')
+    named = NodeContext("w1", "worker", address="10.0.0.11", server_address="gpustack.corp.example")
+    other = NodeContext("w1", "worker", address="10.0.0.11", server_address="gpustack.other.example")
+    # then
+    assert by_id(evaluate_node(facts, PROFILE, named))["network.proxy"].status == "pass"
+    result = by_id(evaluate_node(facts, PROFILE, other))["network.proxy"]
+    assert result.status == "fail" and "does not list gpustack.other.example:" in result.summary
+    assert result.commands == []  # /etc/environment only: edited by hand, the explanation says where
+    assert "/etc/environment" in result.remediation

@@ -1,12 +1,14 @@
 """Every recorded tool output, shared and our own, through its parser, with concrete values asserted."""
 
+import hashlib
+import json
 import typing
 from inspect import signature
 
 import pytest
 
 from checks.facts import VendorReport
-from checks.parsers import amd, ascend, daemons, nvidia, others, system
+from checks.parsers import amd, ascend, daemons, host, network, nvidia, others, ppu, system
 from tests.conftest import FIXTURES
 
 from .conftest import DESELECTED, FIXTURES_READ
@@ -413,6 +415,140 @@ def test_experimental_vendor_tools(read_fixture):
     assert devices(cambricon)[0] == (0, "MLUXXX-XX", None, "0000:4f:00.0")  # memory is masked in the recording
 
 
+def test_ppu_smi_list_from_the_vendor_manual(read_fixture):
+    # given: `ppu-smi -L` as Alibaba Cloud's PPU-SMI manual prints it
+    report = ppu.parse_ppu_smi_list(read_fixture("shared:ppu-smi/alibaba-cloud-ppu-smi-manual_L_2-ppu.txt"))
+    # then
+    assert [(d.index, d.model, d.uuid) for d in report.devices] == [
+        (0, "PPU", "GPU-019ea108-c110-0828-0000-0000c07e1a46"),
+        (1, "PPU", "GPU-019ea108-c120-040c-0000-0000c0267f1e"),
+    ]
+
+
+def test_ppu_smi_built_fixtures_agree_with_gpustacks_detector(read_fixture):
+    # given: the 16 PPU-ZW810E that GPUStack's detector recorded, and the ppu-smi texts built from them
+    detected = json.loads(read_fixture("shared:ppu-smi/gpustack-runtime_detect-output_16x-ppu-zw810e.json"))
+    listed = read_fixture("own:ppu-smi/ppu-zw810e-x16_L_built.txt")
+    queried = read_fixture("own:ppu-smi/ppu-zw810e-x16_query-ppu-csv-nounits_built.csv")
+    # when
+    report = ppu.parse_ppu(listed, queried)
+    only_list = ppu.parse_ppu(listed, "")
+    # then: every device, with the detector's name, UUID, memory, bus id and driver
+    assert [(d.index, d.model, d.uuid, d.memory_mib, d.pci_address) for d in report.devices] == [
+        (x["index"], x["name"], x["uuid"], x["memory"], x["appendix"]["bdf"]) for x in detected
+    ]
+    assert report.driver_version == detected[0]["driver_version"] == "2.1.0-ra1f23041713"
+    assert len(only_list.devices) == 16 and only_list.driver_version == "" and only_list.devices[0].memory_mib is None
+
+
+def test_ppu_query_never_renames_a_listed_device_with_another_uuid():
+    # given: a query row whose index matches but whose UUID names another device
+    listed = "PPU 0: PPU (UUID: GPU-a)\n"
+    queried = "index, name, uuid, pci.bus_id, memory.total, driver_version\n0, Other, GPU-b, 00000000:01:00.0, 1, 9\n"
+    # then: the listed device keeps its name and gets no bus id
+    assert [(d.model, d.uuid, d.pci_address) for d in ppu.parse_ppu(listed, queried).devices] == [("PPU", "GPU-a", "")]
+
+
+def test_ip_addresses_and_routes_recorded_here(read_fixture):
+    # given: `ip -o addr show` / `ip -o route get` recorded on this machine and in namespaces shaped like workers
+    here = network.parse_ip_addresses(read_fixture("own:ip/this-machine_ip-o-addr-show.txt"))
+    two = network.parse_ip_addresses(read_fixture("own:ip/netns-two-ipv4_ip-o-addr-show.txt"))
+    six = network.parse_ip_addresses(read_fixture("own:ip/netns-ipv6-only_ip-o-addr-show.txt"))
+    # then
+    assert [(a.interface, a.address, a.prefix) for a in here if a.scope == "global"] == [
+        ("eth0", "192.0.2.2", 24),
+        ("eth0", "fd00::2", 64),
+    ]
+    assert [(a.interface, a.address) for a in two if a.family == "inet" and a.scope == "global"] == [
+        ("eth0", "10.20.0.5"),
+        ("docker0", "172.17.0.1"),
+    ]
+    assert [(a.family, a.address) for a in six if a.scope == "global"] == [("inet6", "2001:db8:20::5")]
+    eth1 = network.parse_ip_addresses(read_fixture("own:ip/netns-eth0-eth1_ip-o-4-addr-show.txt"))
+    assert [(a.interface, a.address) for a in eth1 if a.scope == "global"] == [
+        ("eth0", "10.20.0.5"),
+        ("eth1", "192.168.100.5"),
+    ]
+    assert network.parse_route_source(read_fixture("own:ip/this-machine_ip-o-route-get.txt")) == "192.0.2.2"
+    assert network.parse_route_source(read_fixture("own:ip/netns-two-ipv4_ip-o-route-get-10.20.0.1.txt")) == (
+        "10.20.0.5"
+    )
+
+
+def test_proxy_settings_from_every_place_they_are_read(read_fixture):
+    # given: the daemon's proxy in docker info, the service environment, daemon.json and /etc/environment
+    info = daemons.parse_docker_info(
+        read_fixture("shared:docker-info/docker-for-mac-18.09.2_https-proxy-without-no-proxy.txt")
+    )
+    service = network.parse_systemd_environment(
+        read_fixture("own:proxy/systemctl-show-docker-environment_cidr-no-proxy.txt")
+    )
+    unset = network.parse_systemd_environment(read_fixture("own:proxy/systemctl-show-docker-environment_none.txt"))
+    daemon = network.parse_daemon_json_proxies(read_fixture("own:proxy/daemon-json_proxies.json"))
+    login = network.parse_environment_file(read_fixture("own:proxy/etc-environment_proxy.txt"))
+    # then
+    assert (info.http_proxy, info.https_proxy, info.no_proxy, info.cgroup_driver, info.root_dir) == (
+        "gateway.docker.internal:3128",
+        "gateway.docker.internal:3129",
+        "",
+        "cgroupfs",
+        "/var/lib/docker",
+    )
+    assert (service.https, service.no_proxy) == (
+        "http://proxy.corp.example:3128",
+        ["10.0.0.0/8", "localhost", "127.0.0.1"],
+    )
+    assert not unset.active and unset.no_proxy == []
+    assert (daemon.http, daemon.https, daemon.no_proxy) == (
+        "http://proxy.example.com:3128",
+        "https://proxy.example.com:3129",
+        ["*.test.example.com", ".example.org", "127.0.0.0/8"],
+    )
+    assert login.https == "http://proxy.corp.example:3128/" and "10.231.0.11" in login.no_proxy
+
+
+def test_host_resources_and_identity_recorded_here(read_fixture):
+    # given: `df -Pk` and MemTotal of this machine
+    filesystems = host.parse_df(read_fixture("own:df/this-machine_df-Pk.txt"))
+    # then: Docker's root lives on /, not on /dev/shm
+    assert [(f.mount, f.available_kib) for f in filesystems] == [("/", 82357708), ("/dev/shm", 24682740)]
+    assert host.filesystem_of("/var/lib/docker", filesystems).mount == "/"
+    assert host.filesystem_of("/dev/shm/x", filesystems).mount == "/dev/shm"
+    assert host.parse_meminfo_total_kib(read_fixture("own:meminfo/this-machine_memtotal.txt")) == 24683792
+    # the ids arrive as `sha256sum` prints them, or raw from a node without it and hashed the same way here
+    machine_id = "3d1219c7c4c5404aaa1f6d2a48adfda4"
+    digest = hashlib.sha256(f"{machine_id}\n".encode()).hexdigest()
+    assert host.parse_machine_id(f"{machine_id}\n") == host.parse_machine_id(f"{digest}  -\n") == digest
+    assert host.parse_machine_id("uninitialized\n") == host.parse_product_uuid("cannot read x") == ""
+    zeros = "00000000-0000-0000-0000-000000000000"
+    assert host.parse_product_uuid(zeros) == host.parse_product_uuid(_sha256sum(zeros + "\n")) == ""
+    dell = "4C4C4544-0042-3510-8051-B4C04F4E3332"
+    assert host.parse_product_uuid(dell + "\n") == host.parse_product_uuid(_sha256sum(dell + "\n")) != ""
+
+
+def _sha256sum(text: str) -> str:
+    """What `sha256sum <file` prints for a file holding `text`."""
+    return f"{hashlib.sha256(text.encode()).hexdigest()}  -\n"
+
+
+def test_gpustack_containers_and_nvidia_runtime_mode(read_fixture):
+    # given
+    containers = host.parse_gpustack_containers(
+        read_fixture("own:gpustack/docker-ps_two-gpustack.txt"),
+        read_fixture("own:gpustack/docker-inspect_mirrored-name.txt"),
+    )
+    # then: the two gpustack/gpustack containers, one with its mirrored name set, the other without
+    assert [(c.name, c.image, c.mirrored_name) for c in containers] == [
+        ("gpustack-worker", "gpustack/gpustack:v2.3.0", "gpustack-worker"),
+        ("gpustack-server", "docker.io/gpustack/gpustack:v2.2.3", ""),
+    ]
+    assert host.parse_nvidia_runtime_mode(read_fixture("own:nvidia-runtime-config/config-toml_mode-legacy.toml")) == (
+        "legacy"
+    )
+    assert host.parse_nvidia_runtime_mode(read_fixture("own:nvidia-runtime-config/config-toml_mode-cdi.toml")) == "cdi"
+    assert host.parse_nvidia_runtime_mode('[nvidia-container-runtime]\n#mode = "cdi"\n') == "auto"
+
+
 DOCKER = [
     (
         "docker-archive_docker_v20.10.12.txt",
@@ -483,6 +619,36 @@ def test_ss_listeners(read_fixture):
     ]
 
 
+def test_ss_hostile_process_names_cannot_move_a_field(read_fixture):
+    # given: a real `ss -Hltnp` whose listeners named themselves `x",pid=1,fd=3))`, with a tab and a line break,
+    # with a quote, and `w",pid=1,fd=3),` in a process that forked (two users of one socket)
+    text = read_fixture("own:ss/debian-12_iproute2-6.1_ss-Hltnp_hostile-names.txt")
+    # when
+    listeners = {s.port: (s.process, s.pid) for s in system.parse_ss_listeners(text)}
+    # then: every pid is the kernel's, the name is the name as ss printed it, and no line is lost or invented
+    assert listeners == {
+        40001: ("gpustack", 16563),
+        10153: ('w",pid=1,fd=3', 16562),
+        10152: ('q\\"', 16561),
+        10151: ('a b\tc\nd"e', 16560),
+        10150: ('x",pid=1,fd=3', 16559),
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['x",pid=1,fd=3))', 'x",pid=1,fd=3),("y', "a\nLISTEN 0 5 0.0.0.0:22 0.0.0.0:*", '"))', ",pid=2,fd=3)) uid:0", ""],
+)
+def test_ss_names_never_choose_the_pid(name):
+    # given: a process named `name` on 10150 (as an ss that does not cut names at `)` would print it), fields after
+    line = f'tcp LISTEN 0 5 0.0.0.0:10150 0.0.0.0:* users:(("{name}",pid=4242,fd=6)) uid:0 ino:1 sk:2 <->\n'
+    # when
+    listeners = system.parse_ss_listeners(line + "LISTEN 0 5 0.0.0.0:40001 0.0.0.0:*\n")
+    # then: one listener per real line, the pid is the last one ss printed, the name never longer than printed
+    assert [(s.port, s.pid) for s in listeners] == [(10150, 4242), (40001, None)]
+    assert listeners[0].process in name
+
+
 def test_os_release():
     release = system.parse_os_release(
         'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\n'
@@ -509,6 +675,16 @@ PARSERS = [
     others.parse_mx_smi,
     others.parse_mthreads_gmi,
     others.parse_cnmon,
+    ppu.parse_ppu_smi_list,
+    ppu.parse_ppu_smi_query,
+    network.parse_ip_addresses,
+    network.parse_route_source,
+    network.parse_systemd_environment,
+    network.parse_environment_file,
+    network.parse_daemon_json_proxies,
+    host.parse_df,
+    host.parse_docker_ps,
+    host.parse_nvidia_runtime_mode,
     daemons.parse_docker_info,
     daemons.parse_chronyc_tracking,
     daemons.parse_timedatectl,

@@ -8,6 +8,7 @@ comment lines. Every generated script must pass `sh -n` and shellcheck.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -21,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checks.catalog import CHECK_IDS, PASS, SKIP, CheckResult, evaluate_node
+from checks.catalog.cluster import NodeIdentity, evaluate_cluster_deployment, evaluate_cluster_unique
 from checks.connectivity import Listener, MatrixNode, judge_path, plan_paths
 from checks.node_facts import build_facts
 from checks.probe import Section
@@ -43,6 +45,8 @@ PAYLOADS = [
     *(f"x{t}touch /tmp/{MARK}{t}" for t in TERMINATORS),
     f"{MARK}" + "A" * 5000,
 ]
+# The pids the hostile `ss` lines print (real or forged in a process name): none may reach a command.
+NODE_PIDS = re.compile(r"(?<![0-9])(4242|77|31337|31338|pid=)(?![0-9])")
 hostile = st.builds(
     lambda prefix, payload, suffix: f"{prefix}{payload}{suffix}",
     st.text(alphabet=string.ascii_letters + "=+-@ \t", max_size=8),
@@ -75,7 +79,7 @@ PROFILE = ProfileSpec(
             "https://example.invalid/driver",
             f"{spec.label} toolkit",
             "https://example.invalid/toolkit",
-            {"hygon": "", "metax": ""}.get(key, key),
+            {"hygon": "", "metax": "", "thead": ""}.get(key, key),
             "12.8" if key == "nvidia" else ("7.0" if key == "amd" else ""),
             "CUDA" if key == "nvidia" else ("ROCm" if key == "amd" else ""),
             # gpustack-2.2's NVIDIA floors: the driver and each GPU's compute capability (hostile model names)
@@ -125,7 +129,14 @@ def _facts(*, os_release: str, evil: str, vendor: str, firewall: str, docker: st
             "tools",
             (f"{VENDORS[vendor].tool} /usr/bin/x\n" if vendor else "") + "docker /usr/bin/docker\n" * bool(docker),
         ),
-        "ss": _section("ss", pid_line + f'LISTEN 0 5 0.0.0.0:40001 0.0.0.0:* users:(("{evil}",pid=77,fd=3))\n'),
+        "ss": _section(
+            "ss",
+            pid_line
+            + f'LISTEN 0 5 0.0.0.0:40001 0.0.0.0:* users:(("{evil}",pid=77,fd=3))\n'
+            # names that imitate ss's own fields, pointing at pid 1 and at another listener's pid
+            + f'LISTEN 0 5 0.0.0.0:10151 0.0.0.0:* users:(("{evil}",pid=1,fd=3))",pid=31337,fd=3))\n'
+            + f'LISTEN 0 5 [::]:40002 [::]:* users:(("x",pid=4242,fd=6),("{evil}",pid=31338,fd=3))\n',
+        ),
         "port-range": _section("port-range", "32768\t60999"),
         "reserved-ports": _section("reserved-ports", ""),
         "done": _section("done", "ok"),
@@ -146,13 +157,52 @@ def _facts(*, os_release: str, evil: str, vendor: str, firewall: str, docker: st
         )
     for name, text in FIREWALL_SECTIONS[firewall].items():
         sections[name] = _section(name, text)
+    # the field checks' inputs, each carrying the payload: proxies, addresses, identity, disk, containers, configs
+    if docker == "desktop":
+        sections["docker-info"].text += f"\n HTTPS Proxy: http://{evil}\n No Proxy: {evil}\n Cgroup Driver: systemd"
+        sections["docker-info"].text += f"\n Docker Root Dir: /{evil}\n Default Runtime: {evil}"
+    sections["docker-environment"] = _section("docker-environment", f"Environment=HTTPS_PROXY={evil} NO_PROXY={evil}")
+    sections["environment"] = _section("environment", f'https_proxy="{evil}"\nno_proxy="{evil}"\n')
+    sections["daemon-json"] = _section("daemon-json", json.dumps({"proxies": {"https-proxy": evil}}))
+    sections["ip-addr"] = _section(
+        "ip-addr",
+        f"2: eth0    inet 10.0.0.5/24 scope global {evil}\\ x\n3: {evil}    inet 10.1.0.5/24 scope global {evil}\n",
+    )
+    sections["ip-route"] = _section("ip-route", f"10.0.0.1 dev {evil} src 10.1.0.5 {evil}")
+    sections["machine-id"] = _section("machine-id", evil)
+    sections["meminfo"] = _section("meminfo", "MemTotal: 1024 kB")
+    sections["df"] = _section("df", f"Filesystem 1024-blocks Used Available Capacity Mounted on\n{evil} 9 1 1 1% /\n")
+    sections["docker-ps"] = _section("docker-ps", f"gpustack|gpustack/gpustack:{evil}\nb|gpustack/gpustack:v1\n")
+    sections["gpustack-inspect"] = _section(
+        "gpustack-inspect", f"/gpustack|x|GPUSTACK_RUNTIME_DEPLOY_MIRRORED_NAME={evil}"
+    )
+    sections["nvidia-runtime-config"] = _section(
+        "nvidia-runtime-config", f'[nvidia-container-runtime]\nmode = "{evil}"'
+    )
+    sections["cdi-specs"] = _section(
+        "cdi-specs", f"/var/run/cdi/{evil}.yaml"
+    )  # no `dir` line: the directory is missing
     return build_facts(sections)
 
 
 def _results(evil: str, family: str, vendor: str, firewall: str, docker: str) -> list[CheckResult]:
     facts = _facts(os_release=OS_RELEASES[family], evil=evil, vendor=vendor, firewall=firewall, docker=docker)
-    context = NodeContext(evil, "worker", clock_offset_seconds=120.0, round_trip_seconds=0.01)
+    context = NodeContext(
+        evil,
+        "worker",
+        clock_offset_seconds=120.0,
+        round_trip_seconds=0.01,
+        address="10.0.0.2",
+        server_address="10.0.0.1",
+    )
     results = evaluate_node(facts, PROFILE, context)
+    # cluster.unique: nodes with hostile names and hostnames sharing a hostname, a machine-id and a product UUID
+    identities = [
+        NodeIdentity(f"{evil}-{i}", hostname=evil, machine_id="0" * 31 + "1", product_uuid=evil) for i in range(2)
+    ]
+    results.extend(evaluate_cluster_unique(identities, PROFILE).values())
+    tagged = [NodeIdentity(f"{evil}-{i}", gpustack_images=(f"gpustack/gpustack:{evil}{i}",)) for i in range(2)]
+    results.extend(evaluate_cluster_deployment(tagged).values())
     results.append(CheckResult("ssh.connect", "fail", evil, evil, Remedy(_connect_advice(evil))))
     # the matrix: a blocked path whose destination runs `firewall`, with hostile node names
     nodes = [
@@ -204,6 +254,8 @@ def test_hostile_node_text_never_reaches_a_command(evil, family, vendor, firewal
         for cmd in result.commands:
             assert any(p.fullmatch(cmd) for p in TEMPLATE_PATTERNS), cmd
             assert MARK not in cmd and evil not in cmd
+            # and no pid the node printed: the script finds the process by its port when it runs
+            assert not NODE_PIDS.search(cmd) and "kill 1" not in cmd, cmd
     # and the script holds node text only in comments, with no character that could end a comment early
     assert not any(t in script for t in TERMINATORS[1:])
     for line in script.split("\n"):
@@ -252,15 +304,19 @@ def test_package_manager_from_facts():
     assert package_manager(OsRelease(id="linuxmint", id_like=["ubuntu"], version_id="21")) == "apt"
 
 
-def test_ports_fix_names_port_and_pid_not_the_process():
-    # given: port 10150 held by a process whose name is a payload
-    results = {r.check_id: r for r in _results(PAYLOADS[0], "apt-ubuntu", "nvidia", "ufw", "")}
-    # then: the fix stops exactly that pid if it still holds that port, and the name stays in the text
-    assert results["ports.available"].commands == [
-        "if ss -Hltnp 'sport = :10150' | grep -q pid=4242,; then kill 4242; fi",
-        "if ss -Hltnp 'sport = :40001' | grep -q pid=77,; then kill 77; fi",
-    ]
-    assert PAYLOADS[0] in results["ports.available"].remediation
+def test_ports_fix_names_the_ports_never_a_pid():
+    # given: ports held by processes whose names are a payload or imitate ss's pid fields
+    results = {r.check_id: r for r in _results('x",pid=1,fd=3))', "apt-ubuntu", "nvidia", "ufw", "")}
+    # then: one fix per holder names only its ports; the process is found by its socket when the script runs
+    commands = results["ports.available"].commands
+    ports = [re.search(r"printf '%04X ' ([0-9 ]+)\)", c).group(1) for c in commands]
+    assert ports == ["10150", "40001", "10151", "40002"]
+    assert all(c.startswith('want=" $(printf ') and "/proc/net/tcp6" in c for c in commands)
+    assert not any(NODE_PIDS.search(c) for c in commands)
+    # and the explanation still names each process and the pid ss printed for it
+    summary = results["ports.available"].summary
+    assert '10151 held by x",pid=1,fd=3))",pid=1,fd=3)) (pid 31337)' in summary
+    assert '10150 held by x",pid=1,fd=3)) (pid 4242)' in summary
 
 
 def test_comment_text_removes_every_line_terminator():

@@ -35,7 +35,7 @@ def every_minute(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("checks", "0011_node_audit_leases"),
+        ("checks", "0012_node_audit_leases"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 

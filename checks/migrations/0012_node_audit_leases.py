@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('checks', '0010_regression_alerts'),
+        ('checks', '0011_fix_runs'),
         ('inventory', '0003_apitoken'),
     ]
 
