@@ -66,7 +66,17 @@ class NodeAudit(models.Model):
     status = models.CharField(max_length=16, choices=AuditStatus.choices, default=AuditStatus.UNKNOWN)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="How many times a worker claimed this node audit (more than 1: its worker was lost)"
+    )
+    lease_expires = models.DateTimeField(
+        null=True, blank=True, help_text="While running: the worker renews this; past it, the sweep re-queues the run"
+    )
+    dispatched = models.DateTimeField(null=True, blank=True, help_text="When its task was last handed to Celery")
+    portal_error = models.TextField(
+        blank=True,
+        help_text="Why Preflight itself, not the node, ended this run in error (database full, worker lost)",
+    )
     raw_output = models.TextField(blank=True, help_text="The probe's output as received (capped)")
     output_truncated = models.BooleanField(default=False)
     nonce = models.CharField(max_length=16, blank=True)
@@ -78,7 +88,11 @@ class NodeAudit(models.Model):
     class Meta:
         ordering = ["audit", "node__name"]
         constraints = [models.UniqueConstraint(fields=["audit", "node"], name="node_audit_unique")]
-        indexes = [models.Index(fields=["node", "-started"]), models.Index(fields=["state", "started"])]
+        indexes = [
+            models.Index(fields=["node", "-started"]),
+            models.Index(fields=["state", "started"]),
+            models.Index(fields=["state", "lease_expires"], name="node_audit_lease"),
+        ]
 
     def __str__(self) -> str:
         return f"node audit {self.pk} ({self.node_id})"

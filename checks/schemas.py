@@ -41,6 +41,10 @@ class NodeResultOut(Schema):
     role: str
     status: str
     state: str
+    attempts: int = Field(0, description="How many times a worker claimed this node (more than 1: a worker was lost)")
+    portal_error: str = Field(
+        "", description="Set when Preflight itself (its database, a lost worker), not the node, ended it in error"
+    )
     facts: dict
     checks: list[CheckOut]
 

@@ -36,6 +36,8 @@ def audit_detail(*, audit_id: int) -> dict:
                 "role": na.node.role,
                 "status": na.status,
                 "state": na.state,
+                "attempts": na.attempts,
+                "portal_error": na.portal_error,
                 "facts": na.facts or {},
                 "checks": [
                     {

@@ -43,9 +43,10 @@ def audit_all_clusters_task() -> None:
 
 @shared_task(name="checks.sweep_stuck", ignore_result=True)
 def sweep_stuck_task() -> None:
-    from .services import audit_sweep_stuck
+    """Beat sends this every 30 s; the service skips it when another sweep ran moments ago (two beats)."""
+    from .services import audit_sweep_scheduled
 
-    audit_sweep_stuck()
+    audit_sweep_scheduled()
 
 
 @shared_task(name="checks.prune_audits", ignore_result=True)

@@ -10,12 +10,13 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
 from portal import permissions
+from portal.faults import db_fault
 
 from .choices import CredentialKind, HostKeyState, NodeRole, Transport
 from .importers.ansible import InventoryError, InventoryHost, parse_inventory, quoted, shorten
@@ -623,5 +624,9 @@ def api_token_authenticate(raw: str):
     if record is None or not record.user.is_active:
         return None
     if record.last_used is None or (now - record.last_used).total_seconds() > 60:
-        ApiToken.objects.filter(pk=record.pk).update(last_used=now)
+        try:
+            ApiToken.objects.filter(pk=record.pk).update(last_used=now)
+        except DatabaseError as exc:  # a full or locked database must not turn reads away: it is only a note
+            if db_fault(exc) is None:
+                raise
     return record.user

@@ -11,6 +11,9 @@ bind = os.environ.get("PREFLIGHT_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_WORKERS", "2"))
 worker_class = "gthread"
 threads = 4
+# Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads new connections evenly over the
+# workers; with one shared socket, keep-alive clients piled onto whichever worker woke first (README, Scale).
+reuse_port = True
 timeout = 60
 graceful_timeout = 10
 accesslog = "-"

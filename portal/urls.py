@@ -6,6 +6,9 @@ from django.urls import include, path, re_path
 from . import account, metrics
 from .api import api
 
+# A database or broker failure outside the views (a middleware reading the session) answers 503, not 500.
+handler500 = "portal.faults.server_error"
+
 admin.site.site_header = "Preflight"
 admin.site.site_title = "Preflight"
 admin.site.index_title = "GPUStack readiness: inventory and audits"

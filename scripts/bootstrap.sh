@@ -48,18 +48,25 @@ bootstrap_venv() {
 
 # Start Preflight's own redis-server on a unix socket (no TCP port at all) if nothing answers there. The socket and
 # its folder are mode 700: only this user (the portal, worker and beat) can reach the broker; nobody else on the
-# machine can read or inject tasks. Usage: ensure_redis SOCKET_PATH
+# machine can read or inject tasks. Redis keeps an append-only file (AOF, fsync every second) in that folder, so a
+# restart loses no queued node audit; a Redis already running is switched to AOF. Usage: ensure_redis SOCKET_PATH
 ensure_redis() {
   local socket="$1" dir
   dir="$(dirname "$socket")"
   mkdir -p "$dir" && chmod 700 "$dir"
   if ! redis-cli -s "$socket" ping >/dev/null 2>&1; then
-    log "Starting redis-server on unix socket $socket (mode 700, no TCP port)"
+    log "Starting redis-server on unix socket $socket (mode 700, no TCP port, append-only file)"
     redis-server --port 0 --unixsocket "$socket" --unixsocketperm 700 --daemonize yes --save '' \
-      --appendonly no --logfile "$dir/redis.log" --dir "$dir" --pidfile "$dir/redis.pid" >/dev/null
+      --appendonly yes --appendfsync everysec \
+      --logfile "$dir/redis.log" --dir "$dir" --pidfile "$dir/redis.pid" >/dev/null
     for _ in $(seq 50); do redis-cli -s "$socket" ping >/dev/null 2>&1 && return 0; sleep 0.1; done
     echo "redis-server did not start; see $dir/redis.log" >&2
     return 1
+  fi
+  if [ "$(redis-cli -s "$socket" config get appendonly | tail -1)" != "yes" ]; then
+    log "Switching the running redis-server to an append-only file (appendfsync everysec)"
+    redis-cli -s "$socket" config set appendfsync everysec >/dev/null
+    redis-cli -s "$socket" config set appendonly yes >/dev/null
   fi
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up and run Preflight on embedded defaults: SQLite, its own Redis (unix socket), a Celery worker with beat,
+# Set up and run Preflight on embedded defaults: SQLite, its own Redis (unix socket, AOF), a Celery worker, beat,
 # the demo cluster, gunicorn serving the portal, and an admin login printed below. Idempotent: run it again to start
 # the portal again. Django's development server is used only when DEBUG is on in .env.
 source "$(dirname "$0")/bootstrap.sh"
@@ -21,17 +21,29 @@ if grep -q "^CELERY_BROKER_URL=redis+socket://$REDIS_SOCKET\$" .env; then
   ensure_redis "$REDIS_SOCKET"
 fi
 
-# The Celery worker (with beat) runs beside the portal and stops with it.
-# Supervised: a worker that exits (Celery can, when it loses Redis) is started again.
+# The Celery worker and beat run beside the portal and stop with it, each supervised: one that exits (Celery can,
+# when it loses Redis) is started again. Beat is its own process, never the worker's child (`-B`), so a killed
+# worker leaves no beat behind; it holds run/beat.lock (flock) while it runs, so a second serve.sh, or a restart
+# while the old beat lingers, never starts a second beat. (The sweep also takes a lock of its own in Redis.)
 (while true; do
-  "$VENV/bin/celery" -A portal worker -B --pool threads --concurrency 16 --loglevel INFO \
+  "$VENV/bin/celery" -A portal worker --pool threads --concurrency 16 --loglevel INFO \
     --logfile "$ROOT/run/celery.log" --pidfile "$ROOT/run/celery.pid" || true
   sleep 2
 done) &
 CELERY_LOOP=$!
+(while true; do
+  status=0
+  flock --nonblock --conflict-exit-code 75 "$ROOT/run/beat.lock" \
+    "$VENV/bin/celery" -A portal beat --loglevel INFO --logfile "$ROOT/run/beat.log" \
+    --pidfile "$ROOT/run/beat.pid" || status=$?
+  if [ "$status" = 75 ]; then log "Another Celery beat holds run/beat.lock; this one waits"; fi
+  sleep 5
+done) &
+BEAT_LOOP=$!
 stop_worker() {
-  kill "$CELERY_LOOP" 2>/dev/null || true
+  kill "$CELERY_LOOP" "$BEAT_LOOP" 2>/dev/null || true
   [ -f "$ROOT/run/celery.pid" ] && kill "$(cat "$ROOT/run/celery.pid")" 2>/dev/null || true
+  [ -f "$ROOT/run/beat.pid" ] && kill "$(cat "$ROOT/run/beat.pid")" 2>/dev/null || true
 }
 trap stop_worker EXIT
 

@@ -4,6 +4,7 @@ its own task), and end runs a lost worker or broker left behind."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -22,7 +23,17 @@ from ..catalog.cluster import NodeIdentity, evaluate_cluster_deployment, evaluat
 from ..choices import NetworkState, RunState
 from ..spec import profile_spec_from_model
 from .network import matrix_time_budget, network_matrix_run
-from .queue import audit_dispatch, broker_name, celery_task
+from .queue import (
+    DB_FAULT_NOTE,
+    audit_dispatch,
+    broker_flag,
+    broker_held_node_audits,
+    broker_marked,
+    broker_name,
+    celery_task,
+    node_audits_send,
+    note_database_fault,
+)
 from .waivers import node_audit_restamp
 
 logger = logging.getLogger(__name__)
@@ -166,10 +177,23 @@ def audit_network_run(*, audit_id: int) -> None:
     audit_finish(audit_id=audit_id)
 
 
-def node_audit_end_in_error(node_audit_id: int, reason: str, *, states: list[str]) -> bool:
+def node_audit_end_in_error(
+    node_audit_id: int, reason: str, *, states: list[str], attempt: int | None = None, portal: bool = False
+) -> bool:
+    """End a node audit as `error` saying why (one ssh.connect result carries the reason), if it is still in one of
+    `states` (and, given `attempt`, still that claim). `portal`: the cause is Preflight's own (its database, a lost
+    worker), not the node's; it is also kept in `portal_error`, which pages show apart from the node's faults."""
+    rows = models.NodeAudit.objects.filter(pk=node_audit_id, state__in=states)
+    if attempt is not None:
+        rows = rows.filter(attempts=attempt)
     with transaction.atomic():
-        updated = models.NodeAudit.objects.filter(pk=node_audit_id, state__in=states).update(
-            state=RunState.ERROR, status=AuditStatus.ERROR, finished=timezone.now(), error=clamp.text(reason)
+        updated = rows.update(
+            state=RunState.ERROR,
+            status=AuditStatus.ERROR,
+            finished=timezone.now(),
+            lease_expires=None,
+            error=clamp.text(reason),
+            portal_error=clamp.text(reason) if portal else "",
         )
         if updated:
             models.CheckResult.objects.filter(node_audit_id=node_audit_id).delete()
@@ -185,29 +209,140 @@ def _last_activity(audit: models.Audit):
     return max(t for t in (audit.created, audit.dispatched, marks["started"], marks["finished"]) if t is not None)
 
 
-def audit_sweep_stuck(*, older_than: float | None = None) -> int:
-    """Nothing stays queued or running forever. Returns how many node audits or matrices were acted on.
+def _requeue_lost_runs(now, limit, *, reclaim: bool, acted: list[int], touched: set[int]) -> list[int]:
+    """Running node audits whose lease ran out (their worker was killed or lost; rows from before leases: started
+    before `limit`) go back to the queue, or end as `error` once they were claimed PREFLIGHT_NODE_ATTEMPTS times.
+    Returns the ids to send again."""
+    expired = Q(lease_expires__lt=now) | Q(lease_expires__isnull=True, started__lt=limit)
+    rows = models.NodeAudit.objects.filter(expired, state=RunState.RUNNING)
+    if not rows.exists():
+        return []
+    if not reclaim:
+        logger.warning("leases ran out while the database failed: the sweep waits for live workers to renew")
+        return []
+    if not _database_answers_at_once():
+        logger.warning("the database made the sweep wait: leases are left alone this round")
+        return []
+    now = timezone.now()
+    expired = Q(lease_expires__lt=now) | Q(lease_expires__isnull=True, started__lt=limit)
+    again: list[int] = []
+    for node_audit_id, audit_id, attempts in rows.filter(expired).values_list("pk", "audit_id", "attempts"):
+        if attempts >= settings.PREFLIGHT_NODE_ATTEMPTS:
+            reason = (
+                f"swept: Preflight lost this node's run {attempts} times (its worker was killed or cut off before "
+                "it finished); the node itself may be fine, audit it again"
+            )
+            if node_audit_end_in_error(node_audit_id, reason, states=[RunState.RUNNING], attempt=attempts, portal=True):
+                acted.append(node_audit_id)
+                touched.add(audit_id)
+            continue
+        requeued = models.NodeAudit.objects.filter(
+            expired, pk=node_audit_id, state=RunState.RUNNING, attempts=attempts
+        ).update(state=RunState.QUEUED, lease_expires=None, dispatched=None)
+        if requeued:
+            logger.warning("node audit %s: its worker was lost (lease ran out); queued again", node_audit_id)
+            acted.append(node_audit_id)
+            again.append(node_audit_id)
+    return again
 
-    - A node audit running for longer than the limit lost its worker (killed): it ends as `error`.
-    - An audit whose queued node audits saw no progress for the limit lost its messages (Redis restarted without
-      persistence) or has no worker: they are sent again (claims make a duplicate harmless). If that already
-      happened and no node audit anywhere moved since, no worker is consuming: they end as `error` saying so.
-      A big audit that is merely waiting for busy workers keeps making progress, so it is never touched.
-    - A connectivity matrix running for longer than the limit ends as `error`.
+
+def _database_answers_at_once() -> bool:
+    """Take the write lock and let it go: False when that took longer than a lease renewal. The database was then
+    locked or busy a moment ago, so live workers may not have renewed their leases yet; the sweep must not take
+    their rows (it would record nothing of theirs, and the nodes would be probed again)."""
+    started = time.monotonic()
+    with transaction.atomic():
+        models.NodeAudit.objects.filter(pk=-1).update(lease_expires=None)
+    return time.monotonic() - started < settings.PREFLIGHT_LEASE_RENEW
+
+
+def _lost_messages(now) -> list[int] | None:
+    """Queued node audits of live audits whose task no broker holds (sent more than PREFLIGHT_REDELIVER_AFTER
+    ago, or never sent): Redis lost it, or the worker it was delivered to died before claiming it. None when the
+    broker cannot be listed."""
+    held = broker_held_node_audits(delivered_within=settings.PREFLIGHT_REDELIVER_AFTER)
+    if held is None:
+        return None
+    cutoff = now - timedelta(seconds=settings.PREFLIGHT_REDELIVER_AFTER)
+    queued = models.NodeAudit.objects.filter(
+        Q(dispatched__lt=cutoff) | Q(dispatched__isnull=True, audit__created__lt=cutoff),
+        state=RunState.QUEUED,
+        audit__state__in=[RunState.QUEUED, RunState.RUNNING],
+    ).values_list("pk", flat=True)
+    return [node_audit_id for node_audit_id in queued if node_audit_id not in held]
+
+
+def audit_sweep_stuck(*, older_than: float | None = None, reclaim: bool = True) -> int:
+    """Nothing stays queued or running forever. Returns how many node audits, audits or matrices were acted on.
+
+    - A running node audit whose lease ran out lost its worker: it is queued and sent again, until it was claimed
+      PREFLIGHT_NODE_ATTEMPTS times; then it ends as `error` with Preflight's own cause. `reclaim=False` leaves
+      them (the database failed a moment ago, so a live worker may not have been able to renew its lease).
+    - A queued node audit whose message no broker holds is sent again (the row says when it was sent).
+    - When the broker cannot be listed: an audit whose queued node audits saw no progress for the limit
+      (`older_than`, default PREFLIGHT_STUCK_AFTER) is sent again; if that already happened and no node audit
+      anywhere moved since, no worker is consuming: they end as `error` saying so.
+    - An audit whose node audits are all final is closed; a connectivity matrix running past its budget ends as
+      `error`.
     """
     window = older_than if older_than is not None else settings.PREFLIGHT_STUCK_AFTER
     now = timezone.now()
     limit = now - timedelta(seconds=window)
-    acted = 0
+    acted: list[int] = []
     touched: set[int] = set()
-    for node_audit_id, audit_id in models.NodeAudit.objects.filter(
-        state=RunState.RUNNING, started__lt=limit
-    ).values_list("pk", "audit_id"):
-        if node_audit_end_in_error(
-            node_audit_id, "swept: the run did not finish in time (worker killed or lost)", states=[RunState.RUNNING]
-        ):
-            acted += 1
-            touched.add(audit_id)
+    resend = _requeue_lost_runs(now, limit, reclaim=reclaim, acted=acted, touched=touched)
+    lost = _lost_messages(now)
+    if lost:
+        logger.warning("%d queued node audits are held by no broker: sending them again", len(lost))
+        acted.extend(pk for pk in lost if pk not in resend)
+        resend.extend(pk for pk in lost if pk not in resend)
+    if resend:
+        try:
+            node_audits_send(resend)
+        except Exception:  # noqa: BLE001 - the broker is down: they stay queued, the next sweep sends them
+            logger.exception("sending %d node audits again failed", len(resend))
+    acted.extend(_unmoved_audits(limit, window))
+    stuck_matrix = [
+        audit_id
+        for audit_id, network_started in models.Audit.objects.filter(
+            network_state=NetworkState.RUNNING, network_started__lt=limit
+        ).values_list("pk", "network_started")
+        if older_than is not None or network_started < now - timedelta(seconds=matrix_time_budget(audit_id) + 60)
+    ]
+    models.Audit.objects.filter(pk__in=stuck_matrix, network_state=NetworkState.RUNNING).update(
+        network_state=NetworkState.ERROR, error="swept: the connectivity matrix did not finish in time"
+    )
+    for audit_id in touched | set(stuck_matrix):
+        audit_finish(audit_id=audit_id)
+    # An audit whose last node audit ended while the database refused the closing write: close it now.
+    unclosed = models.Audit.objects.filter(state__in=[RunState.QUEUED, RunState.RUNNING]).exclude(
+        node_audits__state__in=[RunState.QUEUED, RunState.RUNNING]
+    )
+    for audit_id in unclosed.exclude(pk__in=touched | set(stuck_matrix)).values_list("pk", flat=True):
+        if audit_finish(audit_id=audit_id):
+            logger.warning("audit %s: every node audit had ended; closed by the sweep", audit_id)
+    return len(acted) + len(stuck_matrix)
+
+
+def audit_sweep_scheduled() -> int | None:
+    """The beat's sweep: runs unless another ran less than PREFLIGHT_SWEEP_MIN_GAP seconds ago (a lock in the
+    broker that expires by itself, so two beats, or a sweep queued twice, never sweep twice). Leases that ran out
+    are left alone while the database failed recently (a live worker could not renew its lease meanwhile)."""
+    if not broker_flag("sweep", ttl=settings.PREFLIGHT_SWEEP_MIN_GAP):
+        logger.info("sweep skipped: another sweep ran less than %g s ago", settings.PREFLIGHT_SWEEP_MIN_GAP)
+        return None
+    try:
+        return audit_sweep_stuck(reclaim=not broker_marked(DB_FAULT_NOTE))
+    except Exception as exc:
+        note_database_fault(exc)
+        raise
+
+
+def _unmoved_audits(limit, window: float) -> list[int]:
+    """Fall back on progress (the broker may not be listable, or no worker consumes). Audits with queued node
+    audits that saw no progress since `limit` are sent again once; after that, with no node audit moving
+    anywhere, they end as `error`."""
+    acted = []
     workers_alive = models.NodeAudit.objects.filter(Q(started__gte=limit) | Q(finished__gte=limit)).exists()
     waiting = models.Audit.objects.filter(
         state__in=[RunState.QUEUED, RunState.RUNNING], node_audits__state=RunState.QUEUED
@@ -231,17 +366,5 @@ def audit_sweep_stuck(*, older_than: float | None = None) -> int:
                 f"that a worker is running and connected to the broker ({broker_name()})",
                 never_ran=False,
             )
-        acted += 1
-    stuck_matrix = [
-        audit_id
-        for audit_id, network_started in models.Audit.objects.filter(
-            network_state=NetworkState.RUNNING, network_started__lt=limit
-        ).values_list("pk", "network_started")
-        if older_than is not None or network_started < now - timedelta(seconds=matrix_time_budget(audit_id) + 60)
-    ]
-    models.Audit.objects.filter(pk__in=stuck_matrix, network_state=NetworkState.RUNNING).update(
-        network_state=NetworkState.ERROR, error="swept: the connectivity matrix did not finish in time"
-    )
-    for audit_id in touched | set(stuck_matrix):
-        audit_finish(audit_id=audit_id)
-    return acted + len(stuck_matrix)
+        acted.append(audit.pk)
+    return acted

@@ -4,16 +4,19 @@ node prints or does, its audit ends in a final state saying why, and the audit g
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from inventory.choices import InstallKind, NodeRole, Transport
 from inventory.models import Node
 from inventory.services import node_record_facts, node_record_status
+from portal.faults import db_fault, retry_db_write, write_turn
 
 from .. import clamp, models
 from ..catalog import CHECK_IDS, ERROR, FAIL, HOST_CHECK_IDS, PASS, CheckResult, evaluate_node
@@ -24,6 +27,7 @@ from ..remediation import Remedy
 from ..spec import NodeContext, ProfileSpec, cluster_options, profile_spec_from_model
 from ..transport import ConnectFailure
 from .finish import audit_finish, node_audit_end_in_error
+from .queue import note_database_fault
 from .trust import login_target, transport_for
 from .waivers import waivers_stamp
 
@@ -246,7 +250,13 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
     return _Outcome(results, facts, summary, installs)
 
 
+class Superseded(Exception):
+    """The run lost its claim (its lease ran out and the sweep re-queued it): its results are not recorded."""
+
+
 def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
+    """Record the node's results, facts and final state in one transaction, if this run still holds the row (the
+    same claim: state running, same attempt); raises Superseded otherwise. Safe to call again after a failure."""
     results = outcome.results
     finished = timezone.now()
     node = node_audit.node
@@ -268,29 +278,30 @@ def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
         rows=rows, node_id=node.pk, cluster_id=node_audit.audit.cluster_id, ignored=node_audit.audit.ignored or ()
     )
     with transaction.atomic():
-        if node_audit.attempts > 1:  # a redelivered task: the attempt before may have written results
-            models.CheckResult.objects.filter(node_audit=node_audit).delete()
-        models.CheckResult.objects.bulk_create(rows)
-        node_audit.status = status
-        node_audit.state = RunState.DONE
-        node_audit.finished = finished
         node_audit.raw_output = clamp.text(node_audit.raw_output)
         node_audit.error = clamp.text(node_audit.error)
         node_audit.facts = clamp.json_value(node_audit.facts or {})
-        node_audit.save(
-            update_fields=[
-                "status",
-                "state",
-                "finished",
-                "raw_output",
-                "output_truncated",
-                "nonce",
-                "facts",
-                "error",
-                "clock_offset_seconds",
-                "round_trip_seconds",
-            ]
+        held = models.NodeAudit.objects.filter(
+            pk=node_audit.pk, state=RunState.RUNNING, attempts=node_audit.attempts
+        ).update(
+            status=status,
+            state=RunState.DONE,
+            finished=finished,
+            lease_expires=None,
+            raw_output=node_audit.raw_output,
+            output_truncated=node_audit.output_truncated,
+            nonce=node_audit.nonce,
+            facts=node_audit.facts,
+            error=node_audit.error,
+            clock_offset_seconds=node_audit.clock_offset_seconds,
+            round_trip_seconds=node_audit.round_trip_seconds,
         )
+        if not held:
+            raise Superseded(f"node audit {node_audit.pk} attempt {node_audit.attempts} was re-queued")
+        node_audit.status, node_audit.state, node_audit.finished = status, RunState.DONE, finished
+        if node_audit.attempts > 1:  # a run before this one may have left a result behind
+            models.CheckResult.objects.filter(node_audit=node_audit).delete()
+        models.CheckResult.objects.bulk_create(rows)
         if outcome.summary is not None:
             node_record_facts(
                 node=node,
@@ -304,36 +315,118 @@ def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
             node_record_status(node=node, status=status, when=finished)
 
 
+class _Lease(threading.Thread):
+    """Renews a running node audit's lease every PREFLIGHT_LEASE_RENEW seconds until stopped, on its own database
+    connection. A renewal the database refuses (locked, full) is tried again at the next tick, and noted in the
+    broker so the sweep does not take the row from a live worker meanwhile."""
+
+    def __init__(self, node_audit_id: int, attempt: int) -> None:
+        super().__init__(name=f"lease-{node_audit_id}", daemon=True)
+        self.node_audit_id, self.attempt, self.stopped = node_audit_id, attempt, threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(settings.PREFLIGHT_LEASE_RENEW):
+                try:
+                    with write_turn():
+                        models.NodeAudit.objects.filter(
+                            pk=self.node_audit_id, state=RunState.RUNNING, attempts=self.attempt
+                        ).update(lease_expires=lease_until())
+                except Exception as exc:  # noqa: BLE001 - renewal is retried at the next tick
+                    note_database_fault(exc)
+                    logger.warning("node audit %s: renewing its lease failed: %s", self.node_audit_id, exc)
+                    connection.close()
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+def lease_until():
+    return timezone.now() + timedelta(seconds=settings.PREFLIGHT_LEASE_SECONDS)
+
+
+def _claim(node_audit_id: int) -> bool:
+    now = timezone.now()
+
+    def claim() -> bool:
+        with transaction.atomic():
+            claimed = models.NodeAudit.objects.filter(pk=node_audit_id, state=RunState.QUEUED).update(
+                state=RunState.RUNNING, started=now, attempts=F("attempts") + 1, lease_expires=lease_until()
+            )
+            if claimed:  # the first node of the audit marks it running
+                audit_id = models.NodeAudit.objects.filter(pk=node_audit_id).values_list("audit_id", flat=True)
+                models.Audit.objects.filter(pk__in=audit_id, state=RunState.QUEUED).update(
+                    state=RunState.RUNNING, started=now
+                )
+        return bool(claimed)
+
+    return retry_db_write(
+        claim,
+        budget=settings.PREFLIGHT_DB_WRITE_BUDGET,
+        what=f"claiming node audit {node_audit_id}",
+        on_fault=note_database_fault,
+    )
+
+
 def node_audit_run(
     *, node_audit_id: int, transport=None, close_audit: bool = True, reload: bool = True
 ) -> models.NodeAudit | None:
     """Audit one node: one connection, one probe exec; never raises for anything the node does, and always ends
-    the node audit in a final state (recording included: a row the database refuses ends it as `error`)."""
-    now = timezone.now()
-    claimed = models.NodeAudit.objects.filter(pk=node_audit_id, state=RunState.QUEUED).update(
-        state=RunState.RUNNING, started=now, attempts=F("attempts") + 1
-    )
-    if not claimed:
+    the node audit in a final state. The run holds a lease on the row, renewed while it works. A write the
+    database refuses for a while (locked, full) is tried again from memory (the node is not probed again); past
+    PREFLIGHT_DB_WRITE_BUDGET the node ends as `error` with Preflight's own cause, kept apart in `portal_error`."""
+    if not _claim(node_audit_id):
         return None
     node_audit = None
+    lease = None
     try:
         node_audit = models.NodeAudit.objects.select_related("node__cluster", "node__credential", "audit__profile").get(
             pk=node_audit_id
         )
-        if node_audit.audit.state == RunState.QUEUED:  # the first node of the audit marks it running
-            models.Audit.objects.filter(pk=node_audit.audit_id, state=RunState.QUEUED).update(
-                state=RunState.RUNNING, started=now
-            )
-        _record_node_audit(node_audit, _probe_and_judge(node_audit, node_audit.node, transport))
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: the node ends as `error`, saying why
-        logger.exception("node audit %s could not be recorded", node_audit_id)
-        node_audit_end_in_error(
-            node_audit_id, f"internal error while recording this node's audit: {exc!r}", states=[RunState.RUNNING]
+        if not connection.in_atomic_block:  # (in a test's transaction no other connection could see the row)
+            lease = _Lease(node_audit_id, node_audit.attempts)
+            lease.start()
+        outcome = _probe_and_judge(node_audit, node_audit.node, transport)
+        retry_db_write(
+            lambda: _record_node_audit(node_audit, outcome),
+            budget=settings.PREFLIGHT_DB_WRITE_BUDGET,
+            what=f"recording node audit {node_audit_id}",
+            on_fault=note_database_fault,
         )
+    except Superseded:
+        logger.warning("node audit %s was re-queued while this run worked: its results are dropped", node_audit_id)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: the node ends as `error`, saying why
+        fault = db_fault(exc)
+        if fault:
+            note_database_fault(exc)
+            reason = f"Preflight could not record this node: {fault} ({exc})"
+        else:
+            reason = f"Preflight could not record this node: internal error {exc!r}"
+        logger.exception("node audit %s could not be recorded", node_audit_id)
+        try:
+            retry_db_write(
+                lambda: node_audit_end_in_error(
+                    node_audit_id,
+                    reason,
+                    states=[RunState.RUNNING],
+                    attempt=node_audit.attempts if node_audit is not None else None,
+                    portal=True,
+                ),
+                budget=min(10.0, settings.PREFLIGHT_DB_WRITE_BUDGET),
+                what=f"ending node audit {node_audit_id} in error",
+            )
+        except Exception:  # noqa: BLE001 - still running: its lease runs out and the sweep takes it again
+            logger.exception("node audit %s: its error could not be recorded either", node_audit_id)
+    finally:
+        if lease is not None:
+            lease.stop()
     audit_id = node_audit.audit_id if node_audit is not None else None
-    if audit_id is None:
-        audit_id = models.NodeAudit.objects.filter(pk=node_audit_id).values_list("audit_id", flat=True).first()
     try:
+        if audit_id is None:
+            audit_id = models.NodeAudit.objects.filter(pk=node_audit_id).values_list("audit_id", flat=True).first()
         if close_audit:
             audit_finish(audit_id=audit_id)
     except Exception:  # noqa: BLE001 - the node audit is final; the sweep closes the audit if this failed

@@ -9,6 +9,7 @@ from django.utils import timezone
 from inventory.choices import HostKeyState, Transport
 from inventory.crypto import SecretUnreadable
 from inventory.models import HostKey, Node
+from portal.faults import retry_db_write
 
 from ..targets import target_addresses
 from ..transport import ConnectFailure, LocalTransport, SshTransport, Target
@@ -19,6 +20,14 @@ def host_key_verifier(node: Node):
     under Host keys in the admin) before anything runs."""
 
     def verify(key_type: str, fingerprint: str, key_b64: str) -> None:
+        # A database that is locked or full for a moment delays the login instead of failing the node.
+        retry_db_write(
+            lambda: _verify(key_type, fingerprint, key_b64),
+            budget=min(30.0, settings.PREFLIGHT_DB_WRITE_BUDGET),
+            what=f"checking the host key of {node.name}",
+        )
+
+    def _verify(key_type: str, fingerprint: str, key_b64: str) -> None:
         known = list(HostKey.objects.filter(node=node))
         trusted = [k for k in known if k.state == HostKeyState.TRUSTED]
         if any(k.key_type == key_type and k.fingerprint == fingerprint for k in trusted):

@@ -48,6 +48,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A database or broker failure in any door answers 503 with Retry-After (JSON under /api/), never 500.
+    "portal.faults.UnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # A NUL in a path, query or JSON body, or an empty admin `_to_field`, is a 400 before any view (else a 500).
     "portal.middleware.RequestGuardMiddleware",
@@ -206,8 +208,8 @@ LOGGING = {
     "loggers": {"paramiko": {"level": env("PARAMIKO_LOG_LEVEL", default="CRITICAL")}},
 }
 
-# Audits. Every wait has a bound, so a node audit always ends; a run still "running" after PREFLIGHT_STUCK_AFTER
-# seconds (a killed worker) is swept to error by the beat task.
+# Audits. Every wait has a bound, so a node audit always ends. A run whose worker was lost is re-queued when its
+# lease runs out (below); PREFLIGHT_STUCK_AFTER bounds queued audits that no worker takes, and the matrix.
 PREFLIGHT_SSH_CONNECT_TIMEOUT = env.float("PREFLIGHT_SSH_CONNECT_TIMEOUT", default=10.0)
 PREFLIGHT_SSH_AUTH_TIMEOUT = env.float("PREFLIGHT_SSH_AUTH_TIMEOUT", default=15.0)
 PREFLIGHT_PROBE_TIMEOUT = env.float("PREFLIGHT_PROBE_TIMEOUT", default=120.0)
@@ -226,11 +228,36 @@ PREFLIGHT_AUDIT_KEEP = env.int("PREFLIGHT_AUDIT_KEEP", default=30)
 # broker that is down makes "Audit now" fail in seconds with a clear message instead of hanging the request.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
-CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 5, "socket_keepalive": True}
+# Tasks are acknowledged when they end (acks_late), and a task whose worker process died is given back to the queue
+# (reject_on_worker_lost). Redis hands an unacknowledged message out again after the visibility time-out, so that
+# must exceed the longest task (a node audit is cut at 330 s; a big connectivity matrix takes minutes): 3 hours. A
+# killed worker's node audits do not wait for it: their leases run out and the sweep re-queues them (below).
+PREFLIGHT_VISIBILITY_TIMEOUT = env.float("PREFLIGHT_VISIBILITY_TIMEOUT", default=3 * 3600.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "visibility_timeout": PREFLIGHT_VISIBILITY_TIMEOUT,
+}
 PREFLIGHT_PUBLISH_RETRY = {"max_retries": 4, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A running node audit holds a lease that its worker renews every PREFLIGHT_LEASE_RENEW seconds. Once it has run out
+# (the worker was killed or lost), the sweep (every 30 s) puts the node audit back in the queue and sends it again,
+# up to PREFLIGHT_NODE_ATTEMPTS claims in all; after that it ends as `error`, saying Preflight lost it.
+PREFLIGHT_LEASE_SECONDS = env.float("PREFLIGHT_LEASE_SECONDS", default=45.0)
+PREFLIGHT_LEASE_RENEW = env.float("PREFLIGHT_LEASE_RENEW", default=PREFLIGHT_LEASE_SECONDS / 3)
+PREFLIGHT_NODE_ATTEMPTS = env.int("PREFLIGHT_NODE_ATTEMPTS", default=3)
+# Beat sends the sweep every 30 s (a Periodic task, editable in the admin); a sweep less than this many seconds
+# after the last one is skipped (a lock in Redis), so two beats by mistake never sweep twice.
+PREFLIGHT_SWEEP_MIN_GAP = env.float("PREFLIGHT_SWEEP_MIN_GAP", default=20.0)
+# A queued node audit whose message is neither waiting in the broker nor delivered less than this long ago is lost
+# (Redis lost it, or its worker died holding it): the sweep sends it again.
+PREFLIGHT_REDELIVER_AFTER = env.float("PREFLIGHT_REDELIVER_AFTER", default=15.0)
+# Writes that fail because the database is locked, busy, read-only or full are tried again with backoff for this
+# long; the probe's results wait in memory meanwhile (the node is not probed again). After it, the node ends as
+# `error` with Preflight's own cause ("Preflight could not record this node: the database is full").
+PREFLIGHT_DB_WRITE_BUDGET = env.float("PREFLIGHT_DB_WRITE_BUDGET", default=120.0)
 # The connectivity matrix: per-port connect time-out on the source, and the most a destination's listener lives.
 PREFLIGHT_NETWORK_CONNECT_TIMEOUT = env.float("PREFLIGHT_NETWORK_CONNECT_TIMEOUT", default=3.0)
 PREFLIGHT_NETWORK_LISTENER_LIFETIME = env.float("PREFLIGHT_NETWORK_LISTENER_LIFETIME", default=180.0)

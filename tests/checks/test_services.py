@@ -9,7 +9,7 @@ from django_celery_beat.models import PeriodicTask
 from checks.models import Audit, CheckResult, NodeAudit
 from checks.services import AuditRefused, audit_run_inline, audit_start, audit_sweep_stuck, node_audit_run
 from inventory.models import Accelerator, DriverInstall
-from inventory.services import node_record_facts
+from inventory.services import api_token_create, node_record_facts
 from tests.factories import ClusterFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
@@ -65,23 +65,62 @@ def test_node_without_credential_errors_with_reason_and_others_finish(local_node
     assert NodeAudit.objects.get(audit=audit, node__name="self").results.get(check_id="os.supported").status != "error"
 
 
-def test_sweep_ends_stuck_runs_and_closes_the_audit(local_node):
-    # given: a node audit whose worker died an hour ago
+def test_sweep_requeues_a_run_whose_lease_ran_out_and_it_is_run_again(local_node):
+    # given: a node audit claimed once by a worker that died; its lease ran out a minute ago
     audit = audit_start(cluster=local_node.cluster)
-    NodeAudit.objects.filter(audit=audit).update(state="running", started=timezone.now() - timedelta(hours=1))
-    # when
-    swept = audit_sweep_stuck(older_than=600)
-    again = audit_sweep_stuck(older_than=600)
-    # then
+    NodeAudit.objects.filter(audit=audit).update(
+        state="running",
+        attempts=1,
+        started=timezone.now() - timedelta(minutes=2),
+        lease_expires=timezone.now() - timedelta(minutes=1),
+    )
+    # when: the sweep re-queues and sends it (eager here: it runs at once)
+    swept = audit_sweep_stuck()
+    again = audit_sweep_stuck()
+    # then: it ran a second time, to the end, and says so; nothing is blamed on the node
     node_audit = NodeAudit.objects.get(audit=audit)
     assert (swept, again) == (1, 0)
-    assert (node_audit.state, node_audit.status) == ("error", "error") and "swept" in node_audit.error
+    assert (node_audit.state, node_audit.attempts, node_audit.portal_error) == ("done", 2, "")
+    assert node_audit.lease_expires is None and node_audit.results.filter(check_id="os.supported").count() == 1
     assert Audit.objects.get(pk=audit.pk).state == "done"
+
+
+def test_sweep_ends_a_run_lost_too_often_as_preflights_error_and_closes_the_audit(local_node, settings):
+    # given: the third claim's lease ran out too
+    settings.PREFLIGHT_NODE_ATTEMPTS = 3
+    audit = audit_start(cluster=local_node.cluster)
+    NodeAudit.objects.filter(audit=audit).update(
+        state="running",
+        attempts=3,
+        started=timezone.now() - timedelta(hours=1),
+        lease_expires=timezone.now() - timedelta(seconds=1),
+    )
+    # when
+    swept = audit_sweep_stuck()
+    # then: an error whose cause is Preflight's, kept apart from the node's own faults
+    node_audit = NodeAudit.objects.get(audit=audit)
+    assert swept == 1 and (node_audit.state, node_audit.status) == ("error", "error")
+    assert "lost this node's run 3 times" in node_audit.portal_error and node_audit.error == node_audit.portal_error
+    assert Audit.objects.get(pk=audit.pk).state == "done"
+
+
+def test_sweep_leaves_expired_leases_alone_right_after_a_database_fault(local_node):
+    # given
+    audit = audit_start(cluster=local_node.cluster)
+    NodeAudit.objects.filter(audit=audit).update(
+        state="running", attempts=1, started=timezone.now(), lease_expires=timezone.now() - timedelta(seconds=5)
+    )
+    # when: the sweep is told the database failed a moment ago (a live worker could not renew its lease)
+    swept = audit_sweep_stuck(reclaim=False)
+    # then
+    assert swept == 0 and NodeAudit.objects.get(audit=audit).state == "running"
 
 
 def test_fresh_running_audit_is_not_swept(local_node):
     audit = audit_start(cluster=local_node.cluster)
-    NodeAudit.objects.filter(audit=audit).update(state="running", started=timezone.now())
+    NodeAudit.objects.filter(audit=audit).update(
+        state="running", started=timezone.now(), lease_expires=timezone.now() + timedelta(seconds=30)
+    )
     assert audit_sweep_stuck(older_than=600) == 0
 
 
@@ -191,9 +230,33 @@ def test_default_schedules_are_in_the_database():
     tasks = dict(PeriodicTask.objects.values_list("name", "task"))
     assert tasks["Audit every cluster (daily)"] == "checks.audit_all_clusters"
     assert tasks["Sweep stuck node audits"] == "checks.sweep_stuck"
+    sweep = PeriodicTask.objects.get(name="Sweep stuck node audits").interval
+    assert (sweep.every, sweep.period) == (30, "seconds")
     assert PeriodicTask.objects.get(name="Audit every cluster (daily)").crontab.hour == "3"
 
 
 def test_cluster_without_enabled_nodes_refused():
     with pytest.raises(AuditRefused, match="no enabled nodes"):
         audit_start(cluster=ClusterFactory())
+
+
+def test_a_node_ended_by_preflights_own_fault_says_so_apart_from_the_nodes_faults(
+    local_node, client, django_user_model
+):
+    # given: a node whose run Preflight lost three times
+    audit = audit_start(cluster=local_node.cluster)
+    NodeAudit.objects.filter(audit=audit).update(
+        state="running", attempts=3, started=timezone.now(), lease_expires=timezone.now() - timedelta(seconds=1)
+    )
+    audit_sweep_stuck()
+    user = django_user_model.objects.create_superuser("ops", password="x")
+    client.force_login(user)
+    _, token = api_token_create(user=user, name="t")
+    # when
+    page = client.get(f"/nodes/{local_node.pk}/")
+    api = client.get(f"/api/v1/audits/{audit.pk}", HTTP_AUTHORIZATION=f"Bearer {token}")
+    # then: the page names Preflight's fault, not the node's; the API carries it in its own field
+    assert b'id="portal-error"' in page.content and b"could not reach" not in page.content
+    assert b"run 3 times: a worker was lost" in page.content
+    node = api.json()["nodes"][0]
+    assert node["attempts"] == 3 and "lost this node's run 3 times" in node["portal_error"]

@@ -76,6 +76,8 @@ def redis_broker():
     if not url.startswith("redis+socket://"):
         pytest.skip(f"the integration tests run their own Redis; CELERY_BROKER_URL is set to {url}")
     server = TestRedis(Path(url.removeprefix("redis+socket://")))
+    # Its append-only file survives restarts within the session, never across sessions (ids are reused).
+    shutil.rmtree(server.socket_path.parent / f"{server.socket_path.stem}-aof", ignore_errors=True)
     server.start()
     yield server
     server.stop()

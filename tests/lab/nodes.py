@@ -164,3 +164,11 @@ def without_docker(name: str) -> NodeSpec:
     spec = plain(name)
     del spec.tools["docker"]
     return spec
+
+
+def slow(name: str, seconds: float) -> NodeSpec:
+    """A healthy node whose probe takes `seconds` longer (chronyc answers late, within the tool time-out): an audit
+    of a few dozen of them is still running when a fault test strikes. Sleeping costs no CPU."""
+    spec = plain(name)
+    spec.tools["chronyc"] = f"sleep {seconds:g}; " + spec.tools["chronyc"]
+    return spec

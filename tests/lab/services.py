@@ -1,4 +1,5 @@
-"""Command lines of the real services that tests and benchmarks run beside the test hosts: Redis and Celery."""
+"""Command lines of the real services that tests and benchmarks run beside the test hosts: Redis and Celery
+(worker and beat)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ def stop_process(process: subprocess.Popen | None, *, wait: float = 20) -> None:
 
 
 def redis_server_command(socket_path: Path) -> list[str]:
-    """A private redis-server on a unix socket only (no TCP port), without persistence: a restart loses every
-    queued message, the worst case."""
+    """A private redis-server on a unix socket only (no TCP port), persisting as serve.sh's does: an append-only
+    file fsynced every second (in the socket's folder), no RDB snapshots. A restart keeps every queued message."""
     return [
         "redis-server",
         "--port",
@@ -32,9 +33,38 @@ def redis_server_command(socket_path: Path) -> list[str]:
         "--save",
         "",
         "--appendonly",
-        "no",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--appendfilename",
+        f"{socket_path.stem}.aof",
+        "--appenddirname",
+        f"{socket_path.stem}-aof",
         "--dir",
         str(socket_path.parent),
+    ]
+
+
+def celery_beat_command(*, log: Path, lock: Path, pidfile: Path) -> list[str]:
+    """`celery beat` as serve.sh runs it: its own process under an flock, so a second one exits (code 75)."""
+    return [
+        "flock",
+        "--nonblock",
+        "--conflict-exit-code",
+        "75",
+        str(lock),
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "portal",
+        "beat",
+        "--loglevel",
+        "INFO",
+        "--logfile",
+        str(log),
+        "--pidfile",
+        str(pidfile),
     ]
 
 
