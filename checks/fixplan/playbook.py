@@ -66,6 +66,8 @@ def _handler(command: ParsedCommand) -> dict[str, Any]:
             "name": f"Restart {service}",
             "ansible.builtin.systemd_service": {"name": service, "state": "restarted"},
         }
+    if command.template == "systemd.reload":
+        return {"name": "Reload systemd", "ansible.builtin.systemd_service": {"daemon_reload": True}}
     return {"name": f"Run {command.template}", **_shell(command.text), "changed_when": True}
 
 

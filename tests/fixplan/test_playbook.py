@@ -92,7 +92,9 @@ def test_playbook_runs_only_the_plans_template_commands():
             shell = task.get("ansible.builtin.shell")
             if shell and task["name"].startswith(("Fix", "Run")):
                 assert shell["cmd"].removeprefix("set -o pipefail; ") in group.commands, task
-            assert "evil" not in yaml.safe_dump(task)
+            # the node names (operator data, "evil-0" and "evil-1" here) may name a host to rename; nothing else
+            # with "evil" in it, which is what the nodes printed, reaches a task
+            assert "evil" not in yaml.safe_dump(task).replace("evil-0", "").replace("evil-1", "")
 
 
 def test_hosts_that_ansible_would_read_as_a_pattern_are_left_out():

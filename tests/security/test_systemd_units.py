@@ -92,6 +92,7 @@ def test_beat_is_its_own_unit_and_the_worker_does_not_embed_it():
     web = _settings((UNITS / "preflight-web.service").read_text())["ExecStart"][0]
     assert re.search(r"celery -A portal worker\b", worker) and not re.search(r"\s(-B|--beat)\b", worker)
     assert re.search(r"celery -A portal beat\b", beat)
+    assert beat.startswith("/usr/bin/flock --nonblock ")  # a second beat on this host exits instead of running
     assert "gunicorn -c /opt/preflight/portal/gunicorn.conf.py" in web
 
 
