@@ -19,12 +19,15 @@ from inventory.models import Node
 from inventory.services import node_record_status
 
 from .. import clamp, models
+from ..choices import NetworkState
 from ..catalog import CHECK_IDS, EVIDENCE_LIMIT, SEVERITY, worst
 from ..connectivity import (
     EndView,
     Listener,
     MatrixNode,
     PathVerdict,
+    Sampling,
+    effective_plan,
     judge_path,
     listener_command,
     not_needed,
@@ -46,16 +49,46 @@ from .waivers import node_audit_restamp
 logger = logging.getLogger(__name__)
 
 
+def audit_sampling(audit: models.Audit) -> Sampling:
+    """The cluster's plan for this audit's matrix. Its round is the number of earlier whole-cluster audits of the
+    cluster that ran a matrix (one COUNT): consecutive audits rotate the sampled peers."""
+    cluster = audit.cluster
+    round_ = (
+        models.Audit.objects.filter(cluster_id=cluster.pk, partial=False, pk__lt=audit.pk)
+        .exclude(network_state=NetworkState.NONE)
+        .count()
+    )
+    return Sampling(
+        plan=cluster.connectivity_plan,
+        peers=cluster.sampled_peers,
+        round=round_,
+        group_limit=cluster.group_full_mesh_limit,
+    )
+
+
 def matrix_time_budget(audit_id: int) -> float:
     """How long the connectivity matrix of an audit may take: grows with the number of paths (and with the
     waves of nodes the thread pool logs into), never less than PREFLIGHT_STUCK_AFTER."""
-    roles = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("node__role", flat=True))
+    audit = models.Audit.objects.select_related("cluster").get(pk=audit_id)
+    rows = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("node__role", "node__network_group"))
+    roles = [role for role, _ in rows]
     servers, workers = roles.count(NodeRole.SERVER), roles.count(NodeRole.WORKER)
+    peers = workers + servers  # an upper bound: the server is a peer only when it runs a worker
+    sampling = audit_sampling(audit)
+    if effective_plan(sampling.plan, peers) == "full":
+        peer_paths = peers * (peers - 1)
+    else:
+        sizes: dict[str, int] = {}
+        for _, group in rows:
+            if group:
+                sizes[group] = sizes.get(group, 0) + 1
+        inside = sum(n * (n - 1) for n in sizes.values() if n <= sampling.group_limit)
+        peer_paths = peers * min(sampling.peers, max(0, peers - 1)) + inside
     return max(
         settings.PREFLIGHT_STUCK_AFTER,
         budget(
             nodes=len(roles),
-            paths=2 * servers * workers + (workers + servers) * (workers + servers - 1),
+            paths=2 * servers * workers + peer_paths,
             concurrency=settings.PREFLIGHT_AUDIT_CONCURRENCY,
             connect_timeout=settings.PREFLIGHT_SSH_CONNECT_TIMEOUT + settings.PREFLIGHT_SSH_AUTH_TIMEOUT,
             port_timeout=settings.PREFLIGHT_NETWORK_CONNECT_TIMEOUT,
@@ -85,6 +118,8 @@ def _matrix_node(node_audit: models.NodeAudit) -> MatrixNode:
         firewall_evidence=facts.get("firewall_evidence", ""),
         problem=problem,
         audited=audited,
+        group=node.network_group,
+        order=node.pk,
     )
 
 
@@ -186,7 +221,9 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
     by_name = {na.node.name: na for na in node_audits}
     matrix_nodes = {na.node.name: _matrix_node(na) for na in node_audits}
     context = NodeContext("-", "worker", **cluster_options(cluster))
-    plans = plan_paths(list(matrix_nodes.values()), profile_spec_from_model(audit.profile), context)
+    plans = plan_paths(
+        list(matrix_nodes.values()), profile_spec_from_model(audit.profile), context, audit_sampling(audit)
+    )
 
     verdicts: dict[int, PathVerdict] = {}
     runnable = []
