@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
@@ -47,6 +48,9 @@ from .trust import login_target, transport_for
 from .waivers import node_audit_restamp
 
 logger = logging.getLogger(__name__)
+
+# Hears what long work is doing: progress(event, **facts). The CLI draws a live line from it (manage.py audit).
+Progress = Callable[..., None]
 
 
 def audit_sampling(audit: models.Audit) -> Sampling:
@@ -214,7 +218,14 @@ def _in_thread(function):
     return wrapper
 
 
-def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
+def network_matrix_run(*, audit_id: int, progress: Progress | None = None) -> list[models.NetworkPath]:
+    """Plan, listen, probe, judge, record. `progress` hears ("matrix", phase=listeners|probing|recording|done,
+    paths=N, runnable=R) as each phase starts."""
+
+    def tell(phase: str) -> None:
+        if progress is not None:
+            progress("matrix", phase=phase, paths=len(plans), runnable=len(runnable))
+
     audit = models.Audit.objects.select_related("cluster", "profile").get(pk=audit_id)
     cluster = audit.cluster
     node_audits = list(audit.node_audits.select_related("node__credential", "node__cluster"))
@@ -251,10 +262,12 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
     except OpenFilesLimit as exc:
         raise OpenFilesLimit(f"the connectivity matrix of {len(listeners)} listening nodes {exc}") from None
     timings = {"start": time.monotonic()}
+    tell("listeners")
     try:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             list(pool.map(_in_thread(lambda listener: listener.open()), listeners.values()))
         timings["listeners"] = time.monotonic()
+        tell("probing")
         targets: dict[str, list[tuple[str, int]]] = {}
         for i in runnable:
             plan = plans[i]
@@ -292,7 +305,9 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
             verdict = not_tested(plan, why, at_fault=plan.destination.name, fault_is_own=True)
         verdicts[i] = verdict
 
+    tell("recording")
     paths = _record(audit, plans, verdicts, listeners, by_name)
+    tell("done")
     logger.info(
         "matrix of audit %s: %d paths; listeners up in %.1f s, probes %.1f s, closed, judged, recorded in %.1f s",
         audit_id,
