@@ -8,9 +8,9 @@ from django.db.models import F, Q
 from django.urls import reverse
 
 from .choices import (
-    ConnectivityPlan,
     VENDOR_CHOICES,
     AuditStatus,
+    ConnectivityPlan,
     CredentialKind,
     GatewayMode,
     HostKeyState,

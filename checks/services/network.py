@@ -20,8 +20,8 @@ from inventory.models import Node
 from inventory.services import node_record_status
 
 from .. import clamp, models
-from ..choices import NetworkState
 from ..catalog import CHECK_IDS, EVIDENCE_LIMIT, SEVERITY, worst
+from ..choices import NetworkState
 from ..connectivity import (
     EndView,
     Listener,
