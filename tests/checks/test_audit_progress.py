@@ -85,3 +85,50 @@ def test_when_stderr_is_not_a_terminal_nothing_is_drawn(lab):
     stderr = io.StringIO()
     stdout = _audit(stderr=stderr)
     assert stderr.getvalue() == "" and "Audit " in stdout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_manage_py_audit_on_a_pty_draws_the_line_and_is_silent_in_a_pipe():
+    """The command as an operator runs it: a process of its own whose stderr is a pty, on nodes that fail fast
+    (nothing listens on port 1 of loopback: each login is refused at once)."""
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    # given a committed cluster of four nodes (a server, three workers) that cannot be reached
+    cluster = ClusterFactory(name="fast")
+    for i in range(4):
+        role = "server" if i == 0 else "worker"  # a server and workers: the audit has a matrix
+        NodeFactory(
+            cluster=cluster, name=f"n{i}", role=role, address="127.0.0.1", ssh_port=1, credential=CredentialFactory()
+        )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.test",
+        "DATABASE_URL": f"sqlite:///{settings.DATABASES['default']['NAME']}",
+    }
+    command = [sys.executable, "manage.py", "audit", "--cluster", "fast"]
+    # when it runs with stderr on a terminal
+    master, slave = os.openpty()
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=slave, env=env, cwd=settings.BASE_DIR) as process:
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the process closed its end
+                break
+            if not data:
+                break
+            chunks.append(data)
+        stdout = process.stdout.read().decode()
+        assert process.wait(timeout=60) == 1
+    os.close(master)
+    live = b"".join(chunks).decode("utf-8", "replace")
+    # then the terminal saw every node done and every one failed; stdout has the table only
+    assert "4/4" in live and "4 failed" in live and "matrix: done, 12 paths (0 to probe)" in live, live[-500:]
+    assert "Audit " in stdout and "4/4" not in stdout
+    # and with stderr in a pipe, the same command draws nothing there
+    piped = subprocess.run(command, capture_output=True, text=True, env=env, cwd=settings.BASE_DIR, timeout=60)
+    assert piped.returncode == 1 and "4/4" not in piped.stderr and "failed" not in piped.stderr
