@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Max
 
 from inventory.choices import NodeRole
 from inventory.models import Node
@@ -21,7 +22,6 @@ from inventory.services import node_record_status
 
 from .. import clamp, models
 from ..catalog import CHECK_IDS, EVIDENCE_LIMIT, SEVERITY, worst
-from ..choices import NetworkState
 from ..connectivity import (
     EndView,
     Listener,
@@ -54,18 +54,21 @@ Progress = Callable[..., None]
 
 
 def audit_sampling(audit: models.Audit) -> Sampling:
-    """The cluster's plan for this audit's matrix. Its round is the number of earlier whole-cluster audits of the
-    cluster that ran a matrix (one COUNT): consecutive audits rotate the sampled peers."""
+    """The cluster's plan for this audit's matrix. Its round is fixed the first time the matrix runs: one more than
+    the highest round of the cluster's earlier audits (pruning old audits keeps the newest, so the sequence goes on
+    without repeats), and a matrix run again (the sweep) keeps its round: consecutive audits rotate the peers."""
     cluster = audit.cluster
-    round_ = (
-        models.Audit.objects.filter(cluster_id=cluster.pk, partial=False, pk__lt=audit.pk)
-        .exclude(network_state=NetworkState.NONE)
-        .count()
-    )
+    if audit.matrix_round is None:
+        highest = models.Audit.objects.filter(
+            cluster_id=cluster.pk, pk__lt=audit.pk, matrix_round__isnull=False
+        ).aggregate(highest=Max("matrix_round"))["highest"]
+        audit.matrix_round = 0 if highest is None else highest + 1
+        models.Audit.objects.filter(pk=audit.pk, matrix_round__isnull=True).update(matrix_round=audit.matrix_round)
+        audit.matrix_round = models.Audit.objects.values_list("matrix_round", flat=True).get(pk=audit.pk)
     return Sampling(
         plan=cluster.connectivity_plan,
         peers=cluster.sampled_peers,
-        round=round_,
+        round=audit.matrix_round or 0,
         group_limit=cluster.group_full_mesh_limit,
     )
 
@@ -78,7 +81,10 @@ def matrix_time_budget(audit_id: int) -> float:
     roles = [role for role, _ in rows]
     servers, workers = roles.count(NodeRole.SERVER), roles.count(NodeRole.WORKER)
     peers = workers + servers  # an upper bound: the server is a peer only when it runs a worker
-    sampling = audit_sampling(audit)
+    cluster = audit.cluster  # the number of paths does not depend on the round
+    sampling = Sampling(
+        plan=cluster.connectivity_plan, peers=cluster.sampled_peers, group_limit=cluster.group_full_mesh_limit
+    )
     if effective_plan(sampling.plan, peers) == "full":
         peer_paths = peers * (peers - 1)
     else:
