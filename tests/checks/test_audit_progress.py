@@ -87,7 +87,7 @@ def test_when_stderr_is_not_a_terminal_nothing_is_drawn(lab):
     assert stderr.getvalue() == "" and "Audit " in stdout
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_real_manage_py_audit_on_a_pty_draws_the_line_and_is_silent_in_a_pipe():
     """The command as an operator runs it: a process of its own whose stderr is a pty, on nodes that fail fast
     (nothing listens on port 1 of loopback: each login is refused at once)."""
