@@ -220,6 +220,8 @@ class MatrixNode:
     # False: its audit did not complete (its own results say why). A problem on an audited node (no python3) is
     # its own failure to listen or connect.
     audited: bool = True
+    group: str = ""  # its network group (rack, subnet, switch): a small group gets its full mesh in a sampled plan
+    order: int = 0  # its place among the peers (the node's id): the sampled rotation goes in this order
 
 
 @dataclass
@@ -250,10 +252,86 @@ def path_rules(profile: ProfileSpec, context: NodeContext, *, role: str, check_i
     ]
 
 
-def plan_paths(nodes: list[MatrixNode], profile: ProfileSpec, context: NodeContext) -> list[PathPlan]:
+# Connectivity plans (issue 24). `full` proves every worker pair in every audit: the work grows with the square of
+# the cluster. `sampled` proves every server<->worker path and, per worker, k peers that rotate from audit to audit.
+# `auto` is `full` up to SAMPLED_ABOVE peers (workers, plus the server when it runs a worker) and `sampled` above.
+SAMPLED_ABOVE = 50
+FULL, SAMPLED, AUTO = "full", "sampled", "auto"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to choose worker-to-worker paths. `round` is the audit's number in the cluster's sequence of matrices
+    (0, 1, 2, ...): consecutive rounds rotate the peers. `group_limit`: a network group of at most this many peers
+    gets its full mesh in every audit."""
+
+    plan: str = AUTO
+    peers: int = 3
+    round: int = 0
+    group_limit: int = 64
+
+
+def effective_plan(plan: str, peer_count: int) -> str:
+    """`auto` resolves by size: full up to SAMPLED_ABOVE peers, sampled above."""
+    if plan == AUTO:
+        return SAMPLED if peer_count > SAMPLED_ABOVE else FULL
+    return plan if plan in (FULL, SAMPLED) else FULL
+
+
+def rotation_offsets(*, peers: int, k: int, round: int) -> list[int]:
+    """The offsets d (1..peers-1) of round `round`: peer i is paired with peer (i + d) mod peers.
+
+    Round n takes offsets 1 + ((n*k + j) mod (peers-1)) for j in 0..k-1. Any ceil((peers-1)/k) consecutive rounds
+    take n*k + j over that many consecutive integers, so every residue mod peers-1, so every offset: every
+    *ordered* pair (i -> i+d), hence both directions of every worker pair, is proven at least once. With
+    peers <= k+1 one round takes every offset: the full mesh."""
+    if peers < 2 or k < 1:
+        return []
+    if k >= peers - 1:
+        return list(range(1, peers))
+    return sorted({1 + ((round * k + j) % (peers - 1)) for j in range(k)})
+
+
+def rounds_to_cover(*, peers: int, k: int) -> int:
+    """How many consecutive sampled rounds prove every ordered worker pair: ceil((peers-1)/k), 1 for a full mesh."""
+    if peers < 2:
+        return 1
+    return max(1, -(-(peers - 1) // max(1, k)))
+
+
+def peer_pairs(peers: list[MatrixNode], sampling: Sampling) -> list[tuple[MatrixNode, MatrixNode]]:
+    """The ordered (source, destination) worker pairs one audit proves. Full: all of them. Sampled: the rotation
+    over every peer (sorted by `order`, then name), plus the full mesh inside each network group of at most
+    `group_limit` peers; a larger group is sampled like the rest."""
+    ordered = sorted(peers, key=lambda n: (n.order, n.name))
+    count = len(ordered)
+    if effective_plan(sampling.plan, count) == FULL:
+        return [(s, d) for s in ordered for d in ordered if s.name != d.name]
+    chosen: dict[tuple[str, str], tuple[MatrixNode, MatrixNode]] = {}
+    for offset in rotation_offsets(peers=count, k=sampling.peers, round=sampling.round):
+        for i, source in enumerate(ordered):
+            destination = ordered[(i + offset) % count]
+            chosen[(source.name, destination.name)] = (source, destination)
+    groups: dict[str, list[MatrixNode]] = {}
+    for node in ordered:
+        if node.group:
+            groups.setdefault(node.group, []).append(node)
+    for members in groups.values():
+        if len(members) <= sampling.group_limit:
+            for source in members:
+                for destination in members:
+                    if source.name != destination.name:
+                        chosen[(source.name, destination.name)] = (source, destination)
+    return sorted(chosen.values(), key=lambda pair: ((pair[0].order, pair[0].name), (pair[1].order, pair[1].name)))
+
+
+def plan_paths(
+    nodes: list[MatrixNode], profile: ProfileSpec, context: NodeContext, sampling: Sampling | None = None
+) -> list[PathPlan]:
     """Every (check, source, destination) with the port rules it must prove; `context` carries the cluster options.
     In tunnel mode the worker keeps one connection to the server, so server-to-worker paths are planned as not
-    needed (shown as `skip`, never probed)."""
+    needed (shown as `skip`, never probed). `sampling` chooses the worker-to-worker pairs (see peer_pairs); None:
+    the full mesh."""
     servers = [n for n in nodes if n.role == "server"]
     workers = [n for n in nodes if n.role == "worker"]
     peers = workers + (servers if context.server_runs_worker else [])
@@ -267,10 +345,8 @@ def plan_paths(nodes: list[MatrixNode], profile: ProfileSpec, context: NodeConte
             plans.append(PathPlan(W2S, worker, server, to_server))
     peer_rules = path_rules(profile, context, role="worker", check_id=W2W)
     if peer_rules:
-        for source in peers:
-            for destination in peers:
-                if source.name != destination.name:
-                    plans.append(PathPlan(W2W, source, destination, peer_rules))
+        for source, destination in peer_pairs(peers, sampling or Sampling(plan=FULL)):
+            plans.append(PathPlan(W2W, source, destination, peer_rules))
     return [plan for plan in plans if plan.rules]
 
 

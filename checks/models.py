@@ -32,6 +32,11 @@ class Audit(models.Model):
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
     network_started = models.DateTimeField(null=True, blank=True)
+    matrix_round = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The matrix's place in the cluster's sequence (rotates the sampled plan's peers); set when it runs",
+    )
     dispatched = models.DateTimeField(
         null=True, blank=True, help_text="When the node audits were last handed to Celery"
     )

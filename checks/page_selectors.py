@@ -214,3 +214,58 @@ def home_status(*, total: int, ready: int, failing: int) -> Verdict:
     if ready == 0:
         return Verdict("unknown", "Never audited", "")
     return Verdict("warn", "Partly audited", "")
+
+
+@dataclass
+class PeerCoverage:
+    """How much of the worker mesh a matrix proved: this audit's worker pairs against all ordered pairs, and how
+    many distinct pairs passed within the window of audits the plan needs to cover them all."""
+
+    plan: str  # full | sampled (auto resolved by size)
+    peers: int  # workers, plus the server when it runs a worker
+    pairs: int  # ordered worker pairs: peers * (peers - 1)
+    tested: int  # worker-to-worker paths of this audit
+    proven: int  # of them, passed
+    window: int  # audits the plan needs to cover every pair (1 for full)
+    window_audits: int  # audits with a matrix actually in that window (fewer while the cluster is new)
+    proven_in_window: int  # distinct ordered pairs that passed in those audits
+
+
+def peer_coverage(audit, cluster) -> PeerCoverage:
+    """Four aggregate queries whatever the size: peers of the audit, this audit's worker paths by status, the ids of
+    the window's audits, and the distinct passing pairs in them."""
+    from django.db.models import Count, Q
+
+    from .connectivity import W2W, effective_plan, rounds_to_cover
+    from .models import Audit, NetworkPath, NodeAudit
+
+    roles = NodeAudit.objects.filter(audit=audit).aggregate(
+        workers=Count("pk", filter=Q(node__role="worker")), servers=Count("pk", filter=Q(node__role="server"))
+    )
+    peers = roles["workers"] + (roles["servers"] if cluster.server_runs_worker else 0)
+    plan = effective_plan(cluster.connectivity_plan, peers)
+    own = NetworkPath.objects.filter(audit=audit, check_id=W2W).aggregate(
+        tested=Count("pk"), proven=Count("pk", filter=Q(status="pass"))
+    )
+    window = 1 if plan == "full" else rounds_to_cover(peers=peers, k=cluster.sampled_peers)
+    ids = list(
+        Audit.objects.filter(cluster_id=cluster.pk, partial=False, network_state="done", pk__lte=audit.pk)
+        .order_by("-pk")
+        .values_list("pk", flat=True)[:window]
+    )
+    in_window = (
+        NetworkPath.objects.filter(audit_id__in=ids, check_id=W2W, status="pass")
+        .values("source_id", "destination_id")
+        .distinct()
+        .count()
+    )
+    return PeerCoverage(
+        plan=plan,
+        peers=peers,
+        pairs=peers * max(0, peers - 1),
+        tested=own["tested"],
+        proven=own["proven"],
+        window=window,
+        window_audits=len(ids),
+        proven_in_window=in_window,
+    )

@@ -41,6 +41,7 @@ from .page_selectors import (
     cluster_verdict,
     home_status,
     matrix_rollup,
+    peer_coverage,
     severity_case,
     undouble,
 )
@@ -423,6 +424,7 @@ def matrix(request, name: str):
             "focus_paths": focus_paths,
             "grid_limit": GRID_LIMIT,
             "query": query.urlencode(),
+            "coverage": peer_coverage(audit, cluster),
         },
     )
 

@@ -186,7 +186,7 @@ class NodeInline(admin.TabularInline):
     model = Node
     form = NodeAdminForm
     extra = 0
-    fields = ["name", "role", "address", "ssh_port", "ssh_user", "enabled", "last_audit_status"]
+    fields = ["name", "role", "address", "ssh_port", "ssh_user", "network_group", "enabled", "last_audit_status"]
     readonly_fields = ["last_audit_status"]
     show_change_link = True
 
@@ -210,6 +210,7 @@ class ClusterAdmin(admin.ModelAdmin):
         "server_runs_worker",
         "gateway",
         "proxy_mode",
+        "connectivity_plan",
         "node_count",
         "updated",
     ]
@@ -222,6 +223,7 @@ class ClusterAdmin(admin.ModelAdmin):
         "external_database",
         "builtin_observability",
         "proxy_mode",
+        "connectivity_plan",
     ]
     search_fields = ["name", "description"]
     list_select_related = ["profile"]
@@ -374,11 +376,12 @@ class NodeAdmin(admin.ModelAdmin):
         "address",
         "ssh_port",
         "ssh_user",
+        "network_group",
         "enabled",
         "last_audit_status",
         "last_audited_at",
     ]
-    list_filter = ["cluster", "role", "last_audit_status", "enabled", "accelerators__vendor"]
+    list_filter = ["cluster", "role", "network_group", "last_audit_status", "enabled", "accelerators__vendor"]
     # Sorting by a result is reading it too: only list_display columns sort, and those are filtered below.
     search_fields = ["name", "address", "cluster__name"]
     list_select_related = ["cluster", "credential"]

@@ -77,6 +77,9 @@ def _cluster_out(cluster: Cluster) -> dict:
         "external_database": cluster.external_database,
         "builtin_observability": cluster.builtin_observability,
         "proxy_mode": cluster.proxy_mode,
+        "connectivity_plan": cluster.connectivity_plan,
+        "sampled_peers": cluster.sampled_peers,
+        "group_full_mesh_limit": cluster.group_full_mesh_limit,
         "created": cluster.created,
         "node_count": cluster.node_count if hasattr(cluster, "node_count") else cluster.nodes.count(),
     }
@@ -183,6 +186,7 @@ def _node_out(node: Node, *, results: bool) -> dict:
         "ssh_port": node.ssh_port,
         "ssh_user": node.ssh_user,
         "role": node.role,
+        "network_group": node.network_group,
         "enabled": node.enabled,
         "transport": node.transport,
         "has_credential": node.credential_id is not None,

@@ -102,3 +102,11 @@ class HostKeyState(models.TextChoices):
 class Transport(models.TextChoices):
     SSH = "ssh", "SSH"
     LOCAL = "local", "Local (the machine Preflight runs on)"
+
+
+class ConnectivityPlan(models.TextChoices):
+    """Which worker-to-worker paths an audit proves (issue 24); server<->worker paths are always all proven."""
+
+    AUTO = "auto", "Auto (full up to 50 workers, sampled above)"
+    FULL = "full", "Full mesh (every worker pair in every audit)"
+    SAMPLED = "sampled", "Sampled (k peers per worker, rotated so successive audits cover every pair)"

@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.urls import reverse
@@ -10,6 +10,7 @@ from django.urls import reverse
 from .choices import (
     VENDOR_CHOICES,
     AuditStatus,
+    ConnectivityPlan,
     CredentialKind,
     GatewayMode,
     HostKeyState,
@@ -235,6 +236,22 @@ class Cluster(models.Model):
         blank=True,
         help_text="The GPUStack server URL workers register with; empty: http(s)://<the server node's address>",
     )
+    connectivity_plan = models.CharField(
+        max_length=16,
+        choices=ConnectivityPlan.choices,
+        default=ConnectivityPlan.AUTO,
+        help_text="Which worker pairs each audit proves: full mesh, or k rotating peers per worker (sampled)",
+    )
+    sampled_peers = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(64)],
+        help_text="Sampled plan: peers each worker connects to per audit (k); ceil((workers-1)/k) audits cover all",
+    )
+    group_full_mesh_limit = models.PositiveSmallIntegerField(
+        default=64,
+        validators=[MaxValueValidator(1000)],
+        help_text="Sampled plan: a network group of at most this many nodes gets its full mesh in every audit",
+    )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -305,6 +322,12 @@ class Node(models.Model):
         help_text="Local audits the machine Preflight runs on without SSH (used by the demo)",
     )
     enabled = models.BooleanField(default=True, help_text="Disabled nodes are kept but not audited")
+    network_group = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[RegexValidator(r"^[A-Za-z0-9_.:/-]*\Z", "letters, digits and _ . : / -")],
+        help_text="Rack, subnet or switch: inside a small group the sampled plan proves the full mesh",
+    )
     last_facts = models.JSONField(default=dict, blank=True, editable=False)
     last_audit_status = models.CharField(
         max_length=16, choices=AuditStatus.choices, default=AuditStatus.UNKNOWN, editable=False

@@ -9,6 +9,8 @@ from .validators import is_valid_address
 Role = Literal["server", "worker"]
 Gateway = Literal["embedded", "disabled"]
 ProxyMode = Literal["direct", "worker", "tunnel"]
+Plan = Literal["auto", "full", "sampled"]
+GROUP = r"^[A-Za-z0-9_.:/-]*$"
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
@@ -29,6 +31,11 @@ class ClusterIn(Schema):
     external_database: bool = Field(False, description="The server uses --database-url: no embedded PostgreSQL")
     builtin_observability: bool = Field(True, description="The server runs the built-in Prometheus and Grafana")
     proxy_mode: ProxyMode = Field("worker", description="How the server reaches model instances (--proxy-mode)")
+    connectivity_plan: Plan = Field(
+        "auto", description="Worker pairs per audit: full, sampled, auto (sampled above 50)"
+    )
+    sampled_peers: int = Field(3, ge=1, le=64, description="Sampled plan: peers per worker per audit (k)")
+    group_full_mesh_limit: int = Field(64, ge=0, le=1000, description="A network group this small gets its full mesh")
 
 
 class ClusterPatch(Schema):
@@ -41,6 +48,9 @@ class ClusterPatch(Schema):
     external_database: bool | None = None
     builtin_observability: bool | None = None
     proxy_mode: ProxyMode | None = None
+    connectivity_plan: Plan | None = None
+    sampled_peers: int | None = Field(None, ge=1, le=64)
+    group_full_mesh_limit: int | None = Field(None, ge=0, le=1000)
 
 
 class ClusterOut(Schema):
@@ -55,6 +65,9 @@ class ClusterOut(Schema):
     external_database: bool
     builtin_observability: bool
     proxy_mode: str
+    connectivity_plan: str
+    sampled_peers: int
+    group_full_mesh_limit: int
     node_count: int
     created: datetime
 
@@ -81,6 +94,7 @@ class NodeIn(AddressMixin):
     ssh_port: int = Field(22, ge=1, le=65535)
     ssh_user: str = Field("root", min_length=1, max_length=32, pattern=r"^[a-z_][a-z0-9_.-]*\$?$")
     role: Role = "worker"
+    network_group: str = Field("", max_length=64, pattern=GROUP, description="Rack, subnet or switch")
     enabled: bool = True
     credential: CredentialIn | None = None
 
@@ -90,6 +104,7 @@ class NodePatch(AddressMixin):
     ssh_port: int | None = Field(None, ge=1, le=65535)
     ssh_user: str | None = Field(None, min_length=1, max_length=32, pattern=r"^[a-z_][a-z0-9_.-]*\$?$")
     role: Role | None = None
+    network_group: str | None = Field(None, max_length=64, pattern=GROUP)
     enabled: bool | None = None
     credential: CredentialIn | None = None
 
@@ -113,6 +128,7 @@ class NodeOut(Schema):
     ssh_port: int
     ssh_user: str
     role: str
+    network_group: str
     enabled: bool
     transport: str
     has_credential: bool

@@ -165,6 +165,7 @@ class PlannedNode:
     ssh_user: str | None
     credential: tuple[str, str, str] | None  # (name, kind, secret)
     line: int
+    network_group: str | None = None  # the host var preflight_network_group; None: leave the node's as it is
 
 
 @dataclass
@@ -296,7 +297,20 @@ def _plan_node(
     elif password is not None:
         password = _plain(password, "ansible_password", password_line, source)
         credential = (f"{cluster_name}: password for {host.name}", CredentialKind.PASSWORD, password)
-    return PlannedNode(host.name, role, address, port, user, credential, host.line)
+    group, group_line = _host_var(host, "preflight_network_group")
+    if group is not None:
+        group = _plain(group, "preflight_network_group", group_line, source)
+        if not NETWORK_GROUP.fullmatch(group):
+            raise InventoryError(
+                f"preflight_network_group {quoted(group[:64])} of host {quoted(host.name)} is not a group name "
+                "(at most 64 letters, digits, _ . : / -)",
+                line=group_line,
+                source=source,
+            )
+    return PlannedNode(host.name, role, address, port, user, credential, host.line, group)
+
+
+NETWORK_GROUP = re.compile(r"[A-Za-z0-9_.:/-]{0,64}")
 
 
 def upload_text(upload) -> str:
@@ -420,8 +434,10 @@ def inventory_import(
             created = node is None
             node = node or Node(cluster=cluster, name=plan.name)
             stored = copy.copy(node) if not created else None
-            before = (node.role, node.address, node.ssh_port, node.ssh_user, node.credential_id)
+            before = (node.role, node.address, node.ssh_port, node.ssh_user, node.credential_id, node.network_group)
             node.role = plan.role
+            if plan.network_group is not None:
+                node.network_group = plan.network_group
             node.address = plan.address
             if plan.ssh_port is not None:
                 node.ssh_port = plan.ssh_port
@@ -441,7 +457,7 @@ def inventory_import(
             if note:
                 node.credential = None
                 report.credentials_removed.append(plan.name)
-            after = (node.role, node.address, node.ssh_port, node.ssh_user, node.credential_id)
+            after = (node.role, node.address, node.ssh_port, node.ssh_user, node.credential_id, node.network_group)
             if created or before != after:
                 try:
                     node.full_clean()

@@ -22,7 +22,7 @@ from ..catalog import CHECK_IDS, ERROR, worst
 from ..catalog.cluster import NodeIdentity, evaluate_cluster_deployment, evaluate_cluster_unique
 from ..choices import NetworkState, RunState
 from ..spec import profile_spec_from_model
-from .network import matrix_time_budget, network_matrix_run
+from .network import Progress, matrix_time_budget, network_matrix_run
 from .queue import (
     DB_FAULT_NOTE,
     audit_dispatch,
@@ -52,7 +52,7 @@ def audit_fail_queued(audit_id: int, reason: str, *, never_ran: bool) -> None:
     audit_finish(audit_id=audit_id)
 
 
-def audit_finish(*, audit_id: int, matrix_inline: bool = False) -> bool:
+def audit_finish(*, audit_id: int, matrix_inline: bool = False, progress: Progress | None = None) -> bool:
     """Close the audit once every node audit is final; safe to call any number of times.
 
     When the audit has a connectivity matrix, the first call that finds every node audit final claims it (a
@@ -66,7 +66,7 @@ def audit_finish(*, audit_id: int, matrix_inline: bool = False) -> bool:
         network_state=NetworkState.RUNNING, network_started=timezone.now()
     )
     if claimed and matrix_inline:
-        _matrix_run(audit_id)
+        _matrix_run(audit_id, progress)
     elif claimed:
         budget = matrix_time_budget(audit_id)
         try:
@@ -156,9 +156,9 @@ def cluster_checks_run(*, audit_id: int) -> None:
                 node_record_status(node=node_audit.node, status=status, when=node_audit.finished)
 
 
-def _matrix_run(audit_id: int) -> None:
+def _matrix_run(audit_id: int, progress: Progress | None = None) -> None:
     try:
-        network_matrix_run(audit_id=audit_id)
+        network_matrix_run(audit_id=audit_id, progress=progress)
         models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).update(
             network_state=NetworkState.DONE
         )

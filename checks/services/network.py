@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Max
 
 from inventory.choices import NodeRole
 from inventory.models import Node
@@ -25,6 +27,8 @@ from ..connectivity import (
     Listener,
     MatrixNode,
     PathVerdict,
+    Sampling,
+    effective_plan,
     judge_path,
     listener_command,
     not_needed,
@@ -45,17 +49,56 @@ from .waivers import node_audit_restamp
 
 logger = logging.getLogger(__name__)
 
+# Hears what long work is doing: progress(event, **facts). The CLI draws a live line from it (manage.py audit).
+Progress = Callable[..., None]
+
+
+def audit_sampling(audit: models.Audit) -> Sampling:
+    """The cluster's plan for this audit's matrix. Its round is fixed the first time the matrix runs: one more than
+    the highest round of the cluster's earlier audits (pruning old audits keeps the newest, so the sequence goes on
+    without repeats), and a matrix run again (the sweep) keeps its round: consecutive audits rotate the peers."""
+    cluster = audit.cluster
+    if audit.matrix_round is None:
+        highest = models.Audit.objects.filter(
+            cluster_id=cluster.pk, pk__lt=audit.pk, matrix_round__isnull=False
+        ).aggregate(highest=Max("matrix_round"))["highest"]
+        audit.matrix_round = 0 if highest is None else highest + 1
+        models.Audit.objects.filter(pk=audit.pk, matrix_round__isnull=True).update(matrix_round=audit.matrix_round)
+        audit.matrix_round = models.Audit.objects.values_list("matrix_round", flat=True).get(pk=audit.pk)
+    return Sampling(
+        plan=cluster.connectivity_plan,
+        peers=cluster.sampled_peers,
+        round=audit.matrix_round or 0,
+        group_limit=cluster.group_full_mesh_limit,
+    )
+
 
 def matrix_time_budget(audit_id: int) -> float:
     """How long the connectivity matrix of an audit may take: grows with the number of paths (and with the
     waves of nodes the thread pool logs into), never less than PREFLIGHT_STUCK_AFTER."""
-    roles = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("node__role", flat=True))
+    audit = models.Audit.objects.select_related("cluster").get(pk=audit_id)
+    rows = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("node__role", "node__network_group"))
+    roles = [role for role, _ in rows]
     servers, workers = roles.count(NodeRole.SERVER), roles.count(NodeRole.WORKER)
+    peers = workers + servers  # an upper bound: the server is a peer only when it runs a worker
+    cluster = audit.cluster  # the number of paths does not depend on the round
+    sampling = Sampling(
+        plan=cluster.connectivity_plan, peers=cluster.sampled_peers, group_limit=cluster.group_full_mesh_limit
+    )
+    if effective_plan(sampling.plan, peers) == "full":
+        peer_paths = peers * (peers - 1)
+    else:
+        sizes: dict[str, int] = {}
+        for _, group in rows:
+            if group:
+                sizes[group] = sizes.get(group, 0) + 1
+        inside = sum(n * (n - 1) for n in sizes.values() if n <= sampling.group_limit)
+        peer_paths = peers * min(sampling.peers, max(0, peers - 1)) + inside
     return max(
         settings.PREFLIGHT_STUCK_AFTER,
         budget(
             nodes=len(roles),
-            paths=2 * servers * workers + (workers + servers) * (workers + servers - 1),
+            paths=2 * servers * workers + peer_paths,
             concurrency=settings.PREFLIGHT_AUDIT_CONCURRENCY,
             connect_timeout=settings.PREFLIGHT_SSH_CONNECT_TIMEOUT + settings.PREFLIGHT_SSH_AUTH_TIMEOUT,
             port_timeout=settings.PREFLIGHT_NETWORK_CONNECT_TIMEOUT,
@@ -85,6 +128,8 @@ def _matrix_node(node_audit: models.NodeAudit) -> MatrixNode:
         firewall_evidence=facts.get("firewall_evidence", ""),
         problem=problem,
         audited=audited,
+        group=node.network_group,
+        order=node.pk,
     )
 
 
@@ -179,14 +224,23 @@ def _in_thread(function):
     return wrapper
 
 
-def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
+def network_matrix_run(*, audit_id: int, progress: Progress | None = None) -> list[models.NetworkPath]:
+    """Plan, listen, probe, judge, record. `progress` hears ("matrix", phase=listeners|probing|recording|done,
+    paths=N, runnable=R) as each phase starts."""
+
+    def tell(phase: str) -> None:
+        if progress is not None:
+            progress("matrix", phase=phase, paths=len(plans), runnable=len(runnable))
+
     audit = models.Audit.objects.select_related("cluster", "profile").get(pk=audit_id)
     cluster = audit.cluster
     node_audits = list(audit.node_audits.select_related("node__credential", "node__cluster"))
     by_name = {na.node.name: na for na in node_audits}
     matrix_nodes = {na.node.name: _matrix_node(na) for na in node_audits}
     context = NodeContext("-", "worker", **cluster_options(cluster))
-    plans = plan_paths(list(matrix_nodes.values()), profile_spec_from_model(audit.profile), context)
+    plans = plan_paths(
+        list(matrix_nodes.values()), profile_spec_from_model(audit.profile), context, audit_sampling(audit)
+    )
 
     verdicts: dict[int, PathVerdict] = {}
     runnable = []
@@ -214,10 +268,12 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
     except OpenFilesLimit as exc:
         raise OpenFilesLimit(f"the connectivity matrix of {len(listeners)} listening nodes {exc}") from None
     timings = {"start": time.monotonic()}
+    tell("listeners")
     try:
         with ThreadPoolExecutor(max_workers=threads) as pool:
             list(pool.map(_in_thread(lambda listener: listener.open()), listeners.values()))
         timings["listeners"] = time.monotonic()
+        tell("probing")
         targets: dict[str, list[tuple[str, int]]] = {}
         for i in runnable:
             plan = plans[i]
@@ -255,7 +311,9 @@ def network_matrix_run(*, audit_id: int) -> list[models.NetworkPath]:
             verdict = not_tested(plan, why, at_fault=plan.destination.name, fault_is_own=True)
         verdicts[i] = verdict
 
+    tell("recording")
     paths = _record(audit, plans, verdicts, listeners, by_name)
+    tell("done")
     logger.info(
         "matrix of audit %s: %d paths; listeners up in %.1f s, probes %.1f s, closed, judged, recorded in %.1f s",
         audit_id,

@@ -17,6 +17,7 @@ from .. import models
 from ..catalog import CHECK_IDS
 from ..choices import NetworkState, RunState, Trigger
 from .finish import audit_fail_queued, audit_finish
+from .network import Progress
 from .node import node_audit_run
 from .queue import broker_name, celery_task
 
@@ -101,24 +102,35 @@ def audit_enqueue(audit: models.Audit) -> None:
     transaction.on_commit(publish)
 
 
-def audit_run_inline(*, audit: models.Audit, transport=None) -> models.Audit:
-    """Run every node audit of `audit` now, in threads (the CLI's path; Celery runs the same node service)."""
+def audit_run_inline(*, audit: models.Audit, transport=None, progress: Progress | None = None) -> models.Audit:
+    """Run every node audit of `audit` now, in threads (the CLI's path; Celery runs the same node service).
+
+    `progress`, when given, hears `progress("start", nodes=N)`, `progress("node", name=..., status=...)` after each
+    node audit, and the matrix's phases (see network_matrix_run); it must be thread-safe and must not raise."""
     ids = list(audit.node_audits.values_list("pk", flat=True))
+    if progress is not None:
+        progress("start", nodes=len(ids))
+
+    def run(node_audit_id: int) -> None:
+        node_audit_run(node_audit_id=node_audit_id, transport=transport, close_audit=False)
+        if progress is not None:
+            name, status = models.NodeAudit.objects.values_list("node__name", "status").get(pk=node_audit_id)
+            progress("node", name=name, status=status)
 
     def one(node_audit_id: int) -> None:
         try:
-            node_audit_run(node_audit_id=node_audit_id, transport=transport, close_audit=False)
+            run(node_audit_id)
         finally:
             connection.close()  # each worker thread has its own connection
 
     if connection.in_atomic_block or (connection.vendor == "sqlite" and connection.is_in_memory_db()):
         # Other threads' connections could not see this transaction's rows (or an in-memory database): stay here.
         for node_audit_id in ids:
-            node_audit_run(node_audit_id=node_audit_id, transport=transport, close_audit=False)
+            run(node_audit_id)
     else:
         with ThreadPoolExecutor(max_workers=max(1, min(settings.PREFLIGHT_AUDIT_CONCURRENCY, len(ids)))) as pool:
             list(pool.map(one, ids))
-    audit_finish(audit_id=audit.pk, matrix_inline=True)
+    audit_finish(audit_id=audit.pk, matrix_inline=True, progress=progress)
     audit.refresh_from_db()
     return audit
 

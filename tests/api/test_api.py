@@ -342,3 +342,37 @@ def test_pagination_bounds(admin_api):
     assert_error(admin_api.get(f"{API}/profiles", {"limit": 10**30}), 422, "validation_error")
     assert_error(admin_api.get(f"{API}/nodes", {"offset": 10**30}), 422, "validation_error")
     assert admin_api.get(f"{API}/profiles", {"limit": 1, "offset": 1}).json()["items"][0]["key"] == "gpustack-2.2"
+
+
+def test_cluster_connectivity_plan_and_node_network_group_through_the_api(admin_api):
+    # given a cluster created with defaults
+    cluster_id = post(admin_api, "/clusters", {"name": "big"}).json()["id"]
+    defaults = admin_api.get(f"{API}/clusters/{cluster_id}").json()
+    assert (defaults["connectivity_plan"], defaults["sampled_peers"], defaults["group_full_mesh_limit"]) == (
+        "auto",
+        3,
+        64,
+    )
+    # when the plan is set to sampled with k=1 and a node gets a network group
+    changed = patch(admin_api, f"/clusters/{cluster_id}", {"connectivity_plan": "sampled", "sampled_peers": 1})
+    node = post(
+        admin_api, "/nodes", {"cluster": cluster_id, "name": "w1", "address": "10.0.0.5", "network_group": "r1"}
+    )
+    moved = patch(admin_api, f"/nodes/{node.json()['id']}", {"network_group": "rack-2"})
+    # then both are stored and shown
+    assert (changed.json()["connectivity_plan"], changed.json()["sampled_peers"]) == ("sampled", 1)
+    assert node.status_code == 201 and moved.json()["network_group"] == "rack-2"
+    assert Node.objects.get(name="w1").network_group == "rack-2"
+    # and bad values are a 422 naming the field
+    for payload, field in (
+        ({"connectivity_plan": "some"}, "connectivity_plan"),
+        ({"sampled_peers": 0}, "sampled_peers"),
+    ):
+        body = assert_error(patch(admin_api, f"/clusters/{cluster_id}", payload), 422, "validation_error")
+        assert field in {e["field"] for e in body["errors"]}
+    bad = patch(admin_api, f"/nodes/{node.json()['id']}", {"network_group": "a b;rm"})
+    assert field_of(assert_error(bad, 422, "validation_error")) == {"network_group"}
+
+
+def field_of(body: dict) -> set[str]:
+    return {e["field"] for e in body["errors"]}

@@ -238,3 +238,51 @@ def test_command_refuses_malformed_file_with_line(tmp_path):
         str(exc.value) == f"{path}:2: ansible_port 'abc' of host 'gpu1' is not a port (1-65535) (nothing was imported)"
     )
     assert Node.objects.count() == 0
+
+
+RACKS = """\
+[gpustack_server]
+srv1 ansible_host=10.0.0.1
+
+[rack_a]
+gpu[01:03]
+
+[rack_b]
+gpu[04:05]
+
+[workers:children]
+rack_a
+rack_b
+
+[rack_a:vars]
+preflight_network_group=rack-a
+
+[rack_b:vars]
+preflight_network_group=rack-b
+"""
+
+
+def test_network_group_comes_from_the_preflight_network_group_var(tmp_path):
+    # given an inventory whose rack groups set preflight_network_group
+    # when it is imported
+    inventory_import(text=RACKS, source="racks.ini", base_dir=tmp_path)
+    # then each worker carries its rack, the server none
+    groups = dict(Node.objects.values_list("name", "network_group"))
+    assert groups == {
+        "srv1": "",
+        "gpu01": "rack-a",
+        "gpu02": "rack-a",
+        "gpu03": "rack-a",
+        "gpu04": "rack-b",
+        "gpu05": "rack-b",
+    }
+    # and a re-import that moves a rack updates it in place
+    report = inventory_import(text=RACKS.replace("=rack-b", "=rack-c"), source="racks.ini", base_dir=tmp_path)
+    assert sorted(report.updated) == ["gpu04", "gpu05"] and Node.objects.get(name="gpu05").network_group == "rack-c"
+
+
+def test_a_network_group_that_is_not_a_name_is_refused_with_its_line(tmp_path):
+    with pytest.raises(InventoryError, match="preflight_network_group") as raised:
+        inventory_import(text=RACKS.replace("=rack-b", "='rack b; rm'"), source="racks.ini", base_dir=tmp_path)
+    assert raised.value.line == 18  # the [rack_b:vars] line that sets it
+    assert not Node.objects.exists()

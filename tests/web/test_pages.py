@@ -296,3 +296,49 @@ def test_dashboard_says_which_release_the_profile_follows_and_what_moved(admin_c
     assert "<b>x" not in body
     assert "Ports removed: worker 40064-40095; worker 6379, 8265, 10001-19999, 52365" in body
     assert "proxy mode tunnel" in body
+
+
+def _sampled_audits(cluster, nodes, rounds: int, *, k: int) -> list:
+    """`rounds` finished audits of `cluster`, each recording the worker paths its sampled plan chose, all passing."""
+    from checks.connectivity import W2W, MatrixNode, Sampling, peer_pairs
+
+    peers = [MatrixNode(n.name, "worker", n.address, order=n.pk) for n in nodes]
+    by_name = {n.name: n for n in nodes}
+    audits = []
+    for n in range(rounds):
+        audit = Audit.objects.create(
+            cluster=cluster,
+            profile=cluster.profile,
+            state="done",
+            network_state="done",
+            started=timezone.now(),
+            finished=timezone.now(),
+        )
+        NodeAudit.objects.bulk_create(NodeAudit(audit=audit, node=node, state="done") for node in nodes)
+        NetworkPath.objects.bulk_create(
+            NetworkPath(audit=audit, check_id=W2W, source=by_name[s.name], destination=by_name[d.name], status="pass")
+            for s, d in peer_pairs(peers, Sampling(plan="sampled", peers=k, round=n))
+        )
+        audits.append(audit)
+    return audits
+
+
+def test_matrix_says_how_much_of_the_worker_mesh_is_proven(admin_client):
+    # given 7 workers on a sampled plan with k=2: 42 ordered pairs, every one covered in ceil(6/2) = 3 audits
+    cluster = ClusterFactory(name="racks", connectivity_plan="sampled", sampled_peers=2)
+    nodes = [NodeFactory(cluster=cluster, name=f"w{i}", address=f"10.0.0.{i + 1}") for i in range(7)]
+    audits = _sampled_audits(cluster, nodes, 3, k=2)
+    # when the first audit's matrix is read
+    first = admin_client.get(f"/clusters/racks/matrix/?audit={audits[0].pk}").content.decode()
+    # then it proved 14 of 42 pairs, and 14 in its window so far (one audit)
+    assert "<strong>14 of 42</strong> worker pairs proven in this audit" in first
+    assert "14 of 42 proven within the last 1 audit (the plan covers every pair in 3)" in first
+    # and after the third audit every pair was proven within the last 3
+    latest = admin_client.get("/clusters/racks/matrix/").content.decode()
+    assert "42 of 42 proven within the last 3 audits (the plan covers every pair in 3)" in latest
+    # and a failing path is not counted as proven
+    NetworkPath.objects.filter(audit=audits[2]).filter(
+        pk=NetworkPath.objects.filter(audit=audits[2]).first().pk
+    ).update(status="fail")
+    after = admin_client.get("/clusters/racks/matrix/").content.decode()
+    assert "<strong>13 of 42</strong> worker pairs proven in this audit (14 tested)" in after

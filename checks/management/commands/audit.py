@@ -1,6 +1,9 @@
 import json
+import threading
 
 from django.core.management.base import BaseCommand, CommandError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from checks.choices import Trigger
 from checks.selectors import audit_detail
@@ -36,7 +39,8 @@ class Command(BaseCommand):
             audit = audit_start(cluster=found, node_names=nodes, trigger=Trigger.CLI, ignore=ignore)
         except AuditRefused as exc:
             raise CommandError(str(exc), returncode=2) from None
-        audit = audit_run_inline(audit=audit)
+        with AuditProgress(stream=getattr(self.stderr, "_out", self.stderr), enabled=not json) as progress:
+            audit = audit_run_inline(audit=audit, progress=progress.event if progress.live else None)
         document = audit_detail(audit_id=audit.pk)
         if json:
             self.stdout.write(_dumps(document))
@@ -63,3 +67,48 @@ class Command(BaseCommand):
 
 def _dumps(document: dict) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+class AuditProgress:
+    """A live line on stderr while the audit runs: nodes done of total, failures so far, then the matrix's phase and
+    its paths. Only on a terminal, and never with --json (a script reads the output then)."""
+
+    def __init__(self, *, stream, enabled: bool) -> None:
+        self.console = Console(file=stream, stderr=True)
+        self.live = enabled and self.console.is_terminal
+        self.lock = threading.Lock()
+        self.failed = 0
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("nodes", total=None, detail="")
+
+    def __enter__(self) -> "AuditProgress":
+        if self.live:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live:
+            self.progress.stop()
+
+    def event(self, kind: str, **facts) -> None:
+        with self.lock:
+            if kind == "start":
+                self.progress.update(self.task, total=facts["nodes"], detail="0 failed")
+            elif kind == "node":
+                if facts.get("status") in ("fail", "error"):
+                    self.failed += 1
+                self.progress.update(self.task, advance=1, detail=f"{self.failed} failed")
+            elif kind == "matrix":
+                self.progress.update(
+                    self.task,
+                    detail=f"{self.failed} failed · matrix: {facts['phase']}, {facts['paths']} paths "
+                    f"({facts['runnable']} to probe)",
+                )
