@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -113,13 +114,17 @@ def test_diff_ignores_nodes_a_partial_audit_did_not_cover_and_filters_paths(admi
         r.pk, r.node_audit_id = None, NodeAudit.objects.get(audit=partial, node=w007).pk
         r.save()
     body = admin_client.get("/clusters/demo/diff/", {"a": new.pk, "b": partial.pk}).content.decode()
-    assert "No check changed." in body and "Not audited in" in body and "absent" not in body
+    assert "Not audited in" in body and "absent" not in body
+    causes = body.split('id="changed-checks"', 1)[1].split("</table>", 1)[0]
+    assert "still failing:" in causes and "newly failing:" not in causes and "fixed:" not in causes
     # the first audit had every path open
     for path in NetworkPath.objects.filter(audit=new):
         path.pk, path.audit_id, path.status = None, old.pk, "pass"
         path.save()
     filtered = admin_client.get("/clusters/demo/diff/", {"a": old.pk, "b": new.pk, "node": "w001"}).content.decode()
-    paths = filtered.split('id="path-changes"', 1)[1].split("</table>", 1)[0]
+    listed = filtered.split('id="path-changes"', 1)[1].split("</table>", 1)[0]
+    assert f'<a href="/nodes/{demo["by_name"]["w007"].pk}/">w007</a>' in listed  # node names are links
+    paths = re.sub(r"<[^>]+>", "", listed)
     assert "w001 → w007" in paths and "closed" in paths
     assert "w005 → w007" not in paths and "w002 →" not in paths
 
