@@ -14,13 +14,18 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db import connection
+from django.db.models import OuterRef, QuerySet, Subquery
+
+from inventory.choices import AuditStatus
+from inventory.models import Node
 
 from .catalog import SEVERITY
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
 from .page_selectors import NOT_CHECKED, undouble
 
 PASS = "pass"
+_FAILING = [s for s in AuditStatus.values if s != PASS]  # an IN list seeks the (audit, status) index; <> cannot
 NOT_RUN = "not run"
 CAUSES_PER_PAGE = 25
 PATHS_PER_PAGE = 50
@@ -149,7 +154,9 @@ def check_diff(*, old: Audit, new: Audit, node: str | None, page: str | None) ->
         return Subquery(
             CheckResult.objects.filter(
                 node_audit__audit=audit, node_audit__node=OuterRef("node_audit__node"), check_id=OuterRef("check_id")
-            ).values(column)[:1]
+            )
+            .order_by()
+            .values(column)[:1]
         )
 
     def side(audit: Audit, other: Audit) -> QuerySet:
@@ -192,22 +199,53 @@ def check_diff(*, old: Audit, new: Audit, node: str | None, page: str | None) ->
     )
 
 
-def _paths(audit: Audit, node: str | None) -> QuerySet:
-    rows = NetworkPath.objects.filter(audit=audit)
-    if node:
-        rows = rows.filter(Q(source__name=node) | Q(destination__name=node))
-    return rows
+class _Counted(Paginator):
+    """A paginator over a query whose row count is already known from the grouped counts (no COUNT(*) scan)."""
+
+    def __init__(self, object_list, per_page: int, *, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self._known = count
+
+    @property
+    def count(self) -> int:  # type: ignore[override]
+        return self._known
 
 
-def _other_status(audit: Audit) -> Subquery:
-    return Subquery(
-        NetworkPath.objects.filter(
-            audit=audit,
-            check_id=OuterRef("check_id"),
-            source=OuterRef("source"),
-            destination=OuterRef("destination"),
-        ).values("status")[:1]
+# One side of the comparison, as SQL: a non-passing path of audit `one` joined to its counterpart in audit `two` on
+# the unique (audit, check, source, destination) index. A path that errs was not probed (its source could not run
+# the prober): its cause is its source; any other non-pass is refused at its destination.
+_SIDE = """
+SELECT one.id AS id, one.check_id AS check_id, one.source_id AS source_id, one.destination_id AS destination_id,
+       {before} AS before, {after} AS after,
+       CASE WHEN one.status = 'error' THEN 'from' ELSE 'into' END AS side,
+       CASE WHEN one.status = 'error' THEN one.source_id ELSE one.destination_id END AS blamed
+FROM checks_networkpath one
+JOIN checks_networkpath two ON two.audit_id = %s AND two.check_id = one.check_id
+     AND two.source_id = one.source_id AND two.destination_id = one.destination_id
+WHERE one.audit_id = %s AND one.status IN ({failing}) {extra} {nodes}
+"""
+
+
+def _sides(*, old: Audit, new: Audit, node_ids: list[int] | None) -> tuple[str, list]:
+    """The newer audit's non-passing paths with their older status, and the older's non-passing paths that now pass."""
+    nodes, node_params = "", []
+    if node_ids is not None:
+        marks = ", ".join(["%s"] * len(node_ids)) or "NULL"
+        nodes = f"AND (one.source_id IN ({marks}) OR one.destination_id IN ({marks}))"
+        node_params = [*node_ids, *node_ids]
+    failing = ", ".join(["%s"] * len(_FAILING))
+    # the fixed side's "now passes" is written so that no index serves it: the planner must start from the older
+    # audit's few non-passing paths, never from the newer audit's 250,000 passing ones
+    worse = _SIDE.format(before="two.status", after="one.status", failing=failing, extra="", nodes=nodes)
+    fixed = _SIDE.format(
+        before="one.status",
+        after="two.status",
+        failing=failing,
+        extra="AND COALESCE(two.status, '') = 'pass'",
+        nodes=nodes,
     )
+    sql = f"{worse} UNION ALL {fixed}"
+    return sql, [old.pk, new.pk, *_FAILING, *node_params, new.pk, old.pk, *_FAILING, *node_params]
 
 
 def path_diff(*, old: Audit, new: Audit, node: str | None, cause_page: str | None, path_page: str | None) -> PathDiff:
@@ -216,63 +254,64 @@ def path_diff(*, old: Audit, new: Audit, node: str | None, cause_page: str | Non
     if not NetworkPath.objects.filter(audit=old).exists() or not NetworkPath.objects.filter(audit=new).exists():
         empty = Paginator([], PATHS_PER_PAGE).get_page(1)
         return PathDiff(Counts(), [], [], empty, empty, compared=False)
-    # the newer audit's non-passing paths with the older status; the older's non-passing paths that now pass
-    worse = _paths(new, node).exclude(status=PASS).annotate(before=_other_status(old), after=F("status"))
-    worse = worse.filter(before__isnull=False)
-    fixed = _paths(old, node).exclude(status=PASS).annotate(before=F("status"), after=_other_status(new))
-    fixed = fixed.filter(after=PASS)
+    node_ids = None
+    if node:
+        node_ids = list(
+            NodeAudit.objects.filter(audit__in=[old, new], node__name=node).values_list("node_id", flat=True)
+        )
+    sides, params = _sides(old=old, new=new, node_ids=node_ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT check_id, before, after, side, blamed, COUNT(*) FROM ({sides}) GROUP BY 1, 2, 3, 4, 5", params
+        )
+        grouped = cursor.fetchall()
+    names = dict(Node.objects.filter(pk__in={row[4] for row in grouped}).values_list("pk", "name"))
 
     counts = Counts()
     per_check: dict[str, Counts] = defaultdict(Counts)
     transitions: Counter[tuple[str, str, str]] = Counter()
-    for rows in (worse, fixed):
-        for row in rows.values("check_id", "before", "after").annotate(n=Count("pk")).order_by():
-            kind = change_kind(row["before"], row["after"])
-            counts.add(kind, row["n"])
-            per_check[row["check_id"]].add(kind, row["n"])
-            transitions[(row["check_id"], row["before"], row["after"])] += row["n"]
-
-    # A path that errs was not probed (its source could not run the prober): its cause is the source. Any other
-    # non-pass is refused at its destination.
     causes: list[PathCause] = []
-    for rows in (worse, fixed):
-        unprobed = Q(after="error") | (Q(after=PASS) & Q(before="error"))
-        for side, query in (("from", rows.filter(unprobed)), ("into", rows.exclude(unprobed))):
-            column = "source" if side == "from" else "destination"
-            grouped = query.values("check_id", "before", "after", column, f"{column}__name").annotate(n=Count("pk"))
-            for row in grouped.order_by():
-                causes.append(
-                    PathCause(
-                        check_id=row["check_id"],
-                        before=row["before"],
-                        after=row["after"],
-                        kind=change_kind(row["before"], row["after"]),
-                        side=side,
-                        node=NodeRef(pk=row[column], name=row[f"{column}__name"]),
-                        count=row["n"],
-                    )
-                )
+    for check, before, after, side, blamed, n in grouped:
+        kind = change_kind(before, after)
+        counts.add(kind, n)
+        per_check[check].add(kind, n)
+        transitions[(check, before, after)] += n
+        causes.append(
+            PathCause(
+                check_id=check,
+                before=before,
+                after=after,
+                kind=kind,
+                side=side,
+                node=NodeRef(pk=blamed, name=names.get(blamed, "?")),
+                count=n,
+            )
+        )
     order = {"newly failing": 0, "changed": 1, "fixed": 2, "still failing": 3}
     causes.sort(key=lambda c: (order[c.kind], -c.count, c.node.name, c.check_id))
 
     # one page of the paths whose status changed (still failing paths are counted and grouped, not listed)
-    listed = ("pk", "check_id", "source_id", "source__name", "destination_id", "destination__name", "before", "after")
-    changed = worse.exclude(before=F("status")).values_list(*listed).order_by()
-    changed = changed.union(fixed.values_list(*listed).order_by(), all=True).order_by(
-        "source__name", "destination__name"
-    )
-    paths = Paginator(changed, PATHS_PER_PAGE).get_page(path_page)
-    paths.object_list = [
+    changed_count = counts.newly_failing + counts.fixed + counts.changed
+    page = _Counted([], PATHS_PER_PAGE, count=changed_count).get_page(path_page)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, check_id, source_id, destination_id, before, after FROM ({sides}) WHERE before <> after "
+            "ORDER BY source_id, destination_id, check_id LIMIT %s OFFSET %s",
+            [*params, PATHS_PER_PAGE, page.start_index() - 1 if changed_count else 0],
+        )
+        rows = cursor.fetchall()
+    names.update(Node.objects.filter(pk__in={r[2] for r in rows} | {r[3] for r in rows}).values_list("pk", "name"))
+    page.object_list = [
         {
             "pk": pk,
             "check": check,
-            "source": NodeRef(pk=source_id, name=source),
-            "destination": NodeRef(pk=destination_id, name=destination),
+            "source": NodeRef(pk=source_id, name=names.get(source_id, "?")),
+            "destination": NodeRef(pk=destination_id, name=names.get(destination_id, "?")),
             "before": before,
             "after": after,
             "closed": after != PASS,
         }
-        for pk, check, source_id, source, destination_id, destination, before, after in paths.object_list
+        for pk, check, source_id, destination_id, before, after in rows
     ]
     return PathDiff(
         counts=counts,
@@ -282,6 +321,6 @@ def path_diff(*, old: Audit, new: Audit, node: str | None, cause_page: str | Non
             for (c, b, a), n in sorted(transitions.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
         causes=Paginator(causes, CAUSES_PER_PAGE).get_page(cause_page),
-        changes=paths,
+        changes=page,
         compared=True,
     )
