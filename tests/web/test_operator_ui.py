@@ -82,7 +82,7 @@ def test_exports_follow_sort_and_filters_with_labels_and_utc_seconds(admin_clien
     stamp = rows[1]["last_audited_at"]
     assert len(stamp) == 20 and stamp.endswith("Z") and "." not in stamp
     data = json.loads(admin_client.get("/nodes/", {"sort": "last_audit_status", "export": "json"}).content)
-    assert data[0]["name"] == "w011" and data[0]["status"] == "Error"
+    assert data[0]["name"] == "w011" and data[0]["status"] == "Unreachable"
 
 
 def test_matrix_rollup_lists_nodes_to_fix_and_stays_small(admin_client, demo):
@@ -136,7 +136,7 @@ def test_dashboard_verdict_and_home_colour(admin_client, demo):
     top = body.split('id="top-failing"', 1)[1].split("</table>", 1)[0]
     assert "os.supported" not in top  # "not checked" rows are not reasons
     home = admin_client.get("/").content.decode()
-    assert 'class="badge badge-fail">Not ready<' in home
+    assert 'data-state="node:not-ready">Not ready<' in home
     build_cluster("fresh", 2, audits=0)
     assert "Never audited" in admin_client.get("/clusters/fresh/").content.decode()
 
