@@ -112,3 +112,14 @@ def test_check_and_run_words_are_apart_from_readiness():
     ]
     assert states.run_state("done").label == "Finished" and states.run_state("running").label == "Running"
     assert not {s.label for s in states.RUN_STATES.values()} & {s.label for s in states.NODE_STATES.values()}
+
+
+def test_the_admin_lists_states_through_the_same_badge(admin_client, fleet):
+    # when
+    nodes = admin_client.get("/admin/inventory/node/").content.decode()
+    audits = admin_client.get("/admin/checks/audit/").content.decode()
+    results = admin_client.get("/admin/checks/checkresult/").content.decode()
+    # then
+    assert 'data-state="node:unreachable">Unreachable</span>' in nodes and 'data-state="node:ready">Ready' in nodes
+    assert 'data-state="run:done">Finished</span>' in audits and 'data-state="node:' in audits
+    assert 'data-state="check:fail">Fail</span>' in results
