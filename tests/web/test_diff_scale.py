@@ -107,3 +107,21 @@ def test_paths_are_not_compared_when_the_earlier_audit_has_no_matrix(admin_clien
     body, _, built = _get(admin_client, "fleet", a=old.pk, b=new.pk)
     # then
     assert built == 0 and 'id="paths-not-compared"' in body and 'id="path-changes"' not in body
+
+
+@pytest.mark.parametrize("params", [{"lpage": "x"}, {"lpage": "-1"}, {"lpage": "99999"}, {"cpage": "0", "ppage": "é"}])
+def test_bad_page_numbers_answer_a_page_not_an_error(admin_client, params):
+    # given
+    data = build_cluster("fleet", 12, matrix_every_audit=True)
+    old, new = data["audits"]
+    # when
+    body, _, _ = _get(admin_client, "fleet", a=old.pk, b=new.pk, **params)
+    # then
+    assert 'id="path-changes"' in body and "<tr class=" in _table(body, "path-changes")
+
+
+def test_a_node_filter_that_matches_no_node_compares_nothing(admin_client):
+    data = build_cluster("fleet", 12, matrix_every_audit=True)
+    old, new = data["audits"]
+    body, _, _ = _get(admin_client, "fleet", a=old.pk, b=new.pk, node="nope")
+    assert "No path changed." in body and "No check changed." in body
