@@ -123,3 +123,4 @@ def test_the_admin_lists_states_through_the_same_badge(admin_client, fleet):
     assert 'data-state="node:unreachable">Unreachable</span>' in nodes and 'data-state="node:ready">Ready' in nodes
     assert 'data-state="run:done">Finished</span>' in audits and 'data-state="node:' in audits
     assert 'data-state="check:fail">Fail</span>' in results
+    assert "preflight/states.css" in nodes  # the admin loads the badges' colours and icons
