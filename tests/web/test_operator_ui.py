@@ -138,7 +138,7 @@ def test_dashboard_verdict_and_home_colour(admin_client, demo):
     home = admin_client.get("/").content.decode()
     assert 'data-state="node:not-ready">Not ready<' in home
     build_cluster("fresh", 2, audits=0)
-    assert "Never audited" in admin_client.get("/clusters/fresh/").content.decode()
+    assert "Not audited: 3 nodes, none audited yet." in admin_client.get("/clusters/fresh/").content.decode()
 
 
 def test_links_for_a_node_that_moved_cluster_do_not_404(admin_client, demo):
