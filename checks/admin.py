@@ -23,6 +23,7 @@ from .models import (
 )
 from .selectors import node_remediation_script
 from .services.apply import FixRefused, fix_approve
+from .templatetags import states as states_tags
 
 
 class ResultsRule:
@@ -62,14 +63,30 @@ class NodeAuditInline(ResultsRule, admin.TabularInline):
         return format_html('<a href="{}">{}</a>', reverse("admin:checks_nodeaudit_change", args=[obj.pk]), obj.node)
 
 
+class StatesMixin:
+    """The states of a row in the portal's one vocabulary (portal.states), through the same badge as the pages."""
+
+    @admin.display(description="Run", ordering="state")
+    def run_state(self, obj):
+        return states_tags.run_state(obj.state)
+
+    @admin.display(description="Readiness", ordering="status")
+    def readiness(self, obj):
+        return states_tags.node_state(obj.status)
+
+    @admin.display(description="Outcome", ordering="status")
+    def outcome(self, obj):
+        return states_tags.check_status(obj.status)
+
+
 @admin.register(Audit)
-class AuditAdmin(ResultsAdmin):
+class AuditAdmin(StatesMixin, ResultsAdmin):
     list_display = [
         "id",
         "cluster",
         "profile_key",
-        "state",
-        "status",
+        "run_state",
+        "readiness",
         "trigger",
         "started_by",
         "created",
@@ -103,8 +120,8 @@ class CheckResultInline(ResultsRule, admin.TabularInline):
 
 
 @admin.register(NodeAudit)
-class NodeAuditAdmin(ResultsAdmin):
-    list_display = ["id", "node", "audit", "state", "status", "started", "finished", "error"]
+class NodeAuditAdmin(StatesMixin, ResultsAdmin):
+    list_display = ["id", "node", "audit", "run_state", "readiness", "started", "finished", "error"]
     list_filter = ["state", "status", "audit__cluster", "node__role"]
     search_fields = ["node__name", "node__address", "error"]
     list_select_related = ["node", "audit"]
@@ -156,8 +173,8 @@ class NodeAuditAdmin(ResultsAdmin):
 
 
 @admin.register(CheckResult)
-class CheckResultAdmin(ResultsAdmin):
-    list_display = ["check_id", "status", "summary", "node_audit"]
+class CheckResultAdmin(StatesMixin, ResultsAdmin):
+    list_display = ["check_id", "outcome", "summary", "node_audit"]
     list_filter = ["status", "check_id"]
     search_fields = ["check_id", "summary", "node_audit__node__name"]
     list_select_related = ["node_audit__node"]
@@ -174,8 +191,8 @@ class CheckResultAdmin(ResultsAdmin):
 
 
 @admin.register(NetworkPath)
-class NetworkPathAdmin(ResultsAdmin):
-    list_display = ["check_id", "source", "destination", "status", "summary", "audit"]
+class NetworkPathAdmin(StatesMixin, ResultsAdmin):
+    list_display = ["check_id", "source", "destination", "outcome", "summary", "audit"]
     list_filter = ["status", "check_id", "audit__cluster"]
     search_fields = ["source__name", "destination__name", "summary"]
     list_select_related = ["source", "destination", "audit"]

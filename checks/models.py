@@ -158,6 +158,8 @@ class NetworkPath(models.Model):
         indexes = [
             models.Index(fields=["audit", "source", "status"], name="network_path_rollup_out"),
             models.Index(fields=["audit", "destination", "status"], name="network_path_rollup_in"),
+            # The comparison of two audits (issue 25) seeks an audit's non-passing paths: a few among 250,000.
+            models.Index(fields=["audit", "status"], name="network_path_by_status"),
         ]
 
     def __str__(self) -> str:

@@ -160,7 +160,7 @@ def matrix_rollup(audit) -> tuple[list[NodeRollup], dict[str, int]]:
 @dataclass
 class Verdict:
     status: str  # pass, warn, fail, unknown: the colour
-    label: str  # Ready, Not ready, Never audited, No nodes
+    label: str  # Ready, Not ready, Not audited, Partly audited, No nodes (portal.states words)
     text: str  # the whole sentence
 
 
@@ -172,7 +172,7 @@ def cluster_verdict(
     *, servers: dict, workers: dict, latest, top_failing: list[dict], blocked_paths: list[dict] | None = None
 ) -> Verdict:
     """One sentence for a dashboard from the counts it already shows: "Not ready: 3 of 48 workers, mostly
-    `container.docker` (2) and a blocked path at srv (1)"; "Never audited" when that is the truth.
+    `container.docker` (2) and a blocked path at srv (1)"; "Not audited" when that is the truth.
 
     `servers`/`workers` are the dashboard's per-role counts (total, ready, failing); `top_failing` its ranked
     {check_id, nodes} rows; `blocked_paths` [{node, paths}] of the latest matrix, worst first."""
@@ -180,7 +180,7 @@ def cluster_verdict(
     if not total:
         return Verdict("unknown", "No nodes", "No nodes yet: import an inventory to audit this cluster.")
     if latest is None:
-        return Verdict("unknown", "Never audited", f"Never audited: {_plural(total, 'node')}, none audited yet.")
+        return Verdict("unknown", "Not audited", f"Not audited: {_plural(total, 'node')}, none audited yet.")
     failing_servers, failing_workers = servers.get("failing") or 0, workers.get("failing") or 0
     if not failing_servers and not failing_workers:
         ready = (servers.get("ready") or 0) + (workers.get("ready") or 0)
@@ -212,7 +212,7 @@ def home_status(*, total: int, ready: int, failing: int) -> Verdict:
     if ready == total:
         return Verdict("pass", "Ready", "")
     if ready == 0:
-        return Verdict("unknown", "Never audited", "")
+        return Verdict("unknown", "Not audited", "")
     return Verdict("warn", "Partly audited", "")
 
 

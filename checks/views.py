@@ -31,6 +31,7 @@ from portal.ids import parse_id
 
 from .catalog import SEVERITY
 from .choices import RunState, Trigger
+from .diff_selectors import check_diff, path_diff
 from .install import image_ref
 from .install_plan import cluster_install_plan, server_url
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
@@ -43,7 +44,6 @@ from .page_selectors import (
     matrix_rollup,
     peer_coverage,
     severity_case,
-    undouble,
 )
 from .services import AuditRefused, audit_request
 from .services.waivers import waiver_create, waivers_expiring
@@ -277,100 +277,50 @@ def audit_diff(request, name: str):
         return render(request, "checks/diff.html", {"cluster": cluster, "audits": audits, "old": None})
     if old.created > new.created:
         old, new = new, old
-    node_filter = request.GET.get("node")
-
-    def results(audit):
-        query = CheckResult.objects.filter(node_audit__audit=audit).select_related("node_audit__node")
-        if node_filter:
-            query = query.filter(node_audit__node__name=node_filter)
-        return {(r.node_audit.node.name, r.check_id): r for r in query}
-
-    before, after = results(old), results(new)
-    # A node that one audit did not cover (a partial audit, a node added later) is "not audited" there: its checks
-    # are not changes. Only nodes with results in both audits are compared.
-    nodes_before = {node for node, _ in before}
-    nodes_after = {node for node, _ in after}
-    not_audited = {
-        "old": sorted(nodes_after - nodes_before),
-        "new": sorted(nodes_before - nodes_after),
-    }
-    changed = []
-    not_run: set[str] = set()
-    for key in sorted(set(before) | set(after)):
-        if key[0] not in nodes_before or key[0] not in nodes_after:
-            continue
-        a, b = before.get(key), after.get(key)
-        if (b and b.summary.startswith(NOT_CHECKED)) or (a and a.summary.startswith(NOT_CHECKED)):
-            # The probe did not run on one side: ssh.connect (or the probe's own row) says why, once.
-            not_run.add(key[0])
-            continue
-        if (a.status if a else None) != (b.status if b else None):
-            changed.append(
-                {
-                    "node": key[0],
-                    "check": key[1],
-                    "before": a.status if a else "not run",
-                    "after": b.status if b else "not run",
-                    "summary": undouble((b or a).summary),
-                    "worse": SEVERITY.get(b.status if b else "pass", 0) > SEVERITY.get(a.status if a else "pass", 0),
-                }
-            )
+    node_filter = request.GET.get("node") or None
+    checks = check_diff(old=old, new=new, node=node_filter, page=request.GET.get("cpage"))
 
     def inventory(audit):
         devices, drivers = set(), set()
-        for na in NodeAudit.objects.filter(audit=audit).select_related("node"):
-            if node_filter and na.node.name != node_filter:
-                continue
-            facts = na.facts or {}
+        rows = NodeAudit.objects.filter(audit=audit)
+        if node_filter:
+            rows = rows.filter(node__name=node_filter)
+        for name, facts in rows.values_list("node__name", "facts"):
+            facts = facts or {}
             for device in facts.get("accelerators", []):
-                devices.add((na.node.name, f"{device.get('vendor')}[{device.get('index')}] {device.get('model')}"))
+                devices.add((name, f"{device.get('vendor')}[{device.get('index')}] {device.get('model')}"))
             for vendor, info in (facts.get("drivers") or {}).items():
-                drivers.add((na.node.name, f"{vendor} driver {info.get('driver_version', '')}".strip()))
+                drivers.add((name, f"{vendor} driver {info.get('driver_version', '')}".strip()))
                 if info.get("toolkit"):
-                    drivers.add((na.node.name, f"{vendor} toolkit {' '.join(info['toolkit'])}"))
+                    drivers.add((name, f"{vendor} toolkit {' '.join(info['toolkit'])}"))
             if facts.get("docker") and facts["docker"].get("server_version"):
-                drivers.add((na.node.name, f"Docker {facts['docker']['server_version']}"))
+                drivers.add((name, f"Docker {facts['docker']['server_version']}"))
                 for runtime in facts["docker"].get("runtimes", []):
-                    drivers.add((na.node.name, f"docker runtime {runtime}"))
+                    drivers.add((name, f"docker runtime {runtime}"))
         return devices, drivers
 
     old_devices, old_drivers = inventory(old)
     new_devices, new_drivers = inventory(new)
 
-    def paths(audit):
-        query = NetworkPath.objects.filter(audit=audit).select_related("source", "destination")
-        if node_filter:
-            query = query.filter(Q(source__name=node_filter) | Q(destination__name=node_filter))
-        return {(p.check_id, p.source.name, p.destination.name): p for p in query}
-
-    old_paths, new_paths = paths(old), paths(new)
-    path_changes = [
-        {
-            "check": key[0],
-            "source": key[1],
-            "destination": key[2],
-            "before": old_paths[key].status,
-            "after": new_paths[key].status,
-            "summary": new_paths[key].summary,
-            "closed": new_paths[key].status in ("fail", "error") and old_paths[key].status not in ("fail", "error"),
-        }
-        for key in sorted(set(old_paths) & set(new_paths))
-        if old_paths[key].status != new_paths[key].status
-    ]
+    paths = path_diff(
+        old=old, new=new, node=node_filter, cause_page=request.GET.get("ppage"), path_page=request.GET.get("lpage")
+    )
+    query = request.GET.copy()
+    for key in ("cpage", "ppage", "lpage"):
+        query.pop(key, None)
     context = {
         "cluster": cluster,
         "audits": audits,
         "old": old,
         "new": new,
-        "changed": changed,
+        "checks": checks,
         "devices_gone": sorted(old_devices - new_devices),
         "devices_new": sorted(new_devices - old_devices),
         "drivers_gone": sorted(old_drivers - new_drivers),
         "drivers_new": sorted(new_drivers - old_drivers),
-        "path_changes": path_changes,
+        "paths": paths,
         "node_filter": node_filter or "",
-        "not_audited": not_audited,
-        "not_run": sorted(not_run),
+        "query": query.urlencode(),
     }
     return render(request, "checks/diff.html", context)
 

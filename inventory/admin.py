@@ -36,6 +36,7 @@ from .services import (
     profile_get_default,
     upload_text,
 )
+from .tables import status_badge
 
 
 def _audit_now(modeladmin, request, clusters: dict) -> None:
@@ -175,7 +176,7 @@ class NodeAdminForm(forms.ModelForm):
 
 # A node's results (portal.permissions.VIEW_RESULTS): what its audits found. Without the rule the admin shows the
 # inventory alone: name, cluster, role, address, SSH access, enabled.
-NODE_RESULT_FIELDS = ("last_audit_status", "last_audited_at", "last_facts")
+NODE_RESULT_FIELDS = ("last_audit_status", "readiness", "last_audited_at", "last_facts")
 
 
 def _sees_results(request) -> bool:
@@ -378,7 +379,7 @@ class NodeAdmin(admin.ModelAdmin):
         "ssh_user",
         "network_group",
         "enabled",
-        "last_audit_status",
+        "readiness",
         "last_audited_at",
     ]
     list_filter = ["cluster", "role", "network_group", "last_audit_status", "enabled", "accelerators__vendor"]
@@ -409,6 +410,11 @@ class NodeAdmin(admin.ModelAdmin):
     def get_list_display(self, request):
         fields = super().get_list_display(request)
         return fields if _sees_results(request) else [f for f in fields if f not in NODE_RESULT_FIELDS]
+
+    @admin.display(description="Readiness", ordering="last_audit_status")
+    def readiness(self, obj):
+        """The node's state in the portal's one vocabulary (portal.states), as on every page."""
+        return status_badge(obj.last_audit_status)
 
     def get_list_filter(self, request):
         fields = super().get_list_filter(request)

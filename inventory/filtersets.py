@@ -3,6 +3,8 @@
 import django_filters
 from django.db.models import Exists, OuterRef, Q, Subquery
 
+from portal import states
+
 from .choices import VENDOR_CHOICES, AuditStatus, NodeRole
 from .models import Cluster, Node
 
@@ -27,7 +29,12 @@ class NodeFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     cluster = django_filters.CharFilter(field_name="cluster__name", label="Cluster")
     role = django_filters.ChoiceFilter(choices=NodeRole.choices)
-    status = django_filters.ChoiceFilter(field_name="last_audit_status", choices=AuditStatus.choices, label="Status")
+    status = django_filters.ChoiceFilter(
+        field_name="last_audit_status",
+        # the node's worst result in the one vocabulary (portal.states): "Ready (warn)", "Unreachable (error)"
+        choices=[(v, f"{states.node_state(v).label} ({v})") for v in AuditStatus.values],
+        label="Status",
+    )
     readiness = django_filters.ChoiceFilter(
         method="by_readiness",
         choices=[

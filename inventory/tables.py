@@ -5,17 +5,11 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from checks.page_selectors import SEVERITY_ORDER, undouble
+from portal import states
 
 from .models import Node
 
-STATUS_TEXT = {
-    "pass": "Ready",
-    "warn": "Warnings",
-    "fail": "Not ready",
-    "error": "Error",
-    "skip": "Skipped",
-    "unknown": "Not audited",
-}
+STATUS_TEXT = {value: states.node_state(value).label for value in ("pass", "warn", "fail", "error", "skip", "unknown")}
 
 # Worst first when the Status column is sorted ascending: error, fail, warn, pass, skip, unknown.
 SEVERITY_RANK = Case(
@@ -26,8 +20,9 @@ SEVERITY_RANK = Case(
 
 
 def status_badge(status: str) -> str:
-    """A colored badge that also says its status in words (never color alone)."""
-    return format_html('<span class="badge badge-{}">{}</span>', status, STATUS_TEXT.get(status, status))
+    """A colored badge that also says its state in words (never color alone): the vocabulary of portal.states."""
+    state = states.node_state(status)
+    return format_html('<span class="badge {}" data-state="node:{}">{}</span>', state.css, state.value, state.label)
 
 
 def accelerator_text(devices) -> str:

@@ -95,7 +95,7 @@ def test_a_waiver_makes_the_failing_node_ready_and_keeps_the_real_status(lab, wa
     # the node page shows the real status, the waiver and its reason
     page = client.get(reverse("ui:node_detail", args=[node.pk])).content.decode()
     ntp_block = page.split('id="check-time.ntp"')[1].split('<div class="check"')[0]
-    assert '<span class="badge badge-fail">Fail</span> <span class="badge badge-waived">Waived</span>' in ntp_block
+    assert 'data-state="check:fail">Fail</span> <span class="badge badge-waived">Waived</span>' in ntp_block
     assert "NTP comes with the golden image" in ntp_block
     assert Node.objects.get(pk=node.pk).last_audit_status == "warn"
 

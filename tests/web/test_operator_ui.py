@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_exports_follow_sort_and_filters_with_labels_and_utc_seconds(admin_clien
     stamp = rows[1]["last_audited_at"]
     assert len(stamp) == 20 and stamp.endswith("Z") and "." not in stamp
     data = json.loads(admin_client.get("/nodes/", {"sort": "last_audit_status", "export": "json"}).content)
-    assert data[0]["name"] == "w011" and data[0]["status"] == "Error"
+    assert data[0]["name"] == "w011" and data[0]["status"] == "Unreachable"
 
 
 def test_matrix_rollup_lists_nodes_to_fix_and_stays_small(admin_client, demo):
@@ -113,13 +114,17 @@ def test_diff_ignores_nodes_a_partial_audit_did_not_cover_and_filters_paths(admi
         r.pk, r.node_audit_id = None, NodeAudit.objects.get(audit=partial, node=w007).pk
         r.save()
     body = admin_client.get("/clusters/demo/diff/", {"a": new.pk, "b": partial.pk}).content.decode()
-    assert "No check changed." in body and "Not audited in" in body and "absent" not in body
+    assert "Not audited in" in body and "absent" not in body
+    causes = body.split('id="changed-checks"', 1)[1].split("</table>", 1)[0]
+    assert "still failing:" in causes and "newly failing:" not in causes and "fixed:" not in causes
     # the first audit had every path open
     for path in NetworkPath.objects.filter(audit=new):
         path.pk, path.audit_id, path.status = None, old.pk, "pass"
         path.save()
     filtered = admin_client.get("/clusters/demo/diff/", {"a": old.pk, "b": new.pk, "node": "w001"}).content.decode()
-    paths = filtered.split('id="path-changes"', 1)[1].split("</table>", 1)[0]
+    listed = filtered.split('id="path-changes"', 1)[1].split("</table>", 1)[0]
+    assert f'<a href="/nodes/{demo["by_name"]["w007"].pk}/">w007</a>' in listed  # node names are links
+    paths = re.sub(r"<[^>]+>", "", listed)
     assert "w001 → w007" in paths and "closed" in paths
     assert "w005 → w007" not in paths and "w002 →" not in paths
 
@@ -131,9 +136,9 @@ def test_dashboard_verdict_and_home_colour(admin_client, demo):
     top = body.split('id="top-failing"', 1)[1].split("</table>", 1)[0]
     assert "os.supported" not in top  # "not checked" rows are not reasons
     home = admin_client.get("/").content.decode()
-    assert 'class="badge badge-fail">Not ready<' in home
+    assert 'data-state="node:not-ready">Not ready<' in home
     build_cluster("fresh", 2, audits=0)
-    assert "Never audited" in admin_client.get("/clusters/fresh/").content.decode()
+    assert "Not audited: 3 nodes, none audited yet." in admin_client.get("/clusters/fresh/").content.decode()
 
 
 def test_links_for_a_node_that_moved_cluster_do_not_404(admin_client, demo):

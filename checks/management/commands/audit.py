@@ -6,11 +6,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from checks.choices import Trigger
+from checks.page_selectors import NOT_CHECKED
 from checks.selectors import audit_detail
 from checks.services import AuditRefused, audit_run_inline, audit_start
 from inventory.models import Cluster
-
-MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "error": "ERR ", "skip": "skip", "unknown": "?   "}
+from portal import states
 
 
 class Command(BaseCommand):
@@ -53,16 +53,32 @@ class Command(BaseCommand):
             raise SystemExit(1)
 
     def _table(self, document: dict) -> None:
-        self.stdout.write(
-            f"Audit {document['audit']} of {document['cluster']} ({document['profile']}): {document['status']}"
-        )
-        for node in document["nodes"]:
-            self.stdout.write(f"\n{node['name']} ({node['role']}, {node['address']}): {node['status'].upper()}")
-            for check in node["checks"]:
-                waived = f" [waived: {check['waived']['reason']}]" if check.get("waived") else ""
-                self.stdout.write(
-                    f"  {MARK.get(check['status'], check['status'])}  {check['id']:<32} {check['summary']}{waived}"
-                )
+        for line in table_lines(document):
+            self.stdout.write(line)
+
+
+def table_lines(document: dict) -> list[str]:
+    """The audit as text, in the words of portal.states: a node's readiness, each check's outcome. The checks that
+    did not run on a node (not reached, probe cut short) are one line, not one identical line each."""
+    lines = [
+        f"Audit {document['audit']} of {document['cluster']} ({document['profile']}): "
+        f"{states.node_state(document['status']).label}"
+    ]
+    for node in document["nodes"]:
+        lines.append(f"\n{node['name']} ({node['role']}, {node['address']}): {states.node_state(node['status']).label}")
+        not_run = [c for c in node["checks"] if c["summary"].startswith(NOT_CHECKED)]
+        for check in node["checks"]:
+            if check in not_run:
+                continue
+            waived = f" [waived: {check['waived']['reason']}]" if check.get("waived") else ""
+            mark = states.check_status(check["status"]).label.upper()
+            lines.append(f"  {mark:<5}  {check['id']:<32} {check['summary']}{waived}")
+        if not_run:
+            reasons = {c["summary"][len(NOT_CHECKED) :] for c in not_run}
+            said = next((c["id"] for c in node["checks"] if c not in not_run and c["summary"] in reasons), None)
+            why = f"see {said}" if said else (reasons.pop() if len(reasons) == 1 else "the probe did not run")
+            lines.append(f"  {'-':<5}  {len(not_run)} checks did not run: {why}")
+    return lines
 
 
 def _dumps(document: dict) -> str:
