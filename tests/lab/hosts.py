@@ -115,6 +115,8 @@ class Lab:
                 path.write_text(str(value))
 
     def add(self, spec: NodeSpec) -> LabNode:
+        if spec.name in self.nodes:  # the lab is shared by a session: two tests must not pick the same name
+            raise ValueError(f"the lab already has a node named {spec.name!r}; pick another name in this test")
         index = self._next
         self._next += 1
         self._grow_neighbour_table(len(self.nodes) + 1)
