@@ -262,7 +262,8 @@ def path_diff(*, old: Audit, new: Audit, node: str | None, cause_page: str | Non
     sides, params = _sides(old=old, new=new, node_ids=node_ids)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT check_id, before, after, side, blamed, COUNT(*) FROM ({sides}) GROUP BY 1, 2, 3, 4, 5", params
+            f"SELECT check_id, before, after, side, blamed, COUNT(*) FROM ({sides}) AS changed GROUP BY 1, 2, 3, 4, 5",
+            params,
         )
         grouped = cursor.fetchall()
     names = dict(Node.objects.filter(pk__in={row[4] for row in grouped}).values_list("pk", "name"))
@@ -295,7 +296,8 @@ def path_diff(*, old: Audit, new: Audit, node: str | None, cause_page: str | Non
     page = _Counted([], PATHS_PER_PAGE, count=changed_count).get_page(path_page)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id, check_id, source_id, destination_id, before, after FROM ({sides}) WHERE before <> after "
+            f"SELECT id, check_id, source_id, destination_id, before, after FROM ({sides}) AS changed "
+            "WHERE before <> after "
             "ORDER BY source_id, destination_id, check_id LIMIT %s OFFSET %s",
             [*params, PATHS_PER_PAGE, page.start_index() - 1 if changed_count else 0],
         )
