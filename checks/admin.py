@@ -21,7 +21,7 @@ from .models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from .selectors import node_remediation_script
+from .selectors.audits import node_remediation_script
 from .services.apply import FixRefused, fix_approve
 from .templatetags import states as states_tags
 

@@ -15,7 +15,7 @@ from portal.api_plumbing import ApiError, BoundedPagination
 from .choices import RunState, Trigger
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
 from .schemas import AuditIn, AuditOut, AuditStarted, AuditSummary, CheckHistoryOut, PathOut
-from .selectors import audit_detail, node_remediation_script
+from .selectors.audits import audit_detail, node_remediation_script
 from .services import AuditAlreadyRunning, AuditNotQueued, AuditRefused, audit_request
 
 router = Router(tags=["audits"])

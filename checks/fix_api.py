@@ -12,8 +12,8 @@ from inventory.schemas import ErrorOut
 from portal import permissions
 from portal.api_plumbing import ApiError
 
-from .fix_selectors import fix_run_detail
 from .models import FixRun
+from .selectors.fix import fix_run_detail
 from .services.apply import FixRefused, fix_approve, fix_preview
 from .services.fix import FixPlanUnavailable, cluster_fix_plan
 

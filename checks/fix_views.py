@@ -12,8 +12,8 @@ from django.views.decorators.http import require_POST
 from inventory.models import Cluster
 from portal import permissions
 
-from .fix_selectors import fix_run_detail, recent_fix_runs
 from .models import FixRun
+from .selectors.fix import fix_run_detail, recent_fix_runs
 from .services.apply import FixRefused, fix_approve, fix_preview
 from .services.fix import FixPlanUnavailable, cluster_fix_plan
 

@@ -17,7 +17,7 @@ from inventory.models import Cluster, Node
 
 from .install import VENDORS, InstallCommand, server_command, worker_command
 from .models import CheckResult, NodeAudit
-from .page_selectors import NOT_CHECKED
+from .selectors.pages import NOT_CHECKED
 
 READY = ("pass", "warn", "skip")
 

@@ -31,11 +31,11 @@ from portal.ids import parse_id
 
 from .catalog import SEVERITY
 from .choices import RunState, Trigger
-from .diff_selectors import check_diff, path_diff
 from .install import image_ref
 from .install_plan import cluster_install_plan, server_url
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
-from .page_selectors import (
+from .selectors.diff import check_diff, path_diff
+from .selectors.pages import (
     FAILING_ONLY_ABOVE,
     GRID_LIMIT,
     NOT_CHECKED,

@@ -4,7 +4,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from checks.page_selectors import SEVERITY_ORDER, undouble
+from checks.selectors.pages import SEVERITY_ORDER, undouble
 from portal import states
 
 from .models import Node

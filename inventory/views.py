@@ -16,8 +16,8 @@ from django_tables2 import RequestConfig
 
 from checks.catalog import CHECK_IDS
 from checks.models import CheckResult, NodeAudit
-from checks.page_selectors import NOT_CHECKED, RANK, node_summary
-from checks.selectors import node_remediation_script
+from checks.selectors.audits import node_remediation_script
+from checks.selectors.pages import NOT_CHECKED, RANK, node_summary
 from portal import permissions
 
 from .filtersets import NodeFilterSet

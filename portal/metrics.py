@@ -23,7 +23,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from checks.choices import RunState
 from checks.models import Audit, CheckResult, NodeAudit, WebhookDelivery
-from checks.page_selectors import NOT_CHECKED
+from checks.selectors.pages import NOT_CHECKED
 from inventory.filtersets import NOT_READY, READY
 from inventory.models import Cluster, Node
 

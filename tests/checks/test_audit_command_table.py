@@ -3,7 +3,7 @@
 import pytest
 
 from checks.management.commands.audit import table_lines
-from checks.selectors import audit_detail
+from checks.selectors.audits import audit_detail
 from tests.uidata import HOST_CHECK_IDS, build_cluster
 
 pytestmark = pytest.mark.django_db

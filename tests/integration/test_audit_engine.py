@@ -148,7 +148,7 @@ def test_cluster_audit_through_celery(lab, fleet, celery_worker):
 
 
 def _document(audit_id: int) -> dict:
-    from checks.selectors import audit_detail
+    from checks.selectors.audits import audit_detail
 
     return audit_detail(audit_id=audit_id)
 

@@ -1,7 +1,7 @@
 """Wording the pages show: no doubled prefixes, a node named by its role."""
 
 from checks.catalog import evaluate_node
-from checks.page_selectors import undouble
+from checks.selectors.pages import undouble
 from checks.services.node import connect_summary
 from checks.spec import NodeContext
 from checks.transport.base import ConnectFailure

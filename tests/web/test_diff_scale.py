@@ -7,8 +7,8 @@ from django.db import connection
 from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
 
-from checks.diff_selectors import CAUSES_PER_PAGE, PATHS_PER_PAGE
 from checks.models import NetworkPath
+from checks.selectors.diff import CAUSES_PER_PAGE, PATHS_PER_PAGE
 from tests.uidata import build_cluster
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from checks.choices import Trigger
-from checks.page_selectors import NOT_CHECKED
-from checks.selectors import audit_detail
+from checks.selectors.audits import audit_detail
+from checks.selectors.pages import NOT_CHECKED
 from checks.services import AuditRefused, audit_run_inline, audit_start
 from inventory.models import Cluster
 from portal import states

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import models
+from .. import models
 
 
 def _iso(value) -> str | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db.models import Prefetch
 
-from . import models
-from .script import ScriptStep, render_script
+from .. import models
+from ..script import ScriptStep, render_script
 
 
 def _iso(value) -> str | None:

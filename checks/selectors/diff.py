@@ -20,9 +20,9 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from inventory.choices import AuditStatus
 from inventory.models import Node
 
-from .catalog import SEVERITY
-from .models import Audit, CheckResult, NetworkPath, NodeAudit
-from .page_selectors import NOT_CHECKED, undouble
+from ..catalog import SEVERITY
+from ..models import Audit, CheckResult, NetworkPath, NodeAudit
+from .pages import NOT_CHECKED, undouble
 
 PASS = "pass"
 _FAILING = [s for s in AuditStatus.values if s != PASS]  # an IN list seeks the (audit, status) index; <> cannot

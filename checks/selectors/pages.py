@@ -126,7 +126,7 @@ def matrix_rollup(audit) -> tuple[list[NodeRollup], dict[str, int]]:
 
     from inventory.models import Node
 
-    from .models import NetworkPath
+    from ..models import NetworkPath
 
     paths = NetworkPath.objects.filter(audit=audit).order_by()
     rollups: dict[int, NodeRollup] = {}
@@ -236,8 +236,8 @@ def peer_coverage(audit, cluster) -> PeerCoverage:
     the window's audits, and the distinct passing pairs in them."""
     from django.db.models import Count, Q
 
-    from .connectivity import W2W, effective_plan, rounds_to_cover
-    from .models import Audit, NetworkPath, NodeAudit
+    from ..connectivity import W2W, effective_plan, rounds_to_cover
+    from ..models import Audit, NetworkPath, NodeAudit
 
     roles = NodeAudit.objects.filter(audit=audit).aggregate(
         workers=Count("pk", filter=Q(node__role="worker")), servers=Count("pk", filter=Q(node__role="server"))
