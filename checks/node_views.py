@@ -43,14 +43,15 @@ from .services import AuditRefused, audit_request
 ANY = "Any"
 
 
+SHORT_LABELS = {"vendor": "Vendor", "os": "OS id"}
+
+
 class NodeListFilterSet(NodeFilterSet):
     """The web list's filters: inventory's, as selects with real choices ("Any", never "---------" or "Unknown")."""
 
     cluster = CharFilter(field_name="cluster__name", label="Cluster")
     failing_check = CharFilter(method="by_failing_check", label="Failing check")
-    enabled = BooleanFilter(
-        label="Enabled", widget=forms.Select(choices=[("", ANY), ("true", "Yes"), ("false", "No")])
-    )
+    enabled = BooleanFilter(label="Enabled", widget=forms.Select(choices=[("", ANY), ("true", "Yes"), ("false", "No")]))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -59,6 +60,8 @@ class NodeListFilterSet(NodeFilterSet):
         self.filters["failing_check"].extra["widget"] = forms.Select(choices=[("", ANY), *check_choices()])
         for name in ("role", "status", "readiness", "vendor"):
             self.filters[name].extra["empty_label"] = ANY
+        for name, label in SHORT_LABELS.items():  # one line of filters at 1440 px
+            self.filters[name].label = label
 
     def by_failing_check(self, queryset, name, value):
         return failing_check_filter(queryset, value)
@@ -250,7 +253,7 @@ def _back_to_list(request):
 @require_POST
 @permission_required("inventory.view_node", raise_exception=True)
 def node_export_selected(request):
-    """"Export selected": the ticked rows as CSV, with the columns and escaping of the list's own export."""
+    """ "Export selected": the ticked rows as CSV, with the columns and escaping of the list's own export."""
     ids = _selected(request)
     if not ids:
         messages.error(request, "Export selected: tick at least one node first.")
@@ -277,7 +280,8 @@ def _start_audits(request, nodes: list[Node]) -> None:
         count = f"{len(names)} node{'' if len(names) == 1 else 's'}"
         dashboard = reverse("ui:dashboard", args=[cluster.name])
         messages.success(
-            request, format_html('Audit {} of {} in <a href="{}">{}</a> started.', audit.pk, count, dashboard, cluster.name)
+            request,
+            format_html('Audit {} of {} in <a href="{}">{}</a> started.', audit.pk, count, dashboard, cluster.name),
         )
 
 
@@ -285,7 +289,7 @@ def _start_audits(request, nodes: list[Node]) -> None:
 @require_POST
 @permissions.requires(permissions.START_AUDIT)
 def node_audit_selected(request):
-    """"Audit selected": one audit of exactly the ticked nodes (one per cluster when they span clusters)."""
+    """ "Audit selected": one audit of exactly the ticked nodes (one per cluster when they span clusters)."""
     ids = _selected(request)
     if not ids or len(ids) > MOST_SELECTED:
         messages.error(request, f"Audit selected: tick between 1 and {MOST_SELECTED} nodes.")

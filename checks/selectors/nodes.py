@@ -176,9 +176,10 @@ class PathLine:
 
 @dataclass
 class PathGroup:
-    """The node's failing paths that share a check, a cause and the node the block is at."""
+    """The node's failing paths that share a check, a direction, a status, a cause and the node the block is at."""
 
     check_id: str
+    direction: str  # "in" (paths into the node) or "out" (paths from it)
     cause: str  # "10150-10151 timed out": the summary without its two ends and its "blocked at"
     blocked_at: str  # a node name, or "" when the evidence cannot tell
     blocked_at_pk: int | None
@@ -197,7 +198,8 @@ class NodeNetwork:
 
 def node_network(node: Node) -> NodeNetwork:
     """The node's failing paths (fail or error, from or to it) of the latest audit that tested its paths, grouped
-    by check, cause and "blocked at", worst and largest first. Three queries; values only, never path objects."""
+    by check, direction, status, cause and "blocked at", worst and largest first. Four queries; values only, never
+    path objects."""
     touching = NetworkPath.objects.filter(Q(source=node) | Q(destination=node))
     audit_id = touching.order_by("-audit_id").values_list("audit_id", flat=True).first()
     if audit_id is None:
@@ -209,7 +211,7 @@ def node_network(node: Node) -> NodeNetwork:
         .order_by("check_id", "source__name", "destination__name")
         .values_list("pk", "check_id", "status", "summary", "source__name", "destination__name")
     )
-    groups: dict[tuple[str, str, str], PathGroup] = {}
+    groups: dict[tuple[str, str, str, str, str], PathGroup] = {}
     for pk, check_id, status, summary, source, destination in rows:
         network.failing += 1
         match = _BLOCKED_AT.search(summary)
@@ -217,11 +219,11 @@ def node_network(node: Node) -> NodeNetwork:
         cause = summary[: match.start()] if match else summary
         prefix = f"{source} -> {destination}: "
         cause = cause[len(prefix) :] if cause.startswith(prefix) else cause
+        direction = "in" if destination == node.name else "out"
         group = groups.setdefault(
-            (check_id, cause, blocked_at), PathGroup(check_id, cause, blocked_at, None, states.check_status(status))
+            (check_id, direction, status, cause, blocked_at),
+            PathGroup(check_id, direction, cause, blocked_at, None, states.check_status(status)),
         )
-        if states.check_status(status).severity > group.status.severity:
-            group.status = states.check_status(status)
         group.count += 1
         if len(group.paths) < PATHS_PER_GROUP:
             group.paths.append(PathLine(pk, source, destination, status))

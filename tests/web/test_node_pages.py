@@ -93,9 +93,7 @@ def test_why_shows_the_cause_first_and_the_whole_line_on_hover(admin_client, dem
     assert 'title="docker is not installed (container.docker)"' in cell
 
 
-def test_audit_selected_starts_one_audit_of_exactly_those_nodes(
-    admin_client, demo, django_capture_on_commit_callbacks
-):
+def test_audit_selected_starts_one_audit_of_exactly_those_nodes(admin_client, demo, django_capture_on_commit_callbacks):
     # given
     chosen = [demo["by_name"][name] for name in ("w001", "w003", "w007")]
     before = set(Audit.objects.values_list("pk", flat=True))
@@ -213,9 +211,10 @@ def test_network_section_groups_failing_paths_by_cause_with_blocked_at_links(adm
     ).order_by("pk")
     for path in into[:2]:
         NetworkPath.objects.filter(pk=path.pk).update(summary=f"{path.summary} (blocked at w007)")
-    failing = NetworkPath.objects.filter(audit=latest, status__in=["fail", "error"]).filter(
-        destination=w007
-    ).count() + NetworkPath.objects.filter(audit=latest, status__in=["fail", "error"], source=w007).count()
+    failing = (
+        NetworkPath.objects.filter(audit=latest, status__in=["fail", "error"]).filter(destination=w007).count()
+        + NetworkPath.objects.filter(audit=latest, status__in=["fail", "error"], source=w007).count()
+    )
     # when
     body = admin_client.get(f"/nodes/{w007.pk}/").content.decode()
     section = body.split('id="network"', 1)[1].split("<h2", 1)[0]
