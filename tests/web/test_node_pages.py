@@ -189,6 +189,7 @@ def test_unreachable_node_page_contradicts_nothing_and_offers_no_script(admin_cl
     assert "audited " not in body.split('id="summary"')[0]  # the header does not say it was audited
     assert "did not run on this node" not in body
     assert 'id="download-script"' not in body and 'id="no-checks"' in body
+    assert 'data-state="node:not-ready"' not in body  # one state on the page: Unreachable, the install block too
 
 
 def test_passing_checks_fold_away(admin_client, demo):
