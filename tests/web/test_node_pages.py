@@ -7,7 +7,9 @@ import re
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from checks.models import Audit, CheckResult, NetworkPath, NodeAudit
 from inventory.models import Node
@@ -229,12 +231,38 @@ def test_network_section_groups_failing_paths_by_cause_with_blocked_at_links(adm
     assert re.search(r'href="/paths/\d+/">\w+ → w007</a>', section)
 
 
-def test_node_list_and_node_page_queries_do_not_grow_with_nodes(admin_client, django_assert_max_num_queries):
-    # given a 60-node cluster
+def test_node_list_and_node_page_queries_do_not_grow_with_nodes(admin_client):
+    # given a 60-node cluster with a full matrix
     data = build_cluster("q", 59, audits=1)
-    node = data["nodes"][7]
-    # then: a fixed number of queries, whatever the page size or the node's paths
-    with django_assert_max_num_queries(20):
-        admin_client.get("/nodes/", {"per_page": "100"})
-    with django_assert_max_num_queries(30):
-        admin_client.get(f"/nodes/{node.pk}/")
+    # when
+    counts = {}
+    for size in ("25", "100"):
+        with CaptureQueriesContext(connection) as queries:
+            admin_client.get("/nodes/", {"per_page": size})
+        counts[size] = len(queries.captured_queries)
+    pages = []
+    for node in (data["nodes"][7], data["nodes"][11]):  # a failing node and an unreachable one
+        with CaptureQueriesContext(connection) as queries:
+            admin_client.get(f"/nodes/{node.pk}/")
+        pages.append(len(queries.captured_queries))
+    # then: the same few queries whatever the page size or the node's paths
+    assert counts["25"] == counts["100"] <= 10
+    assert pages[0] == pages[1] <= 20
+
+
+def test_audit_selected_across_two_clusters_starts_one_audit_per_cluster(
+    admin_client, demo, django_capture_on_commit_callbacks
+):
+    # given: one node ticked in each of two clusters
+    other = build_cluster("other", 3, audits=1, mesh=False)
+    chosen = [demo["by_name"]["w002"].pk, other["nodes"][1].pk]
+    before = set(Audit.objects.values_list("pk", flat=True))
+    # when
+    with django_capture_on_commit_callbacks(execute=False):
+        admin_client.post("/nodes/audit/", {"node": chosen})
+    # then: an audit of a cluster holds that cluster's ticked node alone
+    made = {
+        a.cluster.name: sorted(a.node_audits.values_list("node__name", flat=True))
+        for a in Audit.objects.exclude(pk__in=before)
+    }
+    assert made == {"demo": ["w002"], "other": [other["nodes"][1].name]}
