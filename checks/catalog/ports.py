@@ -53,7 +53,17 @@ def evaluate_ports_available(facts: NodeFacts, profile: ProfileSpec, context: No
     by_holder: dict[tuple[str, int | None], list[int]] = {}
     for (_, port), holder in holders.items():
         by_holder.setdefault(holder, []).append(port)
-    holders_fix = [(sorted(ports), who, pid) for (who, pid), ports in by_holder.items()]
+    # GPUStack's embedded PostgreSQL port held by a PostgreSQL already: the fix is the cluster option to use it (or
+    # another database) through --database-url, not stopping a database. Only the wording depends on the name a node
+    # printed; no command is built from it.
+    database_rules = [r for r in rules if r.condition == "builtin_database"]
+    database_ports = {p for r in database_rules for p in range(r.first_port, r.last_port + 1)}
+    postgres = {
+        holder
+        for holder, ports in by_holder.items()
+        if set(ports) <= database_ports and holder[0].lower().startswith(("postgres", "postmaster", '"postgres'))
+    }
+    holders_fix = [(sorted(ports), who, pid) for (who, pid), ports in by_holder.items() if (who, pid) not in postgres]
     parts = [
         f"{', '.join(label(a, b) for a, b in compact(ports))} held by {who}" for (who, _), ports in by_holder.items()
     ]
@@ -65,7 +75,11 @@ def evaluate_ports_available(facts: NodeFacts, profile: ProfileSpec, context: No
             FAIL,
             "; ".join(parts),
             evidence,
-            fix_ports_available(holders=holders_fix, summary="; ".join(parts)),
+            fix_ports_available(
+                holders=holders_fix,
+                summary="; ".join(parts),
+                database_ports=sorted({p for holder in postgres for p in by_holder[holder]}),
+            ),
         )
     ]
 
