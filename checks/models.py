@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from inventory.choices import AuditStatus
+from inventory.crypto import encrypted_property
 
 from .choices import NetworkState, RunState, Trigger
 
@@ -246,17 +247,7 @@ class WebhookEndpoint(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.cluster})"
 
-    @property
-    def secret(self) -> str:
-        from inventory.crypto import secret_decrypt
-
-        return secret_decrypt(self.secret_encrypted)
-
-    @secret.setter
-    def secret(self, value: str) -> None:
-        from inventory.crypto import secret_encrypt
-
-        self.secret_encrypted = secret_encrypt(value)
+    secret = encrypted_property("secret_encrypted")
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError

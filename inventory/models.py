@@ -22,7 +22,7 @@ from .choices import (
     ProxyMode,
     Transport,
 )
-from .crypto import secret_decrypt, secret_encrypt
+from .crypto import encrypted_property
 from .validators import validate_address, validate_node_name, validate_ssh_user
 
 
@@ -288,21 +288,8 @@ class Credential(models.Model):
     def __repr__(self) -> str:
         return f"<Credential {self.pk}: {self.name} ({self.kind})>"
 
-    @property
-    def secret(self) -> str:
-        return secret_decrypt(self.secret_encrypted)
-
-    @secret.setter
-    def secret(self, value: str) -> None:
-        self.secret_encrypted = secret_encrypt(value)
-
-    @property
-    def passphrase(self) -> str:
-        return secret_decrypt(self.passphrase_encrypted)
-
-    @passphrase.setter
-    def passphrase(self, value: str) -> None:
-        self.passphrase_encrypted = secret_encrypt(value)
+    secret = encrypted_property("secret_encrypted")
+    passphrase = encrypted_property("passphrase_encrypted")
 
 
 class Node(models.Model):
