@@ -570,20 +570,6 @@ def not_needed(plan: PathPlan) -> PathVerdict:
     return PathVerdict("skip", summary, plan.not_needed, "", {}, "", ends)
 
 
-def path_fix(plan: PathPlan, failures: dict[str, list[int]]) -> Remedy:
-    """Open the failing ports in the destination's firewall; the commands run on the destination."""
-    spans = compact([port for ports in failures.values() for port in ports])
-    src, dst = plan.source.name, plan.destination.name
-    fix = fix_open_ports(
-        firewall=plan.destination.firewall,
-        spans=spans,
-        on=dst,
-        hint=_failure_hint(failures),
-        between=f"{src} and {dst}",
-    )
-    return Remedy(f"On {dst}: {fix.text}", fix.commands)
-
-
 def _failure_hint(failures: dict[str, list[int]]) -> str:
     hints = []
     if "timed out" in failures:
