@@ -189,7 +189,7 @@ def prober_time_limit(targets: int, timeout: float) -> float:
     return 2 * rounds * timeout + targets * 0.005 / 32 * 2 + 30
 
 
-def matrix_time_budget(
+def matrix_budget_seconds(
     *, nodes: int, paths: int, concurrency: int, connect_timeout: float, port_timeout: float
 ) -> float:
     """The longest a whole matrix may take: each wave of `concurrency` nodes logs in and starts its listener,

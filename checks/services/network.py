@@ -31,6 +31,7 @@ from ..connectivity import (
     effective_plan,
     judge_path,
     listener_command,
+    matrix_budget_seconds,
     not_needed,
     not_tested,
     parse_listener_line,
@@ -39,7 +40,6 @@ from ..connectivity import (
     prober_command,
     prober_time_limit,
 )
-from ..connectivity import matrix_time_budget as budget
 from ..rlimits import OpenFilesLimit, make_room_for_open_files
 from ..spec import NodeContext, cluster_options, profile_spec_from_model
 from ..targets import target_address
@@ -96,7 +96,7 @@ def matrix_time_budget(audit_id: int) -> float:
         peer_paths = peers * min(sampling.peers, max(0, peers - 1)) + inside
     return max(
         settings.PREFLIGHT_STUCK_AFTER,
-        budget(
+        matrix_budget_seconds(
             nodes=len(roles),
             paths=2 * servers * workers + peer_paths,
             concurrency=settings.PREFLIGHT_AUDIT_CONCURRENCY,
