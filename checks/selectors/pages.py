@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..catalog import worst
+from ..choices import NetworkState
 
 # Worst first: the order an operator wants to read statuses in (node list sort, summaries, matrix rollup).
 SEVERITY_ORDER = ["error", "fail", "warn", "pass", "skip", "unknown"]
@@ -247,7 +248,7 @@ def peer_coverage(audit, cluster) -> PeerCoverage:
     )
     window = 1 if plan == "full" else rounds_to_cover(peers=peers, k=cluster.sampled_peers)
     ids = list(
-        Audit.objects.filter(cluster_id=cluster.pk, partial=False, network_state="done", pk__lte=audit.pk)
+        Audit.objects.filter(cluster_id=cluster.pk, partial=False, network_state=NetworkState.DONE, pk__lte=audit.pk)
         .order_by("-pk")
         .values_list("pk", flat=True)[:window]
     )

@@ -22,6 +22,7 @@ from inventory.services import node_record_status
 
 from .. import clamp, models
 from ..catalog import CHECK_IDS, EVIDENCE_LIMIT, SEVERITY, worst
+from ..choices import RunState
 from ..connectivity import (
     EndView,
     Listener,
@@ -109,7 +110,7 @@ def matrix_time_budget(audit_id: int) -> float:
 def _matrix_node(node_audit: models.NodeAudit) -> MatrixNode:
     node, facts = node_audit.node, node_audit.facts or {}
     problem, audited = "", True
-    if node_audit.state != "done" or not facts:
+    if node_audit.state != RunState.DONE or not facts:
         problem, audited = f"{node.name} could not be audited: {node_audit.error or node_audit.status}", False
     elif not facts.get("python"):
         problem = f"python3 is not installed on {node.name}, so Preflight can neither listen nor connect from it"
@@ -364,7 +365,7 @@ def _record(audit, plans, verdicts, listeners, by_name) -> list[models.NetworkPa
         touched = set()
         for (node_name, check_id), views in grouped.items():
             node_audit = by_name[node_name]
-            if node_audit.state != "done":
+            if node_audit.state != RunState.DONE:
                 continue  # a node audit that ended in error keeps its own results
             status = worst(view.status for _, view in views)
             if status == "pass" and any(view.status == "skip" for _, view in views):
