@@ -80,7 +80,7 @@ def main() -> None:
     from checks.choices import RunState
     from checks.models import Audit, NodeAudit
     from inventory.models import Cluster, Node, RequirementProfile
-    from inventory.services import api_token_create
+    from portal.tokens import api_token_create
 
     user = get_user_model().objects.create_superuser("bench", password="x")
     _, token = api_token_create(user=user, name="bench")

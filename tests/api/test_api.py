@@ -9,8 +9,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from checks.models import Audit, NetworkPath, NodeAudit
-from inventory.models import ApiToken, Cluster, Credential, Node
-from inventory.services import api_token_create, api_token_revoke
+from inventory.models import Cluster, Credential, Node
+from portal.models import ApiToken
+from portal.tokens import api_token_create, api_token_revoke
 from tests.factories import ClusterFactory, FailingNtpResultFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,8 @@ from django_celery_beat.models import PeriodicTask
 from checks.models import Audit, CheckResult, NodeAudit
 from checks.services import AuditRefused, audit_run_inline, audit_start, audit_sweep_stuck, node_audit_run
 from inventory.models import Accelerator, DriverInstall
-from inventory.services import api_token_create, node_record_facts
+from inventory.services import node_record_facts
+from portal.tokens import api_token_create
 from tests.factories import ClusterFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db

@@ -306,7 +306,7 @@ AUDIT_SCHEMA = {
 
 def test_audit_through_the_api_end_to_end(lab, fleet, celery_worker, client, django_user_model):
     # given: an operator's token and a cluster of two lab nodes
-    from inventory.services import api_token_create
+    from portal.tokens import api_token_create
 
     user = django_user_model.objects.create_superuser("ops", password="x")
     _, token = api_token_create(user=user, name="pipeline")

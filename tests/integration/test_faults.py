@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from checks.models import Audit, CheckResult, NetworkPath, NodeAudit
 from checks.services import AuditAlreadyRunning, audit_enqueue, audit_start, audit_sweep_stuck
-from inventory.services import api_token_create
+from portal.tokens import api_token_create
 from tests.lab import nodes
 
 from .fixtures import (

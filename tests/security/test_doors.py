@@ -14,9 +14,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from checks.models import Audit, NetworkPath, NodeAudit
-from inventory.models import Accelerator, ApiToken, Credential, HostKey, Node
-from inventory.services import api_token_create
+from inventory.models import Accelerator, Credential, HostKey, Node
 from portal import permissions
+from portal.models import ApiToken
+from portal.tokens import api_token_create
 from tests.conftest import REPO
 from tests.factories import ClusterFactory, FailingNtpResultFactory, NodeFactory
 
@@ -35,8 +36,8 @@ EVERYTHING_ELSE = (
     "checks.view_nodeaudit",
     "checks.view_checkresult",
     "checks.view_networkpath",
-    "inventory.add_apitoken",
-    "inventory.view_apitoken",
+    "portal.add_apitoken",
+    "portal.view_apitoken",
     "checks.view_waiver",
     "inventory.view_accelerator",
     "inventory.change_accelerator",
@@ -615,7 +616,7 @@ def token_admin(make, world, *perms):
 
     victim = get_user_model().objects.create_user("victim", password="x")
     _, web, _ = make(*perms)
-    web.post(reverse("admin:inventory_apitoken_add"), {"user": victim.pk, "name": "t", "expires": ""})
+    web.post(reverse("admin:portal_apitoken_add"), {"user": victim.pk, "name": "t", "expires": ""})
     return ApiToken.objects.filter(user=victim).exists()
 
 

@@ -202,8 +202,8 @@ def test_query_count_is_constant_for_10_and_2000_nodes(admin_client, url):
 
 
 def test_account_page_creates_a_token_once_and_revokes_only_own(client, django_user_model):
-    from inventory.models import ApiToken
-    from inventory.services import api_token_authenticate, api_token_create
+    from portal.models import ApiToken
+    from portal.tokens import api_token_authenticate, api_token_create
 
     user = django_user_model.objects.create_user("alice", password="x")
     other = django_user_model.objects.create_user("bob", password="x")
