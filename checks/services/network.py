@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 
 from inventory.choices import NodeRole
+from inventory.facts_summary import FactsSummary
 from inventory.models import Node
 from inventory.services import node_record_status
 
@@ -108,11 +109,11 @@ def matrix_time_budget(audit_id: int) -> float:
 
 
 def _matrix_node(node_audit: models.NodeAudit) -> MatrixNode:
-    node, facts = node_audit.node, node_audit.facts or {}
+    node, facts = node_audit.node, FactsSummary.from_json(node_audit.facts)
     problem, audited = "", True
-    if node_audit.state != RunState.DONE or not facts:
+    if node_audit.state != RunState.DONE or not node_audit.facts:
         problem, audited = f"{node.name} could not be audited: {node_audit.error or node_audit.status}", False
-    elif not facts.get("python"):
+    elif not facts.python:
         problem = f"python3 is not installed on {node.name}, so Preflight can neither listen nor connect from it"
     address = node.address
     if not problem:  # target policy: resolved once; the listener login and every prober connect use this address
@@ -124,9 +125,9 @@ def _matrix_node(node_audit: models.NodeAudit) -> MatrixNode:
         name=node.name,
         role=node.role,
         address=address,
-        python=facts.get("python", ""),
-        firewall=facts.get("firewall", "none"),
-        firewall_evidence=facts.get("firewall_evidence", ""),
+        python=facts.python,
+        firewall=facts.firewall or "none",
+        firewall_evidence=facts.firewall_evidence,
         problem=problem,
         audited=audited,
         group=node.network_group,
