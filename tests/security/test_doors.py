@@ -13,6 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from checks.choices import RunState
 from checks.models import Audit, NetworkPath, NodeAudit
 from inventory.models import Accelerator, Credential, HostKey, Node
 from portal import permissions
@@ -61,13 +62,13 @@ def world(root_credential):
         cluster=cluster,
         profile=cluster.profile,
         profile_key="gpustack-2.0",
-        state="done",
+        state=RunState.DONE,
         status="fail",
         started=now,
         finished=now,
     )
-    node_audit = NodeAudit.objects.create(audit=audit, node=worker, state="done", status="fail", finished=now)
-    NodeAudit.objects.create(audit=audit, node=server, state="done", status="pass", finished=now)
+    node_audit = NodeAudit.objects.create(audit=audit, node=worker, state=RunState.DONE, status="fail", finished=now)
+    NodeAudit.objects.create(audit=audit, node=server, state=RunState.DONE, status="pass", finished=now)
     FailingNtpResultFactory(node_audit=node_audit)
     Node.objects.filter(pk=worker.pk).update(
         last_audit_status="fail",
@@ -690,13 +691,13 @@ def _fix_world(world):
         cluster=world["cluster"],
         profile=world["cluster"].profile,
         profile_key="gpustack-2.0",
-        state="done",
+        state=RunState.DONE,
         status="fail",
         started=now,
         finished=now,
         partial=True,
     )
-    node_audit = NodeAudit.objects.create(audit=audit, node=node, state="done", status="fail", finished=now)
+    node_audit = NodeAudit.objects.create(audit=audit, node=node, state=RunState.DONE, status="fail", finished=now)
     CheckResult.objects.create(
         node_audit=node_audit,
         check_id="time.ntp",
