@@ -10,7 +10,25 @@ from inventory.crypto import encrypted_property
 from .choices import NetworkState, RunState, Trigger
 
 
-class Audit(models.Model):
+class RunStateReads:
+    """The run-state questions a template asks, so that no template spells a RunState value."""
+
+    state: str
+
+    @property
+    def in_progress(self) -> bool:
+        return self.state in (RunState.QUEUED, RunState.RUNNING)
+
+    @property
+    def is_done(self) -> bool:
+        return self.state == RunState.DONE
+
+    @property
+    def has_ended(self) -> bool:
+        return self.state in (RunState.DONE, RunState.ERROR)
+
+
+class Audit(RunStateReads, models.Model):
     """One audit of a cluster (or some of its nodes) against the cluster's requirement profile at that time."""
 
     cluster = models.ForeignKey("inventory.Cluster", on_delete=models.CASCADE, related_name="audits")
@@ -63,7 +81,7 @@ class Audit(models.Model):
         return f"audit {self.pk} of {self.cluster_id}"
 
 
-class NodeAudit(models.Model):
+class NodeAudit(RunStateReads, models.Model):
     """One node's part of an audit: its probe run, raw output, facts and check results."""
 
     audit = models.ForeignKey(Audit, on_delete=models.CASCADE, related_name="node_audits")

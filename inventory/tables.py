@@ -7,6 +7,7 @@ from django.utils.text import Truncator
 from checks.selectors.pages import SEVERITY_ORDER, undouble
 from portal import states
 
+from .facts_summary import FactsSummary
 from .models import Node
 
 STATUS_TEXT = {value: states.node_state(value).label for value in ("pass", "warn", "fail", "error", "skip", "unknown")}
@@ -34,8 +35,7 @@ def accelerator_text(devices) -> str:
 
 
 def os_text(facts) -> str:
-    os_facts = (facts or {}).get("os") or {}
-    return os_facts.get("pretty_name") or " ".join(filter(None, [os_facts.get("id"), os_facts.get("version_id")]))
+    return FactsSummary.from_json(facts).os_text
 
 
 def why_text(record) -> str:

@@ -20,6 +20,7 @@ from checks.selectors.audits import node_remediation_script
 from checks.selectors.pages import NOT_CHECKED, RANK, node_summary
 from portal import permissions
 
+from .facts_summary import FactsSummary
 from .filtersets import NodeFilterSet
 from .models import Accelerator, Cluster, Node
 from .tables import STATUS_TEXT, NodeTable, accelerator_text, os_text, why_text
@@ -276,7 +277,7 @@ def node_detail(request, node_id: int):
         "groups": [(k, v) for k, v in groups.items() if v],
         "installs": node.installs.filter(gone_at__isnull=True).order_by("kind", "name"),
         "history": history,
-        "facts": node.last_facts or {},
+        "facts": FactsSummary.from_json(node.last_facts),
         "facts_audit": facts_audit,
         "facts_stale": facts_audit is not None and latest is not None and facts_audit.pk != latest.pk,
         "status_text": STATUS_TEXT,
