@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import missing_prerequisite
 from tests.lab import nodes
-from tests.lab.deployment import Deployment, Unavailable, login_wrapper, logged_node, probe_logins
+from tests.lab.deployment import Deployment, Unavailable, logged_node, login_wrapper, probe_logins
 from tests.lab.hosts import Lab, LabNode
 
 from .fixtures import OUTPUT
