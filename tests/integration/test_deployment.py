@@ -169,6 +169,11 @@ def test_two_worker_machines_share_an_audit_and_audit_each_node_exactly_once(fle
         assert nonce == row["nonce"], "the recorded results are those of the one probe the node ran"
         by_machine.setdefault(address, []).append(name)
     assert set(by_machine) == {machine_a.address, machine_b.address}
+    # each machine reached Redis over TCP with the password, and PostgreSQL, over the lab network
+    deploy = fleet.deploy
+    for worker in deploy.workers:
+        assert f"Connected to redis://:**@{deploy.address}:{deploy.redis_port}/0" in worker.log.read_text()
+    assert {machine_a.address, machine_b.address} <= deploy.relay.clients
     print(
         f"audit of {NODES} nodes on 2 worker machines in {took:.1f} s: "
         + ", ".join(f"{address} audited {len(names)}" for address, names in sorted(by_machine.items()))

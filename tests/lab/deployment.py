@@ -69,15 +69,17 @@ class TcpRelay:
         self.server = socket.create_server((host, 0))
         self.host, self.port = host, self.server.getsockname()[1]
         self._sockets: list[socket.socket] = []
+        self.clients: set[str] = set()  # the addresses that connected through it
         self._closed = threading.Event()
         threading.Thread(target=self._accept, name="relay-accept", daemon=True).start()
 
     def _accept(self) -> None:
         while not self._closed.is_set():
             try:
-                client, _ = self.server.accept()
+                client, (address, *_) = self.server.accept()
             except OSError:
                 return
+            self.clients.add(address)
             try:
                 upstream = socket.create_connection(self.target, timeout=10)
             except OSError:
