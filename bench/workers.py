@@ -55,6 +55,7 @@ def main() -> None:
     deploy = None
     try:
         deploy = Deployment(lab, output=Path(tempfile.mkdtemp(prefix="preflight-bench-workers-")))
+        print(f"worker, Redis and beat logs in {deploy.output}")
         started = time.monotonic()
         deploy.start()
         os.environ.update(deploy.settings)
