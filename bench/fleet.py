@@ -102,7 +102,7 @@ def timed_audit(cluster, label: str) -> tuple[float, list[float]]:
     started = time.monotonic()
     audit = audit_start(cluster=cluster)
     audit_enqueue(audit)
-    while Audit.objects.get(pk=audit.pk).state not in ("done", "error"):
+    while not Audit.objects.get(pk=audit.pk).has_ended:
         if time.monotonic() - started > 600:
             raise SystemExit(f"{label}: audit {audit.pk} did not finish in 600 s")
         time.sleep(0.1)
@@ -231,6 +231,7 @@ def server_side_pages(nodes: int = 2000, audits: int = 20) -> None:
     from django.test import Client
     from django.utils import timezone
 
+    from checks.choices import RunState
     from checks.models import Audit, CheckResult, NodeAudit
     from inventory.models import Cluster, Node, RequirementProfile
 
@@ -250,7 +251,7 @@ def server_side_pages(nodes: int = 2000, audits: int = 20) -> None:
             cluster=cluster,
             profile=cluster.profile,
             profile_key="gpustack-2.0",
-            state="done",
+            state=RunState.DONE,
             status="fail",
             started=timezone.now(),
             finished=timezone.now(),
@@ -259,7 +260,7 @@ def server_side_pages(nodes: int = 2000, audits: int = 20) -> None:
             NodeAudit(
                 audit=audit,
                 node=n,
-                state="done",
+                state=RunState.DONE,
                 status=n.last_audit_status,
                 started=timezone.now(),
                 finished=timezone.now(),

@@ -14,6 +14,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8)
     args = parser.parse_args()
     django_setup()
+    from checks.choices import RunState
     from checks.models import Audit
     from checks.services import audit_run_inline, audit_start
     from inventory.choices import NodeRole
@@ -51,7 +52,7 @@ def main() -> None:
                 f"{label}: whole audit {total:.2f} s, connectivity matrix {matrix:.2f} s, {paths} paths, "
                 f"{ports} port probes, path statuses {statuses}"
             )
-            for node_audit in audit.node_audits.exclude(state="done").select_related("node"):
+            for node_audit in audit.node_audits.exclude(state=RunState.DONE).select_related("node"):
                 print(f"    {node_audit.node.name} not audited: {node_audit.state}: {node_audit.error[:300]}")
             for path in audit.paths.exclude(status="pass").select_related("source", "destination")[:5]:
                 print(f"    {path.source.name} -> {path.destination.name} {path.status}: {path.summary[:300]}")

@@ -77,17 +77,19 @@ def main() -> None:
     folder = django_setup()
     from django.contrib.auth import get_user_model
 
+    from checks.choices import RunState
     from checks.models import Audit, NodeAudit
     from inventory.models import Cluster, Node, RequirementProfile
-    from inventory.services import api_token_create
+    from portal.tokens import api_token_create
 
     user = get_user_model().objects.create_superuser("bench", password="x")
     _, token = api_token_create(user=user, name="bench")
     profile = RequirementProfile.objects.get(key="gpustack-2.0")
     cluster = Cluster.objects.create(name="bench", profile=profile)
     nodes = [Node.objects.create(cluster=cluster, name=f"n{i:02d}", address=f"127.0.0.{i + 2}") for i in range(50)]
-    audit = Audit.objects.create(cluster=cluster, profile=profile, profile_key=profile.key, state="done")
-    NodeAudit.objects.bulk_create(NodeAudit(audit=audit, node=n, state="done", status="pass") for n in nodes[:30])
+    audit = Audit.objects.create(cluster=cluster, profile=profile, profile_key=profile.key, state=RunState.DONE)
+    done = RunState.DONE
+    NodeAudit.objects.bulk_create(NodeAudit(audit=audit, node=n, state=done, status="pass") for n in nodes[:30])
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "portal.settings.test",

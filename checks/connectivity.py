@@ -189,7 +189,7 @@ def prober_time_limit(targets: int, timeout: float) -> float:
     return 2 * rounds * timeout + targets * 0.005 / 32 * 2 + 30
 
 
-def matrix_time_budget(
+def matrix_budget_seconds(
     *, nodes: int, paths: int, concurrency: int, connect_timeout: float, port_timeout: float
 ) -> float:
     """The longest a whole matrix may take: each wave of `concurrency` nodes logs in and starts its listener,
@@ -568,20 +568,6 @@ def not_needed(plan: PathPlan) -> PathVerdict:
     summary = f"{src} -> {dst}: {plan.not_needed}"
     ends = {name: EndView("skip", summary) for name in (src, dst)}
     return PathVerdict("skip", summary, plan.not_needed, "", {}, "", ends)
-
-
-def path_fix(plan: PathPlan, failures: dict[str, list[int]]) -> Remedy:
-    """Open the failing ports in the destination's firewall; the commands run on the destination."""
-    spans = compact([port for ports in failures.values() for port in ports])
-    src, dst = plan.source.name, plan.destination.name
-    fix = fix_open_ports(
-        firewall=plan.destination.firewall,
-        spans=spans,
-        on=dst,
-        hint=_failure_hint(failures),
-        between=f"{src} and {dst}",
-    )
-    return Remedy(f"On {dst}: {fix.text}", fix.commands)
 
 
 def _failure_hint(failures: dict[str, list[int]]) -> str:

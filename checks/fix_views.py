@@ -81,7 +81,11 @@ def fix_run(request, run_id: int):
     run = get_object_or_404(FixRun, pk=run_id)
     detail = fix_run_detail(fix_run_id=run.pk)
     can_apply = permissions.allowed(request.user, permissions.APPLY_FIX)
-    return render(request, "checks/fix_run.html", {"run": detail, "can_apply": can_apply, "cluster": run.cluster})
+    return render(
+        request,
+        "checks/fix_run.html",
+        {"run": detail, "can_apply": can_apply, "cluster": run.cluster, "FixState": FixRun.State},
+    )
 
 
 @login_required

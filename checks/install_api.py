@@ -8,7 +8,7 @@ from ninja import Field, Router, Schema
 from inventory.models import Node
 from inventory.schemas import ErrorOut
 from portal import permissions
-from portal.api_plumbing import ApiError, require
+from portal.api_plumbing import ApiError, require_perms
 
 from .install_plan import NodeInstall, node_install
 
@@ -39,7 +39,7 @@ class InstallOut(Schema):
 
 def _answer(request, node_id: int, token: str = "") -> dict:
     permissions.require(request.user, permissions.VIEW_RESULTS)
-    require(request, "inventory.view_node")
+    require_perms(request, "inventory.view_node")
     node = get_object_or_404(Node.objects.select_related("cluster"), pk=node_id)
     item: NodeInstall = node_install(node=node, token=token)
     if not item.ready:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import OuterRef, Subquery
 
+from inventory.facts_summary import FactsSummary
 from inventory.models import Cluster, Node
 
 from .install import VENDORS, InstallCommand, server_command, worker_command
@@ -51,9 +52,9 @@ def server_url(cluster: Cluster, servers: list[Node]) -> str:
     return f"{'https' if cluster.tls_enabled else 'http'}://{host}"
 
 
-def _vendor(facts: dict) -> str:
+def _vendor(facts: FactsSummary) -> str:
     """The node's accelerator vendor from its recorded devices, as a key of the closed table VENDORS (or "")."""
-    found = Counter(a.get("vendor") for a in facts.get("accelerators") or [] if isinstance(a, dict))
+    found = Counter(a.vendor for a in facts.accelerators)
     for vendor, _ in found.most_common():
         if vendor in VENDORS:
             return str(vendor)
@@ -110,11 +111,9 @@ def _node_install(node: Node, node_audit, results: list[CheckResult], url: str, 
         ids = ", ".join(item.failing_ids) or node_audit.error or node_audit.status
         item.reason = f"not ready in audit {node_audit.audit_id}: {ids}"
         return item
-    facts = node_audit.facts or {}
+    facts = FactsSummary.from_json(node_audit.facts)
     cluster = node.cluster
     item.vendor = _vendor(facts)
-    docker = facts.get("docker") or {}
-    default_runtime = docker.get("default_runtime") if isinstance(docker, dict) else ""
     if node.role == "server":
         item.commands.append(server_command(tag=cluster.gpustack_image_tag, tls=cluster.tls_enabled))
     if node.role == "worker" or cluster.server_runs_worker:
@@ -126,7 +125,7 @@ def _node_install(node: Node, node_audit, results: list[CheckResult], url: str, 
                 tag=cluster.gpustack_image_tag,
                 server_url=url,
                 vendor=item.vendor,
-                default_runtime=str(default_runtime or ""),
+                default_runtime=facts.docker_default_runtime,
                 token=token,
                 worker_ip=_ip(node.address),
             )

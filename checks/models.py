@@ -5,11 +5,30 @@ from django.db import models
 from django.db.models import Q
 
 from inventory.choices import AuditStatus
+from inventory.crypto import encrypted_property
 
 from .choices import NetworkState, RunState, Trigger
 
 
-class Audit(models.Model):
+class RunStateReads:
+    """The run-state questions a template asks, so that no template spells a RunState value."""
+
+    state: str
+
+    @property
+    def in_progress(self) -> bool:
+        return self.state in (RunState.QUEUED, RunState.RUNNING)
+
+    @property
+    def is_done(self) -> bool:
+        return self.state == RunState.DONE
+
+    @property
+    def has_ended(self) -> bool:
+        return self.state in (RunState.DONE, RunState.ERROR)
+
+
+class Audit(RunStateReads, models.Model):
     """One audit of a cluster (or some of its nodes) against the cluster's requirement profile at that time."""
 
     cluster = models.ForeignKey("inventory.Cluster", on_delete=models.CASCADE, related_name="audits")
@@ -62,7 +81,7 @@ class Audit(models.Model):
         return f"audit {self.pk} of {self.cluster_id}"
 
 
-class NodeAudit(models.Model):
+class NodeAudit(RunStateReads, models.Model):
     """One node's part of an audit: its probe run, raw output, facts and check results."""
 
     audit = models.ForeignKey(Audit, on_delete=models.CASCADE, related_name="node_audits")
@@ -246,17 +265,7 @@ class WebhookEndpoint(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.cluster})"
 
-    @property
-    def secret(self) -> str:
-        from inventory.crypto import secret_decrypt
-
-        return secret_decrypt(self.secret_encrypted)
-
-    @secret.setter
-    def secret(self, value: str) -> None:
-        from inventory.crypto import secret_encrypt
-
-        self.secret_encrypted = secret_encrypt(value)
+    secret = encrypted_property("secret_encrypted")
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError

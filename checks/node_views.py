@@ -21,6 +21,7 @@ from django.views.decorators.http import require_POST
 from django_filters import BooleanFilter, CharFilter
 from django_tables2 import RequestConfig
 
+from inventory.facts_summary import FactsSummary
 from inventory.filtersets import NodeFilterSet
 from inventory.models import Cluster, Node
 from portal import permissions
@@ -334,7 +335,7 @@ def node_detail(request, node_id: int):
         "page": page,
         "latest": page.latest,
         "summary": page.summary,
-        "facts": node.last_facts or {},
+        "facts": FactsSummary.from_json(node.last_facts),
         "installs": node.installs.filter(gone_at__isnull=True).order_by("kind", "name"),
         "check_count": len(CHECK_IDS),
         **_waiver_context(request, node),

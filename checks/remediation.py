@@ -507,22 +507,34 @@ def fix_toolkit(
     )
 
 
-def fix_ports_available(*, holders: list[tuple[list[int], str, int | None]], summary: str) -> Remedy:
+def fix_ports_available(
+    *, holders: list[tuple[list[int], str, int | None]], summary: str, database_ports: list[int] | None = None
+) -> Remedy:
     """`holders`: (ports, process as printed, pid or None) per process. Only the port numbers reach commands: the
-    script finds the process that holds each port when it runs, so no pid or name a node printed is ever signalled."""
+    script finds the process that holds each port when it runs, so no pid or name a node printed is ever signalled.
+    `database_ports`: GPUStack's embedded-database ports held by a PostgreSQL already, which get the cluster option
+    instead of a command (stopping someone's database is not a fix)."""
     commands = []
     for ports, _process, _pid in holders:
         wanted = tuple(str(int(port)) for port in sorted(set(ports)) if 0 < int(port) < 65536)
         if wanted:
             commands.append(command("port.free", ports=wanted))
     unknown = any(pid is None for _, _, pid in holders)
+    database = ", ".join(str(int(port)) for port in sorted(set(database_ports or ())))
     return Remedy(
         _text(
             f"Free the ports GPUStack needs: {summary}.",
             "The script stops each process that holds one of these ports when it runs (found by its listening "
             "socket, never by a pid from the audit); if it is a service, disable it instead "
-            "(`systemctl disable --now` and the unit's name) so it does not come back at boot.",
+            "(`systemctl disable --now` and the unit's name) so it does not come back at boot."
+            if commands
+            else "",
             "Audit as root to see the processes Preflight could not name." if unknown else "",
+            f"PostgreSQL already listens on {database}, the port of GPUStack's embedded database: to have GPUStack use "
+            "this (or another) PostgreSQL, turn on the cluster's External database option (GPUStack's "
+            "--database-url) and audit again; Preflight does not stop a database."
+            if database
+            else "",
         ),
         tuple(commands),
     )

@@ -23,6 +23,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_celery_beat.models import PeriodicTask
 
+from inventory.facts_summary import FactsSummary
 from inventory.filtersets import NOT_READY, READY
 from inventory.models import Cluster, Node
 from inventory.profile_diff import profile_diff_from_baseline
@@ -285,18 +286,16 @@ def audit_diff(request, name: str):
         rows = NodeAudit.objects.filter(audit=audit)
         if node_filter:
             rows = rows.filter(node__name=node_filter)
-        for name, facts in rows.values_list("node__name", "facts"):
-            facts = facts or {}
-            for device in facts.get("accelerators", []):
-                devices.add((name, f"{device.get('vendor')}[{device.get('index')}] {device.get('model')}"))
-            for vendor, info in (facts.get("drivers") or {}).items():
-                drivers.add((name, f"{vendor} driver {info.get('driver_version', '')}".strip()))
-                if info.get("toolkit"):
-                    drivers.add((name, f"{vendor} toolkit {' '.join(info['toolkit'])}"))
-            if facts.get("docker") and facts["docker"].get("server_version"):
-                drivers.add((name, f"Docker {facts['docker']['server_version']}"))
-                for runtime in facts["docker"].get("runtimes", []):
-                    drivers.add((name, f"docker runtime {runtime}"))
+        for name, stored in rows.values_list("node__name", "facts"):
+            facts = FactsSummary.from_json(stored)
+            devices.update((name, device.text) for device in facts.accelerators)
+            for driver in facts.drivers:
+                drivers.add((name, f"{driver.vendor} driver {driver.driver_version}".strip()))
+                if driver.toolkit:
+                    drivers.add((name, f"{driver.vendor} toolkit {' '.join(driver.toolkit)}"))
+            if facts.docker_version:
+                drivers.add((name, f"Docker {facts.docker_version}"))
+                drivers.update((name, f"docker runtime {runtime}") for runtime in facts.docker_runtimes)
         return devices, drivers
 
     old_devices, old_drivers = inventory(old)

@@ -11,7 +11,7 @@ from ninja.pagination import paginate
 from inventory.models import Cluster, Node
 from inventory.schemas import ErrorOut
 from portal import permissions
-from portal.api_plumbing import ApiError, BoundedPagination, require
+from portal.api_plumbing import ApiError, BoundedPagination, require_perms
 
 from .models import Waiver
 from .services.waivers import waiver_create, waiver_update
@@ -74,7 +74,7 @@ def _aware(value: datetime | None) -> datetime | None:
 @router.get("/waivers", response={200: list[WaiverOut], **ERRORS})
 @paginate(BoundedPagination)
 def waiver_list(request, filters: Query[WaiverFilters]):
-    require(request, "checks.view_waiver")
+    require_perms(request, "checks.view_waiver")
     waivers = Waiver.objects.select_related("cluster", "node").order_by("expires", "pk")
     if filters.cluster:
         waivers = waivers.filter(cluster__name=filters.cluster)
@@ -88,7 +88,7 @@ def waiver_list(request, filters: Query[WaiverFilters]):
 
 @router.get("/waivers/{waiver_id}", response={200: WaiverOut, **ERRORS})
 def waiver_get(request, waiver_id: int):
-    require(request, "checks.view_waiver")
+    require_perms(request, "checks.view_waiver")
     return _out(get_object_or_404(Waiver.objects.select_related("cluster", "node"), pk=waiver_id))
 
 
@@ -118,7 +118,7 @@ def waiver_post(request, payload: WaiverIn):
 @router.patch("/waivers/{waiver_id}", response={200: WaiverOut, **ERRORS})
 def waiver_patch(request, waiver_id: int, payload: WaiverPatch):
     permissions.require(request.user, permissions.WAIVE_CHECK)
-    require(request, "checks.change_waiver")
+    require_perms(request, "checks.change_waiver")
     waiver = get_object_or_404(Waiver.objects.select_related("cluster", "node"), pk=waiver_id)
     return _out(waiver_update(user=request.user, waiver=waiver, reason=payload.reason, expires=_aware(payload.expires)))
 
@@ -126,6 +126,6 @@ def waiver_patch(request, waiver_id: int, payload: WaiverPatch):
 @router.delete("/waivers/{waiver_id}", response={204: None, **ERRORS})
 def waiver_delete(request, waiver_id: int):
     """End a waiver now: results recorded from the next audit on count again."""
-    require(request, "checks.delete_waiver")
+    require_perms(request, "checks.delete_waiver")
     get_object_or_404(Waiver, pk=waiver_id).delete()
     return Status(204, None)

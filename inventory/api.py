@@ -8,7 +8,7 @@ from ninja.files import UploadedFile
 from ninja.pagination import paginate
 
 from portal import permissions
-from portal.api_plumbing import ApiError, BoundedPagination, require
+from portal.api_plumbing import ApiError, BoundedPagination, require_perms
 
 from .choices import HostKeyState
 from .filtersets import ClusterFilterSet, NodeFilterSet
@@ -99,14 +99,14 @@ class ClusterFilters(Schema):
 @router.get("/clusters", response={200: list[ClusterOut], **READ_ERRORS})
 @paginate(BoundedPagination)
 def cluster_list(request, filters: Query[ClusterFilters]):
-    require(request, "inventory.view_cluster")
+    require_perms(request, "inventory.view_cluster")
     queryset = Cluster.objects.select_related("profile").annotate(node_count=Count("nodes")).order_by("name")
     return [_cluster_out(c) for c in _filtered(ClusterFilterSet, filters.dict(), queryset)]
 
 
 @router.post("/clusters", response={201: ClusterOut, **ERRORS})
 def cluster_create(request, payload: ClusterIn):
-    require(request, "inventory.add_cluster")
+    require_perms(request, "inventory.add_cluster")
     if Cluster.objects.filter(name=payload.name).exists():
         raise ApiError(409, "conflict", f"a cluster named {payload.name!r} exists")
     data = payload.dict()
@@ -118,13 +118,13 @@ def cluster_create(request, payload: ClusterIn):
 
 @router.get("/clusters/{cluster_id}", response={200: ClusterOut, **READ_ERRORS})
 def cluster_detail(request, cluster_id: int):
-    require(request, "inventory.view_cluster")
+    require_perms(request, "inventory.view_cluster")
     return _cluster_out(get_object_or_404(Cluster.objects.select_related("profile"), pk=cluster_id))
 
 
 @router.patch("/clusters/{cluster_id}", response={200: ClusterOut, **ERRORS})
 def cluster_update(request, cluster_id: int, payload: ClusterPatch):
-    require(request, "inventory.change_cluster")
+    require_perms(request, "inventory.change_cluster")
     cluster = get_object_or_404(Cluster.objects.select_related("profile"), pk=cluster_id)
     for field, value in payload.dict(exclude_unset=True).items():
         if value is None:
@@ -137,7 +137,7 @@ def cluster_update(request, cluster_id: int, payload: ClusterPatch):
 
 @router.delete("/clusters/{cluster_id}", response={204: None, **ERRORS})
 def cluster_delete(request, cluster_id: int):
-    require(request, "inventory.delete_cluster")
+    require_perms(request, "inventory.delete_cluster")
     get_object_or_404(Cluster, pk=cluster_id).delete()
     return Status(204, None)
 
@@ -236,7 +236,7 @@ def _set_credential(request, node: Node, payload) -> bool:
 @router.get("/nodes", response={200: list[NodeOut], **READ_ERRORS})
 @paginate(BoundedPagination)
 def node_list(request, filters: Query[NodeFilters]):
-    require(request, "inventory.view_node")
+    require_perms(request, "inventory.view_node")
     _results_filters_allowed(request, filters.dict())
     results = permissions.allowed(request.user, permissions.VIEW_RESULTS)
     nodes = _nodes() if results else Node.objects.select_related("cluster")
@@ -246,7 +246,7 @@ def node_list(request, filters: Query[NodeFilters]):
 
 @router.post("/nodes", response={201: NodeOut, **ERRORS})
 def node_create(request, payload: NodeIn):
-    require(request, "inventory.add_node")
+    require_perms(request, "inventory.add_node")
     cluster = Cluster.objects.filter(pk=payload.cluster).first()
     if cluster is None:
         raise ApiError(
@@ -273,7 +273,7 @@ def node_create(request, payload: NodeIn):
 
 @router.get("/nodes/{node_id}", response={200: NodeOut, **READ_ERRORS})
 def node_detail(request, node_id: int):
-    require(request, "inventory.view_node")
+    require_perms(request, "inventory.view_node")
     return _node_out(
         get_object_or_404(_nodes(), pk=node_id), results=permissions.allowed(request.user, permissions.VIEW_RESULTS)
     )
@@ -281,7 +281,7 @@ def node_detail(request, node_id: int):
 
 @router.patch("/nodes/{node_id}", response={200: NodeOut, **ERRORS})
 def node_update(request, node_id: int, payload: NodePatch):
-    require(request, "inventory.change_node")
+    require_perms(request, "inventory.change_node")
     node = get_object_or_404(Node.objects.select_related("cluster", "credential"), pk=node_id)
     before = Node.objects.get(pk=node.pk)
     with transaction.atomic():
@@ -304,7 +304,7 @@ def node_update(request, node_id: int, payload: NodePatch):
 
 @router.delete("/nodes/{node_id}", response={204: None, **ERRORS})
 def node_delete(request, node_id: int):
-    require(request, "inventory.delete_node")
+    require_perms(request, "inventory.delete_node")
     get_object_or_404(Node, pk=node_id).delete()
     return Status(204, None)
 
@@ -327,7 +327,7 @@ def _host_key_out(key: HostKey) -> dict:
 @router.get("/nodes/{node_id}/host-keys", response={200: list[HostKeyOut], **READ_ERRORS})
 def node_host_keys(request, node_id: int):
     """The SSH host keys audits saw for this node: trusted, pending (offered after a change) and replaced."""
-    require(request, "inventory.view_hostkey")
+    require_perms(request, "inventory.view_hostkey")
     node = get_object_or_404(Node, pk=node_id)
     return [_host_key_out(k) for k in HostKey.objects.filter(node=node).select_related("accepted_by")]
 
@@ -365,13 +365,13 @@ def _profiles():
 @router.get("/profiles", response={200: list[ProfileOut], **READ_ERRORS})
 @paginate(BoundedPagination)
 def profile_list(request):
-    require(request, "inventory.view_requirementprofile")
+    require_perms(request, "inventory.view_requirementprofile")
     return _profiles()
 
 
 @router.get("/profiles/{key}", response={200: ProfileOut, **READ_ERRORS})
 def profile_detail(request, key: str):
-    require(request, "inventory.view_requirementprofile")
+    require_perms(request, "inventory.view_requirementprofile")
     return get_object_or_404(_profiles(), key=key)
 
 
@@ -380,7 +380,7 @@ def inventory_upload(
     request, file: File[UploadedFile], cluster: Form[str | None] = None, profile: Form[str | None] = None
 ):
     """Import an Ansible inventory (INI or YAML): all hosts or none. Key files are never read from uploads."""
-    require(request, "inventory.add_node", "inventory.change_node", "inventory.add_cluster")
+    require_perms(request, "inventory.add_node", "inventory.change_node", "inventory.add_cluster")
     try:
         text = upload_text(file)
     except InventoryError as exc:

@@ -41,3 +41,16 @@ def secret_decrypt(token: str) -> str:
         return _current().decrypt(token.encode()).decode()
     except InvalidToken as exc:
         raise SecretUnreadable("stored secret cannot be decrypted with the configured PREFLIGHT_FERNET_KEYS") from exc
+
+
+def encrypted_property(column: str) -> property:
+    """A model attribute that reads and writes the Fernet-encrypted text field `column`: `secret =
+    encrypted_property("secret_encrypted")`. A real `property`, so Django's `Model(secret=...)` accepts it."""
+
+    def read(instance: object) -> str:
+        return secret_decrypt(getattr(instance, column))
+
+    def write(instance: object, value: str) -> None:
+        setattr(instance, column, secret_encrypt(value))
+
+    return property(read, write, doc=f"the decrypted {column}")

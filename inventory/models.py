@@ -22,7 +22,7 @@ from .choices import (
     ProxyMode,
     Transport,
 )
-from .crypto import secret_decrypt, secret_encrypt
+from .crypto import encrypted_property
 from .validators import validate_address, validate_node_name, validate_ssh_user
 
 
@@ -288,21 +288,8 @@ class Credential(models.Model):
     def __repr__(self) -> str:
         return f"<Credential {self.pk}: {self.name} ({self.kind})>"
 
-    @property
-    def secret(self) -> str:
-        return secret_decrypt(self.secret_encrypted)
-
-    @secret.setter
-    def secret(self, value: str) -> None:
-        self.secret_encrypted = secret_encrypt(value)
-
-    @property
-    def passphrase(self) -> str:
-        return secret_decrypt(self.passphrase_encrypted)
-
-    @passphrase.setter
-    def passphrase(self, value: str) -> None:
-        self.passphrase_encrypted = secret_encrypt(value)
+    secret = encrypted_property("secret_encrypted")
+    passphrase = encrypted_property("passphrase_encrypted")
 
 
 class Node(models.Model):
@@ -432,23 +419,3 @@ class DriverInstall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.version}".strip()
-
-
-class ApiToken(models.Model):
-    """A personal API token. Only its SHA-256 is stored; the token is shown once, when it is created."""
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100, help_text="What it is for, e.g. 'CI pipeline'")
-    prefix = models.CharField(max_length=16, unique=True, editable=False, help_text="Identifies the token in lists")
-    digest = models.CharField(max_length=64, unique=True, editable=False)
-    created = models.DateTimeField(auto_now_add=True)
-    expires = models.DateTimeField(null=True, blank=True, help_text="Empty: never")
-    last_used = models.DateTimeField(null=True, blank=True, editable=False)
-    revoked = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created"]
-        verbose_name = "API token"
-
-    def __str__(self) -> str:
-        return f"{self.name} (pf_{self.prefix}...)"

@@ -10,19 +10,16 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import DatabaseError, transaction
-from django.db.models import Q
+from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from portal import permissions
-from portal.faults import db_fault
 
 from .choices import CredentialKind, HostKeyState, NodeRole, Transport
 from .importers.ansible import InventoryError, InventoryHost, parse_inventory, quoted, shorten
 from .models import (
     Accelerator,
-    ApiToken,
     Cluster,
     Credential,
     DriverInstall,
@@ -602,47 +599,3 @@ def node_record_facts(
 
 def node_record_status(*, node: Node, status: str, when=None) -> None:
     Node.objects.filter(pk=node.pk).update(last_audit_status=status, last_audited_at=when or timezone.now())
-
-
-# --- API tokens ----------------------------------------------------------------------------------------------------
-
-
-def _token_digest(token: str) -> str:
-    # Tokens carry 256 bits of randomness, so a plain SHA-256 is enough (no slow hash needed to resist guessing).
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def api_token_create(*, user, name: str, expires=None) -> tuple[ApiToken, str]:
-    """Create a token and return it with its clear text, which is never stored and cannot be shown again."""
-    import secrets
-
-    prefix = secrets.token_hex(4)
-    token = f"pf_{prefix}_{secrets.token_urlsafe(32)}"
-    record = ApiToken.objects.create(user=user, name=name, prefix=prefix, digest=_token_digest(token), expires=expires)
-    return record, token
-
-
-def api_token_revoke(*, token: ApiToken) -> None:
-    ApiToken.objects.filter(pk=token.pk, revoked__isnull=True).update(revoked=timezone.now())
-
-
-def api_token_authenticate(raw: str):
-    """The active user behind a bearer token, or None (unknown, revoked, expired, or the user is inactive)."""
-    if not raw or not raw.startswith("pf_") or len(raw) > 200:
-        return None
-    now = timezone.now()
-    record = (
-        ApiToken.objects.select_related("user")
-        .filter(digest=_token_digest(raw), revoked__isnull=True)
-        .filter(Q(expires__isnull=True) | Q(expires__gt=now))
-        .first()
-    )
-    if record is None or not record.user.is_active:
-        return None
-    if record.last_used is None or (now - record.last_used).total_seconds() > 60:
-        try:
-            ApiToken.objects.filter(pk=record.pk).update(last_used=now)
-        except DatabaseError as exc:  # a full or locked database must not turn reads away: it is only a note
-            if db_fault(exc) is None:
-                raise
-    return record.user

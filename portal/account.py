@@ -7,8 +7,8 @@ from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
 
-from inventory.models import ApiToken
-from inventory.services import api_token_create, api_token_revoke
+from .models import ApiToken
+from .tokens import api_token_create, api_token_revoke
 
 
 @login_required

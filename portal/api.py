@@ -25,8 +25,8 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
-from inventory.services import api_token_authenticate
 from portal.api_plumbing import ApiError
+from portal.tokens import api_token_authenticate
 
 
 class BearerToken(HttpBearer):

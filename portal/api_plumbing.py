@@ -17,7 +17,7 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.errors, self.headers = status, code, message, errors or [], headers
 
 
-def require(request, *permissions: str) -> None:
+def require_perms(request, *permissions: str) -> None:
     """Django model permissions for the token's user: view for reads, add/change/delete for writes."""
     missing = [p for p in permissions if not request.user.has_perm(p)]
     if missing:

@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from checks.catalog import HOST_CHECK_IDS
+from checks.choices import NetworkState, RunState
 from checks.models import Audit, CheckResult, NetworkPath, NodeAudit
 from inventory.models import Accelerator, Cluster, Node, RequirementProfile
 
@@ -59,18 +60,18 @@ def build_cluster(
             cluster=cluster,
             profile=profile,
             profile_key=profile.key,
-            state="done",
+            state=RunState.DONE,
             status="error" if last else "pass",
             started=when,
             finished=when,
-            network_state="done" if last else "none",
+            network_state=NetworkState.DONE if last else NetworkState.NONE,
         )
         Audit.objects.filter(pk=audit.pk).update(created=when)
         node_audits = NodeAudit.objects.bulk_create(
             NodeAudit(
                 audit=audit,
                 node=n,
-                state="done",
+                state=RunState.DONE,
                 status=(kinds[n.pk] if kinds[n.pk] != "unreachable" else "error") if last else "pass",
                 started=when,
                 finished=when,

@@ -24,7 +24,7 @@ from .registry import (
     position,
     worst,
 )
-from .result import EVIDENCE_LIMIT, RULES, CheckResult, register
+from .result import EVIDENCE_LIMIT, RULES, RuleResult, register
 
 __all__ = [
     "BY_ID",
@@ -43,7 +43,7 @@ __all__ = [
     "STATUSES",
     "VENDOR_KEYS",
     "WARN",
-    "CheckResult",
+    "RuleResult",
     "evaluate_node",
     "position",
     "register",
@@ -51,15 +51,15 @@ __all__ = [
 ]
 
 
-def evaluate_node(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_node(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     """Every host check for one node. A rule that raises yields `error` for its area, never a lost node."""
 
-    results: list[CheckResult] = []
+    results: list[RuleResult] = []
     for area, rule in RULES:
         try:
             results.extend(rule(facts, profile, context))
         except Exception as exc:  # a bug in one rule must not hide the other checks
-            results.append(CheckResult(_area_id(area), ERROR, f"internal error in the {area} rule: {exc!r}"))
+            results.append(RuleResult(_area_id(area), ERROR, f"internal error in the {area} rule: {exc!r}"))
     return results
 
 

@@ -8,7 +8,7 @@ from ..spec import AcceleratorRuleSpec, NodeContext, ProfileSpec
 from ..vendors import VENDORS
 from ..versions import version_at_least
 from .registry import FAIL, PASS, SKIP, WARN
-from .result import CheckResult, register
+from .result import RuleResult, register
 
 
 def _pci_evidence(facts: NodeFacts) -> str:
@@ -17,20 +17,20 @@ def _pci_evidence(facts: NodeFacts) -> str:
 
 
 @register("accelerator.present")
-def evaluate_present(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_present(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     if "worker" not in context.roles:
-        return [CheckResult("accelerator.present", SKIP, "server node: accelerators are not required")]
+        return [RuleResult("accelerator.present", SKIP, "server node: accelerators are not required")]
     usable = {k: v for k, v in facts.vendors.items() if supported(k, profile)}
     if usable:
         counts = ", ".join(
             f"{len(v.pci_devices) or len(v.report.devices)} {VENDORS[k].label}" for k, v in usable.items()
         )
-        return [CheckResult("accelerator.present", PASS, f"accelerators found: {counts}", _pci_evidence(facts))]
+        return [RuleResult("accelerator.present", PASS, f"accelerators found: {counts}", _pci_evidence(facts))]
     unsupported = [k for k in facts.vendors if k not in usable]
     if unsupported:
         names = ", ".join(VENDORS[k].label for k in unsupported)
         return [
-            CheckResult(
+            RuleResult(
                 "accelerator.present",
                 WARN,
                 f"only {names} accelerators, which profile {profile.key} does not support (CPU-only)",
@@ -43,7 +43,7 @@ def evaluate_present(facts: NodeFacts, profile: ProfileSpec, context: NodeContex
     if not facts.pci_read:
         summary += "; the PCI bus could not be read"
     remedy = fix_accelerator_present(role=context.role)
-    return [CheckResult("accelerator.present", WARN, summary, _pci_evidence(facts), remedy)]
+    return [RuleResult("accelerator.present", WARN, summary, _pci_evidence(facts), remedy)]
 
 
 def _describe(vendor: VendorFacts) -> str:
@@ -51,7 +51,7 @@ def _describe(vendor: VendorFacts) -> str:
     return ", ".join(f"{n} x {m}" for m, n in models.items())
 
 
-def _driver(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | None) -> CheckResult:
+def _driver(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | None) -> RuleResult:
     spec = VENDORS[vendor.vendor]
     check_id = f"accelerator.{vendor.vendor}.driver"
     driver_name = rule.driver_name if rule else f"{spec.label} driver"
@@ -62,7 +62,7 @@ def _driver(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | N
         return fix_driver(driver_name=driver_name, driver_url=driver_url, tool=spec.tool, detail=detail)
 
     if not vendor.tool_path:
-        return CheckResult(
+        return RuleResult(
             check_id,
             FAIL,
             f"{on_bus} {spec.label} device(s) on the PCI bus but {spec.tool} is not installed: the driver is missing",
@@ -71,7 +71,7 @@ def _driver(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | N
         )
     evidence = f"$ {spec.tool}  (exit {vendor.tool_rc})\n{vendor.tool_output}".strip()
     if vendor.tool_rc is None:
-        return CheckResult(
+        return RuleResult(
             check_id,
             FAIL,
             f"{spec.tool} did not finish (timed out or hung)",
@@ -81,7 +81,7 @@ def _driver(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | N
     if vendor.tool_rc != 0 or not vendor.report.devices:
         first_line = next((line.strip() for line in vendor.tool_output.splitlines() if line.strip()), "no output")
         if not on_bus:
-            return CheckResult(
+            return RuleResult(
                 check_id,
                 WARN,
                 f"{spec.tool} is installed but lists no device and no {spec.label} "
@@ -89,7 +89,7 @@ def _driver(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | N
                 evidence,
                 fix(""),
             )
-        return CheckResult(
+        return RuleResult(
             check_id,
             FAIL,
             f"{spec.tool} failed (exit {vendor.tool_rc}): {first_line}",
@@ -103,17 +103,17 @@ def _driver(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | N
         extra = f", {vendor.report.runtime_name} {vendor.report.runtime_version}"
     summary = f"{_describe(vendor)}, driver {version}{extra}"
     if on_bus and listed < on_bus:
-        return CheckResult(
+        return RuleResult(
             check_id,
             WARN,
             f"{spec.tool} lists {listed} of the {on_bus} {spec.label} devices on the PCI bus: {summary}",
             evidence,
             fix("A device the driver cannot see is usually faulty or held by another driver (vfio)."),
         )
-    return CheckResult(check_id, PASS, summary, evidence)
+    return RuleResult(check_id, PASS, summary, evidence)
 
 
-def _toolkit(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | None) -> CheckResult:
+def _toolkit(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | None) -> RuleResult:
     spec = VENDORS[vendor.vendor]
     check_id = f"accelerator.{vendor.vendor}.toolkit"
     toolkit_name = rule.toolkit_name if rule else f"{spec.label} toolkit"
@@ -146,9 +146,9 @@ def _toolkit(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | 
         evidence_lines.append(f"CDI specs in {where}: {', '.join(vendor.cdi_specs) or 'none'}")
     evidence = "\n".join(evidence_lines)
     if markers and not found:
-        return CheckResult(check_id, FAIL, f"{toolkit_name} is not installed", evidence, fix)
+        return RuleResult(check_id, FAIL, f"{toolkit_name} is not installed", evidence, fix)
     if spec.cdi_dir and not vendor.cdi_dir_present:
-        return CheckResult(
+        return RuleResult(
             check_id,
             FAIL,
             f"{toolkit_name} installed, but {spec.cdi_dir} does not exist: GPUStack's runtime writes the "
@@ -164,9 +164,9 @@ def _toolkit(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | 
                 if vendor.cdi_specs
                 else f", {spec.cdi_dir} ready (GPUStack writes its CDI spec there at deployment)"
             )
-        return CheckResult(check_id, PASS, f"{toolkit_name} installed ({', '.join(found)}){cdi}", evidence)
+        return RuleResult(check_id, PASS, f"{toolkit_name} installed ({', '.join(found)}){cdi}", evidence)
     if runtimes is None:
-        return CheckResult(
+        return RuleResult(
             check_id,
             WARN,
             f"{toolkit_name} installed, but whether Docker has the `{runtime}` runtime "
@@ -176,14 +176,14 @@ def _toolkit(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec | 
         )
     if runtime not in runtimes:
         what = f"{toolkit_name} installed" if found else f"no {toolkit_name} found"
-        return CheckResult(check_id, FAIL, f"{what}, but Docker has no `{runtime}` runtime", evidence, fix)
+        return RuleResult(check_id, FAIL, f"{what}, but Docker has no `{runtime}` runtime", evidence, fix)
     version = f" {vendor.toolkit_version}" if vendor.toolkit_version else ""
-    return CheckResult(
+    return RuleResult(
         check_id, PASS, f"{toolkit_name}{version} installed, Docker runtime `{runtime}` registered", evidence
     )
 
 
-def _version(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec) -> CheckResult:
+def _version(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec) -> RuleResult:
     """The profile's floors: the runtime the driver supports (CUDA, ROCm), the driver itself, and each GPU's compute
     capability (below `min_compute_capability` fails, below `warn_compute_capability` warns). The worst finding
     decides; the summary names each one with the number it missed."""
@@ -254,7 +254,7 @@ def _version(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec) -
             passed.append(f"compute capability {', '.join(capabilities)}")
     text = "\n".join(evidence)
     if not findings:
-        return CheckResult(check_id, PASS, "; ".join(passed) or "no version floor to check", text)
+        return RuleResult(check_id, PASS, "; ".join(passed) or "no version floor to check", text)
     status = FAIL if any(status == FAIL for status, _ in findings) else WARN
     ordered = [sentence for s, sentence in findings if s == FAIL] + [sentence for s, sentence in findings if s != FAIL]
     if not fix:
@@ -264,7 +264,7 @@ def _version(facts: NodeFacts, vendor: VendorFacts, rule: AcceleratorRuleSpec) -
             if status == WARN
             else f"GPUStack needs compute capability {floor} or newer: use a newer GPU on this worker."
         )
-    return CheckResult(check_id, status, "; ".join(ordered), text, fix)
+    return RuleResult(check_id, status, "; ".join(ordered), text, fix)
 
 
 def supported(vendor: str, profile: ProfileSpec) -> bool:
@@ -273,15 +273,15 @@ def supported(vendor: str, profile: ProfileSpec) -> bool:
 
 
 @register("accelerator")
-def evaluate_vendors(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_vendors(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     results = []
     for key, vendor in facts.vendors.items():
         rule = profile.accelerator_rules.get(key)
         if not supported(key, profile):
             label = VENDORS[key].label
             why = f"profile {profile.key} does not support {label} (GPUStack supports it from v2.2)"
-            results.append(CheckResult(f"accelerator.{key}.driver", SKIP, why, _pci_evidence(facts)))
-            results.append(CheckResult(f"accelerator.{key}.toolkit", SKIP, why))
+            results.append(RuleResult(f"accelerator.{key}.driver", SKIP, why, _pci_evidence(facts)))
+            results.append(RuleResult(f"accelerator.{key}.toolkit", SKIP, why))
             continue
         results.append(_driver(facts, vendor, rule))
         results.append(_toolkit(facts, vendor, rule))

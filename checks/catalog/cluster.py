@@ -10,7 +10,7 @@ from ..remediation import fix_deployment, fix_unique
 from ..spec import ProfileSpec
 from .host import image_tag
 from .registry import FAIL, PASS, WARN
-from .result import CheckResult
+from .result import RuleResult
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class NodeIdentity:
     gpustack_images: tuple[str, ...] = ()
 
 
-def evaluate_cluster_unique(nodes: list[NodeIdentity], profile: ProfileSpec) -> dict[str, CheckResult]:
+def evaluate_cluster_unique(nodes: list[NodeIdentity], profile: ProfileSpec) -> dict[str, RuleResult]:
     """One `cluster.unique` result per node: fail on a hostname or machine-id another node shares, naming the
     others; a shared product UUID fails when the profile says so (GPUStack before v2.1.0), else warns."""
     keys: dict[str, Callable[[NodeIdentity], str]] = {
@@ -52,14 +52,14 @@ def evaluate_cluster_unique(nodes: list[NodeIdentity], profile: ProfileSpec) -> 
             f"compared with: {', '.join(n.name for n in nodes if n.name != node.name) or 'no other node'}"
         )
         if not shared:
-            results[node.name] = CheckResult(
+            results[node.name] = RuleResult(
                 "cluster.unique", PASS, f"hostname and machine-id unique among {len(nodes)} node(s)", evidence
             )
             continue
         fails = [s for s in shared if s[0] != "product UUID" or profile.duplicate_product_uuid_fails]
         summary = "; ".join(f"same {label} as {', '.join(others)}" for label, _, others in shared)
         detail = "; ".join(f"{label} is also that of {', '.join(others)}" for label, _, others in shared)
-        results[node.name] = CheckResult(
+        results[node.name] = RuleResult(
             "cluster.unique",
             FAIL if fails else WARN,
             summary,
@@ -72,7 +72,7 @@ def evaluate_cluster_unique(nodes: list[NodeIdentity], profile: ProfileSpec) -> 
     return results
 
 
-def evaluate_cluster_deployment(nodes: list[NodeIdentity]) -> dict[str, CheckResult]:
+def evaluate_cluster_deployment(nodes: list[NodeIdentity]) -> dict[str, RuleResult]:
     """`gpustack.deployment` across the cluster: when the GPUStack containers of the audit's nodes run different
     image tags (issue 4790), a warn for each node that runs any, naming the tags of the others. Nodes judged alike
     get nothing here (their own result stands)."""
@@ -88,7 +88,7 @@ def evaluate_cluster_deployment(nodes: list[NodeIdentity]) -> dict[str, CheckRes
         detail = f"GPUStack image tags differ across the cluster: this node runs {', '.join(tags[node.name])}; " + (
             "; ".join(others)
         )
-        results[node.name] = CheckResult(
+        results[node.name] = RuleResult(
             "gpustack.deployment",
             WARN,
             detail,

@@ -12,14 +12,14 @@ from ..remediation import (
 )
 from ..spec import NodeContext, ProfileSpec
 from .registry import FAIL, PASS, SKIP, WARN
-from .result import CheckResult, register
+from .result import RuleResult, register
 
 
 @register("container.docker")
-def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     if not facts.docker_path:
         return [
-            CheckResult(
+            RuleResult(
                 "container.docker",
                 FAIL,
                 "Docker is not installed (GPUStack recommends its Docker "
@@ -34,7 +34,7 @@ def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext
         reason = docker.error if docker and docker.error else "docker info printed no server"
         if "permission denied" in reason.lower():
             return [
-                CheckResult(
+                RuleResult(
                     "container.docker",
                     WARN,
                     f"Docker is installed; {facts.login_user or 'this login'} "
@@ -44,7 +44,7 @@ def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext
                 )
             ]
         return [
-            CheckResult(
+            RuleResult(
                 "container.docker",
                 FAIL,
                 f"Docker is installed but its daemon is not answering: {reason}",
@@ -54,7 +54,7 @@ def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext
         ]
     if facts.docker_path.startswith("/snap/"):
         return [
-            CheckResult(
+            RuleResult(
                 "container.docker",
                 WARN,
                 f"Docker {docker.server_version} is the snap package, which vendor container toolkits do not support",
@@ -64,7 +64,7 @@ def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext
         ]
     if docker.desktop and profile.docker_desktop_fails_on_worker and "worker" in context.roles:
         return [
-            CheckResult(
+            RuleResult(
                 "container.docker",
                 FAIL,
                 f"Docker Desktop {docker.server_version} on a worker: GPUStack workers need Docker Engine "
@@ -75,7 +75,7 @@ def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext
         ]
     if docker.desktop:
         return [
-            CheckResult(
+            RuleResult(
                 "container.docker",
                 WARN,
                 f"Docker Desktop {docker.server_version}: GPUStack needs Docker Engine",
@@ -84,7 +84,7 @@ def evaluate_docker(facts: NodeFacts, profile: ProfileSpec, context: NodeContext
             )
         ]
     return [
-        CheckResult(
+        RuleResult(
             "container.docker",
             PASS,
             f"Docker Engine {docker.server_version} answering "
@@ -105,7 +105,7 @@ def _runtime_vendors(facts: NodeFacts, profile: ProfileSpec) -> list[tuple[str, 
 
 
 @register("container.runtime")
-def evaluate_runtime(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_runtime(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     """Docker's default runtime is the vendor's: GPUStack's inference containers inherit the worker container's
     runtime (issues 3518, 3581; gpustack-runtime's mirrored deployment)."""
     wanted = _runtime_vendors(facts, profile)
@@ -113,15 +113,15 @@ def evaluate_runtime(facts: NodeFacts, profile: ProfileSpec, context: NodeContex
         return []
     docker = facts.docker
     if docker is None or not docker.answering:
-        return [CheckResult("container.runtime", SKIP, "Docker is not answering (see container.docker)")]
+        return [RuleResult("container.runtime", SKIP, "Docker is not answering (see container.docker)")]
     evidence = f"Runtimes: {' '.join(docker.runtimes) or '(none)'}\nDefault Runtime: {docker.default_runtime or '?'}"
     for vendor, runtime in wanted:
         if runtime not in docker.runtimes:
             continue
         if docker.default_runtime == runtime:
-            return [CheckResult("container.runtime", PASS, f"Docker's default runtime is `{runtime}`", evidence)]
+            return [RuleResult("container.runtime", PASS, f"Docker's default runtime is `{runtime}`", evidence)]
         return [
-            CheckResult(
+            RuleResult(
                 "container.runtime",
                 WARN,
                 f"the `{runtime}` runtime is registered but Docker's default is `{docker.default_runtime or '?'}`: "
@@ -132,7 +132,7 @@ def evaluate_runtime(facts: NodeFacts, profile: ProfileSpec, context: NodeContex
         ]
     names = ", ".join(f"`{runtime}`" for _, runtime in wanted)
     return [
-        CheckResult(
+        RuleResult(
             "container.runtime",
             SKIP,
             f"Docker has no {names} runtime registered (the vendor's toolkit check says why)",
@@ -142,26 +142,26 @@ def evaluate_runtime(facts: NodeFacts, profile: ProfileSpec, context: NodeContex
 
 
 @register("container.cgroup")
-def evaluate_cgroup(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_cgroup(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     """Docker's systemd cgroup driver with the NVIDIA legacy hook loses GPUs on `systemctl daemon-reload` (GPUStack
     PR 1426, issue 2078; NVIDIA/nvidia-container-toolkit#48)."""
     if "nvidia" not in facts.vendors:
         return []
     docker = facts.docker
     if docker is None or not docker.answering:
-        return [CheckResult("container.cgroup", SKIP, "Docker is not answering (see container.docker)")]
+        return [RuleResult("container.cgroup", SKIP, "Docker is not answering (see container.docker)")]
     mode = facts.nvidia_runtime_mode
     shown = mode or "auto (no /etc/nvidia-container-runtime/config.toml)"
     evidence = f"Cgroup Driver: {docker.cgroup_driver or '?'}\nNVIDIA container runtime mode: {shown}"
     if docker.cgroup_driver.lower() != "systemd":
         driver = docker.cgroup_driver or "not reported"
-        return [CheckResult("container.cgroup", PASS, f"Docker's cgroup driver is {driver}", evidence)]
+        return [RuleResult("container.cgroup", PASS, f"Docker's cgroup driver is {driver}", evidence)]
     if mode == "cdi":
         return [
-            CheckResult("container.cgroup", PASS, "systemd cgroup driver with the NVIDIA runtime in CDI mode", evidence)
+            RuleResult("container.cgroup", PASS, "systemd cgroup driver with the NVIDIA runtime in CDI mode", evidence)
         ]
     return [
-        CheckResult(
+        RuleResult(
             "container.cgroup",
             WARN,
             f"Docker uses the systemd cgroup driver and the NVIDIA runtime its legacy hook (mode {mode or 'auto'}): "

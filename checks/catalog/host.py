@@ -6,18 +6,18 @@ from ..parsers.host import filesystem_of
 from ..remediation import fix_deployment, fix_resources
 from ..spec import NodeContext, ProfileSpec
 from .registry import ERROR, FAIL, PASS, SKIP, WARN
-from .result import CheckResult, register
+from .result import RuleResult, register
 
 GIB_KIB = 1024 * 1024
 
 
 @register("host.resources")
-def evaluate_resources(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_resources(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     root = facts.docker.root_dir if facts.docker and facts.docker.root_dir else "/var/lib/docker"
     fs = filesystem_of(root, facts.filesystems)
     if fs is None:
         return [
-            CheckResult(
+            RuleResult(
                 "host.resources",
                 ERROR,
                 f"could not tell the free space of {root} (`df` missing or failed)",
@@ -41,7 +41,7 @@ def evaluate_resources(facts: NodeFacts, profile: ProfileSpec, context: NodeCont
     if worker and free < profile.worker_disk_fail_gib:
         detail = f"Only {free:.1f} GiB free in {root}; a worker needs at least {profile.worker_disk_fail_gib} GiB."
         return [
-            CheckResult(
+            RuleResult(
                 "host.resources",
                 FAIL,
                 f"{summary}: below {profile.worker_disk_fail_gib} GiB",
@@ -58,7 +58,7 @@ def evaluate_resources(facts: NodeFacts, profile: ProfileSpec, context: NodeCont
         low.append(f"under {profile.server_disk_warn_gib} GiB free")
     if low:
         return [
-            CheckResult(
+            RuleResult(
                 "host.resources",
                 WARN,
                 f"{summary}: {' and '.join(low)}",
@@ -66,7 +66,7 @@ def evaluate_resources(facts: NodeFacts, profile: ProfileSpec, context: NodeCont
                 fix_resources(detail=f"This node has {summary}."),
             )
         ]
-    return [CheckResult("host.resources", PASS, summary, evidence)]
+    return [RuleResult("host.resources", PASS, summary, evidence)]
 
 
 def image_tag(image: str) -> str:
@@ -77,12 +77,12 @@ def image_tag(image: str) -> str:
 
 
 @register("gpustack.deployment")
-def evaluate_deployment(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_deployment(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     containers = facts.gpustack_containers
     if containers is None:
-        return [CheckResult("gpustack.deployment", SKIP, "Docker is not answering: no containers listed")]
+        return [RuleResult("gpustack.deployment", SKIP, "Docker is not answering: no containers listed")]
     if not containers:
-        return [CheckResult("gpustack.deployment", SKIP, "no GPUStack container on this node")]
+        return [RuleResult("gpustack.deployment", SKIP, "no GPUStack container on this node")]
     evidence = "\n".join(
         f"{c.name}: {c.image}, GPUSTACK_RUNTIME_DEPLOY_MIRRORED_NAME="
         + ("(not inspected)" if c.mirrored_name is None else c.mirrored_name or "(unset)")
@@ -96,10 +96,10 @@ def evaluate_deployment(facts: NodeFacts, profile: ProfileSpec, context: NodeCon
                 problems.append(f"{c.name}: GPUSTACK_RUNTIME_DEPLOY_MIRRORED_NAME {value}, not its name")
     if problems:
         detail = "; ".join(problems)
-        return [CheckResult("gpustack.deployment", FAIL, detail, evidence, fix_deployment(detail=detail + "."))]
+        return [RuleResult("gpustack.deployment", FAIL, detail, evidence, fix_deployment(detail=detail + "."))]
     tags = sorted({image_tag(c.image) for c in containers})
     if len(tags) > 1:
         detail = f"GPUStack containers run different image tags: {', '.join(tags)}"
-        return [CheckResult("gpustack.deployment", WARN, detail, evidence, fix_deployment(detail=detail + "."))]
+        return [RuleResult("gpustack.deployment", WARN, detail, evidence, fix_deployment(detail=detail + "."))]
     names = ", ".join(c.name for c in containers)
-    return [CheckResult("gpustack.deployment", PASS, f"GPUStack {tags[0]} already here: {names}", evidence)]
+    return [RuleResult("gpustack.deployment", PASS, f"GPUStack {tags[0]} already here: {names}", evidence)]

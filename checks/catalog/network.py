@@ -7,7 +7,7 @@ from ..node_facts import NodeFacts
 from ..remediation import fix_address, fix_no_proxy
 from ..spec import NodeContext, ProfileSpec
 from .registry import ERROR, FAIL, PASS, WARN
-from .result import CheckResult, register
+from .result import RuleResult, register
 
 # Docker's own bridges: their addresses are never the node's, and NCCL skips docker* itself.
 _DOCKER_INTERFACES = ("docker", "br-", "veth")
@@ -21,7 +21,7 @@ def _bypassed(address: str, no_proxy: list[str]) -> bool:
 
 
 @register("network.proxy")
-def evaluate_proxy(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_proxy(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     active = [p for p in facts.proxies if p.active]
     lines = [
         f"{p.source}: HTTP_PROXY={p.http or '-'} HTTPS_PROXY={p.https or '-'} NO_PROXY={','.join(p.no_proxy) or '-'}"
@@ -29,7 +29,7 @@ def evaluate_proxy(facts: NodeFacts, profile: ProfileSpec, context: NodeContext)
     ]
     evidence = "\n".join(lines) or "no proxy setting in docker info, the Docker service, daemon.json, /etc/environment"
     if not active:
-        return [CheckResult("network.proxy", PASS, "no HTTP(S) proxy configured", evidence)]
+        return [RuleResult("network.proxy", PASS, "no HTTP(S) proxy configured", evidence)]
     needed = list(dict.fromkeys(a for a in (context.server_address, context.address) if a))
     failing: dict[str, list[str]] = {}
     for setting in active:
@@ -38,7 +38,7 @@ def evaluate_proxy(facts: NodeFacts, profile: ProfileSpec, context: NodeContext)
             failing[setting.source] = missing
     if not failing:
         return [
-            CheckResult(
+            RuleResult(
                 "network.proxy",
                 PASS,
                 f"proxy configured, and NO_PROXY lists {', '.join(needed) or 'the cluster'}",
@@ -50,7 +50,7 @@ def evaluate_proxy(facts: NodeFacts, profile: ProfileSpec, context: NodeContext)
     parts = [f"{source} lacks {', '.join(addresses)}" for source, addresses in failing.items()]
     current = ",".join(next((p.no_proxy for p in active if p.source in failing and p.no_proxy), []))
     return [
-        CheckResult(
+        RuleResult(
             "network.proxy",
             FAIL,
             f"HTTP(S) proxy set but NO_PROXY does not list {', '.join(missing_all)}: " + "; ".join(parts),
@@ -74,10 +74,10 @@ def _is_ip(text: str) -> bool:
 
 
 @register("network.address")
-def evaluate_address(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_address(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     if facts.addresses is None:
         return [
-            CheckResult(
+            RuleResult(
                 "network.address",
                 ERROR,
                 "could not list the node's addresses (`ip` missing or failed)",
@@ -90,7 +90,7 @@ def evaluate_address(facts: NodeFacts, profile: ProfileSpec, context: NodeContex
     ipv4 = facts.global_ipv4()
     if not ipv4:
         return [
-            CheckResult(
+            RuleResult(
                 "network.address",
                 FAIL,
                 "no global IPv4 address: GPUStack workers cannot register over IPv6 only (issue 5474)",
@@ -121,6 +121,6 @@ def evaluate_address(facts: NodeFacts, profile: ProfileSpec, context: NodeContex
             "distributed inference may pick the wrong interface and hang (issues 2125, 4182)."
         )
     if warnings:
-        return [CheckResult("network.address", WARN, "; ".join(warnings), evidence, fix_address(problems=advice))]
+        return [RuleResult("network.address", WARN, "; ".join(warnings), evidence, fix_address(problems=advice))]
     shown = ", ".join(f"{a.interface} {a.address}" for a in real or ipv4)
-    return [CheckResult("network.address", PASS, f"global IPv4: {shown}", evidence)]
+    return [RuleResult("network.address", PASS, f"global IPv4: {shown}", evidence)]

@@ -5,7 +5,7 @@ from ..remediation import fix_architecture, fix_os_supported
 from ..spec import NodeContext, ProfileSpec
 from ..versions import version_at_least
 from .registry import FAIL, PASS, WARN
-from .result import CheckResult, register
+from .result import RuleResult, register
 
 AMD64 = {"x86_64", "amd64"}
 ARM64 = {"aarch64", "arm64"}
@@ -18,13 +18,13 @@ def _os_evidence(facts: NodeFacts) -> str:
 
 
 @register("os.supported")
-def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     table = ", ".join(f"{r.name} >= {r.min_version}{f' ({r.note})' if r.note else ''}" for r in profile.os_rules)
     current = facts.os.pretty_name or f"{facts.os.id} {facts.os.version_id}".strip() or "an unknown OS"
     evidence = _os_evidence(facts)
     if facts.kernel and facts.kernel != "Linux":
         return [
-            CheckResult(
+            RuleResult(
                 "os.supported",
                 FAIL,
                 f"{facts.kernel} is not Linux",
@@ -36,7 +36,7 @@ def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeC
         return [_os_advisory(facts, profile, table=table, current=current, evidence=evidence)]
     if not facts.os.id:
         return [
-            CheckResult(
+            RuleResult(
                 "os.supported",
                 FAIL,
                 "no /etc/os-release: cannot tell the distribution",
@@ -50,7 +50,7 @@ def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeC
         parent = next((rules[like] for like in facts.os.id_like if like in rules), None)
         hint = f"; closest listed parent: {parent.name}" if parent else ""
         return [
-            CheckResult(
+            RuleResult(
                 "os.supported",
                 WARN,
                 f"{current} is not tested by GPUStack{hint}",
@@ -61,10 +61,10 @@ def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeC
     ok = version_at_least(facts.os.version_id, rule.min_version)
     label = f"{rule.name} {facts.os.version_id}"
     if ok:
-        return [CheckResult("os.supported", PASS, f"{label} (>= {rule.min_version})", evidence)]
+        return [RuleResult("os.supported", PASS, f"{label} (>= {rule.min_version})", evidence)]
     if ok is None:
         return [
-            CheckResult(
+            RuleResult(
                 "os.supported",
                 WARN,
                 f"{rule.name} with no readable VERSION_ID",
@@ -73,7 +73,7 @@ def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeC
             )
         ]
     return [
-        CheckResult(
+        RuleResult(
             "os.supported",
             FAIL,
             f"{label} is below GPUStack's minimum {rule.name} {rule.min_version}",
@@ -86,7 +86,7 @@ def evaluate_os_supported(facts: NodeFacts, profile: ProfileSpec, context: NodeC
 ADVISORY = "not in the list GPUStack 2.0 tested"
 
 
-def _os_advisory(facts: NodeFacts, profile: ProfileSpec, *, table: str, current: str, evidence: str) -> CheckResult:
+def _os_advisory(facts: NodeFacts, profile: ProfileSpec, *, table: str, current: str, evidence: str) -> RuleResult:
     """Profiles after GPUStack v2.0.1 ("most modern Linux distributions"): the old table is advice, not a gate. A
     listed distro at or above its old minimum passes; anything else that is Linux warns."""
     fix = fix_os_supported(table=table, current=current)
@@ -96,23 +96,23 @@ def _os_advisory(facts: NodeFacts, profile: ProfileSpec, *, table: str, current:
         parent = next((rules[like] for like in facts.os.id_like if like in rules), None)
         hint = f"; closest listed parent: {parent.name}" if parent else ""
         what = current if facts.os.id else "a Linux without /etc/os-release"
-        return CheckResult("os.supported", WARN, f"{what} is {ADVISORY}{hint}", evidence, fix)
+        return RuleResult("os.supported", WARN, f"{what} is {ADVISORY}{hint}", evidence, fix)
     label = f"{rule.name} {facts.os.version_id}".strip()
     ok = version_at_least(facts.os.version_id, rule.min_version)
     if ok:
-        return CheckResult("os.supported", PASS, f"{label} (>= {rule.min_version})", evidence)
+        return RuleResult("os.supported", PASS, f"{label} (>= {rule.min_version})", evidence)
     below = "with no readable VERSION_ID" if ok is None else f"below {rule.name} {rule.min_version}"
-    return CheckResult("os.supported", WARN, f"{label} is {below}: {ADVISORY}", evidence, fix)
+    return RuleResult("os.supported", WARN, f"{label} is {below}: {ADVISORY}", evidence, fix)
 
 
 @register("os.architecture")
-def evaluate_architecture(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_architecture(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     machine = facts.machine
     evidence = f"uname -m: {machine or '(nothing)'}"
     allowed = {a.lower() for a in profile.architectures}
     if machine.lower() not in allowed:
         return [
-            CheckResult(
+            RuleResult(
                 "os.architecture",
                 FAIL,
                 f"{machine or 'unknown architecture'} is not AMD64 or ARM64",
@@ -125,7 +125,7 @@ def evaluate_architecture(facts: NodeFacts, profile: ProfileSpec, context: NodeC
         if amd64_only:
             names = ", ".join(amd64_only)
             return [
-                CheckResult(
+                RuleResult(
                     "os.architecture",
                     FAIL,
                     f"{machine} with {names} accelerators, which {profile.key} supports on AMD64 only",
@@ -134,4 +134,4 @@ def evaluate_architecture(facts: NodeFacts, profile: ProfileSpec, context: NodeC
                 )
             ]
     arch = "AMD64" if machine.lower() in AMD64 else "ARM64"
-    return [CheckResult("os.architecture", PASS, f"{machine} ({arch})", evidence)]
+    return [RuleResult("os.architecture", PASS, f"{machine} ({arch})", evidence)]

@@ -4,7 +4,7 @@ from ..node_facts import NodeFacts
 from ..remediation import fix_ports_available, fix_ports_reserved
 from ..spec import NodeContext, ProfileSpec
 from .registry import ERROR, FAIL, PASS, SKIP, WARN
-from .result import CheckResult, register
+from .result import RuleResult, register
 
 
 def compact(ports: list[int]) -> list[tuple[int, int]]:
@@ -23,13 +23,13 @@ def label(first: int, last: int) -> str:
 
 
 @register("ports.available")
-def evaluate_ports_available(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_ports_available(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     rules = [r for r in profile.port_rules if context.applies(r)]
     if not rules:
-        return [CheckResult("ports.available", SKIP, f"no port rules for a {context.role} in {profile.key}")]
+        return [RuleResult("ports.available", SKIP, f"no port rules for a {context.role} in {profile.key}")]
     if facts.listeners is None:
         return [
-            CheckResult(
+            RuleResult(
                 "ports.available",
                 ERROR,
                 "could not list listening sockets (`ss` missing or failed)",
@@ -49,23 +49,37 @@ def evaluate_ports_available(facts: NodeFacts, profile: ProfileSpec, context: No
             holders.setdefault(key, (who, listener.pid if listener.process else None))
     checked = ", ".join(f"{r.label}/{r.protocol}" for r in rules)
     if not holders:
-        return [CheckResult("ports.available", PASS, f"all {len(wanted)} required ports free", f"checked: {checked}")]
+        return [RuleResult("ports.available", PASS, f"all {len(wanted)} required ports free", f"checked: {checked}")]
     by_holder: dict[tuple[str, int | None], list[int]] = {}
     for (_, port), holder in holders.items():
         by_holder.setdefault(holder, []).append(port)
-    holders_fix = [(sorted(ports), who, pid) for (who, pid), ports in by_holder.items()]
+    # GPUStack's embedded PostgreSQL port held by a PostgreSQL already: the fix is the cluster option to use it (or
+    # another database) through --database-url, not stopping a database. Only the wording depends on the name a node
+    # printed; no command is built from it.
+    database_rules = [r for r in rules if r.condition == "builtin_database"]
+    database_ports = {p for r in database_rules for p in range(r.first_port, r.last_port + 1)}
+    postgres = {
+        holder
+        for holder, ports in by_holder.items()
+        if set(ports) <= database_ports and holder[0].lower().startswith(("postgres", "postmaster", '"postgres'))
+    }
+    holders_fix = [(sorted(ports), who, pid) for (who, pid), ports in by_holder.items() if (who, pid) not in postgres]
     parts = [
         f"{', '.join(label(a, b) for a, b in compact(ports))} held by {who}" for (who, _), ports in by_holder.items()
     ]
     parts.sort()
     evidence = "conflicts:\n" + "\n".join(parts) + f"\nchecked: {checked}\n\n$ ss -Hltnp\n{facts.listeners_output}"
     return [
-        CheckResult(
+        RuleResult(
             "ports.available",
             FAIL,
             "; ".join(parts),
             evidence,
-            fix_ports_available(holders=holders_fix, summary="; ".join(parts)),
+            fix_ports_available(
+                holders=holders_fix,
+                summary="; ".join(parts),
+                database_ports=sorted({p for holder in postgres for p in by_holder[holder]}),
+            ),
         )
     ]
 
@@ -76,13 +90,13 @@ def _overlap(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int] | None:
 
 
 @register("ports.reserved")
-def evaluate_ports_reserved(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_ports_reserved(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     if not profile.check_reserved_ports:
         return []
     if "worker" not in context.roles:
-        return [CheckResult("ports.reserved", SKIP, "server node: only workers run inference services")]
+        return [RuleResult("ports.reserved", SKIP, "server node: only workers run inference services")]
     if not facts.port_range:
-        return [CheckResult("ports.reserved", ERROR, "could not read net.ipv4.ip_local_port_range")]
+        return [RuleResult("ports.reserved", ERROR, "could not read net.ipv4.ip_local_port_range")]
     ephemeral = facts.port_range[0]
     reserved: set[int] = set()
     for first, last in facts.reserved_ports:
@@ -98,13 +112,13 @@ def evaluate_ports_reserved(facts: NodeFacts, profile: ProfileSpec, context: Nod
     )
     if not exposed:
         return [
-            CheckResult(
+            RuleResult(
                 "ports.reserved", PASS, "service and Ray ports are outside the ephemeral range or reserved", evidence
             )
         ]
     runs = ",".join(label(a, b) for a, b in compact(exposed))
     return [
-        CheckResult(
+        RuleResult(
             "ports.reserved",
             WARN,
             f"ephemeral range {ephemeral[0]}-{ephemeral[1]} overlaps unreserved GPUStack ports {runs}",

@@ -14,7 +14,7 @@ EVIDENCE_LIMIT = 4000
 
 
 @dataclass
-class CheckResult:
+class RuleResult:
     """One check's verdict. `remediation` may be given as a `Remedy`: its text and commands are split apart here,
     so `remediation` is always the explanation and `commands` the template-built steps (REQUIREMENTS.md)."""
 
@@ -49,7 +49,7 @@ class CheckResult:
         }
 
 
-Rule = Callable[[NodeFacts, ProfileSpec, NodeContext], list[CheckResult]]
+Rule = Callable[[NodeFacts, ProfileSpec, NodeContext], list[RuleResult]]
 RULES: list[tuple[str, Rule]] = []
 
 

@@ -4,17 +4,17 @@ from ..node_facts import NodeFacts
 from ..remediation import fix_ntp, fix_skew, fix_synchronized
 from ..spec import NodeContext, ProfileSpec
 from .registry import ERROR, FAIL, PASS, WARN
-from .result import CheckResult, register
+from .result import RuleResult, register
 
 
 @register("time.ntp")
-def evaluate_ntp(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_ntp(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     if facts.ntp_implementations:
         names = ", ".join(facts.ntp_implementations)
-        return [CheckResult("time.ntp", PASS, f"{names} installed", "found: " + names)]
+        return [RuleResult("time.ntp", PASS, f"{names} installed", "found: " + names)]
     status = FAIL if profile.ntp_required else WARN
     return [
-        CheckResult(
+        RuleResult(
             "time.ntp",
             status,
             "no NTP implementation installed: GPUStack requires one",
@@ -25,7 +25,7 @@ def evaluate_ntp(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -
 
 
 @register("time.synchronized")
-def evaluate_synchronized(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_synchronized(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     votes = []
     if facts.timedatectl and facts.timedatectl.synchronized is not None:
         votes.append(("timedatectl", facts.timedatectl.synchronized))
@@ -36,11 +36,11 @@ def evaluate_synchronized(facts: NodeFacts, profile: ProfileSpec, context: NodeC
     evidence = facts.time_evidence or "no timedatectl, chronyc or ntpq output"
     synced = [source for source, ok in votes if ok]
     if synced:
-        return [CheckResult("time.synchronized", PASS, f"clock synchronized ({', '.join(synced)})", evidence)]
+        return [RuleResult("time.synchronized", PASS, f"clock synchronized ({', '.join(synced)})", evidence)]
     if votes:
         sources = ", ".join(source for source, _ in votes)
         return [
-            CheckResult(
+            RuleResult(
                 "time.synchronized",
                 WARN,
                 f"clock not synchronized ({sources})",
@@ -49,7 +49,7 @@ def evaluate_synchronized(facts: NodeFacts, profile: ProfileSpec, context: NodeC
             )
         ]
     return [
-        CheckResult(
+        RuleResult(
             "time.synchronized",
             WARN,
             "synchronization state unknown",
@@ -60,11 +60,11 @@ def evaluate_synchronized(facts: NodeFacts, profile: ProfileSpec, context: NodeC
 
 
 @register("time.skew")
-def evaluate_skew(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[CheckResult]:
+def evaluate_skew(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) -> list[RuleResult]:
     offset = context.clock_offset_seconds
     if offset is None:
         return [
-            CheckResult(
+            RuleResult(
                 "time.skew",
                 ERROR,
                 "no clock reading from the node",
@@ -77,7 +77,7 @@ def evaluate_skew(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) 
     label = f"{offset:+.3f} s"
     if size < profile.time_skew_warn_seconds:
         return [
-            CheckResult(
+            RuleResult(
                 "time.skew",
                 PASS,
                 f"clock within {profile.time_skew_warn_seconds:g} s of the portal ({label})",
@@ -86,7 +86,7 @@ def evaluate_skew(facts: NodeFacts, profile: ProfileSpec, context: NodeContext) 
         ]
     status = WARN if size < profile.time_skew_fail_seconds else FAIL
     return [
-        CheckResult(
+        RuleResult(
             "time.skew",
             status,
             f"clock is {label} off the portal's",

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 
+from inventory.facts_summary import FactsSummary
 from inventory.models import Accelerator, Node
 from portal import states
 
@@ -72,8 +73,7 @@ def accelerator_text(devices) -> str:
 
 
 def os_text(facts) -> str:
-    os_facts = (facts or {}).get("os") or {}
-    return os_facts.get("pretty_name") or " ".join(filter(None, [os_facts.get("id"), os_facts.get("version_id")]))
+    return FactsSummary.from_json(facts).os_text
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..catalog import worst
+from ..choices import NetworkState
+
 # Worst first: the order an operator wants to read statuses in (node list sort, summaries, matrix rollup).
 SEVERITY_ORDER = ["error", "fail", "warn", "pass", "skip", "unknown"]
 RANK = {status: i for i, status in enumerate(SEVERITY_ORDER)}
@@ -17,10 +20,6 @@ _DOUBLED = re.compile(r"^(?P<p>[^:]{2,60}): (?P=p)(?=:|\b)", re.IGNORECASE)
 def undouble(summary: str) -> str:
     """ "host key changed: host key changed: ..." -> "host key changed: ..." (audits recorded before the fix)."""
     return _DOUBLED.sub(r"\g<p>", summary or "", count=1)
-
-
-def worst_status(statuses) -> str:
-    return min(statuses, key=lambda s: RANK.get(s, len(RANK)), default="unknown")
 
 
 @dataclass
@@ -42,7 +41,7 @@ class NodeSummary:
         if self.not_run_count:
             return "error"
         if self.problems:
-            return worst_status(r.status for r in self.problems)
+            return worst(r.status for r in self.problems)
         return "warn" if self.warnings else "pass"
 
 
@@ -249,7 +248,7 @@ def peer_coverage(audit, cluster) -> PeerCoverage:
     )
     window = 1 if plan == "full" else rounds_to_cover(peers=peers, k=cluster.sampled_peers)
     ids = list(
-        Audit.objects.filter(cluster_id=cluster.pk, partial=False, network_state="done", pk__lte=audit.pk)
+        Audit.objects.filter(cluster_id=cluster.pk, partial=False, network_state=NetworkState.DONE, pk__lte=audit.pk)
         .order_by("-pk")
         .values_list("pk", flat=True)[:window]
     )

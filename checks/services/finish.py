@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from inventory.choices import AuditStatus
+from inventory.facts_summary import FactsSummary
 from inventory.services import node_record_status
 
 from .. import clamp, models
@@ -120,12 +121,13 @@ def cluster_checks_run(*, audit_id: int) -> None:
     identities = [
         NodeIdentity(
             name=na.node.name,
-            hostname=str(na.facts.get("hostname") or ""),
-            machine_id=str((na.facts.get("identity") or {}).get("machine_id") or ""),
-            product_uuid=str((na.facts.get("identity") or {}).get("product_uuid") or ""),
-            gpustack_images=tuple(str(i) for i in na.facts.get("gpustack_images") or [] if isinstance(i, str)),
+            hostname=facts.hostname,
+            machine_id=facts.machine_id,
+            product_uuid=facts.product_uuid,
+            gpustack_images=facts.gpustack_images,
         )
         for na in node_audits
+        for facts in [FactsSummary.from_json(na.facts)]
     ]
     unique = evaluate_cluster_unique(identities, profile_spec_from_model(node_audits[0].audit.profile))
     deployment = evaluate_cluster_deployment(identities)

@@ -17,11 +17,13 @@ from django.db import connection, transaction
 from django.db.models import Max
 
 from inventory.choices import NodeRole
+from inventory.facts_summary import FactsSummary
 from inventory.models import Node
 from inventory.services import node_record_status
 
 from .. import clamp, models
 from ..catalog import CHECK_IDS, EVIDENCE_LIMIT, SEVERITY, worst
+from ..choices import RunState
 from ..connectivity import (
     EndView,
     Listener,
@@ -31,6 +33,7 @@ from ..connectivity import (
     effective_plan,
     judge_path,
     listener_command,
+    matrix_budget_seconds,
     not_needed,
     not_tested,
     parse_listener_line,
@@ -39,7 +42,6 @@ from ..connectivity import (
     prober_command,
     prober_time_limit,
 )
-from ..connectivity import matrix_time_budget as budget
 from ..rlimits import OpenFilesLimit, make_room_for_open_files
 from ..spec import NodeContext, cluster_options, profile_spec_from_model
 from ..targets import target_address
@@ -96,7 +98,7 @@ def matrix_time_budget(audit_id: int) -> float:
         peer_paths = peers * min(sampling.peers, max(0, peers - 1)) + inside
     return max(
         settings.PREFLIGHT_STUCK_AFTER,
-        budget(
+        matrix_budget_seconds(
             nodes=len(roles),
             paths=2 * servers * workers + peer_paths,
             concurrency=settings.PREFLIGHT_AUDIT_CONCURRENCY,
@@ -107,11 +109,11 @@ def matrix_time_budget(audit_id: int) -> float:
 
 
 def _matrix_node(node_audit: models.NodeAudit) -> MatrixNode:
-    node, facts = node_audit.node, node_audit.facts or {}
+    node, facts = node_audit.node, FactsSummary.from_json(node_audit.facts)
     problem, audited = "", True
-    if node_audit.state != "done" or not facts:
+    if node_audit.state != RunState.DONE or not node_audit.facts:
         problem, audited = f"{node.name} could not be audited: {node_audit.error or node_audit.status}", False
-    elif not facts.get("python"):
+    elif not facts.python:
         problem = f"python3 is not installed on {node.name}, so Preflight can neither listen nor connect from it"
     address = node.address
     if not problem:  # target policy: resolved once; the listener login and every prober connect use this address
@@ -123,9 +125,9 @@ def _matrix_node(node_audit: models.NodeAudit) -> MatrixNode:
         name=node.name,
         role=node.role,
         address=address,
-        python=facts.get("python", ""),
-        firewall=facts.get("firewall", "none"),
-        firewall_evidence=facts.get("firewall_evidence", ""),
+        python=facts.python,
+        firewall=facts.firewall or "none",
+        firewall_evidence=facts.firewall_evidence,
         problem=problem,
         audited=audited,
         group=node.network_group,
@@ -364,7 +366,7 @@ def _record(audit, plans, verdicts, listeners, by_name) -> list[models.NetworkPa
         touched = set()
         for (node_name, check_id), views in grouped.items():
             node_audit = by_name[node_name]
-            if node_audit.state != "done":
+            if node_audit.state != RunState.DONE:
                 continue  # a node audit that ended in error keeps its own results
             status = worst(view.status for _, view in views)
             if status == "pass" and any(view.status == "skip" for _, view in views):

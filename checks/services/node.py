@@ -19,7 +19,7 @@ from inventory.services import node_record_facts, node_record_status
 from portal.faults import db_fault, retry_db_write, write_turn
 
 from .. import clamp, models
-from ..catalog import CHECK_IDS, ERROR, FAIL, HOST_CHECK_IDS, PASS, CheckResult, evaluate_node
+from ..catalog import CHECK_IDS, ERROR, FAIL, HOST_CHECK_IDS, PASS, RuleResult, evaluate_node
 from ..choices import RunState
 from ..node_facts import NodeFacts, build_facts
 from ..probe import PROBE_SCRIPT, probe_command, probe_nonce, server_literal, split_sections
@@ -41,9 +41,9 @@ def connect_summary(failure: ConnectFailure) -> str:
     return f"{failure.reason}: {failure.message}"
 
 
-def _unreachable_results(reason: str, summary: str, *, connect_status: str) -> list[CheckResult]:
-    ssh = CheckResult("ssh.connect", connect_status, summary, reason, Remedy(_connect_advice(reason)))
-    others = [CheckResult(check_id, ERROR, f"not checked: {summary}") for check_id in HOST_CHECK_IDS]
+def _unreachable_results(reason: str, summary: str, *, connect_status: str) -> list[RuleResult]:
+    ssh = RuleResult("ssh.connect", connect_status, summary, reason, Remedy(_connect_advice(reason)))
+    others = [RuleResult(check_id, ERROR, f"not checked: {summary}") for check_id in HOST_CHECK_IDS]
     return [ssh, *others]
 
 
@@ -138,7 +138,7 @@ def _install_row(item: dict) -> dict:
 class _Outcome:
     """What one node audit found, ready to record."""
 
-    results: list[CheckResult]
+    results: list[RuleResult]
     facts: NodeFacts | None = None
     summary: dict | None = None
     installs: list[dict] = field(default_factory=list)
@@ -207,7 +207,7 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
     how = "locally" if node.transport == Transport.LOCAL else f"as {node.ssh_user}"
     key = f", host key {run.host_key_fingerprint}" if run.host_key_fingerprint else ""
     reached = f" at {run.address}" if run.address and run.address != node.address else ""
-    connected = CheckResult(
+    connected = RuleResult(
         "ssh.connect", PASS, f"connected {how}{reached}{key}", f"address {node.address}:{node.ssh_port}{reached}"
     )
     sections = split_sections(run.output, nonce)
@@ -224,7 +224,7 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
             why = f"the probe ended early (exit status {run.exit_status}, last section: {last})"
         node_audit.error = why
         tail = run.output[-1500:]
-        return _Outcome([connected] + [CheckResult(c, ERROR, f"not checked: {why}", tail) for c in HOST_CHECK_IDS])
+        return _Outcome([connected] + [RuleResult(c, ERROR, f"not checked: {why}", tail) for c in HOST_CHECK_IDS])
     try:
         facts = build_facts(sections)
         context = NodeContext(**base_context)
@@ -245,7 +245,7 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
         why = f"Preflight could not read what the probe printed: {exc}"
         node_audit.error = why
         node_audit.clock_offset_seconds = node_audit.round_trip_seconds = None
-        return _Outcome([connected] + [CheckResult(c, ERROR, f"not checked: {why}") for c in HOST_CHECK_IDS])
+        return _Outcome([connected] + [RuleResult(c, ERROR, f"not checked: {why}") for c in HOST_CHECK_IDS])
     node_audit.facts = summary
     return _Outcome(results, facts, summary, installs)
 

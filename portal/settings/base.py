@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django_tables2",
     "ninja",
     "axes",
+    "portal",
     "inventory",
     "checks",
 ]
@@ -173,7 +174,7 @@ STORAGES = {
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-STATICFILES_DIRS = [BASE_DIR / "portal" / "static"]
+# portal/static is found as the portal app's static folder (portal is an installed app since issue 25).
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "ui:home"
 LOGOUT_REDIRECT_URL = "login"

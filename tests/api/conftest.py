@@ -1,7 +1,7 @@
 import pytest
 from django.contrib.auth.models import Permission
 
-from inventory.services import api_token_create
+from portal.tokens import api_token_create
 
 
 @pytest.fixture

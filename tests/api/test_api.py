@@ -8,9 +8,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from checks.choices import RunState
 from checks.models import Audit, NetworkPath, NodeAudit
-from inventory.models import ApiToken, Cluster, Credential, Node
-from inventory.services import api_token_create, api_token_revoke
+from inventory.models import Cluster, Credential, Node
+from portal.models import ApiToken
+from portal.tokens import api_token_create, api_token_revoke
 from tests.factories import ClusterFactory, FailingNtpResultFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
@@ -278,13 +280,18 @@ def test_audit_results_history_matrix_and_remediation(admin_api):
         cluster=node.cluster,
         profile=node.cluster.profile,
         profile_key="gpustack-2.0",
-        state="done",
+        state=RunState.DONE,
         status="fail",
         started=timezone.now(),
         finished=timezone.now(),
     )
     node_audit = NodeAudit.objects.create(
-        audit=audit, node=node, state="done", status="fail", finished=timezone.now(), facts={"os": {"id": "ubuntu"}}
+        audit=audit,
+        node=node,
+        state=RunState.DONE,
+        status="fail",
+        finished=timezone.now(),
+        facts={"os": {"id": "ubuntu"}},
     )
     FailingNtpResultFactory(node_audit=node_audit)
     NetworkPath.objects.create(

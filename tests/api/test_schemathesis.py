@@ -8,7 +8,7 @@ import sys
 import pytest
 from django.contrib.auth import get_user_model
 
-from inventory.services import api_token_create
+from portal.tokens import api_token_create
 from tests.conftest import REPO
 from tests.factories import ClusterFactory, NodeFactory
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from checks.choices import RunState
 from checks.models import CheckResult, NodeAudit
 from checks.services import audit_run_inline, audit_start
 from inventory.models import Accelerator, DriverInstall
@@ -59,13 +60,13 @@ def test_a_400_digit_memory_size_ends_the_node_as_error_and_the_next_audit_start
     audit = audit_run_inline(audit=audit)
     # then: the node audit ended as error, saying why, and the audit is closed
     node_audit = NodeAudit.objects.get(audit=audit)
-    assert (node_audit.state, node_audit.status) == ("done", "error")
+    assert (node_audit.state, node_audit.status) == (RunState.DONE, "error")
     assert "beyond any real device" in node_audit.error and "400 digits" in node_audit.error
     results = {r.check_id: r for r in CheckResult.objects.filter(node_audit=node_audit)}
     assert results["ssh.connect"].status == "pass"
     assert results["accelerator.present"].status == "error"
     assert "not checked: Preflight could not read what the probe printed" in results["os.supported"].summary
-    assert audit.state == "done" and audit.status == "error"
+    assert audit.state == RunState.DONE and audit.status == "error"
     assert time.monotonic() - started < 30
     # and "Audit now" is accepted again at once
     assert audit_start(cluster=node.cluster).pk != audit.pk
@@ -85,7 +86,7 @@ def test_nul_bytes_and_giant_strings_are_stored_clean(node, tools, tmp_path):
     audit = audit_run_inline(audit=audit_start(cluster=node.cluster))
     # then: the audit finished, and no stored value carries a NUL byte or exceeds its column
     node_audit = NodeAudit.objects.get(audit=audit)
-    assert node_audit.state == "done" and audit.state == "done"
+    assert node_audit.state == RunState.DONE and audit.state == RunState.DONE
     assert node_audit.facts["hostname"] == "evilhost"
     accelerator = Accelerator.objects.get(node=node)
     assert len(accelerator.model) <= 200 and "\x00" not in accelerator.model
@@ -108,7 +109,7 @@ def test_a_silent_probe_ends_at_the_idle_time_out(node, tools, settings):
     # then
     elapsed = time.monotonic() - started
     node_audit = NodeAudit.objects.get(audit=audit)
-    assert (node_audit.state, node_audit.status) == ("done", "error")
+    assert (node_audit.state, node_audit.status) == (RunState.DONE, "error")
     assert node_audit.error == "the probe printed nothing for 2 s after section uname"
     assert elapsed < 20, f"{elapsed:.1f} s"  # far below the 60 s outer bound
-    assert audit.state == "done"
+    assert audit.state == RunState.DONE

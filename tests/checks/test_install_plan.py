@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from checks.services import audit_run_inline, audit_start
 from checks.services.waivers import waiver_create
-from inventory.services import api_token_create
+from portal.tokens import api_token_create
 from tests.factories import ClusterFactory, CredentialFactory, NodeFactory
 from tests.replay import ReplayTransport, amd_worker_sections, nvidia_worker_sections, sections
 from tests.security.conftest import grant

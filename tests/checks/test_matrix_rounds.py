@@ -5,6 +5,7 @@ follows the plan's path count."""
 import pytest
 from django.utils import timezone
 
+from checks.choices import RunState
 from checks.models import Audit, NodeAudit
 from checks.services.network import audit_sampling, matrix_time_budget
 from inventory.models import Node
@@ -14,7 +15,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _audit(cluster) -> Audit:
-    return Audit.objects.create(cluster=cluster, profile=cluster.profile, state="running", started=timezone.now())
+    return Audit.objects.create(
+        cluster=cluster, profile=cluster.profile, state=RunState.RUNNING, started=timezone.now()
+    )
 
 
 def test_rounds_follow_the_clusters_audits_and_survive_pruning():

@@ -10,6 +10,7 @@ from django.test import override_settings
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from checks.choices import RunState
 from checks.models import Audit, CheckResult, NetworkPath, NodeAudit
 from checks.services import audit_prune
 from checks.tasks import prune_audits_task
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db
 RETENTION = override_settings(PREFLIGHT_AUDIT_RETENTION_DAYS=30, PREFLIGHT_AUDIT_KEEP=2)
 
 
-def _audit(cluster, nodes, *, days_ago: float, state: str = "done") -> Audit:
+def _audit(cluster, nodes, *, days_ago: float, state: str = RunState.DONE) -> Audit:
     """A finished (or running) audit of `nodes`, created `days_ago`, with a result per node and a path between them."""
     when = timezone.now() - timedelta(days=days_ago)
     audit = Audit.objects.create(
@@ -28,7 +29,7 @@ def _audit(cluster, nodes, *, days_ago: float, state: str = "done") -> Audit:
         profile_key=cluster.profile.key,
         state=state,
         started=when,
-        finished=when if state == "done" else None,
+        finished=when if state == RunState.DONE else None,
     )
     Audit.objects.filter(pk=audit.pk).update(created=when)  # (created is auto_now_add)
     for node in nodes:
@@ -48,7 +49,7 @@ def history():
     a_nodes = [NodeFactory(cluster=a), NodeFactory(cluster=a)]
     b_nodes = [NodeFactory(cluster=b), NodeFactory(cluster=b)]
     audits = {days: _audit(a, a_nodes, days_ago=days) for days in (400, 200, 100, 40, 1)}
-    audits["running"] = _audit(a, a_nodes, days_ago=90, state="running")
+    audits["running"] = _audit(a, a_nodes, days_ago=90, state=RunState.RUNNING)
     audits["b"] = _audit(b, b_nodes, days_ago=365)
     return audits
 

@@ -6,10 +6,12 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
+from checks.choices import RunState
 from checks.models import Audit, CheckResult, NodeAudit
 from checks.services import AuditRefused, audit_run_inline, audit_start, audit_sweep_stuck, node_audit_run
 from inventory.models import Accelerator, DriverInstall
-from inventory.services import api_token_create, node_record_facts
+from inventory.services import node_record_facts
+from portal.tokens import api_token_create
 from tests.factories import ClusterFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
@@ -31,9 +33,9 @@ def test_local_audit_and_claim_is_idempotent(local_node):
     assert first is not None and second is None
     assert CheckResult.objects.filter(node_audit=node_audit, check_id="os.supported").count() == 1
     node_audit.refresh_from_db()
-    assert node_audit.state == "done" and node_audit.attempts == 1 and "@@PF:" in node_audit.raw_output
+    assert node_audit.state == RunState.DONE and node_audit.attempts == 1 and "@@PF:" in node_audit.raw_output
     audit.refresh_from_db()
-    assert audit.state == "done" and audit.finished is not None
+    assert audit.state == RunState.DONE and audit.finished is not None
     local_node.refresh_from_db()
     assert local_node.last_facts["arch"] and local_node.last_audit_status == node_audit.status
 
@@ -69,7 +71,7 @@ def test_sweep_requeues_a_run_whose_lease_ran_out_and_it_is_run_again(local_node
     # given: a node audit claimed once by a worker that died; its lease ran out a minute ago
     audit = audit_start(cluster=local_node.cluster)
     NodeAudit.objects.filter(audit=audit).update(
-        state="running",
+        state=RunState.RUNNING,
         attempts=1,
         started=timezone.now() - timedelta(minutes=2),
         lease_expires=timezone.now() - timedelta(minutes=1),
@@ -80,9 +82,9 @@ def test_sweep_requeues_a_run_whose_lease_ran_out_and_it_is_run_again(local_node
     # then: it ran a second time, to the end, and says so; nothing is blamed on the node
     node_audit = NodeAudit.objects.get(audit=audit)
     assert (swept, again) == (1, 0)
-    assert (node_audit.state, node_audit.attempts, node_audit.portal_error) == ("done", 2, "")
+    assert (node_audit.state, node_audit.attempts, node_audit.portal_error) == (RunState.DONE, 2, "")
     assert node_audit.lease_expires is None and node_audit.results.filter(check_id="os.supported").count() == 1
-    assert Audit.objects.get(pk=audit.pk).state == "done"
+    assert Audit.objects.get(pk=audit.pk).state == RunState.DONE
 
 
 def test_sweep_ends_a_run_lost_too_often_as_preflights_error_and_closes_the_audit(local_node, settings):
@@ -90,7 +92,7 @@ def test_sweep_ends_a_run_lost_too_often_as_preflights_error_and_closes_the_audi
     settings.PREFLIGHT_NODE_ATTEMPTS = 3
     audit = audit_start(cluster=local_node.cluster)
     NodeAudit.objects.filter(audit=audit).update(
-        state="running",
+        state=RunState.RUNNING,
         attempts=3,
         started=timezone.now() - timedelta(hours=1),
         lease_expires=timezone.now() - timedelta(seconds=1),
@@ -101,25 +103,25 @@ def test_sweep_ends_a_run_lost_too_often_as_preflights_error_and_closes_the_audi
     node_audit = NodeAudit.objects.get(audit=audit)
     assert swept == 1 and (node_audit.state, node_audit.status) == ("error", "error")
     assert "lost this node's run 3 times" in node_audit.portal_error and node_audit.error == node_audit.portal_error
-    assert Audit.objects.get(pk=audit.pk).state == "done"
+    assert Audit.objects.get(pk=audit.pk).state == RunState.DONE
 
 
 def test_sweep_leaves_expired_leases_alone_right_after_a_database_fault(local_node):
     # given
     audit = audit_start(cluster=local_node.cluster)
     NodeAudit.objects.filter(audit=audit).update(
-        state="running", attempts=1, started=timezone.now(), lease_expires=timezone.now() - timedelta(seconds=5)
+        state=RunState.RUNNING, attempts=1, started=timezone.now(), lease_expires=timezone.now() - timedelta(seconds=5)
     )
     # when: the sweep is told the database failed a moment ago (a live worker could not renew its lease)
     swept = audit_sweep_stuck(reclaim=False)
     # then
-    assert swept == 0 and NodeAudit.objects.get(audit=audit).state == "running"
+    assert swept == 0 and NodeAudit.objects.get(audit=audit).state == RunState.RUNNING
 
 
 def test_fresh_running_audit_is_not_swept(local_node):
     audit = audit_start(cluster=local_node.cluster)
     NodeAudit.objects.filter(audit=audit).update(
-        state="running", started=timezone.now(), lease_expires=timezone.now() + timedelta(seconds=30)
+        state=RunState.RUNNING, started=timezone.now(), lease_expires=timezone.now() + timedelta(seconds=30)
     )
     assert audit_sweep_stuck(older_than=600) == 0
 
@@ -138,8 +140,8 @@ def test_queued_audit_that_lost_its_messages_is_sent_again(local_node):
     acted = audit_sweep_stuck(older_than=600)
     # then
     audit.refresh_from_db()
-    assert acted == 1 and audit.dispatches == 2 and audit.state == "done"
-    assert NodeAudit.objects.get(audit=audit).state == "done"
+    assert acted == 1 and audit.dispatches == 2 and audit.state == RunState.DONE
+    assert NodeAudit.objects.get(audit=audit).state == RunState.DONE
 
 
 def test_queued_audit_sent_twice_with_no_worker_anywhere_ends_in_error(local_node):
@@ -150,21 +152,21 @@ def test_queued_audit_sent_twice_with_no_worker_anywhere_ends_in_error(local_nod
     assert (node_audit.state, node_audit.status) == ("error", "error")
     assert "no Celery worker picked this node up in 600 s, even after it was sent again" in node_audit.error
     assert node_audit.results.get().check_id == "ssh.connect"
-    assert Audit.objects.get(pk=audit.pk).state == "done"
+    assert Audit.objects.get(pk=audit.pk).state == RunState.DONE
 
 
 def test_queued_audit_is_sent_again_not_failed_while_workers_are_busy_elsewhere(local_node):
     # given: this audit waited an hour, but another cluster's node audit finished a minute ago
     busy = NodeFactory(name="elsewhere", transport="local")
     other = audit_start(cluster=busy.cluster)
-    NodeAudit.objects.filter(audit=other).update(state="running", started=timezone.now() - timedelta(minutes=1))
+    NodeAudit.objects.filter(audit=other).update(state=RunState.RUNNING, started=timezone.now() - timedelta(minutes=1))
     audit = audit_start(cluster=local_node.cluster)
     _age(audit, dispatches=2)
     # when
     audit_sweep_stuck(older_than=600)
     # then
     audit.refresh_from_db()
-    assert audit.dispatches == 3 and NodeAudit.objects.get(audit=audit).state == "done"
+    assert audit.dispatches == 3 and NodeAudit.objects.get(audit=audit).state == RunState.DONE
 
 
 def test_big_audit_that_keeps_progressing_is_left_alone(local_node):
@@ -173,11 +175,13 @@ def test_big_audit_that_keeps_progressing_is_left_alone(local_node):
     audit = audit_start(cluster=local_node.cluster)
     _age(audit, dispatches=1)
     NodeAudit.objects.filter(audit=audit, node=second).update(
-        state="done", started=timezone.now() - timedelta(seconds=20), finished=timezone.now() - timedelta(seconds=10)
+        state=RunState.DONE,
+        started=timezone.now() - timedelta(seconds=20),
+        finished=timezone.now() - timedelta(seconds=10),
     )
     # when / then
     assert audit_sweep_stuck(older_than=600) == 0
-    assert NodeAudit.objects.get(audit=audit, node=local_node).state == "queued"
+    assert NodeAudit.objects.get(audit=audit, node=local_node).state == RunState.QUEUED
     assert Audit.objects.get(pk=audit.pk).dispatches == 1
 
 
@@ -246,7 +250,7 @@ def test_a_node_ended_by_preflights_own_fault_says_so_apart_from_the_nodes_fault
     # given: a node whose run Preflight lost three times
     audit = audit_start(cluster=local_node.cluster)
     NodeAudit.objects.filter(audit=audit).update(
-        state="running", attempts=3, started=timezone.now(), lease_expires=timezone.now() - timedelta(seconds=1)
+        state=RunState.RUNNING, attempts=3, started=timezone.now(), lease_expires=timezone.now() - timedelta(seconds=1)
     )
     audit_sweep_stuck()
     user = django_user_model.objects.create_superuser("ops", password="x")

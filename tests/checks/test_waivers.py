@@ -229,7 +229,7 @@ def test_exports_show_the_waived_check_with_its_reason(lab, waiver_user, capsys,
 def test_waivers_api_crud_and_errors(lab, django_user_model):
     from django.test import Client
 
-    from inventory.services import api_token_create
+    from portal.tokens import api_token_create
     from tests.security.conftest import grant
 
     # given: a token of a user who may waive, read, change and delete waivers

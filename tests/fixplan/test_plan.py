@@ -8,6 +8,7 @@ import yaml
 from django.core.management import call_command
 from django.utils import timezone
 
+from checks.choices import RunState
 from checks.facts import OsRelease
 from checks.fixplan import NodeResults, ResultRow, build_plan
 from checks.models import Audit, CheckResult, NodeAudit
@@ -25,7 +26,7 @@ def _audit(cluster, results_by_node: dict, *, partial: bool = False) -> Audit:
         cluster=cluster,
         profile=cluster.profile,
         profile_key="gpustack-2.0",
-        state="done",
+        state=RunState.DONE,
         status="fail",
         started=now,
         finished=now,
@@ -33,7 +34,7 @@ def _audit(cluster, results_by_node: dict, *, partial: bool = False) -> Audit:
     )
     for node, results in results_by_node.items():
         status = "fail" if any(r[1] == "fail" for r in results) else "pass"
-        na = NodeAudit.objects.create(audit=audit, node=node, state="done", status=status, finished=now)
+        na = NodeAudit.objects.create(audit=audit, node=node, state=RunState.DONE, status=status, finished=now)
         CheckResult.objects.bulk_create(
             CheckResult(node_audit=na, check_id=c, status=s, summary=f"{c} {s}", commands=list(cmds), position=i)
             for i, (c, s, cmds) in enumerate(results)

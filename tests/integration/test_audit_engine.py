@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from checks.catalog import HOST_CHECK_IDS
+from checks.choices import RunState
 from checks.models import Audit, NodeAudit
 from checks.services import audit_enqueue, audit_start
 from inventory.choices import HostKeyState
@@ -70,7 +71,7 @@ def test_cluster_audit_through_celery(lab, fleet, celery_worker):
     elapsed = time.monotonic() - started
 
     # then: every node reached a final state within the probe time-out, the hung one included
-    assert audit.state == "done" and audit.status == "error"
+    assert audit.state == RunState.DONE and audit.status == "error"
     assert set(NodeAudit.objects.filter(audit=audit).values_list("state", flat=True)) == {"done"}
     assert elapsed < 8 + 20, f"the audit took {elapsed:.1f} s"
     save_output("audit-lab.json", json.dumps(_document(audit.pk), indent=2))
@@ -306,7 +307,7 @@ AUDIT_SCHEMA = {
 
 def test_audit_through_the_api_end_to_end(lab, fleet, celery_worker, client, django_user_model):
     # given: an operator's token and a cluster of two lab nodes
-    from inventory.services import api_token_create
+    from portal.tokens import api_token_create
 
     user = django_user_model.objects.create_superuser("ops", password="x")
     _, token = api_token_create(user=user, name="pipeline")

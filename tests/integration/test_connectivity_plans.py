@@ -4,6 +4,7 @@ DROP between two nodes of one group is found in the first audit, while pairs acr
 import pytest
 from django.core.management import call_command
 
+from checks.choices import NetworkState, RunState
 from checks.connectivity import W2W
 from checks.models import Audit
 from inventory.choices import NodeRole
@@ -42,7 +43,7 @@ def test_a_drop_inside_a_group_is_found_in_the_first_sampled_audit(lab, net):
         net["ra3"].exec("iptables -F INPUT")
     # then
     audit = Audit.objects.get(cluster__name="racks")
-    assert audit.state == "done" and audit.network_state == "done", audit.error
+    assert audit.state == RunState.DONE and audit.network_state == NetworkState.DONE, audit.error
     peers = {
         (p.source.name, p.destination.name): p
         for p in audit.paths.filter(check_id=W2W).select_related("source", "destination")

@@ -10,9 +10,10 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from checks.choices import NetworkState, RunState
 from checks.models import Audit, CheckResult, NetworkPath, NodeAudit
 from checks.services import AuditAlreadyRunning, audit_enqueue, audit_start, audit_sweep_stuck
-from inventory.services import api_token_create
+from portal.tokens import api_token_create
 from tests.lab import nodes
 
 from .fixtures import (
@@ -55,11 +56,11 @@ def test_worker_killed_mid_audit_is_run_again_when_its_lease_runs_out_and_finish
     audit = audit_start(cluster=cluster)
     audit_enqueue(audit)
     _wait(
-        lambda: NodeAudit.objects.filter(audit=audit, node__name="slow", state="running").exists(),
+        lambda: NodeAudit.objects.filter(audit=audit, node__name="slow", state=RunState.RUNNING).exists(),
         30,
         "the slow node to start",
     )
-    _wait(lambda: NodeAudit.objects.filter(audit=audit, state="done").count() == 2, 30, "the quick nodes")
+    _wait(lambda: NodeAudit.objects.filter(audit=audit, state=RunState.DONE).count() == 2, 30, "the quick nodes")
     slow = NodeAudit.objects.get(audit=audit, node__name="slow")
     assert slow.lease_expires is not None and slow.lease_expires > timezone.now()
     # when: the worker is killed with SIGKILL, a new one starts, and the sweep runs once the lease has run out
@@ -72,11 +73,11 @@ def test_worker_killed_mid_audit_is_run_again_when_its_lease_runs_out_and_finish
     # then: the slow node is audited again, to its own end (its probe time-out), not blamed on a lost worker
     finished = wait_for_audit(audit.pk, timeout=60)
     slow.refresh_from_db()
-    assert swept == 1 and finished.state == "done"
+    assert swept == 1 and finished.state == RunState.DONE
     assert (slow.state, slow.attempts, slow.portal_error) == ("done", 2, "")
     assert "did not finish within 8 s" in checks_of(audit.pk, "slow")["os.supported"].summary
     assert checks_of(audit.pk, "ok-1")["os.supported"].status == "pass"
-    assert not NodeAudit.objects.filter(state__in=["queued", "running"]).exists()
+    assert not NodeAudit.objects.filter(state__in=[RunState.QUEUED, RunState.RUNNING]).exists()
 
 
 def test_two_audits_at_once_are_refused_with_a_clear_message(lab, fault_fleet, capsys):
@@ -106,7 +107,7 @@ def test_redis_restarted_mid_audit_keeps_its_queue(
         # (nodes are sent in name order, and Redis hands them out first in, first out)
         _wait(
             lambda: (
-                set(NodeAudit.objects.filter(audit=audit, state="running").values_list("node__name", flat=True))
+                set(NodeAudit.objects.filter(audit=audit, state=RunState.RUNNING).values_list("node__name", flat=True))
                 == {"hung-a", "hung-b"}
             ),
             30,
@@ -132,8 +133,9 @@ def test_redis_restarted_mid_audit_keeps_its_queue(
         # then: the worker survives and the running node audits end on their own probe time-out
         _wait(
             lambda: (
-                NodeAudit.objects.filter(audit=audit, state="error").count() == 0
-                and NodeAudit.objects.filter(audit=audit, node__name__startswith="hung-", state="done").count() == 2
+                NodeAudit.objects.filter(audit=audit, state=RunState.ERROR).count() == 0
+                and NodeAudit.objects.filter(audit=audit, node__name__startswith="hung-", state=RunState.DONE).count()
+                == 2
             ),
             30,
             "the hung nodes to time out",
@@ -141,16 +143,16 @@ def test_redis_restarted_mid_audit_keeps_its_queue(
         assert celery_worker.process.poll() is None, "the Celery worker exited when Redis went away"
         # then: Redis kept the queued messages (append-only file), and the same worker runs them; no sweep needed
         finished = wait_for_audit(audit.pk, timeout=60)
-        assert finished.state == "done" and finished.dispatches == 1
+        assert finished.state == RunState.DONE and finished.dispatches == 1
         assert checks_of(audit.pk, "ok-1")["os.supported"].status == "pass"
         hung_check = checks_of(audit.pk, "hung-a")["os.supported"]
         assert hung_check.status == "error" and "did not finish within 8 s" in hung_check.summary
         assert set(NodeAudit.objects.filter(audit=audit).values_list("attempts", flat=True)) == {1}
-        assert not NodeAudit.objects.filter(state__in=["queued", "running"]).exists()
+        assert not NodeAudit.objects.filter(state__in=[RunState.QUEUED, RunState.RUNNING]).exists()
         # and the audit refused while Redis was down blocks nothing: it ended, saying why
         refused.refresh_from_db()
-        assert refused.state == "done" and refused.status == "error" and "did not accept" in refused.error
-        assert refused.node_audits.get().state == "error" and refused.network_state == "none"
+        assert refused.state == RunState.DONE and refused.status == "error" and "did not accept" in refused.error
+        assert refused.node_audits.get().state == RunState.ERROR and refused.network_state == NetworkState.NONE
         assert audit_start(cluster=other).pk != refused.pk
         assert celery_worker.process.poll() is None
     finally:

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from checks.models import FixNodeRun, FixRun
-from inventory.services import api_token_create
+from portal.tokens import api_token_create
 
 from .fix_lab import add_fix_nodes, hold_port, reset, trace
 from .fixtures import add_lab_nodes, checks_of, lab_credential, make_cluster, wait_for_audit

@@ -93,7 +93,7 @@ def test_a_400_digit_memory_size_ends_the_node_and_the_next_audit_is_accepted(
     # given: a GPU node whose nvidia-smi prints a 400-digit memory size, beside a healthy node
     from django.conf import settings
 
-    from inventory.services import api_token_create
+    from portal.tokens import api_token_create
 
     huge = nodes.nvidia_healthy("huge-memory")
     huge.tools["nvidia-smi"] = (

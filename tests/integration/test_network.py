@@ -5,6 +5,7 @@ import subprocess
 import pytest
 from django.core.management import call_command
 
+from checks.choices import NetworkState, RunState
 from checks.models import Audit, NetworkPath
 from inventory.choices import NodeRole
 from tests.lab import nodes
@@ -53,7 +54,7 @@ def _audit(cluster_name: str) -> Audit:
     except SystemExit:
         pass
     audit = Audit.objects.filter(cluster__name=cluster_name).first()
-    assert audit.state == "done" and audit.network_state == "done", audit.error
+    assert audit.state == RunState.DONE and audit.network_state == NetworkState.DONE, audit.error
     save_output(
         f"network-{cluster_name}.txt",
         "\n\n".join(

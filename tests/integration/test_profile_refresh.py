@@ -7,6 +7,7 @@ import time
 import pytest
 from django.core.management import call_command
 
+from checks.choices import NetworkState, RunState
 from checks.models import Audit, NetworkPath
 from inventory.choices import NodeRole
 from tests.lab import nodes
@@ -83,7 +84,7 @@ def _audit(lab, hosts, name: str, **options) -> Audit:
     except SystemExit:
         pass
     audit = Audit.objects.get(cluster=cluster)
-    assert audit.state == "done" and audit.network_state == "done", audit.error
+    assert audit.state == RunState.DONE and audit.network_state == NetworkState.DONE, audit.error
     save_output(
         f"profile-refresh-{name}.txt",
         "\n".join(f"{p.check_id} {p.status}: {p.summary}" for p in audit.paths.all()),

@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from checks.choices import RunState
 from checks.models import Audit, NodeAudit
 from inventory.choices import InstallKind, Vendor
 from inventory.models import Accelerator, Cluster, Credential, DriverInstall, HostKey, Node, RequirementProfile
@@ -29,7 +30,7 @@ def populated():
         node=node, vendor=Vendor.NVIDIA, kind=InstallKind.DRIVER, name="nvidia", version="590.48.01"
     )
     audit = Audit.objects.create(cluster=node.cluster, profile=node.cluster.profile, profile_key="gpustack-2.0")
-    node_audit = NodeAudit.objects.create(audit=audit, node=node, state="done", status="fail", raw_output="x")
+    node_audit = NodeAudit.objects.create(audit=audit, node=node, state=RunState.DONE, status="fail", raw_output="x")
     FailingNtpResultFactory(node_audit=node_audit)
     return node
 

@@ -65,7 +65,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTa
 from django.utils import timezone
 from inventory.choices import CredentialKind, NodeRole
 from inventory.models import Cluster, Credential, Node, RequirementProfile
-from inventory.services import api_token_create
+from portal.tokens import api_token_create
 from django.contrib.auth import get_user_model
 
 spec = __import__("json").loads(open(sys.argv[-1]).read())

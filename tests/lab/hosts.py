@@ -178,6 +178,44 @@ class Lab:
             time.sleep(0.1)
         raise RuntimeError(f"raw server {name} did not listen: {node.sshd_log.read_text()[-2000:]}")
 
+    def add_machine(self, name: str) -> LabNode:
+        """A bare namespace on the lab's bridge, with an address and no sshd: a machine of the portal's own (a
+        Celery worker machine, say) that runs whatever a test starts in it with `ip netns exec`."""
+        if name in self.nodes:
+            raise ValueError(f"the lab already has a node named {name!r}; pick another name in this test")
+        index = self._next
+        self._next += 1
+        self._grow_neighbour_table(len(self.nodes) + 1)
+        namespace, host_side = f"pf{self.id}n{index}", f"pf{self.id}h{index}"
+        node = LabNode(NodeSpec(name, ""), namespace, f"{self.subnet}.{index}", self.root / name, host_link=host_side)
+        node.directory.mkdir(parents=True)
+        self.nodes[name] = node
+        _run("ip", "netns", "add", namespace)
+        _run("ip", "link", "add", host_side, "type", "veth", "peer", "name", f"pf{self.id}p{index}")
+        _run("ip", "link", "set", f"pf{self.id}p{index}", "netns", namespace)
+        _run("ip", "link", "set", host_side, "master", self.bridge)
+        _run("ip", "link", "set", host_side, "up")
+        _run(
+            "ip",
+            "netns",
+            "exec",
+            namespace,
+            "sh",
+            "-c",
+            f"ip link set lo up; ip link set pf{self.id}p{index} name eth0; ip addr add {node.address}/24 dev eth0; "
+            "ip link set eth0 up",
+        )
+        return node
+
+    def remove(self, node: LabNode) -> None:
+        """Take one node (or machine) out of the lab before it closes: every process in its namespace is killed,
+        its namespace and link deleted."""
+        self.stop(node)
+        _run("ip", "link", "del", node.host_link, check=False)
+        _run("ip", "netns", "del", node.namespace, check=False)
+        self.nodes.pop(node.spec.name, None)
+        shutil.rmtree(node.directory, ignore_errors=True)
+
     def _write_node_files(self, node: LabNode) -> None:
         spec, d = node.spec, node.directory
         (d / "bin").mkdir(parents=True)

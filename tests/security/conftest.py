@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from inventory.models import Credential
-from inventory.services import api_token_create
+from portal.tokens import api_token_create
 
 
 def grant(user, *permissions: str) -> None:

@@ -20,7 +20,7 @@ from django.urls.resolvers import URLPattern, URLResolver
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inventory.services import api_token_create
+from portal.tokens import api_token_create
 from tests.uidata import build_cluster
 
 pytestmark = pytest.mark.django_db

@@ -13,10 +13,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from checks.choices import RunState
 from checks.models import Audit, NetworkPath, NodeAudit
-from inventory.models import Accelerator, ApiToken, Credential, HostKey, Node
-from inventory.services import api_token_create
+from inventory.models import Accelerator, Credential, HostKey, Node
 from portal import permissions
+from portal.models import ApiToken
+from portal.tokens import api_token_create
 from tests.conftest import REPO
 from tests.factories import ClusterFactory, FailingNtpResultFactory, NodeFactory
 
@@ -35,8 +37,8 @@ EVERYTHING_ELSE = (
     "checks.view_nodeaudit",
     "checks.view_checkresult",
     "checks.view_networkpath",
-    "inventory.add_apitoken",
-    "inventory.view_apitoken",
+    "portal.add_apitoken",
+    "portal.view_apitoken",
     "checks.view_waiver",
     "inventory.view_accelerator",
     "inventory.change_accelerator",
@@ -60,13 +62,13 @@ def world(root_credential):
         cluster=cluster,
         profile=cluster.profile,
         profile_key="gpustack-2.0",
-        state="done",
+        state=RunState.DONE,
         status="fail",
         started=now,
         finished=now,
     )
-    node_audit = NodeAudit.objects.create(audit=audit, node=worker, state="done", status="fail", finished=now)
-    NodeAudit.objects.create(audit=audit, node=server, state="done", status="pass", finished=now)
+    node_audit = NodeAudit.objects.create(audit=audit, node=worker, state=RunState.DONE, status="fail", finished=now)
+    NodeAudit.objects.create(audit=audit, node=server, state=RunState.DONE, status="pass", finished=now)
     FailingNtpResultFactory(node_audit=node_audit)
     Node.objects.filter(pk=worker.pk).update(
         last_audit_status="fail",
@@ -629,7 +631,7 @@ def token_admin(make, world, *perms):
 
     victim = get_user_model().objects.create_user("victim", password="x")
     _, web, _ = make(*perms)
-    web.post(reverse("admin:inventory_apitoken_add"), {"user": victim.pk, "name": "t", "expires": ""})
+    web.post(reverse("admin:portal_apitoken_add"), {"user": victim.pk, "name": "t", "expires": ""})
     return ApiToken.objects.filter(user=victim).exists()
 
 
@@ -703,13 +705,13 @@ def _fix_world(world):
         cluster=world["cluster"],
         profile=world["cluster"].profile,
         profile_key="gpustack-2.0",
-        state="done",
+        state=RunState.DONE,
         status="fail",
         started=now,
         finished=now,
         partial=True,
     )
-    node_audit = NodeAudit.objects.create(audit=audit, node=node, state="done", status="fail", finished=now)
+    node_audit = NodeAudit.objects.create(audit=audit, node=node, state=RunState.DONE, status="fail", finished=now)
     CheckResult.objects.create(
         node_audit=node_audit,
         check_id="time.ntp",

@@ -11,6 +11,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from checks.choices import RunState
 from checks.models import Audit, NodeAudit
 from checks.services import audit_start, network_matrix_run, node_audit_run
 from checks.targets import target_address, target_addresses
@@ -140,13 +141,13 @@ def test_matrix_listener_and_prober_targets_obey_the_policy(root_credential):
     worker = NodeFactory(cluster=cluster, name="w1", address=ALLOWED, ssh_port=1, credential=root_credential)
     now = timezone.now()
     audit = Audit.objects.create(
-        cluster=cluster, profile=cluster.profile, profile_key="gpustack-2.0", state="running", started=now
+        cluster=cluster, profile=cluster.profile, profile_key="gpustack-2.0", state=RunState.RUNNING, started=now
     )
     for node in (server, worker):
         NodeAudit.objects.create(
             audit=audit,
             node=node,
-            state="done",
+            state=RunState.DONE,
             status="pass",
             finished=now,
             facts={"python": "/usr/bin/python3", "firewall": "none"},

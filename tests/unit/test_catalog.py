@@ -703,3 +703,29 @@ def test_proxy_with_a_server_named_by_dns_compares_the_name_literally(read_fixtu
     assert result.status == "fail" and "does not list gpustack.other.example:" in result.summary
     assert result.commands == []  # /etc/environment only: edited by hand, the explanation says where
     assert "/etc/environment" in result.remediation
+
+
+def test_postgresql_on_the_embedded_database_port_gets_the_cluster_option_not_a_kill():
+    # given: a server whose port 5432 (GPUStack's embedded PostgreSQL) is held by a PostgreSQL, and 80 by nginx
+    profile = ProfileSpec(
+        "gpustack-2.3",
+        port_rules=(
+            PortRuleSpec("server", 80, 80, "tcp", "HTTP"),
+            PortRuleSpec("server", 5432, 5432, "tcp", "PostgreSQL", "builtin_database"),
+        ),
+    )
+    listeners = (
+        'LISTEN 0 244 127.0.0.1:5432 0.0.0.0:* users:(("postgres",pid=640,fd=6))\n'
+        'LISTEN 0 511 0.0.0.0:80 0.0.0.0:* users:(("nginx",pid=812,fd=6))\n'
+    )
+    server = NodeContext("s", "server")
+    # when
+    result = by_id(evaluate_node(node(ss=listeners), profile, server))["ports.available"]
+    external = by_id(evaluate_node(node(ss=listeners), profile, NodeContext("s", "server", external_database=True)))
+    only_db = by_id(evaluate_node(node(ss=listeners.splitlines()[0] + "\n"), profile, server))["ports.available"]
+    # then: nginx's port is freed by the script; the database port gets the option, and no command names it
+    assert result.status == "fail" and "5432 held by postgres" in result.summary
+    assert "External database option" in result.remediation
+    assert [c for c in result.commands if "5432" in c] == [] and any("80" in c for c in result.commands)
+    assert external["ports.available"].status == "fail" and "5432" not in external["ports.available"].summary
+    assert only_db.commands == [] and "stops each process" not in only_db.remediation

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checks.catalog import CHECK_IDS, PASS, SKIP, CheckResult, evaluate_node
+from checks.catalog import CHECK_IDS, PASS, SKIP, RuleResult, evaluate_node
 from checks.catalog.cluster import NodeIdentity, evaluate_cluster_deployment, evaluate_cluster_unique
 from checks.connectivity import Listener, MatrixNode, judge_path, plan_paths
 from checks.node_facts import build_facts
@@ -185,7 +185,7 @@ def _facts(*, os_release: str, evil: str, vendor: str, firewall: str, docker: st
     return build_facts(sections)
 
 
-def _results(evil: str, family: str, vendor: str, firewall: str, docker: str) -> list[CheckResult]:
+def _results(evil: str, family: str, vendor: str, firewall: str, docker: str) -> list[RuleResult]:
     facts = _facts(os_release=OS_RELEASES[family], evil=evil, vendor=vendor, firewall=firewall, docker=docker)
     context = NodeContext(
         evil,
@@ -203,7 +203,7 @@ def _results(evil: str, family: str, vendor: str, firewall: str, docker: str) ->
     results.extend(evaluate_cluster_unique(identities, PROFILE).values())
     tagged = [NodeIdentity(f"{evil}-{i}", gpustack_images=(f"gpustack/gpustack:{evil}{i}",)) for i in range(2)]
     results.extend(evaluate_cluster_deployment(tagged).values())
-    results.append(CheckResult("ssh.connect", "fail", evil, evil, Remedy(_connect_advice(evil))))
+    results.append(RuleResult("ssh.connect", "fail", evil, evil, Remedy(_connect_advice(evil))))
     # the matrix: a blocked path whose destination runs `firewall`, with hostile node names
     nodes = [
         MatrixNode(f"{evil}-srv", "server", "10.0.0.1", firewall=firewall, firewall_evidence=evil),
@@ -214,7 +214,7 @@ def _results(evil: str, family: str, vendor: str, firewall: str, docker: str) ->
         outcomes = {port: ("timed out", evil) for port in plan.ports}
         verdict = judge_path(plan, outcomes, Listener(bound=set(plan.ports)))
         results.append(
-            CheckResult(
+            RuleResult(
                 plan.check_id,
                 verdict.status,
                 verdict.summary,
@@ -225,7 +225,7 @@ def _results(evil: str, family: str, vendor: str, firewall: str, docker: str) ->
     return results
 
 
-def _script(results: list[CheckResult], title: str = "Preflight remediation") -> str:
+def _script(results: list[RuleResult], title: str = "Preflight remediation") -> str:
     return render_script(
         title=title,
         steps=[
@@ -452,7 +452,7 @@ def _recorded_outputs() -> list[tuple[str, Path]]:
     return found
 
 
-def _fixture_scenario(folder: str, path: Path, family: str) -> list[CheckResult]:
+def _fixture_scenario(folder: str, path: Path, family: str) -> list[RuleResult]:
     """A worker whose `folder` tool printed the recorded `path`; everything else missing, so every fix applies."""
     text = path.read_text(errors="replace")
     sections = {

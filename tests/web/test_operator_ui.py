@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from checks.choices import RunState
 from checks.models import Audit, NetworkPath, NodeAudit
 from tests.uidata import build_cluster
 
@@ -106,10 +107,10 @@ def test_diff_ignores_nodes_a_partial_audit_did_not_cover_and_filters_paths(admi
     old, new = demo["audits"]
     # a partial audit of w007 alone, after the full one
     partial = Audit.objects.create(
-        cluster=demo["cluster"], profile=old.profile, profile_key=old.profile_key, state="done", partial=True
+        cluster=demo["cluster"], profile=old.profile, profile_key=old.profile_key, state=RunState.DONE, partial=True
     )
     w007 = demo["by_name"]["w007"]
-    NodeAudit.objects.create(audit=partial, node=w007, state="done", status="fail")
+    NodeAudit.objects.create(audit=partial, node=w007, state=RunState.DONE, status="fail")
     na = NodeAudit.objects.get(audit=new, node=w007)
     for r in na.results.all():
         r.pk, r.node_audit_id = None, NodeAudit.objects.get(audit=partial, node=w007).pk

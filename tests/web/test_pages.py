@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from checks.choices import NetworkState, RunState
 from checks.models import Audit, CheckResult, NetworkPath, NodeAudit
 from inventory.models import Accelerator, Node
 from tests.factories import ClusterFactory, NodeFactory
@@ -27,7 +28,7 @@ def audited():
             cluster=cluster,
             profile=cluster.profile,
             profile_key="gpustack-2.0",
-            state="done",
+            state=RunState.DONE,
             status=ntp,
             started=timezone.now(),
             finished=timezone.now(),
@@ -35,7 +36,7 @@ def audited():
         na = NodeAudit.objects.create(
             audit=audit,
             node=worker,
-            state="done",
+            state=RunState.DONE,
             status=ntp,
             finished=timezone.now(),
             facts={
@@ -43,7 +44,7 @@ def audited():
                 "accelerators": [{"vendor": "nvidia", "index": 0, "model": "H100"}] if i == 0 else [],
             },
         )
-        NodeAudit.objects.create(audit=audit, node=server, state="done", status="pass", finished=timezone.now())
+        NodeAudit.objects.create(audit=audit, node=server, state=RunState.DONE, status="pass", finished=timezone.now())
         CheckResult.objects.create(
             node_audit=na,
             check_id="time.ntp",
@@ -202,8 +203,8 @@ def test_query_count_is_constant_for_10_and_2000_nodes(admin_client, url):
 
 
 def test_account_page_creates_a_token_once_and_revokes_only_own(client, django_user_model):
-    from inventory.models import ApiToken
-    from inventory.services import api_token_authenticate, api_token_create
+    from portal.models import ApiToken
+    from portal.tokens import api_token_authenticate, api_token_create
 
     user = django_user_model.objects.create_user("alice", password="x")
     other = django_user_model.objects.create_user("bob", password="x")
@@ -248,12 +249,14 @@ def test_dashboard_counts_each_nodes_own_status_in_its_latest_audit(admin_client
     # in the previous audit only; a third audit is still running and counts for nothing yet
     worker, cluster = audited["worker"], audited["worker"].cluster
     audit = Audit.objects.create(
-        cluster=cluster, profile=cluster.profile, state="done", status="pass", started=timezone.now()
+        cluster=cluster, profile=cluster.profile, state=RunState.DONE, status="pass", started=timezone.now()
     )
-    na = NodeAudit.objects.create(audit=audit, node=worker, state="done", status="warn", finished=timezone.now())
+    na = NodeAudit.objects.create(audit=audit, node=worker, state=RunState.DONE, status="warn", finished=timezone.now())
     CheckResult.objects.create(node_audit=na, check_id="time.ntp", status="warn", summary="ntp warn", position=3)
-    running = Audit.objects.create(cluster=cluster, profile=cluster.profile, state="running", started=timezone.now())
-    NodeAudit.objects.create(audit=running, node=worker, state="done", status="error", finished=timezone.now())
+    running = Audit.objects.create(
+        cluster=cluster, profile=cluster.profile, state=RunState.RUNNING, started=timezone.now()
+    )
+    NodeAudit.objects.create(audit=running, node=worker, state=RunState.DONE, status="error", finished=timezone.now())
     # when
     body = admin_client.get("/clusters/lab/").content.decode()
     # then
@@ -309,12 +312,12 @@ def _sampled_audits(cluster, nodes, rounds: int, *, k: int) -> list:
         audit = Audit.objects.create(
             cluster=cluster,
             profile=cluster.profile,
-            state="done",
-            network_state="done",
+            state=RunState.DONE,
+            network_state=NetworkState.DONE,
             started=timezone.now(),
             finished=timezone.now(),
         )
-        NodeAudit.objects.bulk_create(NodeAudit(audit=audit, node=node, state="done") for node in nodes)
+        NodeAudit.objects.bulk_create(NodeAudit(audit=audit, node=node, state=RunState.DONE) for node in nodes)
         NetworkPath.objects.bulk_create(
             NetworkPath(audit=audit, check_id=W2W, source=by_name[s.name], destination=by_name[d.name], status="pass")
             for s, d in peer_pairs(peers, Sampling(plan="sampled", peers=k, round=n))
