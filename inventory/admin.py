@@ -5,7 +5,6 @@ from django.db.models import Count
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
 
 from portal import permissions
 
@@ -34,26 +33,6 @@ from .services import (
     upload_text,
 )
 from .tables import status_badge
-
-
-def _audit_now(modeladmin, request, clusters: dict) -> None:
-    """Start an audit per cluster (of the selected nodes, if any) and hand it to Celery."""
-    from checks.choices import Trigger
-    from checks.services import AuditRefused, audit_request
-
-    permissions.require(request.user, permissions.START_AUDIT)  # refuse the whole action before any cluster
-    for cluster, node_names in clusters.items():
-        try:
-            audit = audit_request(cluster=cluster, node_names=node_names, trigger=Trigger.ADMIN, user=request.user)
-        except AuditRefused as exc:  # includes AuditNotQueued: the broker is down
-            modeladmin.message_user(request, str(exc), messages.ERROR)
-            continue
-        url = reverse("admin:checks_audit_change", args=[audit.pk])
-        modeladmin.message_user(
-            request,
-            format_html('Audit <a href="{}">{}</a> of {} started.', url, audit.pk, cluster.name),
-            messages.SUCCESS,
-        )
 
 
 class OsRuleInline(admin.TabularInline):
@@ -227,11 +206,7 @@ class ClusterAdmin(admin.ModelAdmin):
     list_select_related = ["profile"]
     inlines = [NodeInline]
     change_list_template = "admin/inventory/cluster/change_list.html"
-    actions = ["audit_now"]
-
-    @admin.action(description="Audit now", permissions=["start_audit"])
-    def audit_now(self, request, queryset):
-        _audit_now(self, request, {cluster: None for cluster in queryset.select_related("profile")})
+    # "Audit now" is checks.admin's (it starts audits): it registers this admin again with the action.
 
     def get_changeform_initial_data(self, request):
         initial = super().get_changeform_initial_data(request)
@@ -241,9 +216,6 @@ class ClusterAdmin(admin.ModelAdmin):
             except RequirementProfile.DoesNotExist:
                 pass
         return initial
-
-    def has_start_audit_permission(self, request):
-        return permissions.allowed(request.user, permissions.START_AUDIT)
 
     def save_formset(self, request, form, formset, change):
         super().save_formset(request, form, formset, change)
@@ -386,8 +358,7 @@ class NodeAdmin(admin.ModelAdmin):
     readonly_fields = ["last_audit_status", "last_audited_at", "last_facts", "created", "updated"]
     inlines = [AcceleratorInline, DriverInstallInline, HostKeyInline]
     autocomplete_fields = ["credential"]
-    actions = ["audit_now"]
-    form = NodeAdminForm
+    form = NodeAdminForm  # "Audit now": checks.admin registers this admin again with the action
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
@@ -428,16 +399,6 @@ class NodeAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if getattr(form, "credential_note", None):
             self.message_user(request, form.credential_note, messages.WARNING)
-
-    @admin.action(description="Audit now", permissions=["start_audit"])
-    def audit_now(self, request, queryset):
-        clusters: dict = {}
-        for node in queryset.select_related("cluster"):
-            clusters.setdefault(node.cluster, []).append(node.name)
-        _audit_now(self, request, clusters)
-
-    def has_start_audit_permission(self, request):
-        return permissions.allowed(request.user, permissions.START_AUDIT)
 
 
 @admin.register(Credential)

@@ -1,7 +1,9 @@
 """One FilterSet per model, serving the web lists and the API alike (NetBox's pattern)."""
 
+from collections.abc import Callable
+
 import django_filters
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Q, QuerySet
 
 from portal import states
 
@@ -23,6 +25,11 @@ class ClusterFilterSet(django_filters.FilterSet):
 
     def search(self, queryset, name, value):
         return queryset.filter(Q(name__icontains=value) | Q(description__icontains=value))
+
+
+# Filters on audit results that only the checks app can answer (it reads audits; inventory never imports it):
+# checks registers them when it starts (checks.apps). {"failing_check": (nodes, check_id) -> nodes}
+RESULT_LOOKUPS: dict[str, Callable[[QuerySet, str], QuerySet]] = {}
 
 
 class NodeFilterSet(django_filters.FilterSet):
@@ -63,15 +70,5 @@ class NodeFilterSet(django_filters.FilterSet):
         return queryset.filter(accelerators__vendor=value, accelerators__gone_at__isnull=True).distinct()
 
     def by_failing_check(self, queryset, name, value):
-        """Nodes whose latest finished audit has this check failing or in error. A check that did not run ("not
-        checked: ..." because the node was unreachable) is not failing: ssh.connect lists those nodes."""
-        from checks.models import CheckResult, NodeAudit
-
-        latest = NodeAudit.objects.filter(node=OuterRef(OuterRef("pk")), finished__isnull=False).order_by("-finished")
-        failing = CheckResult.objects.filter(
-            node_audit=Subquery(latest.values("pk")[:1]),
-            check_id=value,
-            status__in=["fail", "error"],
-            waived__isnull=True,
-        ).exclude(summary__startswith="not checked: ")
-        return queryset.filter(Exists(failing))
+        """Nodes whose latest finished audit has this check failing or in error (see checks.selectors.nodes)."""
+        return RESULT_LOOKUPS["failing_check"](queryset, value)

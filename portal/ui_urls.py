@@ -1,8 +1,7 @@
 from django.urls import path
 
-from checks import fix_views
+from checks import fix_views, node_views
 from checks import views as checks_views
-from inventory import views as inventory_views
 
 app_name = "ui"
 
@@ -20,8 +19,11 @@ urlpatterns = [
     path("fix-runs/<int:run_id>/approve/", fix_views.fix_run_approve, name="fix_run_approve"),
     path("audits/<int:audit_id>/progress/", checks_views.audit_progress, name="audit_progress"),
     path("paths/<int:path_id>/", checks_views.path_detail, name="path"),
-    path("nodes/", inventory_views.node_list, name="node_list"),
-    path("nodes/<int:node_id>/", inventory_views.node_detail, name="node_detail"),
+    path("nodes/", node_views.node_list, name="node_list"),
+    path("nodes/audit/", node_views.node_audit_selected, name="node_audit_selected"),
+    path("nodes/export/", node_views.node_export_selected, name="node_export_selected"),
+    path("nodes/<int:node_id>/", node_views.node_detail, name="node_detail"),
+    path("nodes/<int:node_id>/audit/", node_views.node_audit, name="node_audit"),
     path("nodes/<int:node_id>/waive/", checks_views.node_waive, name="node_waive"),
-    path("nodes/<int:node_id>/remediation.sh", inventory_views.node_remediation, name="node_remediation"),
+    path("nodes/<int:node_id>/remediation.sh", node_views.node_remediation, name="node_remediation"),
 ]

@@ -161,6 +161,20 @@ def start_web(make, world, *perms):
     return _audit_started(world, before)
 
 
+def start_web_node(make, world, *perms):
+    _, web, _ = make(*perms)
+    before = Audit.objects.count()
+    web.post(reverse("ui:node_audit", args=[world["worker"].pk]))
+    return _audit_started(world, before)
+
+
+def start_web_selected(make, world, *perms):
+    _, web, _ = make(*perms)
+    before = Audit.objects.count()
+    web.post(reverse("ui:node_audit_selected"), {"node": [world["worker"].pk]})
+    return _audit_started(world, before)
+
+
 def start_admin_cluster(make, world, *perms):
     _, web, _ = make(*perms)
     before = Audit.objects.count()
@@ -774,7 +788,14 @@ def test_start_audit_alone_can_neither_preview_nor_apply(door, make, world, djan
 # account page makes tokens only for oneself) is walked too: it must refuse even the permitted user, which the
 # `only_superuser_doors` below checks by granting superuser.
 DOORS = {
-    permissions.START_AUDIT: [start_web, start_admin_cluster, start_admin_node, start_api],
+    permissions.START_AUDIT: [
+        start_web,
+        start_web_node,
+        start_web_selected,
+        start_admin_cluster,
+        start_admin_node,
+        start_api,
+    ],
     permissions.VIEW_RESULTS: [
         results_web,
         results_web_dashboard,

@@ -51,7 +51,8 @@ def test_node_list_sorts_by_severity_and_says_why(admin_client, demo):
     names = _names(body)
     # errors (w011), then fails (w007), then warnings (w005, w010), then ready
     assert names[:4] == ["w011", "w007", "w005", "w010"] and names[4] == "srv"
-    assert "container.docker: docker is not installed" in body
+    # Why: the cause first, then the check that says so; the whole line is the cell's hover text
+    assert 'title="docker is not installed (container.docker)"' in body
     assert _names(admin_client.get("/nodes/", {"sort": "-last_audit_status"}).content.decode())[-1] == "w011"
 
 
@@ -79,7 +80,7 @@ def test_exports_follow_sort_and_filters_with_labels_and_utc_seconds(admin_clien
     rows = list(csv.DictReader(io.StringIO(text.decode())))
     assert [r["name"] for r in rows[:2]] == ["w011", "w007"] and len(rows) == 12
     assert rows[1]["status"] == "Not ready" and rows[1]["accelerators"] == "2 x NVIDIA H100 80GB"
-    assert rows[1]["why"] == "container.docker: docker is not installed"
+    assert rows[1]["why"] == "docker is not installed (container.docker)"
     stamp = rows[1]["last_audited_at"]
     assert len(stamp) == 20 and stamp.endswith("Z") and "." not in stamp
     data = json.loads(admin_client.get("/nodes/", {"sort": "last_audit_status", "export": "json"}).content)

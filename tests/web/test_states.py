@@ -45,6 +45,8 @@ def _pages(data) -> dict[str, str]:
         "home": "/",
         "dashboard": "/clusters/demo/",
         "node list": "/nodes/?cluster=demo",
+        "node list, worst first, 25 a page": "/nodes/?sort=last_audit_status&per_page=25",
+        "admin node list": "/admin/inventory/node/",
         "node page, unreachable": f"/nodes/{data['by_name']['w011'].pk}/",
         "node page, failing": f"/nodes/{data['by_name']['w007'].pk}/",
         "node page, ready": f"/nodes/{data['by_name']['w001'].pk}/",
@@ -70,6 +72,7 @@ def test_every_page_renders_states_through_the_one_tag(admin_client, fleet):
         assert response.status_code == 200, page
         body = response.content.decode()
         badges = BADGE.findall(body)
+        assert not RAW_STATUS_BADGE.search(body), (page, RAW_STATUS_BADGE.search(body))  # no legacy badge markup
         # then every state badge comes from the tag: it carries its kind and value, and a word of the vocabulary
         assert badges, page
         for badge in badges:
