@@ -10,6 +10,7 @@ urlpatterns = [
     path("", checks_views.home, name="home"),
     path("clusters/<str:name>/", checks_views.dashboard, name="dashboard"),
     path("clusters/<str:name>/audit/", checks_views.audit_now, name="audit_now"),
+    path("clusters/<str:name>/checks/<str:check_id>/", checks_views.check_detail, name="check"),
     path("clusters/<str:name>/diff/", checks_views.audit_diff, name="diff"),
     path("clusters/<str:name>/install/", checks_views.install_plan, name="install_plan"),
     path("clusters/<str:name>/matrix/", checks_views.matrix, name="matrix"),

@@ -204,6 +204,7 @@ def results_web(make, world, *perms):
             reverse("ui:node_remediation", args=[worker.pk]),
             reverse("ui:matrix", args=[cluster.name]),
             reverse("ui:diff", args=[cluster.name]),
+            reverse("ui:check", args=[cluster.name, "time.ntp"]),
             reverse("ui:audit_progress", args=[audit.pk]),
             reverse("ui:path", args=[world["path"].pk]),
             reverse("ui:install_plan", args=[cluster.name]),
