@@ -24,7 +24,7 @@ from .diff import NodeRef, cause_of
 from .pages import NOT_CHECKED
 
 HEATMAP_LIMIT = 3000  # cells drawn; above it the groups show their counts only
-CAUSE_CHARS = 100  # of a cause in a cell's hover text
+CAUSE_CHARS = 60  # of a cause in a cell's hover text (3,000 cells: the page stays small)
 BLOCKED_NAMED = 3  # a network check blocked into at most this many nodes gets one row per node
 TREND_DAYS = (7, 30, 90)
 PROBLEMS = ("warn", "fail", "error")

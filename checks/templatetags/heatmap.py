@@ -17,7 +17,7 @@ def heatmap_cells(group: HeatGroup) -> SafeString:
     url = reverse("ui:node_detail", args=[0])
     head, tail = url[: url.rindex("0")], url[url.rindex("0") + 1 :]  # one reverse() for every cell
     cells = [
-        f'<a class="hm {cell.state.css}" href="{head}{cell.pk}{tail}" title="{escape(cell.title)}"></a>'
+        f'<a class="{cell.state.css}" href="{head}{cell.pk}{tail}" title="{escape(cell.title)}"></a>'
         for cell in group.cells
     ]
     return mark_safe("".join(cells))  # noqa: S308 - names and causes are escaped above, the rest is ours

@@ -132,7 +132,7 @@ def test_diff_ignores_nodes_a_partial_audit_did_not_cover_and_filters_paths(admi
 def test_dashboard_verdict_and_home_colour(admin_client, demo):
     body = admin_client.get("/clusters/demo/").content.decode()
     verdict = body.split('id="verdict"', 1)[1].split("</p>", 1)[0]
-    assert "Not ready: 2 of 12 workers, mostly" in verdict and "container.docker (1)" in verdict
+    assert "Not ready: 2 of 12 workers, mostly" in verdict and "container.docker (1 node)" in verdict
     top = body.split('id="top-failing"', 1)[1].split("</table>", 1)[0]
     assert "os.supported" not in top  # "not checked" rows are not reasons
     home = admin_client.get("/").content.decode()
