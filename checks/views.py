@@ -35,7 +35,7 @@ from .install import image_ref
 from .install_plan import cluster_install_plan, server_url
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
 from .selectors import dashboard as dashboard_reads
-from .selectors.diff import check_diff, path_diff
+from .selectors.diff import check_diff, inventory_diff, path_diff
 from .selectors.pages import (
     FAILING_ONLY_ABOVE,
     GRID_LIMIT,
@@ -255,27 +255,7 @@ def audit_diff(request, name: str):
     node_filter = request.GET.get("node") or None
     checks = check_diff(old=old, new=new, node=node_filter, page=request.GET.get("cpage"))
 
-    def inventory(audit):
-        devices, drivers = set(), set()
-        rows = NodeAudit.objects.filter(audit=audit)
-        if node_filter:
-            rows = rows.filter(node__name=node_filter)
-        for name, facts in rows.values_list("node__name", "facts"):
-            facts = facts or {}
-            for device in facts.get("accelerators", []):
-                devices.add((name, f"{device.get('vendor')}[{device.get('index')}] {device.get('model')}"))
-            for vendor, info in (facts.get("drivers") or {}).items():
-                drivers.add((name, f"{vendor} driver {info.get('driver_version', '')}".strip()))
-                if info.get("toolkit"):
-                    drivers.add((name, f"{vendor} toolkit {' '.join(info['toolkit'])}"))
-            if facts.get("docker") and facts["docker"].get("server_version"):
-                drivers.add((name, f"Docker {facts['docker']['server_version']}"))
-                for runtime in facts["docker"].get("runtimes", []):
-                    drivers.add((name, f"docker runtime {runtime}"))
-        return devices, drivers
-
-    old_devices, old_drivers = inventory(old)
-    new_devices, new_drivers = inventory(new)
+    hardware = inventory_diff(old=old, new=new, node=node_filter)
 
     paths = path_diff(
         old=old, new=new, node=node_filter, cause_page=request.GET.get("ppage"), path_page=request.GET.get("lpage")
@@ -289,10 +269,7 @@ def audit_diff(request, name: str):
         "old": old,
         "new": new,
         "checks": checks,
-        "devices_gone": sorted(old_devices - new_devices),
-        "devices_new": sorted(new_devices - old_devices),
-        "drivers_gone": sorted(old_drivers - new_drivers),
-        "drivers_new": sorted(new_drivers - old_drivers),
+        "hardware": hardware,
         "paths": paths,
         "node_filter": node_filter or "",
         "query": query.urlencode(),
