@@ -217,7 +217,7 @@ def _path_rows(fleet: Fleet, audit_id: int) -> list[WhyRow]:
         NetworkPath.objects.filter(audit_id=audit_id, status="fail")
         .order_by()
         .values_list("check_id", "destination_id")
-        .annotate(sources=Count("source_id", distinct=True))
+        .annotate(sources=Count("pk"))  # one path per (check, source, destination): paths are the sources
     ):
         blocked[check_id].append((destination, sources))
     rows = []
@@ -334,14 +334,11 @@ def check_page(cluster: Cluster, check_id: str, *, look_back: int = 10) -> Check
         paths = NetworkPath.objects.filter(audit_id=audit_id, check_id=check_id).order_by()
         # a failing (or warning) path is blocked at its destination; a path in error was not tested from its source
         grouped = [
-            *paths.filter(status__in=["fail", "warn"])
-            .values_list("status", "destination_id")
-            .annotate(n=Count("pk"), ends=Count("source_id", distinct=True)),
-            *paths.filter(status="error")
-            .values_list("status", "source_id")
-            .annotate(n=Count("pk"), ends=Count("destination_id", distinct=True)),
+            *paths.filter(status__in=["fail", "warn"]).values_list("status", "destination_id").annotate(n=Count("pk")),
+            *paths.filter(status="error").values_list("status", "source_id").annotate(n=Count("pk")),
         ]
-        for status, blamed, n, ends in grouped:
+        for status, blamed, n in grouped:
+            ends = n  # one path per (check, source, destination): as many nodes at the other end as paths
             node = found.nodes.get(blamed)
             name = node.name if node else "?"
             where = "not tested from" if status == "error" else "blocked at"

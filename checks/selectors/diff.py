@@ -37,9 +37,11 @@ _FINGERPRINT = re.compile(r"\b(SHA256|MD5):[A-Za-z0-9+/=:]{8,}")
 
 def cause_of(summary: str, *, name: str, address: str) -> str:
     """A summary as a cause shared by nodes: the node's own name, address and key fingerprints left out."""
-    text = _FINGERPRINT.sub(r"\1:…", undouble(summary))
+    text = undouble(summary)
+    if ":" in text:
+        text = _FINGERPRINT.sub(r"\1:…", text)
     for own, placeholder in ((address, "‹address›"), (name, "‹node›")):
-        if own:
+        if own and own in text:  # a regex per node name is compiled only when the name is there
             text = re.sub(rf"(?<![\w.-]){re.escape(own)}(?![\w-])", placeholder, text)
     return text
 
