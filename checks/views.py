@@ -201,6 +201,36 @@ def audit_now(request, name: str):
 
 @login_required
 @permissions.requires(permissions.VIEW_RESULTS)
+def audit_page(request, audit_id: int):
+    """One audit: its run state and result, readiness per role, the heatmap and the Why table of that audit, and
+    links to its comparison with the audit before and its matrix. A fixed number of queries whatever its size."""
+    audit = get_object_or_404(Audit.objects.select_related("cluster", "started_by"), pk=audit_id)
+    nodes = dashboard_reads.audit_fleet(audit)
+    found = dashboard_reads.problems(nodes.latest)
+    previous = (
+        Audit.objects.filter(cluster=audit.cluster, state=RunState.DONE, created__lt=audit.created)
+        .order_by("-created")
+        .only("pk")
+        .first()
+    )
+    by_role = nodes.by_role()
+    context = {
+        "audit": audit,
+        "cluster": audit.cluster,
+        "previous": previous,
+        "servers": by_role.get("server", {}),
+        "workers": by_role.get("worker", {}),
+        "why": dashboard_reads.why(nodes, found, matrix_audit=audit.pk if audit.network_state == "done" else None),
+        "heatmap": dashboard_reads.heatmap(nodes, found),
+        "heatmap_limit": dashboard_reads.HEATMAP_LIMIT,
+        "node_count": len(nodes.nodes),
+        "latest": audit,
+    }
+    return render(request, "checks/audit.html", context)
+
+
+@login_required
+@permissions.requires(permissions.VIEW_RESULTS)
 def audit_progress(request, audit_id: int):
     """The live part of the dashboard: per-node states of one audit (htmx polls it while the audit runs)."""
     audit = get_object_or_404(Audit.objects.select_related("cluster"), pk=audit_id)

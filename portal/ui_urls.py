@@ -19,6 +19,7 @@ urlpatterns = [
     path("clusters/<str:name>/fix-runs/", fix_views.fix_run_create, name="fix_run_create"),
     path("fix-runs/<int:run_id>/", fix_views.fix_run, name="fix_run"),
     path("fix-runs/<int:run_id>/approve/", fix_views.fix_run_approve, name="fix_run_approve"),
+    path("audits/<int:audit_id>/", checks_views.audit_page, name="audit"),
     path("audits/<int:audit_id>/progress/", checks_views.audit_progress, name="audit_progress"),
     path("paths/<int:path_id>/", checks_views.path_detail, name="path"),
     path("nodes/", inventory_views.node_list, name="node_list"),

@@ -89,6 +89,20 @@ def fleet(cluster: Cluster, *, look_back: int = 10) -> Fleet:
     return Fleet(nodes=nodes, latest=latest)
 
 
+def audit_fleet(audit: Audit) -> Fleet:
+    """The nodes one audit covered, each with its status in that audit (unfinished ones not audited). One query."""
+    rows = (
+        NodeAudit.objects.filter(audit=audit)
+        .order_by()
+        .values_list("node_id", "node__name", "node__address", "node__role", "node__network_group", "status", "pk")
+    )
+    nodes, latest = {}, []
+    for node_id, name, address, role, group, status, node_audit_id in rows:
+        nodes[node_id] = FleetNode(node_id, name, address, role, group, status)
+        latest.append(node_audit_id)
+    return Fleet(nodes=nodes, latest=latest)
+
+
 @dataclass
 class Problem:
     node: int

@@ -206,6 +206,7 @@ def results_web(make, world, *perms):
             reverse("ui:diff", args=[cluster.name]),
             reverse("ui:check", args=[cluster.name, "time.ntp"]),
             reverse("ui:audit_progress", args=[audit.pk]),
+            reverse("ui:audit", args=[audit.pk]),
             reverse("ui:path", args=[world["path"].pk]),
             reverse("ui:install_plan", args=[cluster.name]),
         ],

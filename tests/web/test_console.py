@@ -182,7 +182,8 @@ def test_trend_range_and_recent_audits_link_to_their_pages(admin_client):
     assert re.findall(r'"audit": (\d+)', _part(quarter, 'id="trend-data"', "</script>")) == [str(a) for a in audits]
     assert 'href="?days=90#trend-title" aria-current="true"' in quarter
     recent = _part(month, 'id="recent-audits"')
-    assert f'href="/clusters/trend/diff/?a={second.pk}&amp;b={third.pk}">Audit {third.pk}</a>' in recent
+    assert f'<a href="/audits/{third.pk}/">Audit {third.pk}</a>' in recent
+    assert f'href="/clusters/trend/diff/?a={second.pk}&amp;b={third.pk}">changes since {second.pk}</a>' in recent
     assert f'href="/clusters/trend/matrix/?audit={third.pk}">matrix</a>' in recent
     # "Audit now" is the one button: a POST form, the views are links
     actions = _part(month, 'class="pf-actions"', "</div>")
@@ -226,3 +227,23 @@ def test_matrix_legend_matches_the_grid_and_a_node_lists_each_path_once(admin_cl
     assert "->" not in table
     links = re.findall(r'<a href="/paths/(\d+)/">', table)
     assert len(links) == len(set(links)) > 0
+
+
+def test_an_audit_page_shows_that_audit_in_a_fixed_number_of_queries(admin_client):
+    # given: two clusters of different sizes, each audited twice (the first audit all passing)
+    small, large = build_cluster("a12", 12, mesh=False), build_cluster("a48", 48, mesh=False)
+    # when
+    pages = {}
+    for data in (small, large):
+        old, new = data["audits"]
+        pages[len(data["nodes"])] = _get(admin_client, f"/audits/{new.pk}/"), _get(admin_client, f"/audits/{old.pk}/")
+    # then: the latest audit's states, causes and links; the first audit's own states (all ready)
+    (body, queries), (first, first_queries) = pages[13]
+    old, new = small["audits"]
+    assert f'href="/clusters/a12/diff/?a={old.pk}&amp;b={new.pk}" id="audit-compare"' in body
+    cells = {int(pk): css for css, pk, _ in CELL.findall(body)}
+    w007 = next(n for n in small["nodes"] if n.name == "w007")
+    assert len(cells) == 13 and cells[w007.pk] == "state-not-ready"
+    assert "docker is not installed" in _part(body, 'id="top-failing"')
+    assert set(css for css, _, _ in CELL.findall(first)) == {"state-ready"} and 'id="audit-compare"' not in first
+    assert queries == pages[49][0][1] and first_queries == pages[49][1][1]

@@ -55,6 +55,7 @@ def _pages(data) -> dict[str, str]:
         "matrix, one node": "/clusters/demo/matrix/?node=w007",
         "path": f"/paths/{path.pk}/",
         "audit progress": f"/audits/{new.pk}/progress/",
+        "audit page": f"/audits/{new.pk}/",
     }
 
 
