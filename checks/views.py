@@ -436,7 +436,7 @@ def _grid(audit: Audit, only: set[str] | None):
     return names, rows
 
 
-CELL_SYMBOL = {"pass": "✓", "warn": "!", "fail": "✗"}
+CELL_SYMBOL = {"pass": "✓", "warn": "!", "fail": "✗", "error": "⚠"}  # the icons of portal/states.py
 
 
 def grid_html(names: list[str], rows: list) -> str:

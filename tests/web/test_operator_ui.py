@@ -89,7 +89,7 @@ def test_matrix_rollup_lists_nodes_to_fix_and_stays_small(admin_client, demo):
     body = admin_client.get("/clusters/demo/matrix/", {"view": "failing"}).content.decode()
     rollup = body.split('id="rollup"', 1)[1].split("</table>", 1)[0]
     assert "w007" in rollup and "w011" in rollup and ">w001<" not in rollup
-    assert "could not be tested" in body  # the legend explains "?"
+    assert "could not be tested" in body  # the legend explains "⚠"
     paths = admin_client.get("/clusters/demo/matrix/", {"node": "w007"}).content.decode()
     assert paths.count('href="/paths/') >= 24  # every path in and out of w007, each linking to its page
 
