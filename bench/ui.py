@@ -3,10 +3,14 @@ audit with a full connectivity matrix (server<->worker and worker<->worker, abou
 database. Goals (issue 15): matrix < 500 ms and < 1 MB of HTML, node list < 150 ms. Both audits have a full matrix
 (the first all passing) so that the comparison of two audits (issue 25: < 500 ms and < 1 MB) compares N^2 paths.
 
-Run: .venv/bin/python -m bench.ui [--workers 499] [--repeat 5]
+A second cluster of --fleet nodes (default 3,000, no matrix) measures the dashboard with its fleet heatmap and a
+per-check page at that size (issue 25). The load average is printed before and after the requests.
+
+Run: .venv/bin/python -m bench.ui [--workers 499] [--repeat 5] [--fleet 3000]
 """
 
 import argparse
+import os
 import statistics
 import time
 
@@ -17,6 +21,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--workers", type=int, default=499)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--fleet", type=int, default=3000, help="nodes of a second cluster for the heatmap (0: none)")
     args = parser.parse_args()
     django_setup()
     from django.contrib.auth import get_user_model
@@ -46,6 +51,17 @@ def main() -> None:
         ("compare two audits (both with a matrix)", f"/clusters/bench/diff/?a={old.pk}&b={new.pk}"),
         ("compare, one node", f"/clusters/bench/diff/?a={old.pk}&b={new.pk}&node={worst.name}"),
     ]
+    if args.fleet:
+        started = time.monotonic()
+        build_cluster("fleet", args.fleet - 1, audits=1, mesh=False)
+        print(f"{args.fleet} more nodes (cluster fleet, no mesh) written in {time.monotonic() - started:.1f} s")
+        pages += [
+            (f"dashboard, {args.fleet:,} nodes (heatmap)", "/clusters/fleet/"),
+            (f"check page, {args.fleet:,} nodes", "/clusters/fleet/checks/container.docker/"),
+        ]
+    pages += [("check page, network check", "/clusters/bench/checks/network.worker_to_worker/")]
+    load = os.getloadavg()
+    print(f"load average before the requests: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"{'page':40} {'median':>9} {'max':>9} {'HTML':>10}")
     for label, url in pages:
         times, size = [], 0
@@ -57,6 +73,8 @@ def main() -> None:
             size = len(response.content)
         times = times[1:]  # the first request warms caches (templates, SQLite pages)
         print(f"{label:40} {statistics.median(times):7.0f} ms {max(times):7.0f} ms {size / 1024:8.0f} KiB")
+    load = os.getloadavg()
+    print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,28 +23,28 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_celery_beat.models import PeriodicTask
 
-from inventory.facts_summary import FactsSummary
 from inventory.filtersets import NOT_READY, READY
 from inventory.models import Cluster, Node
 from inventory.profile_diff import profile_diff_from_baseline
 from portal import permissions
 from portal.ids import parse_id
 
-from .catalog import SEVERITY
+from .catalog import BY_ID, SEVERITY
 from .choices import RunState, Trigger
 from .install import image_ref
 from .install_plan import cluster_install_plan, server_url
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
-from .selectors.diff import check_diff, path_diff
+from .selectors import dashboard as dashboard_reads
+from .selectors.diff import check_diff, inventory_diff, path_diff
 from .selectors.pages import (
     FAILING_ONLY_ABOVE,
     GRID_LIMIT,
-    NOT_CHECKED,
     cluster_verdict,
+    collapse_rollup,
     home_status,
     matrix_rollup,
+    path_detail_text,
     peer_coverage,
-    severity_case,
 )
 from .services import AuditRefused, audit_request
 from .services.waivers import waiver_create, waivers_expiring
@@ -90,36 +90,15 @@ def _latest_done(cluster: Cluster) -> Audit | None:
     return Audit.objects.filter(cluster=cluster, state=RunState.DONE).order_by("-created").first()
 
 
-def _readiness_by_role(cluster: Cluster, *, look_back: int = 10) -> tuple[dict[str, dict[str, int]], list[int]]:
-    """Ready / not ready per role, each node counted by its status in its latest finished audit (the worst of its
-    own results), and the ids of those node audits. Walks the cluster's finished audits newest first until every
-    node is found (one query for the usual full audit); a node in none of the last `look_back` falls back to its
-    recorded status."""
-    nodes = dict(Node.objects.filter(cluster=cluster).values_list("pk", "role"))
-    status: dict[int, str] = {}
-    ids: list[int] = []
-    audits = (
-        Audit.objects.filter(cluster=cluster, state=RunState.DONE).order_by("-created").values_list("pk", flat=True)
-    )
-    for audit_id in audits[:look_back]:
-        for node_id, node_audit_id, node_status in NodeAudit.objects.filter(
-            audit_id=audit_id, finished__isnull=False
-        ).values_list("node_id", "pk", "status"):
-            if node_id in nodes and node_id not in status:
-                status[node_id] = node_status
-                ids.append(node_audit_id)
-        if len(status) == len(nodes):
-            break
-    if len(status) < len(nodes):
-        missing = Node.objects.filter(cluster=cluster).exclude(pk__in=status).values_list("pk", "last_audit_status")
-        status.update(missing)
-    by_role: dict[str, dict[str, int]] = {}
-    for node_id, role in nodes.items():
-        counts = by_role.setdefault(role, {"total": 0, "ready": 0, "failing": 0})
-        counts["total"] += 1
-        counts["ready"] += status[node_id] in READY
-        counts["failing"] += status[node_id] in NOT_READY
-    return by_role, ids
+def _recent_audits(cluster: Cluster) -> list[dict]:
+    """The last 20 audits, each with the one before it (its comparison link). One query."""
+    audits = list(Audit.objects.filter(cluster=cluster).order_by("-created")[:21])
+    done = [a for a in audits if a.state == RunState.DONE]
+    rows = []
+    for audit in audits[:20]:
+        earlier = next((d for d in done if d.created < audit.created), None)
+        rows.append({"audit": audit, "previous": earlier})
+    return rows
 
 
 @login_required
@@ -144,52 +123,36 @@ def dashboard(request, name: str):
                 "next_run": _next_scheduled(),
             },
         )
-    by_role, latest_node_audits = _readiness_by_role(cluster)
+    nodes = dashboard_reads.fleet(cluster)
+    by_role, latest_node_audits = nodes.by_role(), nodes.latest
     latest = _latest_done(cluster)
-    # Per check id, the nodes whose own result in their latest finished audit is fail or error (the same rule as
-    # the node list's failing_check filter these rows link to), worst first. "not checked" rows repeat why a node
-    # could not be reached (ssh.connect says it once): not a cause.
-    top_failing = list(
-        CheckResult.objects.filter(
-            node_audit_id__in=latest_node_audits, status__in=["fail", "error"], waived__isnull=True
-        )
-        .exclude(summary__startswith=NOT_CHECKED)
-        .values("check_id")
-        .annotate(nodes=Count("node_audit__node", distinct=True), worst=Max(severity_case()))
-        .order_by("-worst", "-nodes", "check_id")[:10]
-    )
-    blocked_paths = []
-    if latest is not None:
-        # Grouped by id on the covering index (audit, destination, status); the name is looked up for one row.
-        blocked = list(
-            NetworkPath.objects.filter(audit=latest, status="fail")
-            .values("destination_id")
-            .annotate(paths=Count("pk"))
-            .order_by("-paths", "destination_id")[:1]
-        )
-        blocked_paths = [
-            {"node": Node.objects.get(pk=row["destination_id"]).name, "paths": row["paths"]} for row in blocked
-        ]
-    running = Audit.objects.filter(cluster=cluster, state__in=[RunState.QUEUED, RunState.RUNNING]).first()
-    trend = list(
-        Audit.objects.filter(cluster=cluster, state=RunState.DONE, partial=False)
+    found = dashboard_reads.problems(latest_node_audits)
+    matrix_audit = (
+        Audit.objects.filter(cluster=cluster, state=RunState.DONE, network_state="done")
         .order_by("-created")
-        .annotate(ready=Count("node_audits", filter=Q(node_audits__status__in=READY)), total=Count("node_audits"))
-        .values("pk", "created", "ready", "total")[:60]
-    )[::-1]
+        .values_list("pk", flat=True)
+        .first()
+    )
+    why = dashboard_reads.why(nodes, found, matrix_audit=matrix_audit)
+    running = Audit.objects.filter(cluster=cluster, state__in=[RunState.QUEUED, RunState.RUNNING]).first()
+    days = request.GET.get("days", "")
+    days = int(days) if days.isdigit() and int(days) in dashboard_reads.TREND_DAYS else 30
+    trend = dashboard_reads.trend(cluster, days=days)
     context = {
         "cluster": cluster,
         "servers": by_role.get("server", {}),
         "workers": by_role.get("worker", {}),
         "latest": latest,
-        "top_failing": top_failing,
+        "why": why,
+        "heatmap": dashboard_reads.heatmap(nodes, found),
+        "heatmap_limit": dashboard_reads.HEATMAP_LIMIT,
+        "node_count": len(nodes.nodes),
         "running": running,
         "next_run": _next_scheduled(),
-        "trend": [
-            {"audit": t["pk"], "at": t["created"].strftime("%Y-%m-%d %H:%M"), "ready": t["ready"], "total": t["total"]}
-            for t in trend
-        ],
-        "audits": Audit.objects.filter(cluster=cluster).order_by("-created")[:20],
+        "trend": trend,
+        "days": days,
+        "trend_days": dashboard_reads.TREND_DAYS,
+        "audits": _recent_audits(cluster),
         "profile": cluster.profile,
         "profile_diff": profile_diff_from_baseline(cluster.profile),
         # Waived results of the nodes counted above: accepted, shown, not counted against readiness.
@@ -204,11 +167,22 @@ def dashboard(request, name: str):
         servers=context["servers"],
         workers=context["workers"],
         latest=latest,
-        top_failing=top_failing,
-        blocked_paths=blocked_paths,
+        reasons=why.headlines,
     )
     context["results"] = True
     return render(request, "checks/dashboard.html", context)
+
+
+@login_required
+@permission_required("inventory.view_cluster", raise_exception=True)
+@permissions.requires(permissions.VIEW_RESULTS)
+def check_detail(request, name: str, check_id: str):
+    """One check across the cluster: the nodes whose latest result fails or warns, grouped by cause, the fix once."""
+    cluster = _cluster(name)
+    if check_id not in BY_ID:
+        raise Http404("no such check")
+    page = dashboard_reads.check_page(cluster, check_id)
+    return render(request, "checks/check.html", {"cluster": cluster, "check": page})
 
 
 @login_required
@@ -223,6 +197,36 @@ def audit_now(request, name: str):
         return redirect("ui:dashboard", name=cluster.name)
     messages.success(request, f"Audit {audit.pk} started.")
     return redirect("ui:dashboard", name=cluster.name)
+
+
+@login_required
+@permissions.requires(permissions.VIEW_RESULTS)
+def audit_page(request, audit_id: int):
+    """One audit: its run state and result, readiness per role, the heatmap and the Why table of that audit, and
+    links to its comparison with the audit before and its matrix. A fixed number of queries whatever its size."""
+    audit = get_object_or_404(Audit.objects.select_related("cluster", "started_by"), pk=audit_id)
+    nodes = dashboard_reads.audit_fleet(audit)
+    found = dashboard_reads.problems(nodes.latest)
+    previous = (
+        Audit.objects.filter(cluster=audit.cluster, state=RunState.DONE, created__lt=audit.created)
+        .order_by("-created")
+        .only("pk")
+        .first()
+    )
+    by_role = nodes.by_role()
+    context = {
+        "audit": audit,
+        "cluster": audit.cluster,
+        "previous": previous,
+        "servers": by_role.get("server", {}),
+        "workers": by_role.get("worker", {}),
+        "why": dashboard_reads.why(nodes, found, matrix_audit=audit.pk if audit.network_state == "done" else None),
+        "heatmap": dashboard_reads.heatmap(nodes, found),
+        "heatmap_limit": dashboard_reads.HEATMAP_LIMIT,
+        "node_count": len(nodes.nodes),
+        "latest": audit,
+    }
+    return render(request, "checks/audit.html", context)
 
 
 @login_required
@@ -281,25 +285,7 @@ def audit_diff(request, name: str):
     node_filter = request.GET.get("node") or None
     checks = check_diff(old=old, new=new, node=node_filter, page=request.GET.get("cpage"))
 
-    def inventory(audit):
-        devices, drivers = set(), set()
-        rows = NodeAudit.objects.filter(audit=audit)
-        if node_filter:
-            rows = rows.filter(node__name=node_filter)
-        for name, stored in rows.values_list("node__name", "facts"):
-            facts = FactsSummary.from_json(stored)
-            devices.update((name, device.text) for device in facts.accelerators)
-            for driver in facts.drivers:
-                drivers.add((name, f"{driver.vendor} driver {driver.driver_version}".strip()))
-                if driver.toolkit:
-                    drivers.add((name, f"{driver.vendor} toolkit {' '.join(driver.toolkit)}"))
-            if facts.docker_version:
-                drivers.add((name, f"Docker {facts.docker_version}"))
-                drivers.update((name, f"docker runtime {runtime}") for runtime in facts.docker_runtimes)
-        return devices, drivers
-
-    old_devices, old_drivers = inventory(old)
-    new_devices, new_drivers = inventory(new)
+    hardware = inventory_diff(old=old, new=new, node=node_filter)
 
     paths = path_diff(
         old=old, new=new, node=node_filter, cause_page=request.GET.get("ppage"), path_page=request.GET.get("lpage")
@@ -313,10 +299,7 @@ def audit_diff(request, name: str):
         "old": old,
         "new": new,
         "checks": checks,
-        "devices_gone": sorted(old_devices - new_devices),
-        "devices_new": sorted(new_devices - old_devices),
-        "drivers_gone": sorted(old_drivers - new_drivers),
-        "drivers_new": sorted(new_drivers - old_drivers),
+        "hardware": hardware,
         "paths": paths,
         "node_filter": node_filter or "",
         "query": query.urlencode(),
@@ -343,7 +326,7 @@ def matrix(request, name: str):
         view = "failing" if len(rollup) > FAILING_ONLY_ABOVE else "all"
     failing_names = {r.name for r in rollup if r.at_fault}
     shown = [r for r in rollup if r.at_fault] if view == "failing" else rollup
-    page = Paginator(shown, 50).get_page(request.GET.get("page"))
+    page = Paginator(collapse_rollup(shown), 50).get_page(request.GET.get("page"))
     focus = request.GET.get("node", "")
     focus_paths = None
     focus_pk = next((r.pk for r in rollup if r.name == focus), None)
@@ -364,6 +347,8 @@ def matrix(request, name: str):
             "names": names,
             "rows": rows,
             "grid_body": grid_html(names, rows) if rows else "",
+            "grid_gaps": any(cell is None for _, row in rows for cell in row),
+            "grid_statuses": {cell["status"] for _, row in rows for cell in row if cell is not None},
             "counts": counts,
             "view": view,
             "node_count": len(rollup),
@@ -390,6 +375,8 @@ def _paths_of(audit: Audit, node_pk: int | None, page_number):
     wanted = [k[0] for k in page.object_list]
     found = NetworkPath.objects.filter(pk__in=wanted).select_related("source", "destination").in_bulk()
     page.object_list = [found[pk] for pk in wanted if pk in found]
+    for path in page.object_list:
+        path.detail = path_detail_text(path.summary)
     return page
 
 
@@ -449,7 +436,7 @@ def _grid(audit: Audit, only: set[str] | None):
     return names, rows
 
 
-CELL_SYMBOL = {"pass": "✓", "warn": "!", "fail": "✗"}
+CELL_SYMBOL = {"pass": "✓", "warn": "!", "fail": "✗", "error": "⚠"}  # the icons of portal/states.py
 
 
 def grid_html(names: list[str], rows: list) -> str:

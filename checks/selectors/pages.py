@@ -155,6 +155,52 @@ def matrix_rollup(audit) -> tuple[list[NodeRollup], dict[str, int]]:
     return ordered, dict(sorted(counts.items(), key=lambda item: RANK.get(item[0], 9)))
 
 
+NAMES_PER_ROW = 20
+
+
+@dataclass
+class RollupRow:
+    """Nodes of the rollup with the same numbers (role, worst, blocked, untested, out and in): one row for all of them,
+    "45 nodes: w001, w002, ..." instead of 45 identical rows."""
+
+    first: NodeRollup
+    nodes: list[NodeRollup]
+
+    @property
+    def count(self) -> int:
+        return len(self.nodes)
+
+    @property
+    def shown(self) -> list[NodeRollup]:
+        return self.nodes[:NAMES_PER_ROW]
+
+    @property
+    def more(self) -> int:
+        return max(0, len(self.nodes) - NAMES_PER_ROW)
+
+
+def collapse_rollup(rollup: list[NodeRollup]) -> list[RollupRow]:
+    """Identical rollup rows folded into one, in the rollup's order (worst first), names sorted inside a row."""
+    rows: dict[tuple, RollupRow] = {}
+    for r in rollup:
+        key = (r.role, r.worst_rank, r.blocked_in, r.untested_out, r.out_failing, r.out_total, r.in_failing, r.in_total)
+        if key in rows:
+            rows[key].nodes.append(r)
+        else:
+            rows[key] = RollupRow(first=r, nodes=[r])
+    for row in rows.values():
+        row.nodes.sort(key=lambda n: n.name)
+    return list(rows.values())
+
+
+_PATH_PREFIX = re.compile(r"^[^\s:]{1,253} -> [^\s:]{1,253}: ")
+
+
+def path_detail_text(summary: str) -> str:
+    """A path's summary without its "source -> destination: " prefix, for a row that already names the path."""
+    return _PATH_PREFIX.sub("", summary or "", count=1)
+
+
 # The verdict line of a dashboard and the status colour of a cluster on the home page.
 @dataclass
 class Verdict:
@@ -167,14 +213,12 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def cluster_verdict(
-    *, servers: dict, workers: dict, latest, top_failing: list[dict], blocked_paths: list[dict] | None = None
-) -> Verdict:
+def cluster_verdict(*, servers: dict, workers: dict, latest, reasons: list[str]) -> Verdict:
     """One sentence for a dashboard from the counts it already shows: "Not ready: 3 of 48 workers, mostly
-    `container.docker` (2) and a blocked path at srv (1)"; "Not audited" when that is the truth.
+    container.docker (2 nodes) and paths blocked at srv: 1 node"; "Not audited" when that is the truth.
 
-    `servers`/`workers` are the dashboard's per-role counts (total, ready, failing); `top_failing` its ranked
-    {check_id, nodes} rows; `blocked_paths` [{node, paths}] of the latest matrix, worst first."""
+    `servers`/`workers` are the dashboard's per-role counts (total, ready, failing); `reasons` the headlines of its
+    Why rows, worst first, each counting nodes ("container.docker (71 nodes)", "paths blocked at srv: 48 nodes")."""
     total = (servers.get("total") or 0) + (workers.get("total") or 0)
     if not total:
         return Verdict("unknown", "No nodes", "No nodes yet: import an inventory to audit this cluster.")
@@ -193,9 +237,7 @@ def cluster_verdict(
         parts.append(f"{failing_servers} of {_plural(servers.get('total') or 0, 'server')}")
     if failing_workers:
         parts.append(f"{failing_workers} of {_plural(workers.get('total') or 0, 'worker')}")
-    reasons = [f"{row['check_id']} ({row['nodes']})" for row in top_failing[:2]]
-    for blocked in (blocked_paths or [])[:1]:
-        reasons.append(f"blocked paths into {blocked['node']} ({blocked['paths']})")
+    reasons = reasons[:3]
     because = ""
     if reasons:
         because = ", mostly " + (f"{', '.join(reasons[:-1])} and {reasons[-1]}" if len(reasons) > 1 else reasons[0])

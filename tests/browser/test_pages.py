@@ -205,14 +205,14 @@ def test_audit_now_updates_the_dashboard_without_a_reload(live_server, page, lab
     # string inside the page, which a policy without 'unsafe-eval' rightly refuses)
     refreshed = (
         f"document.querySelector('#last-audit').innerText.includes('Audit {second.pk},')"
-        " && document.querySelector('#recent-audits tbody tr').innerText.includes('Done')"
+        " && document.querySelector('#recent-audits tbody tr').innerText.includes('Finished')"
     )
     deadline = time.monotonic() + 30
     while not page.evaluate(refreshed):
         assert time.monotonic() < deadline, "the dashboard did not refresh within 30 s"
         page.wait_for_timeout(200)
     first_row = page.locator("#recent-audits tbody tr").first.inner_text()
-    assert first_row.startswith(str(second.pk)) and "Done" in first_row
+    assert first_row.startswith(f"Audit {second.pk}") and "Finished" in first_row
     trend = page.locator("#live-history details table tbody tr")
     assert trend.count() == 2  # the trend table (and chart) now include the new audit
     assert page.evaluate("window.__noReload === true")

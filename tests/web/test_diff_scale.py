@@ -125,3 +125,25 @@ def test_a_node_filter_that_matches_no_node_compares_nothing(admin_client):
     old, new = data["audits"]
     body, _, _ = _get(admin_client, "fleet", a=old.pk, b=new.pk, node="nope")
     assert "No path changed." in body and "No check changed." in body
+
+
+def test_device_and_driver_changes_are_grouped_by_what_changed_with_linked_nodes(admin_client):
+    # given: 30 workers whose NVIDIA driver went from 535 to 550 between two audits
+    from checks.models import NodeAudit
+
+    data = build_cluster("drivers", 30, mesh=False)
+    old, new = data["audits"]
+    workers = [n for n in data["nodes"] if n.role == "worker"]
+    for audit, version in ((old, "535.183.01"), (new, "550.54.15")):
+        for na in NodeAudit.objects.filter(audit=audit, node__in=workers):
+            na.facts = {**(na.facts or {}), "drivers": {"nvidia": {"driver_version": version}}}
+            na.save(update_fields=["facts"])
+    # when
+    body, _, _ = _get(admin_client, "drivers", a=old.pk, b=new.pk)
+    # then: two rows, not sixty, gone first, each naming 20 nodes as links and counting the rest
+    rows = _table(body, "hardware-changes").split("<tr class=")[1:]
+    assert len(rows) == 2
+    gone, appeared = rows
+    assert gone.startswith('"worse"><td>30</td><td>gone</td><td class="why-cell">nvidia driver 535.183.01</td>')
+    assert appeared.startswith('"better"><td>30</td><td>appeared</td><td class="why-cell">nvidia driver 550.54.15</td>')
+    assert len(re.findall(r'<a href="/nodes/\d+/">w\d+</a>', gone)) == 20 and "and 10 more" in gone

@@ -48,11 +48,11 @@ def _dashboard(client, name: str) -> dict:
 
     failing = {}
     table = body.split('id="top-failing"')[1].split("</table>")[0]
-    for row in table.split("<tbody>")[1].split("<tr>")[1:]:
-        if "failing_check=" not in row:
-            continue  # "Nothing fails."
-        check_id = row.split("failing_check=")[1].split('"')[0]
-        failing[check_id] = int(row.split('aria-label="')[1].split(" nodes failing")[0])
+    for row in table.split("<tbody>")[1].split("<tr")[1:]:
+        if 'data-kind="check"' not in row:
+            continue  # "Nothing fails.", a network cause (its own metric family) or a warning
+        check_id = row.split("/checks/")[1].split("/")[0]
+        failing[check_id] = int(row.split('aria-label="')[1].split(" nodes:")[0])
     return {"servers": card("Servers"), "workers": card("Workers"), "failing": failing}
 
 

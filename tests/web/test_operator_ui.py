@@ -91,7 +91,7 @@ def test_matrix_rollup_lists_nodes_to_fix_and_stays_small(admin_client, demo):
     body = admin_client.get("/clusters/demo/matrix/", {"view": "failing"}).content.decode()
     rollup = body.split('id="rollup"', 1)[1].split("</table>", 1)[0]
     assert "w007" in rollup and "w011" in rollup and ">w001<" not in rollup
-    assert "could not be tested" in body  # the legend explains "?"
+    assert "could not be tested" in body  # the legend explains "⚠"
     paths = admin_client.get("/clusters/demo/matrix/", {"node": "w007"}).content.decode()
     assert paths.count('href="/paths/') >= 24  # every path in and out of w007, each linking to its page
 
@@ -134,7 +134,7 @@ def test_diff_ignores_nodes_a_partial_audit_did_not_cover_and_filters_paths(admi
 def test_dashboard_verdict_and_home_colour(admin_client, demo):
     body = admin_client.get("/clusters/demo/").content.decode()
     verdict = body.split('id="verdict"', 1)[1].split("</p>", 1)[0]
-    assert "Not ready: 2 of 12 workers, mostly" in verdict and "container.docker (1)" in verdict
+    assert "Not ready: 2 of 12 workers, mostly" in verdict and "container.docker (1 node)" in verdict
     top = body.split('id="top-failing"', 1)[1].split("</table>", 1)[0]
     assert "os.supported" not in top  # "not checked" rows are not reasons
     home = admin_client.get("/").content.decode()

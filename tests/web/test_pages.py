@@ -114,7 +114,7 @@ def test_missing_objects_are_404(admin_client):
 
 def test_dashboard_content(admin_client, audited):
     body = admin_client.get("/clusters/lab/").content.decode()
-    assert "Workers ready" in body and "/nodes/?cluster=lab&amp;failing_check=time.ntp" in body
+    assert "Workers ready" in body and "/clusters/lab/checks/time.ntp/" in body
     trend = json.loads(body.split('<script id="trend-data" type="application/json">')[1].split("</script>")[0])
     assert [t["ready"] for t in trend] == [2, 1] and "/static/vendor/chart-4.5.1.umd.min.js" in body
     assert "cdn" not in body.lower()

@@ -51,10 +51,13 @@ def _pages(data) -> dict[str, str]:
         "node page, failing": f"/nodes/{data['by_name']['w007'].pk}/",
         "node page, ready": f"/nodes/{data['by_name']['w001'].pk}/",
         "compare": f"/clusters/demo/diff/?a={old.pk}&b={new.pk}",
+        "check page": "/clusters/demo/checks/container.docker/",
+        "check page, network": "/clusters/demo/checks/network.worker_to_worker/",
         "matrix": "/clusters/demo/matrix/",
         "matrix, one node": "/clusters/demo/matrix/?node=w007",
         "path": f"/paths/{path.pk}/",
         "audit progress": f"/audits/{new.pk}/progress/",
+        "audit page": f"/audits/{new.pk}/",
     }
 
 

@@ -13,7 +13,8 @@
       data: { labels: data.map(function (d) { return d.at; }),
               datasets: [{ label: "Ready nodes", data: data.map(function (d) { return d.ready; }), borderColor: "#1b7f3b" },
                          { label: "Nodes audited", data: data.map(function (d) { return d.total; }), borderColor: "#57606a" }] },
-      options: { animation: false, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } }
+      options: { animation: false, maintainAspectRatio: false, plugins: { legend: { position: "right" } },
+                 elements: { point: { radius: 2 } }, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } }
     });
   }
   draw();
