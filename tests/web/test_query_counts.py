@@ -65,6 +65,8 @@ API = [
     ("GET /api/v1/nodes, one cluster", lambda d: f"/api/v1/nodes?limit=100&cluster={d['cluster'].name}"),
     ("GET /api/v1/clusters", lambda d: "/api/v1/clusters"),
     ("GET /api/v1/clusters/{id}", lambda d: f"/api/v1/clusters/{d['cluster'].pk}"),
+    ("GET /api/v1/audits", lambda d: "/api/v1/audits?limit=2"),
+    ("GET /api/v1/nodes/{id}/checks", lambda d: f"/api/v1/nodes/{_worst(d).pk}/checks?limit=5"),
 ]
 
 
@@ -81,3 +83,32 @@ def test_api_queries_do_not_grow_with_the_cluster(client, django_user_model, lab
     many = _count(client, url(large), **auth)
     # then
     assert many == few, f"{label}: {few} queries, then {many} with {len(large['nodes'])} more nodes"
+
+
+def test_api_node_list_reads_only_its_page(client, django_user_model):
+    # given 37 nodes, each with devices, and an API token
+    from django.db.models.signals import post_init
+
+    from inventory.models import Accelerator, Node
+
+    build_cluster("large", LARGE, audits=1)
+    user = django_user_model.objects.create_user("api", password="x", is_superuser=True)
+    _, token = api_token_create(user=user, name="rows")
+    built: list = []
+
+    def count(sender, instance, **kwargs):
+        built.append(sender)
+
+    # when a page of 5 is asked for
+    for model in (Node, Accelerator):
+        post_init.connect(count, sender=model)
+    try:
+        response = client.get("/api/v1/nodes?limit=5&offset=10", HTTP_AUTHORIZATION=f"Bearer {token}")
+    finally:
+        for model in (Node, Accelerator):
+            post_init.disconnect(count, sender=model)
+    # then the page holds 5 nodes of the 37 counted, and only those 5 and their devices were read
+    body = response.json()
+    assert response.status_code == 200 and body["count"] == LARGE + 1 and len(body["items"]) == 5
+    assert built.count(Node) == 5
+    assert built.count(Accelerator) == sum(len(item["accelerators"]) for item in body["items"])
