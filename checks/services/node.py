@@ -159,20 +159,34 @@ def audit_profile_spec(audit: models.Audit) -> ProfileSpec:
     return spec
 
 
+_SERVER_ADDRESSES: dict[tuple, str] = {}  # (audit id, created) -> the cluster's server address, read once
+
+
+def audit_server_address(audit: models.Audit) -> str:
+    """The address of the audit's cluster's (first) server, which every worker's probe is given: read once per
+    audit and process, not once per node. Keyed by the audit's creation time too, so a reused id never matches."""
+    key = (audit.pk, audit.created)
+    address = _SERVER_ADDRESSES.get(key)
+    if address is None:
+        address = (
+            Node.objects.filter(cluster_id=audit.cluster_id, role=NodeRole.SERVER)
+            .order_by("pk")
+            .values_list("address", flat=True)
+            .first()
+            or ""
+        )
+        if len(_SERVER_ADDRESSES) >= 64:
+            _SERVER_ADDRESSES.clear()
+        _SERVER_ADDRESSES[key] = address
+    return address
+
+
 def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Outcome:
     """Log in, run the probe, build facts and evaluate the rules. Every failure, whatever raised it (the
     transport, a parser, a rule), becomes the node's `error` with the reason: nothing a node prints escapes."""
     cluster = node.cluster
     profile = audit_profile_spec(node_audit.audit)
-    server_address = (
-        node.address
-        if node.role == NodeRole.SERVER
-        else Node.objects.filter(cluster=cluster, role=NodeRole.SERVER)
-        .order_by("pk")
-        .values_list("address", flat=True)
-        .first()
-        or ""
-    )
+    server_address = node.address if node.role == NodeRole.SERVER else audit_server_address(node_audit.audit)
     base_context = dict(
         name=node.name,
         role=node.role,
