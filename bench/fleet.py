@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -69,6 +70,58 @@ class CpuMeter:
             f"{per_host}, the rest (sshd, shells, tools) {busy - own:.2f} s; load average "
             f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
+
+
+def start_profile(pid: int, path: Path) -> subprocess.Popen:
+    """py-spy (requirements-dev.txt) sampling the worker's threads that hold the GIL, as collapsed stacks."""
+    spy = subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--gil", "--rate", "250"]
+        + ["--format", "raw", "--output", str(path), "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1)
+    return spy
+
+
+def stop_profile(spy: subprocess.Popen, path: Path) -> None:
+    """Stop py-spy and print where the worker's GIL time went, by the first frame of ours or a library's."""
+    spy.send_signal(signal.SIGINT)
+    spy.wait(timeout=30)
+    shares: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        shares[profile_bucket(stack)] = shares.get(profile_bucket(stack), 0) + int(count)
+    print(f"    worker GIL samples: {total} ({path})")
+    for bucket, count in sorted(shares.items(), key=lambda item: -item[1]):
+        print(f"      {count / max(total, 1):6.1%} {bucket}")
+
+
+PROFILE_BUCKETS = [
+    ("django/db", "the ORM and the database driver"),
+    ("sqlite3", "the ORM and the database driver"),
+    ("psycopg", "the ORM and the database driver"),
+    ("paramiko", "paramiko (SSH)"),
+    ("cryptography", "paramiko (SSH)"),
+    ("checks/parsers", "parsing the probe output"),
+    ("checks/catalog", "judging (rules)"),
+    ("checks/node_facts", "parsing the probe output"),
+    ("celery", "Celery and kombu"),
+    ("kombu", "Celery and kombu"),
+    ("redis", "Celery and kombu"),
+    ("threading", "threads (leases, pool)"),
+]
+
+
+def profile_bucket(stack: str) -> str:
+    """The innermost frame that names a known part: the ORM inside a service counts as the ORM."""
+    for frame in reversed(stack.split(";")):
+        for needle, bucket in PROFILE_BUCKETS:
+            if needle in frame:
+                return bucket
+    return "other"
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -302,6 +355,9 @@ def main() -> None:
     parser.add_argument("--skip-ansible", action="store_true")
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork"])
     parser.add_argument("--skip-matrix", action="store_true")
+    parser.add_argument(
+        "--profile", type=Path, help="record the worker's stacks holding the GIL during the first (a) with py-spy"
+    )
     parser.add_argument("--skip-pages", action="store_true", help="skip the 2,000-node page timings (bench.pages)")
     parser.add_argument("--runs", type=int, default=1, help="repeat (a), (c) and (c') this often; ratios are medians")
     args = parser.parse_args()
@@ -334,8 +390,11 @@ def main() -> None:
         for run in range(args.runs):
             if args.runs > 1:
                 print(f"-- run {run + 1} of {args.runs}")
+            spy = start_profile(worker.pid, args.profile) if args.profile and run == 0 else None
             with CpuMeter(worker.pid, len(hosts), children=True) as worker_cpu:
                 a, _ = timed_audit(workers_only, "(a) cluster audit, host checks")
+            if spy is not None:
+                stop_profile(spy, args.profile)
             with CpuMeter(os.getpid()):
                 c = paramiko_floor(lab, hosts, args.concurrency)
             with CpuMeter(os.getpid(), len(hosts)) as client_cpu:

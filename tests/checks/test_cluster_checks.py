@@ -1,7 +1,7 @@
 """The cluster checks that close an audit (cluster.unique, gpustack.deployment) through the real services, with the
 SSH session replayed: what they record, that waivers apply to them, that a second run replaces instead of adding,
 and that they cost a fixed number of queries whatever the number of nodes (issue 24: no per-node ORM writes in the
-worker that closes the audit)."""
+worker that closes the audit); and the one renewal of the leases a worker holds."""
 
 from __future__ import annotations
 
@@ -93,3 +93,25 @@ def test_cluster_checks_cost_a_fixed_number_of_queries():
         cluster_checks_run(audit_id=large.pk)
     # then
     assert len(many) == len(few), [q["sql"][:120] for q in many.captured_queries]
+
+
+def test_one_renewal_extends_the_leases_this_process_holds_and_no_other(settings):
+    # given three running node audits: two held by this process (attempts 1 and 2), one whose attempt moved on
+    from checks.services.node import _Leases
+
+    _, audit = _audited("leases", 3, clones=0)
+    rows = list(NodeAudit.objects.filter(audit=audit).order_by("pk"))
+    old = timezone.now() - timedelta(seconds=5)
+    for row, attempts in zip(rows, (1, 2, 3, 1), strict=True):
+        NodeAudit.objects.filter(pk=row.pk).update(state="running", attempts=attempts, lease_expires=old)
+    held = {rows[0].pk: 1, rows[1].pk: 2, rows[2].pk: 2}  # rows[2] was claimed again since (attempt 3)
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        _Leases.renew(held)
+    # then the two held rows run for a whole lease more; the re-claimed one and the one not held are left alone
+    leases = dict(NodeAudit.objects.filter(audit=audit).values_list("pk", "lease_expires"))
+    assert leases[rows[0].pk] > timezone.now() + timedelta(seconds=settings.PREFLIGHT_LEASE_SECONDS - 5)
+    assert leases[rows[1].pk] > timezone.now() + timedelta(seconds=settings.PREFLIGHT_LEASE_SECONDS - 5)
+    assert leases[rows[2].pk] == old and leases[rows[3].pk] == old
+    # and with one UPDATE per attempt number
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE", "UPDATE"]
