@@ -394,11 +394,6 @@ def _claim(node_audit_id: int) -> bool:
             claimed = models.NodeAudit.objects.filter(pk=node_audit_id, state=RunState.QUEUED).update(
                 state=RunState.RUNNING, started=now, attempts=F("attempts") + 1, lease_expires=lease_until()
             )
-            if claimed:  # the first node of the audit marks it running
-                audit_id = models.NodeAudit.objects.filter(pk=node_audit_id).values_list("audit_id", flat=True)
-                models.Audit.objects.filter(pk__in=audit_id, state=RunState.QUEUED).update(
-                    state=RunState.RUNNING, started=now
-                )
         return bool(claimed)
 
     return retry_db_write(
@@ -407,6 +402,22 @@ def _claim(node_audit_id: int) -> bool:
         what=f"claiming node audit {node_audit_id}",
         on_fault=note_database_fault,
     )
+
+
+def _audit_mark_running(node_audit: models.NodeAudit) -> None:
+    """The audit's first claimed node marks it running (read from the row the run loads anyway: no query on the
+    other nodes). Not the node's concern if it fails: the audit still closes as done when its nodes end."""
+    try:
+        retry_db_write(
+            lambda: models.Audit.objects.filter(pk=node_audit.audit_id, state=RunState.QUEUED).update(
+                state=RunState.RUNNING, started=node_audit.started
+            ),
+            budget=min(10.0, settings.PREFLIGHT_DB_WRITE_BUDGET),
+            what=f"marking audit {node_audit.audit_id} running",
+            on_fault=note_database_fault,
+        )
+    except Exception:  # noqa: BLE001 - the node's audit goes on
+        logger.warning("audit %s could not be marked running", node_audit.audit_id, exc_info=True)
 
 
 def node_audit_run(
@@ -424,6 +435,8 @@ def node_audit_run(
         node_audit = models.NodeAudit.objects.select_related("node__cluster", "node__credential", "audit").get(
             pk=node_audit_id
         )
+        if node_audit.audit.state == RunState.QUEUED:  # the first node of the audit marks it running
+            _audit_mark_running(node_audit)
         if not connection.in_atomic_block:  # (in a test's transaction no other connection could see the row)
             _LEASES.hold(node_audit_id, node_audit.attempts)
             leased = True
