@@ -89,9 +89,11 @@ def _latest_done(cluster: Cluster) -> Audit | None:
     return Audit.objects.filter(cluster=cluster, state=RunState.DONE).order_by("-created").first()
 
 
-def _readiness_by_role(cluster: Cluster, *, look_back: int = 10) -> tuple[dict[str, dict[str, int]], list[int]]:
+def _readiness_by_role(cluster: Cluster, *, look_back: int = 10):
     """Ready / not ready per role, each node counted by its status in its latest finished audit (the worst of its
-    own results), and the ids of those node audits. Walks the cluster's finished audits newest first until every
+    own results), and those node audits: their ids, or, when they are every finished node audit of one audit (the
+    usual full audit), a subquery for them, so that the queries filtering by them do not send 3,000 ids as
+    parameters (about 25 ms each at 3,000 nodes). Walks the cluster's finished audits newest first until every
     node is found (one query for the usual full audit); a node in none of the last `look_back` falls back to its
     recorded status."""
     nodes = dict(Node.objects.filter(cluster=cluster).values_list("pk", "role"))
@@ -100,13 +102,17 @@ def _readiness_by_role(cluster: Cluster, *, look_back: int = 10) -> tuple[dict[s
     audits = (
         Audit.objects.filter(cluster=cluster, state=RunState.DONE).order_by("-created").values_list("pk", flat=True)
     )
+    whole_audits = []  # audits every finished node audit of which was taken
     for audit_id in audits[:look_back]:
-        for node_id, node_audit_id, node_status in NodeAudit.objects.filter(
-            audit_id=audit_id, finished__isnull=False
-        ).values_list("node_id", "pk", "status"):
+        rows = NodeAudit.objects.filter(audit_id=audit_id, finished__isnull=False)
+        taken = 0
+        found = rows.values_list("node_id", "pk", "status")
+        for node_id, node_audit_id, node_status in found:
             if node_id in nodes and node_id not in status:
                 status[node_id] = node_status
                 ids.append(node_audit_id)
+                taken += 1
+        whole_audits.append((rows, taken == len(found)))
         if len(status) == len(nodes):
             break
     if len(status) < len(nodes):
@@ -118,6 +124,8 @@ def _readiness_by_role(cluster: Cluster, *, look_back: int = 10) -> tuple[dict[s
         counts["total"] += 1
         counts["ready"] += status[node_id] in READY
         counts["failing"] += status[node_id] in NOT_READY
+    if len(whole_audits) == 1 and whole_audits[0][1] and ids:
+        return by_role, whole_audits[0][0].values("pk")
     return by_role, ids
 
 
