@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -43,23 +44,84 @@ def process_seconds(pid: int) -> float:
 
 
 class CpuMeter:
-    """Where a phase's time went: the machine's CPU seconds in all, and those of the client process (the Celery
-    worker for (a), this process for (c) and (c')): the rest is sshd, the node's shell and its tools."""
+    """Where a phase's time went: the machine's CPU seconds in all, and those of the client processes (the Celery
+    worker and its pool's children for (a), this process for (c) and (c')): the rest is sshd, the node's shell and
+    its tools. `hosts`: also print the client's CPU per host."""
 
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
+    def __init__(self, pid: int, hosts: int = 0, children: bool = False) -> None:
+        self.pid, self.hosts, self.children = pid, hosts, children
+        self.own = 0.0
+
+    def _client_seconds(self) -> float:
+        pids = worker_pids(self.pid) if self.children else [self.pid]
+        return sum(process_seconds(pid) for pid in pids)
 
     def __enter__(self) -> CpuMeter:
-        self.busy, self.own, self.wall = busy_seconds(), process_seconds(self.pid), time.monotonic()
+        self.busy, self.own, self.wall = busy_seconds(), self._client_seconds(), time.monotonic()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        busy, own = busy_seconds() - self.busy, process_seconds(self.pid) - self.own
+        busy, own = busy_seconds() - self.busy, self._client_seconds() - self.own
         wall = time.monotonic() - self.wall
+        self.own = own
+        per_host = f" ({own / self.hosts * 1000:.1f} ms per host)" if self.hosts else ""
         print(
-            f"    CPU: {busy:.2f} s on the machine ({busy / wall:.2f} cores busy), the client process {own:.2f} s, "
-            f"the rest (sshd, shells, tools) {busy - own:.2f} s"
+            f"    CPU: {busy:.2f} s on the machine ({busy / wall:.2f} cores busy), the client process {own:.2f} s"
+            f"{per_host}, the rest (sshd, shells, tools) {busy - own:.2f} s; load average "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
+
+
+def start_profile(pid: int, path: Path) -> subprocess.Popen:
+    """py-spy (requirements-dev.txt) sampling the worker's threads that hold the GIL, as collapsed stacks."""
+    spy = subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--gil", "--rate", "250"]
+        + ["--format", "raw", "--output", str(path), "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1)
+    return spy
+
+
+def stop_profile(spy: subprocess.Popen, path: Path) -> None:
+    """Stop py-spy and print where the worker's GIL time went, by the first frame of ours or a library's."""
+    spy.send_signal(signal.SIGINT)
+    spy.wait(timeout=30)
+    shares: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        shares[profile_bucket(stack)] = shares.get(profile_bucket(stack), 0) + int(count)
+    print(f"    worker GIL samples: {total} ({path})")
+    for bucket, count in sorted(shares.items(), key=lambda item: -item[1]):
+        print(f"      {count / max(total, 1):6.1%} {bucket}")
+
+
+PROFILE_BUCKETS = [
+    ("django/db", "the ORM and the database driver"),
+    ("sqlite3", "the ORM and the database driver"),
+    ("psycopg", "the ORM and the database driver"),
+    ("paramiko", "paramiko (SSH)"),
+    ("cryptography", "paramiko (SSH)"),
+    ("checks/parsers", "parsing the probe output"),
+    ("checks/catalog", "judging (rules)"),
+    ("checks/node_facts", "parsing the probe output"),
+    ("celery", "Celery and kombu"),
+    ("kombu", "Celery and kombu"),
+    ("redis", "Celery and kombu"),
+    ("threading", "threads (leases, pool)"),
+]
+
+
+def profile_bucket(stack: str) -> str:
+    """The innermost frame that names a known part: the ORM inside a service counts as the ORM."""
+    for frame in reversed(stack.split(";")):
+        for needle, bucket in PROFILE_BUCKETS:
+            if needle in frame:
+                return bucket
+    return "other"
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -289,10 +351,15 @@ def server_side_pages(nodes: int = 2000, audits: int = 20) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--name-prefix", default="h", help="test host names (unique across labs sharing a machine)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--skip-ansible", action="store_true")
     parser.add_argument("--pool", default="threads", choices=["threads", "prefork"])
     parser.add_argument("--skip-matrix", action="store_true")
+    parser.add_argument(
+        "--profile", type=Path, help="record the worker's stacks holding the GIL during the first (a) with py-spy"
+    )
+    parser.add_argument("--skip-pages", action="store_true", help="skip the 2,000-node page timings (bench.pages)")
     parser.add_argument("--runs", type=int, default=1, help="repeat (a), (c) and (c') this often; ratios are medians")
     args = parser.parse_args()
     redis_server, broker = start_redis()
@@ -309,7 +376,7 @@ def main() -> None:
     worker = None
     try:
         started = time.monotonic()
-        hosts = [lab.add(NodeSpec(f"h{i:03d}", UBUNTU)) for i in range(args.hosts)]
+        hosts = [lab.add(NodeSpec(f"{args.name_prefix}{i:03d}", UBUNTU)) for i in range(args.hosts)]
         print(f"{len(hosts)} test hosts up in {time.monotonic() - started:.1f} s; concurrency {args.concurrency}")
         worker = start_worker(os.environ["DATABASE_URL"], broker, args.concurrency, folder / "worker.log", args.pool)
         credential = Credential(name="bench", kind="private_key")
@@ -324,13 +391,16 @@ def main() -> None:
         for run in range(args.runs):
             if args.runs > 1:
                 print(f"-- run {run + 1} of {args.runs}")
-            with CpuMeter(worker.pid):
+            spy = start_profile(worker.pid, args.profile) if args.profile and run == 0 else None
+            with CpuMeter(worker.pid, len(hosts), children=True) as worker_cpu:
                 a, _ = timed_audit(workers_only, "(a) cluster audit, host checks")
+            if spy is not None:
+                stop_profile(spy, args.profile)
             with CpuMeter(os.getpid()):
                 c = paramiko_floor(lab, hosts, args.concurrency)
-            with CpuMeter(os.getpid()):
+            with CpuMeter(os.getpid(), len(hosts)) as client_cpu:
                 c_probe = paramiko_probe_floor(lab, hosts, args.concurrency)
-            runs.append((a, c, c_probe))
+            runs.append((a, c, c_probe, worker_cpu.own / len(hosts), client_cpu.own / len(hosts)))
         a = statistics.median(r[0] for r in runs)
         c = statistics.median(r[1] for r in runs)
         with_matrix = None if args.skip_matrix else Cluster.objects.create(name="matrix", profile=profile)
@@ -359,9 +429,15 @@ def main() -> None:
         over_c = statistics.median(r[0] / r[1] for r in runs)
         over_c_probe = statistics.median(r[0] / r[2] for r in runs)
         print(
-            f"ratio (a)/(c) = {over_c:.2f}   ratio (a)/(c') = {over_c_probe:.2f} (the portal's own overhead)   "
-            f"time per host (a) = {a / len(hosts) * 1000:.0f} ms"
+            f"ratio (a)/(c) = {over_c:.2f}   ratio (a)/(c') = {over_c_probe:.2f} (the portal's own overhead; goal "
+            f"<= 1.2)   time per host (a) = {a / len(hosts) * 1000:.0f} ms"
             + (f"   (medians of {args.runs} runs)" if args.runs > 1 else "")
+        )
+        print(
+            f"CPU per node: the Celery worker {statistics.median(r[3] for r in runs) * 1000:.1f} ms, the bare "
+            f"client (c') {statistics.median(r[4] for r in runs) * 1000:.1f} ms"
+            + (f" (medians of {args.runs} runs)" if args.runs > 1 else "")
+            + f"; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
         if not args.skip_ansible:
             d = ansible_setup(lab, hosts)
@@ -373,7 +449,8 @@ def main() -> None:
             worker.wait(timeout=30)
         lab.close()
         redis_server.terminate()
-    server_side_pages()
+    if not args.skip_pages:
+        server_side_pages()
 
 
 if __name__ == "__main__":

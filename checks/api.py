@@ -10,7 +10,7 @@ from ninja.pagination import paginate
 from inventory.models import Cluster, Node
 from inventory.schemas import ErrorOut
 from portal import permissions
-from portal.api_plumbing import ApiError, BoundedPagination
+from portal.api_plumbing import ApiError, BoundedPagination, Paged
 
 from .choices import RunState, Trigger
 from .models import Audit, CheckResult, NetworkPath, NodeAudit
@@ -67,8 +67,9 @@ def audit_list(request, filters: Query[AuditFilters]):
         queryset = queryset.filter(cluster__name=filters.cluster)
     if filters.state:
         queryset = queryset.filter(state=filters.state)
-    return [
-        {
+    return Paged(
+        queryset,
+        lambda a: {
             "id": a.pk,
             "cluster": a.cluster.name,
             "profile_key": a.profile_key,
@@ -77,9 +78,8 @@ def audit_list(request, filters: Query[AuditFilters]):
             "trigger": a.trigger,
             "created": a.created,
             "finished": a.finished,
-        }
-        for a in queryset
-    ]
+        },
+    )
 
 
 @router.get("/audits/{audit_id}/matrix", response={200: list[PathOut], **READ_ERRORS})
@@ -117,16 +117,16 @@ def node_check_history(request, node_id: int, filters: Query[HistoryFilters]):
     )
     if filters.check_id:
         results = results.filter(check_id=filters.check_id)
-    return [
-        {
+    return Paged(
+        results,
+        lambda r: {
             "audit": r.node_audit.audit_id,
             "finished": r.node_audit.finished,
             "check_id": r.check_id,
             "status": r.status,
             "summary": r.summary,
-        }
-        for r in results
-    ]
+        },
+    )
 
 
 @router.get(

@@ -8,7 +8,7 @@ from ninja.files import UploadedFile
 from ninja.pagination import paginate
 
 from portal import permissions
-from portal.api_plumbing import ApiError, BoundedPagination, require_perms
+from portal.api_plumbing import ApiError, BoundedPagination, Paged, require_perms
 
 from .choices import HostKeyState
 from .filtersets import ClusterFilterSet, NodeFilterSet
@@ -101,7 +101,7 @@ class ClusterFilters(Schema):
 def cluster_list(request, filters: Query[ClusterFilters]):
     require_perms(request, "inventory.view_cluster")
     queryset = Cluster.objects.select_related("profile").annotate(node_count=Count("nodes")).order_by("name")
-    return [_cluster_out(c) for c in _filtered(ClusterFilterSet, filters.dict(), queryset)]
+    return Paged(_filtered(ClusterFilterSet, filters.dict(), queryset), _cluster_out)
 
 
 @router.post("/clusters", response={201: ClusterOut, **ERRORS})
@@ -241,7 +241,7 @@ def node_list(request, filters: Query[NodeFilters]):
     results = permissions.allowed(request.user, permissions.VIEW_RESULTS)
     nodes = _nodes() if results else Node.objects.select_related("cluster")
     queryset = _filtered(NodeFilterSet, filters.dict(), nodes.order_by("cluster__name", "name"))
-    return [_node_out(node, results=results) for node in queryset]
+    return Paged(queryset, lambda node: _node_out(node, results=results))
 
 
 @router.post("/nodes", response={201: NodeOut, **ERRORS})

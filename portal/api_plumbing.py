@@ -30,3 +30,23 @@ class BoundedPagination(LimitOffsetPagination):
     class Input(Schema):
         limit: int = Field(100, ge=1, le=1000)
         offset: int = Field(0, ge=0, le=2_000_000_000)
+
+
+class Paged:
+    """A queryset whose rows are shaped by `shape` only once paged: BoundedPagination slices it (one query for the
+    page) and counts it (one COUNT), so a list endpoint reads `limit` rows, never the whole table (3,000 nodes and
+    their devices for a page of 100). Hand it to a @paginate handler in place of a list of dicts."""
+
+    def __init__(self, queryset, shape) -> None:
+        self.queryset, self.shape = queryset, shape
+
+    def all(self):  # ninja counts with `.all().count()`
+        return self.queryset
+
+    def __len__(self) -> int:
+        return self.queryset.count()
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self.shape(row) for row in self.queryset[index]]
+        return self.shape(self.queryset[index])

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from inventory.choices import AuditStatus
 from inventory.facts_summary import FactsSummary
-from inventory.services import node_record_status
+from inventory.models import Node
 
 from .. import clamp, models
 from ..alerts.services import alerts_after_audit
@@ -35,7 +35,7 @@ from .queue import (
     node_audits_send,
     note_database_fault,
 )
-from .waivers import node_audit_restamp
+from .waivers import waivers_in_force, waivers_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -110,14 +110,21 @@ def audit_finish(*, audit_id: int, matrix_inline: bool = False, progress: Progre
 def cluster_checks_run(*, audit_id: int) -> None:
     """`cluster.unique` over the nodes of one audit that were audited (their stored facts), one result each, naming
     the other nodes, and `gpustack.deployment` across them (image tags that differ). Safe to run more than once:
-    each node's result is replaced, and its status recomputed."""
+    each node's result is replaced, and its status recomputed.
+
+    A fixed number of queries whatever the cluster's size: the node audits, all their results and the waivers in
+    force are read once; the results are written with one bulk UPDATE and one bulk INSERT, the changed statuses
+    with one UPDATE per status and one bulk UPDATE of the nodes (it was 8 to 10 queries per node, in the worker
+    that closes the audit)."""
     node_audits = list(
         models.NodeAudit.objects.filter(audit_id=audit_id, state=RunState.DONE)
         .exclude(facts={})
         .select_related("node", "audit__profile")
+        .defer("raw_output", "node__last_facts")  # the probe's whole output is not read here
     )
     if not node_audits:
         return
+    audit = node_audits[0].audit
     identities = [
         NodeIdentity(
             name=na.node.name,
@@ -129,33 +136,72 @@ def cluster_checks_run(*, audit_id: int) -> None:
         for na in node_audits
         for facts in [FactsSummary.from_json(na.facts)]
     ]
-    unique = evaluate_cluster_unique(identities, profile_spec_from_model(node_audits[0].audit.profile))
+    unique = evaluate_cluster_unique(identities, profile_spec_from_model(audit.profile))
     deployment = evaluate_cluster_deployment(identities)
+    stored: dict[int, list[models.CheckResult]] = {}
+    for row in models.CheckResult.objects.filter(node_audit__audit_id=audit_id, node_audit__in=node_audits):
+        stored.setdefault(row.node_audit_id, []).append(row)
+    in_force = waivers_in_force(cluster_id=audit.cluster_id)
+    changed: list[models.CheckResult] = []
+    created: list[models.CheckResult] = []
+    statuses: dict[str, list[int]] = {}
+    nodes: list[Node] = []
+    for node_audit in node_audits:
+        name = node_audit.node.name
+        rows = stored.get(node_audit.pk, [])
+        by_check = {row.check_id: row for row in rows}
+        before = {row.pk: row.waived for row in rows}
+        own = by_check["gpustack.deployment"].status if "gpustack.deployment" in by_check else None
+        results = [unique[name]]
+        if name in deployment and own in ("pass", None):  # a node's own fail (mirrored name) stands
+            results.append(deployment[name])
+        fresh = []
+        for result in results:
+            values = {
+                "status": result.status,
+                "summary": clamp.text(result.summary, 500),
+                "evidence": clamp.text(result.evidence),
+                "remediation": clamp.text(str(result.remediation)),
+                "commands": list(result.commands),
+                "position": CHECK_IDS.index(result.check_id),
+            }
+            row = by_check.get(result.check_id)
+            if row is None:
+                row = models.CheckResult(node_audit_id=node_audit.pk, check_id=result.check_id, **values)
+                rows.append(row)
+                created.append(row)
+            else:
+                for field, value in values.items():
+                    setattr(row, field, value)
+                fresh.append(row)
+        # the worst of its results that no waiver (or `audit --ignore`) accepts, cluster.unique included
+        status = waivers_stamp(
+            rows=rows,
+            node_id=node_audit.node_id,
+            cluster_id=audit.cluster_id,
+            ignored=audit.ignored or (),
+            in_force=in_force,
+        )
+        refreshed = {id(row) for row in fresh}
+        changed.extend(
+            row for row in rows if row.pk is not None and (id(row) in refreshed or row.waived != before[row.pk])
+        )
+        if status != node_audit.status:
+            statuses.setdefault(status, []).append(node_audit.pk)
+            node = node_audit.node
+            node.last_audit_status, node.last_audited_at = status, node_audit.finished or timezone.now()
+            nodes.append(node)
     with transaction.atomic():
-        for node_audit in node_audits:
-            name = node_audit.node.name
-            results = [unique[name]]
-            own = node_audit.results.filter(check_id="gpustack.deployment").values_list("status", flat=True).first()
-            if name in deployment and own in ("pass", None):  # a node's own fail (mirrored name) stands
-                results.append(deployment[name])
-            for result in results:
-                models.CheckResult.objects.update_or_create(
-                    node_audit=node_audit,
-                    check_id=result.check_id,
-                    defaults={
-                        "status": result.status,
-                        "summary": clamp.text(result.summary, 500),
-                        "evidence": clamp.text(result.evidence),
-                        "remediation": clamp.text(str(result.remediation)),
-                        "commands": list(result.commands),
-                        "position": CHECK_IDS.index(result.check_id),
-                    },
-                )
-            # the worst of its results that no waiver (or `audit --ignore`) accepts, cluster.unique included
-            status = node_audit_restamp(node_audit=node_audit, audit=node_audit.audit)
-            if status != node_audit.status:
-                models.NodeAudit.objects.filter(pk=node_audit.pk).update(status=status)
-                node_record_status(node=node_audit.node, status=status, when=node_audit.finished)
+        if changed:
+            models.CheckResult.objects.bulk_update(
+                changed,
+                ["status", "summary", "evidence", "remediation", "commands", "position", "waived"],
+                batch_size=500,
+            )
+        models.CheckResult.objects.bulk_create(created, batch_size=500)
+        for status, ids in statuses.items():
+            models.NodeAudit.objects.filter(pk__in=ids).update(status=status)
+        Node.objects.bulk_update(nodes, ["last_audit_status", "last_audited_at"], batch_size=500)
 
 
 def _matrix_run(audit_id: int, progress: Progress | None = None) -> None:

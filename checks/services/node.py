@@ -159,20 +159,34 @@ def audit_profile_spec(audit: models.Audit) -> ProfileSpec:
     return spec
 
 
+_SERVER_ADDRESSES: dict[tuple, str] = {}  # (audit id, created) -> the cluster's server address, read once
+
+
+def audit_server_address(audit: models.Audit) -> str:
+    """The address of the audit's cluster's (first) server, which every worker's probe is given: read once per
+    audit and process, not once per node. Keyed by the audit's creation time too, so a reused id never matches."""
+    key = (audit.pk, audit.created)
+    address = _SERVER_ADDRESSES.get(key)
+    if address is None:
+        address = (
+            Node.objects.filter(cluster_id=audit.cluster_id, role=NodeRole.SERVER)
+            .order_by("pk")
+            .values_list("address", flat=True)
+            .first()
+            or ""
+        )
+        if len(_SERVER_ADDRESSES) >= 64:
+            _SERVER_ADDRESSES.clear()
+        _SERVER_ADDRESSES[key] = address
+    return address
+
+
 def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Outcome:
     """Log in, run the probe, build facts and evaluate the rules. Every failure, whatever raised it (the
     transport, a parser, a rule), becomes the node's `error` with the reason: nothing a node prints escapes."""
     cluster = node.cluster
     profile = audit_profile_spec(node_audit.audit)
-    server_address = (
-        node.address
-        if node.role == NodeRole.SERVER
-        else Node.objects.filter(cluster=cluster, role=NodeRole.SERVER)
-        .order_by("pk")
-        .values_list("address", flat=True)
-        .first()
-        or ""
-    )
+    server_address = node.address if node.role == NodeRole.SERVER else audit_server_address(node_audit.audit)
     base_context = dict(
         name=node.name,
         role=node.role,
@@ -315,33 +329,57 @@ def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
             node_record_status(node=node, status=status, when=finished)
 
 
-class _Lease(threading.Thread):
-    """Renews a running node audit's lease every PREFLIGHT_LEASE_RENEW seconds until stopped, on its own database
-    connection. A renewal the database refuses (locked, full) is tried again at the next tick, and noted in the
-    broker so the sweep does not take the row from a live worker meanwhile."""
+class _Leases:
+    """One thread per process renews the leases of every node audit this process runs, every
+    PREFLIGHT_LEASE_RENEW seconds, on its own database connection, with one UPDATE per attempt number (usually one
+    in all). A thread per node audit cost a thread start and a join on every node. A renewal the database refuses
+    (locked, full) is tried again at the next tick, and noted in the broker so the sweep does not take the rows
+    from a live worker meanwhile."""
 
-    def __init__(self, node_audit_id: int, attempt: int) -> None:
-        super().__init__(name=f"lease-{node_audit_id}", daemon=True)
-        self.node_audit_id, self.attempt, self.stopped = node_audit_id, attempt, threading.Event()
+    def __init__(self) -> None:
+        self._held: dict[int, int] = {}  # node audit id -> the attempt this process holds
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
-    def run(self) -> None:
+    def hold(self, node_audit_id: int, attempt: int) -> None:
+        with self._lock:
+            self._held[node_audit_id] = attempt
+            if self._thread is None or not self._thread.is_alive():  # (none yet, or this is a forked child)
+                self._thread = threading.Thread(target=self._run, name="leases", daemon=True)
+                self._thread.start()
+
+    def release(self, node_audit_id: int) -> None:
+        with self._lock:
+            self._held.pop(node_audit_id, None)
+
+    def _run(self) -> None:
+        tick = threading.Event()
+        while not tick.wait(settings.PREFLIGHT_LEASE_RENEW):
+            with self._lock:
+                held = dict(self._held)
+            if held:
+                self.renew(held)
+
+    @staticmethod
+    def renew(held: dict[int, int]) -> None:
+        by_attempt: dict[int, list[int]] = {}
+        for node_audit_id, attempt in held.items():
+            by_attempt.setdefault(attempt, []).append(node_audit_id)
         try:
-            while not self.stopped.wait(settings.PREFLIGHT_LEASE_RENEW):
-                try:
-                    with write_turn():
-                        models.NodeAudit.objects.filter(
-                            pk=self.node_audit_id, state=RunState.RUNNING, attempts=self.attempt
-                        ).update(lease_expires=lease_until())
-                except Exception as exc:  # noqa: BLE001 - renewal is retried at the next tick
-                    note_database_fault(exc)
-                    logger.warning("node audit %s: renewing its lease failed: %s", self.node_audit_id, exc)
-                    connection.close()
+            with write_turn():
+                for attempt, ids in by_attempt.items():
+                    models.NodeAudit.objects.filter(pk__in=ids, state=RunState.RUNNING, attempts=attempt).update(
+                        lease_expires=lease_until()
+                    )
+        except Exception as exc:  # noqa: BLE001 - renewal is retried at the next tick
+            note_database_fault(exc)
+            logger.warning("renewing the leases of node audits %s failed: %s", sorted(held), exc)
         finally:
-            connection.close()
+            if not connection.in_atomic_block:  # (the thread's own connection; a test calls this in its transaction)
+                connection.close()
 
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=5)
+
+_LEASES = _Leases()
 
 
 def lease_until():
@@ -356,11 +394,6 @@ def _claim(node_audit_id: int) -> bool:
             claimed = models.NodeAudit.objects.filter(pk=node_audit_id, state=RunState.QUEUED).update(
                 state=RunState.RUNNING, started=now, attempts=F("attempts") + 1, lease_expires=lease_until()
             )
-            if claimed:  # the first node of the audit marks it running
-                audit_id = models.NodeAudit.objects.filter(pk=node_audit_id).values_list("audit_id", flat=True)
-                models.Audit.objects.filter(pk__in=audit_id, state=RunState.QUEUED).update(
-                    state=RunState.RUNNING, started=now
-                )
         return bool(claimed)
 
     return retry_db_write(
@@ -369,6 +402,22 @@ def _claim(node_audit_id: int) -> bool:
         what=f"claiming node audit {node_audit_id}",
         on_fault=note_database_fault,
     )
+
+
+def _audit_mark_running(node_audit: models.NodeAudit) -> None:
+    """The audit's first claimed node marks it running (read from the row the run loads anyway: no query on the
+    other nodes). Not the node's concern if it fails: the audit still closes as done when its nodes end."""
+    try:
+        retry_db_write(
+            lambda: models.Audit.objects.filter(pk=node_audit.audit_id, state=RunState.QUEUED).update(
+                state=RunState.RUNNING, started=node_audit.started
+            ),
+            budget=min(10.0, settings.PREFLIGHT_DB_WRITE_BUDGET),
+            what=f"marking audit {node_audit.audit_id} running",
+            on_fault=note_database_fault,
+        )
+    except Exception:  # noqa: BLE001 - the node's audit goes on
+        logger.warning("audit %s could not be marked running", node_audit.audit_id, exc_info=True)
 
 
 def node_audit_run(
@@ -381,14 +430,16 @@ def node_audit_run(
     if not _claim(node_audit_id):
         return None
     node_audit = None
-    lease = None
+    leased = False
     try:
-        node_audit = models.NodeAudit.objects.select_related("node__cluster", "node__credential", "audit__profile").get(
+        node_audit = models.NodeAudit.objects.select_related("node__cluster", "node__credential", "audit").get(
             pk=node_audit_id
         )
+        if node_audit.audit.state == RunState.QUEUED:  # the first node of the audit marks it running
+            _audit_mark_running(node_audit)
         if not connection.in_atomic_block:  # (in a test's transaction no other connection could see the row)
-            lease = _Lease(node_audit_id, node_audit.attempts)
-            lease.start()
+            _LEASES.hold(node_audit_id, node_audit.attempts)
+            leased = True
         outcome = _probe_and_judge(node_audit, node_audit.node, transport)
         retry_db_write(
             lambda: _record_node_audit(node_audit, outcome),
@@ -421,8 +472,8 @@ def node_audit_run(
         except Exception:  # noqa: BLE001 - still running: its lease runs out and the sweep takes it again
             logger.exception("node audit %s: its error could not be recorded either", node_audit_id)
     finally:
-        if lease is not None:
-            lease.stop()
+        if leased:
+            _LEASES.release(node_audit_id)
     audit_id = node_audit.audit_id if node_audit is not None else None
     try:
         if audit_id is None:
