@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from inventory.services import api_token_create
+from portal.tokens import api_token_create
 from tests.uidata import build_cluster
 
 pytestmark = pytest.mark.django_db
