@@ -2,6 +2,7 @@ from django.urls import path
 
 from checks import fix_views
 from checks import views as checks_views
+from inventory import jump as inventory_jump
 from inventory import views as inventory_views
 
 app_name = "ui"
@@ -21,6 +22,7 @@ urlpatterns = [
     path("audits/<int:audit_id>/progress/", checks_views.audit_progress, name="audit_progress"),
     path("paths/<int:path_id>/", checks_views.path_detail, name="path"),
     path("nodes/", inventory_views.node_list, name="node_list"),
+    path("nodes/jump/", inventory_jump.node_jump, name="node_jump"),
     path("nodes/<int:node_id>/", inventory_views.node_detail, name="node_detail"),
     path("nodes/<int:node_id>/waive/", checks_views.node_waive, name="node_waive"),
     path("nodes/<int:node_id>/remediation.sh", inventory_views.node_remediation, name="node_remediation"),

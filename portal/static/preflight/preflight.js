@@ -36,3 +36,84 @@ document.addEventListener("htmx:afterSettle", function (event) { markScrollBoxes
 document.querySelectorAll("details[data-collapse-narrow=yes]").forEach(function (box) {
   if (window.innerWidth < 700) box.open = false;
 });
+
+// Jump to a node from any page: the `/` key (or the header's link) opens the box, typing lists the nodes whose
+// name starts with it, Enter opens the first, Esc closes. Without JavaScript the link is a search page.
+(function () {
+  var dialog = document.getElementById("jump");
+  if (!dialog || typeof dialog.showModal !== "function") return;
+  var form = document.getElementById("jump-form");
+  var input = document.getElementById("jump-q");
+  var list = document.getElementById("jump-results");
+  var endpoint = form.getAttribute("action");
+  var cache = {};
+  var timer = null;
+
+  function open() {
+    if (!dialog.open) dialog.showModal();
+    input.focus();
+    input.select();
+  }
+  function lookup(query) {
+    query = query.trim();
+    if (!query) return Promise.resolve([]);
+    if (!cache[query]) {
+      cache[query] = fetch(endpoint + "?format=json&q=" + encodeURIComponent(query), {headers: {Accept: "application/json"}})
+        .then(function (response) { return response.ok ? response.json() : {nodes: []}; })
+        .then(function (data) { return data.nodes || []; })
+        .catch(function () { delete cache[query]; return []; });
+    }
+    return cache[query];
+  }
+  function show(nodes, query) {
+    list.replaceChildren();
+    if (!query.trim()) return;
+    if (!nodes.length) {
+      var none = document.createElement("li");
+      none.className = "muted";
+      none.textContent = "No node's name starts with “" + query.trim() + "”.";
+      list.appendChild(none);
+      return;
+    }
+    nodes.forEach(function (node) {
+      var item = document.createElement("li");
+      var link = document.createElement("a");
+      link.href = node.url;
+      link.textContent = node.name;
+      var where = document.createElement("span");
+      where.className = "muted";
+      where.textContent = " " + node.role + " in " + node.cluster;
+      item.appendChild(link);
+      item.appendChild(where);
+      list.appendChild(item);
+    });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
+    var target = event.target;
+    if (target.isContentEditable || (target.closest && target.closest("input, textarea, select"))) return;
+    event.preventDefault();
+    open();
+  });
+  document.querySelectorAll(".jump-open").forEach(function (link) {
+    link.addEventListener("click", function (event) { event.preventDefault(); open(); });
+  });
+  input.addEventListener("input", function () {
+    clearTimeout(timer);
+    var query = input.value;
+    timer = setTimeout(function () { lookup(query).then(function (nodes) { if (input.value === query) show(nodes, query); }); }, 120);
+  });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var query = input.value;
+    lookup(query).then(function (nodes) {
+      if (nodes.length) window.location.assign(nodes[0].url);
+      else show(nodes, query);
+    });
+  });
+  dialog.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") { event.preventDefault(); dialog.close(); }
+  });
+  dialog.addEventListener("click", function (event) { if (event.target === dialog) dialog.close(); });
+})();
