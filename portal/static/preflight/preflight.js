@@ -1,12 +1,27 @@
-// Copy buttons for remediation commands; everything else works without JavaScript.
+// Copy buttons (remediation commands, install commands, a new API token): the clipboard API, else the old copy
+// command, else the text is selected for the person to copy. Everything else works without JavaScript.
 document.addEventListener("click", function (event) {
   var button = event.target.closest("button[data-copy]");
   if (!button) return;
-  var text = document.getElementById(button.dataset.copy).innerText;
-  var done = function () { button.textContent = "Copied"; setTimeout(function () { button.textContent = "Copy"; }, 1500); };
-  if (navigator.clipboard && window.isSecureContext) { navigator.clipboard.writeText(text).then(done); }
-  else { var area = document.createElement("textarea"); area.value = text; document.body.appendChild(area);
-         area.select(); document.execCommand("copy"); area.remove(); done(); }
+  var source = document.getElementById(button.dataset.copy);
+  var text = source.tagName === "INPUT" || source.tagName === "TEXTAREA" ? source.value : source.innerText;
+  var label = button.textContent;
+  var say = function (words) { button.textContent = words; setTimeout(function () { button.textContent = label; }, 2500); };
+  var select = function () {
+    if (typeof source.select === "function") { source.focus(); source.select(); }
+    else { var range = document.createRange(); range.selectNodeContents(source);
+           var selection = window.getSelection(); selection.removeAllRanges(); selection.addRange(range); }
+    say("Selected: press Ctrl+C");
+  };
+  var legacy = function () {
+    var area = document.createElement("textarea"); area.value = text; document.body.appendChild(area); area.select();
+    var copied = false;
+    try { copied = document.execCommand("copy"); } catch (e) { copied = false; }
+    area.remove();
+    if (copied) say("Copied"); else select();
+  };
+  if (navigator.clipboard && window.isSecureContext) { navigator.clipboard.writeText(text).then(function () { say("Copied"); }, legacy); }
+  else legacy();
 });
 
 // The menu button of narrow screens: the menu is open by default without JavaScript.
