@@ -160,9 +160,8 @@ def test_console_fits_passes_axe_and_jumps_at_500_nodes(portal_server, browser, 
             problems += check_jump(page, base, fleet["nodes"]["w123"], width)
     finally:
         context.close()
-    print(
-        f"{len(fleet['pages'])} pages x 2 widths x 2 schemes and the jump box checked in {time.monotonic() - started:.1f} s"
-    )
+    took = time.monotonic() - started
+    print(f"{len(fleet['pages'])} pages x 2 widths x 2 schemes and the jump box checked in {took:.1f} s")
     # then: no page scrolls sideways, axe-core finds nothing serious, the jump box lands on the node
     assert not problems, "\n".join(["", *problems])
     # and the Content-Security-Policy refused nothing on any of them
