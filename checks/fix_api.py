@@ -63,7 +63,14 @@ def _cluster(name: str) -> Cluster:
 @router.get(
     "/clusters/{name}/fix-plan",
     summary="A cluster's fix plan",
-    description="The cluster's nodes grouped by the exact commands they need, in dependency order, from its latest finished audit (or `audit`); `format=ansible` answers a playbook. `newer_audit` says when the cluster has a newer audit.\n\n**Who:** anyone with the results permission (checks.view_audit).\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an unknown cluster or audit, or a cluster never audited.",
+    description=(
+        "The cluster's nodes grouped by the exact commands they need, in dependency order, from "
+        "its latest finished audit (or `audit`); `format=ansible` answers a playbook. "
+        "`newer_audit` says when the cluster has a newer audit.\n\n"
+        "**Who:** anyone with the results permission (checks.view_audit).\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown cluster or audit, or a cluster never audited."
+    ),
     response={200: FixPlanOut, **READ_ERRORS},
     openapi_extra={
         "responses": {
@@ -104,7 +111,14 @@ def _refused(exc: FixRefused):
 @router.post(
     "/clusters/{name}/fix-runs",
     summary="Preview a fix run",
-    description="Preview a fix of some groups or nodes of the plan of `audit`: the commands per node, to approve before anything runs.\n\n**Who:** checks.apply_fix and checks.view_audit.\n\n**Errors:** 401 without a valid token or session; 403 without the permissions; 404 for an unknown cluster or audit; 409 when the plan changed or a run is active; 422 on invalid input.",
+    description=(
+        "Preview a fix of some groups or nodes of the plan of `audit`: the commands per node, to "
+        "approve before anything runs.\n\n"
+        "**Who:** checks.apply_fix and checks.view_audit.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permissions; 404 for "
+        "an unknown cluster or audit; 409 when the plan changed or a run is active; 422 on "
+        "invalid input."
+    ),
     response={201: dict, 409: ErrorOut, **READ_ERRORS},
 )
 def fix_run_create(request, name: str, payload: FixRunIn, response: HttpResponse):
@@ -127,7 +141,12 @@ def fix_run_create(request, name: str, payload: FixRunIn, response: HttpResponse
 @router.get(
     "/fix-runs/{run_id}",
     summary="Read a fix run",
-    description="A fix run: its state, and each node's commands, output and result.\n\n**Who:** anyone with the results permission (checks.view_audit).\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an unknown id.",
+    description=(
+        "A fix run: its state, and each node's commands, output and result.\n\n"
+        "**Who:** anyone with the results permission (checks.view_audit).\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
     response={200: dict, **READ_ERRORS},
 )
 def fix_run_get(request, run_id: int):
@@ -139,7 +158,13 @@ def fix_run_get(request, run_id: int):
 @router.post(
     "/fix-runs/{run_id}/approve",
     summary="Approve and run a fix run",
-    description="Approve a previewed fix run: each node's script runs over SSH, then the nodes are audited again.\n\n**Who:** checks.apply_fix and checks.view_audit;.\n\n**Errors:** 401 without a valid token or session; 403 without the permissions; 404 for an unknown id; 409 when the run is not awaiting approval.",
+    description=(
+        "Approve a previewed fix run: each node's script runs over SSH, then the nodes are "
+        "audited again.\n\n"
+        "**Who:** checks.apply_fix and checks.view_audit.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permissions; 404 for "
+        "an unknown id; 409 when the run is not awaiting approval."
+    ),
     response={202: dict, 409: ErrorOut, **READ_ERRORS},
 )
 def fix_run_approve(request, run_id: int):

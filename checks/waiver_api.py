@@ -74,7 +74,13 @@ def _aware(value: datetime | None) -> datetime | None:
 @router.get(
     "/waivers",
     summary="List waivers",
-    description="Waivers (accepted non-passing checks), filtered by cluster, node, check and whether they are active, paged.\n\n**Who:** checks.view_waiver.\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 422 on an invalid filter.",
+    description=(
+        "Waivers (accepted non-passing checks), filtered by cluster, node, check and whether they"
+        " are active, paged.\n\n"
+        "**Who:** checks.view_waiver.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 422 on an "
+        "invalid filter."
+    ),
     response={200: list[WaiverOut], **ERRORS},
 )
 @paginate(BoundedPagination)
@@ -94,7 +100,12 @@ def waiver_list(request, filters: Query[WaiverFilters]):
 @router.get(
     "/waivers/{waiver_id}",
     summary="Read a waiver",
-    description="One waiver by id.\n\n**Who:** checks.view_waiver.\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an unknown id.",
+    description=(
+        "One waiver by id.\n\n"
+        "**Who:** checks.view_waiver.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
     response={200: WaiverOut, **ERRORS},
 )
 def waiver_get(request, waiver_id: int):
@@ -105,7 +116,14 @@ def waiver_get(request, waiver_id: int):
 @router.post(
     "/waivers",
     summary="Waive a check",
-    description="Waive a check on a node (or every node of a cluster) until `expires`; it applies from the next audit on.\n\n**Who:** checks.add_waiver (the same rule as the node page's Waive).\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an unknown cluster or node; 422 on an unknown check, a missing reason or an expiry beyond the allowed days.",
+    description=(
+        "Waive a check on a node (or every node of a cluster) until `expires`; it applies from "
+        "the next audit on.\n\n"
+        "**Who:** checks.add_waiver (the same rule as the node page's Waive).\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown cluster or node; 422 on an unknown check, a missing reason or an expiry beyond "
+        "the allowed days."
+    ),
     response={201: WaiverOut, **ERRORS},
 )
 def waiver_post(request, payload: WaiverIn):
@@ -133,7 +151,12 @@ def waiver_post(request, payload: WaiverIn):
 @router.patch(
     "/waivers/{waiver_id}",
     summary="Change a waiver",
-    description="Change a waiver's reason or expiry.\n\n**Who:** checks.add_waiver and checks.change_waiver.\n\n**Errors:** 401 without a valid token or session; 403 without the permissions; 404 for an unknown id; 422 on invalid values.",
+    description=(
+        "Change a waiver's reason or expiry.\n\n"
+        "**Who:** checks.add_waiver and checks.change_waiver.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permissions; 404 for "
+        "an unknown id; 422 on invalid values."
+    ),
     response={200: WaiverOut, **ERRORS},
 )
 def waiver_patch(request, waiver_id: int, payload: WaiverPatch):
@@ -146,7 +169,12 @@ def waiver_patch(request, waiver_id: int, payload: WaiverPatch):
 @router.delete(
     "/waivers/{waiver_id}",
     summary="End a waiver",
-    description="End a waiver now: results recorded from the next audit on count again.\n\n**Who:** checks.delete_waiver.\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an unknown id.",
+    description=(
+        "End a waiver now: results recorded from the next audit on count again.\n\n"
+        "**Who:** checks.delete_waiver.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
     response={204: None, **ERRORS},
 )
 def waiver_delete(request, waiver_id: int):

@@ -99,7 +99,11 @@ class ClusterFilters(Schema):
 @router.get(
     "/clusters",
     summary="List clusters",
-    description="Every cluster with its requirement profile and node count, paged (`limit`, `offset`).\n\n**Who:** inventory.view_cluster.\n\n**Errors:** 401 without a valid token or session; 403 without the permission.",
+    description=(
+        "Every cluster with its requirement profile and node count, paged (`limit`, `offset`).\n\n"
+        "**Who:** inventory.view_cluster.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission."
+    ),
     response={200: list[ClusterOut], **READ_ERRORS},
 )
 @paginate(BoundedPagination)
@@ -112,7 +116,12 @@ def cluster_list(request, filters: Query[ClusterFilters]):
 @router.post(
     "/clusters",
     summary="Create a cluster",
-    description="A new cluster, empty, on a requirement profile (default: the newest GPUStack profile).\n\n**Who:** inventory.add_cluster.\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 409 if the name is taken; 422 on an invalid name or an unknown profile.",
+    description=(
+        "A new cluster, empty, on a requirement profile (default: the newest GPUStack profile).\n\n"
+        "**Who:** inventory.add_cluster.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 409 if the"
+        " name is taken; 422 on an invalid name or an unknown profile."
+    ),
     response={201: ClusterOut, **ERRORS},
 )
 def cluster_create(request, payload: ClusterIn):
@@ -129,7 +138,12 @@ def cluster_create(request, payload: ClusterIn):
 @router.get(
     "/clusters/{cluster_id}",
     summary="Read a cluster",
-    description="One cluster by id.\n\n**Who:** inventory.view_cluster.\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an unknown id.",
+    description=(
+        "One cluster by id.\n\n"
+        "**Who:** inventory.view_cluster.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
     response={200: ClusterOut, **READ_ERRORS},
 )
 def cluster_detail(request, cluster_id: int):
@@ -140,7 +154,12 @@ def cluster_detail(request, cluster_id: int):
 @router.patch(
     "/clusters/{cluster_id}",
     summary="Change a cluster",
-    description="Change the fields sent (name, description, profile, GPUStack settings); the others stay.\n\n**Who:** inventory.change_cluster.\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an unknown id; 409 if the new name is taken; 422 on invalid values.",
+    description=(
+        "Change the fields sent (name, description, profile, GPUStack settings); the others stay.\n\n"
+        "**Who:** inventory.change_cluster.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id; 409 if the new name is taken; 422 on invalid values."
+    ),
     response={200: ClusterOut, **ERRORS},
 )
 def cluster_update(request, cluster_id: int, payload: ClusterPatch):
@@ -158,7 +177,12 @@ def cluster_update(request, cluster_id: int, payload: ClusterPatch):
 @router.delete(
     "/clusters/{cluster_id}",
     summary="Delete a cluster",
-    description="Delete a cluster with its nodes and audits.\n\n**Who:** inventory.delete_cluster.\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an unknown id.",
+    description=(
+        "Delete a cluster with its nodes and audits.\n\n"
+        "**Who:** inventory.delete_cluster.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
     response={204: None, **ERRORS},
 )
 def cluster_delete(request, cluster_id: int):
@@ -261,7 +285,14 @@ def _set_credential(request, node: Node, payload) -> bool:
 @router.get(
     "/nodes",
     summary="List nodes",
-    description="Nodes, filtered by cluster, role or status and paged. The result fields (status, facts) are filled only for callers with the results permission; filtering by a result without it is refused.\n\n**Who:** inventory.view_node; results need checks.view_audit too.\n\n**Errors:** 401 without a valid token or session; 403 without the permission or when filtering by results without checks.view_audit; 422 on an invalid filter.",
+    description=(
+        "Nodes, filtered by cluster, role or status and paged. The result fields (status, facts) "
+        "are filled only for callers with the results permission; filtering by a result without "
+        "it is refused.\n\n"
+        "**Who:** inventory.view_node; results need checks.view_audit too.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission or when "
+        "filtering by results without checks.view_audit; 422 on an invalid filter."
+    ),
     response={200: list[NodeOut], **READ_ERRORS},
 )
 @paginate(BoundedPagination)
@@ -277,7 +308,14 @@ def node_list(request, filters: Query[NodeFilters]):
 @router.post(
     "/nodes",
     summary="Add a node",
-    description="A node of a cluster: name, address, role, SSH port and user, credential.\n\n**Who:** inventory.add_node; giving it a credential needs inventory.view_credential (an existing one) or inventory.add_credential (a new one).\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an unknown cluster; 409 if the name is taken in the cluster; 422 on an invalid address, port or user.",
+    description=(
+        "A node of a cluster: name, address, role, SSH port and user, credential.\n\n"
+        "**Who:** inventory.add_node; giving it a credential needs inventory.view_credential (an "
+        "existing one) or inventory.add_credential (a new one).\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown cluster; 409 if the name is taken in the cluster; 422 on an invalid address, "
+        "port or user."
+    ),
     response={201: NodeOut, **ERRORS},
 )
 def node_create(request, payload: NodeIn):
@@ -309,7 +347,12 @@ def node_create(request, payload: NodeIn):
 @router.get(
     "/nodes/{node_id}",
     summary="Read a node",
-    description="One node by id; its result fields only with the results permission.\n\n**Who:** inventory.view_node; results need checks.view_audit too.\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an unknown id.",
+    description=(
+        "One node by id; its result fields only with the results permission.\n\n"
+        "**Who:** inventory.view_node; results need checks.view_audit too.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
     response={200: NodeOut, **READ_ERRORS},
 )
 def node_detail(request, node_id: int):
@@ -322,7 +365,14 @@ def node_detail(request, node_id: int):
 @router.patch(
     "/nodes/{node_id}",
     summary="Change a node",
-    description="Change the fields sent. Changing the address, SSH port or transport removes the node's credential unless the caller may keep it.\n\n**Who:** inventory.change_node; keeping the credential needs inventory.change_credential; the local transport is for superusers.\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an unknown id; 409 on a taken name; 422 on invalid values.",
+    description=(
+        "Change the fields sent. Changing the address, SSH port or transport removes the node's "
+        "credential unless the caller may keep it.\n\n"
+        "**Who:** inventory.change_node; keeping the credential needs "
+        "inventory.change_credential; the local transport is for superusers.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id; 409 on a taken name; 422 on invalid values."
+    ),
     response={200: NodeOut, **ERRORS},
 )
 def node_update(request, node_id: int, payload: NodePatch):
@@ -350,7 +400,12 @@ def node_update(request, node_id: int, payload: NodePatch):
 @router.delete(
     "/nodes/{node_id}",
     summary="Delete a node",
-    description="Delete a node with its results.\n\n**Who:** inventory.delete_node.\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an unknown id.",
+    description=(
+        "Delete a node with its results.\n\n"
+        "**Who:** inventory.delete_node.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
     response={204: None, **ERRORS},
 )
 def node_delete(request, node_id: int):
@@ -377,7 +432,13 @@ def _host_key_out(key: HostKey) -> dict:
 @router.get(
     "/nodes/{node_id}/host-keys",
     summary="List a node's SSH host keys",
-    description="The SSH host keys audits saw for this node: trusted, pending (offered after a change) or forgotten.\n\n**Who:** inventory.view_hostkey.\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an unknown node.",
+    description=(
+        "The SSH host keys audits saw for this node: trusted, pending (offered after a change) or"
+        " forgotten.\n\n"
+        "**Who:** inventory.view_hostkey.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown node."
+    ),
     response={200: list[HostKeyOut], **READ_ERRORS},
 )
 def node_host_keys(request, node_id: int):
@@ -390,7 +451,13 @@ def node_host_keys(request, node_id: int):
 @router.post(
     "/nodes/{node_id}/host-key/accept",
     summary="Accept a node's changed SSH host key",
-    description="Trust the pending key with this fingerprint (the node was reinstalled); the key it replaces is no longer trusted.\n\n**Who:** inventory.accept_hostkey.\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an unknown node or no pending key with that fingerprint; 422 on a malformed fingerprint.",
+    description=(
+        "Trust the pending key with this fingerprint (the node was reinstalled); the key it "
+        "replaces is no longer trusted.\n\n"
+        "**Who:** inventory.accept_hostkey.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown node or no pending key with that fingerprint; 422 on a malformed fingerprint."
+    ),
     response={200: HostKeyOut, **ERRORS},
 )
 def node_host_key_accept(request, node_id: int, payload: HostKeyAcceptIn):
@@ -425,7 +492,11 @@ def _profiles():
 @router.get(
     "/profiles",
     summary="List requirement profiles",
-    description="The requirement profiles (what a GPUStack version needs of a node), paged.\n\n**Who:** inventory.view_requirementprofile.\n\n**Errors:** 401 without a valid token or session; 403 without the permission.",
+    description=(
+        "The requirement profiles (what a GPUStack version needs of a node), paged.\n\n"
+        "**Who:** inventory.view_requirementprofile.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission."
+    ),
     response={200: list[ProfileOut], **READ_ERRORS},
 )
 @paginate(BoundedPagination)
@@ -437,7 +508,12 @@ def profile_list(request):
 @router.get(
     "/profiles/{key}",
     summary="Read a requirement profile",
-    description="One profile by key, with its OS, accelerator and port rules.\n\n**Who:** inventory.view_requirementprofile.\n\n**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an unknown key.",
+    description=(
+        "One profile by key, with its OS, accelerator and port rules.\n\n"
+        "**Who:** inventory.view_requirementprofile.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown key."
+    ),
     response={200: ProfileOut, **READ_ERRORS},
 )
 def profile_detail(request, key: str):
@@ -448,7 +524,14 @@ def profile_detail(request, key: str):
 @router.post(
     "/inventory/import",
     summary="Import an Ansible inventory",
-    description="Upload an Ansible inventory (INI or YAML) as multipart `file`: all hosts are added or updated, or none. Key files are never read from uploads.\n\n**Who:** inventory.add_node, inventory.change_node and inventory.add_cluster.\n\n**Errors:** 401 without a valid token or session; 403 without the permissions; 413 for a file over the upload limit; 422 naming each bad line when the inventory does not parse or a host is invalid.",
+    description=(
+        "Upload an Ansible inventory (INI or YAML) as multipart `file`: all hosts are added or "
+        "updated, or none. Key files are never read from uploads.\n\n"
+        "**Who:** inventory.add_node, inventory.change_node and inventory.add_cluster.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permissions; 413 for a"
+        " file over the upload limit; 422 naming each bad line when the inventory does not parse "
+        "or a host is invalid."
+    ),
     response={200: ImportOut, **ERRORS},
 )
 def inventory_upload(
