@@ -44,6 +44,10 @@ def trail(url_name: str, context) -> list[tuple[str, str]]:
         matrix = ("Network matrix", reverse("ui:matrix", args=[cluster.name]))
         return [clusters, cluster_crumb(cluster), matrix, (f"{path.source.name} → {path.destination.name}", "")]
     if url_name == "node_list":
+        request = context.get("request")
+        named = request.GET.get("cluster", "")[:64] if request is not None else ""
+        if named and "/" not in named:  # one cluster's nodes sit under that cluster (shown escaped, as typed)
+            return [clusters, (named, reverse("ui:dashboard", args=[named])), ("Nodes", "")]
         return [nodes]
     if url_name == "node_detail" and context.get("node") is not None:
         node = context["node"]
