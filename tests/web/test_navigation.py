@@ -70,10 +70,10 @@ def test_breadcrumbs_lead_from_the_cluster_to_the_node(admin_client, fleet):
 def test_a_clusters_node_list_sits_under_the_cluster(admin_client, fleet):
     # when: the node list is filtered by cluster, by a name with markup, and by one with a slash
     listed = admin_client.get("/nodes/", {"cluster": "fleet"}).content.decode()
-    odd = admin_client.get("/nodes/", {"cluster": "<i>x</i>"}).content.decode()
+    odd = admin_client.get("/nodes/", {"cluster": "<i>x"}).content.decode()
     slash = admin_client.get("/nodes/", {"cluster": "a/b"})
     # then: Clusters > fleet > Nodes; the odd name escaped; the slash falls back to Nodes alone (no error)
     crumbs = listed.split('aria-label="Breadcrumb"')[1].split("</nav>")[0]
     assert '<a href="/clusters/fleet/">fleet</a>' in crumbs and '<span aria-current="page">Nodes</span>' in crumbs
-    assert "&lt;i&gt;x&lt;/i&gt;" in odd.split('aria-label="Breadcrumb"')[1].split("</nav>")[0]
+    assert "&lt;i&gt;x" in odd.split('aria-label="Breadcrumb"')[1].split("</nav>")[0]
     assert slash.status_code == 200
