@@ -94,7 +94,7 @@ def shoot(page, path: Path, width: int) -> None:
     page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": width, "height": height})
 
 
-def check_pages(page, base: str, pages: dict, width: int) -> list[str]:
+def check_pages(page, base: str, pages: dict, width: int, csp: CspWatch) -> list[str]:
     """Every page at this width, light then dark: what overflows and what axe-core finds serious or critical."""
     problems = []
     for name, url in pages.items():
@@ -107,7 +107,11 @@ def check_pages(page, base: str, pages: dict, width: int) -> list[str]:
             shoot(page, SHOTS / f"{name.replace(' ', '-')}-{width}-{scheme}.png", width)
             if scheme == "light" and (wide := overflow(page)) > 0:
                 problems.append(f"{where}: scrolls sideways by {wide} px")
+            # axe-core itself adds an inline <style> on some pages (the admin's), which the policy refuses: what is
+            # refused while it runs is the tool's, not the page's (the page's own load was watched before it).
+            before = len(csp.found)
             problems.extend(f"{where}: axe {found}" for found in axe_violations(page))
+            del csp.found[before:]
     page.emulate_media(color_scheme="light")
     return problems
 
@@ -162,7 +166,7 @@ def test_console_fits_passes_axe_and_jumps_at_500_nodes(portal_server, browser, 
             page.set_viewport_size({"width": width, "height": height})
             context.clear_cookies()
             # when: each page opens, in light and in dark mode, and the operator jumps to a node with `/`
-            problems += check_pages(page, base, fleet["pages"], width)
+            problems += check_pages(page, base, fleet["pages"], width, csp)
             problems += check_jump(page, base, fleet["nodes"]["w123"], width)
     finally:
         context.close()
