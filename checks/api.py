@@ -23,7 +23,19 @@ ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: Error
 READ_ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut}
 
 
-@router.post("/audits", response={202: AuditStarted, 503: ErrorOut, **ERRORS})
+@router.post(
+    "/audits",
+    summary="Start an audit",
+    description=(
+        "Start an audit of a cluster (or some of its nodes); answers 202 at once with the audit's"
+        " URL, to poll until its state is `done`.\n\n"
+        "**Who:** checks.start_audit.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown cluster or node; 409 when an audit of the cluster is already running; 422 on "
+        "invalid input; 503 when the task queue is unavailable (retry)."
+    ),
+    response={202: AuditStarted, 503: ErrorOut, **ERRORS},
+)
 def audit_create(request, payload: AuditIn, response: HttpResponse):
     """Start an audit of a cluster (or some of its nodes); poll the returned URL until `state` is done."""
     permissions.require(request.user, permissions.START_AUDIT)
@@ -43,7 +55,18 @@ def audit_create(request, payload: AuditIn, response: HttpResponse):
     return Status(202, {"audit": audit.pk, "state": audit.state, "url": url})
 
 
-@router.get("/audits/{audit_id}", response={200: AuditOut, **READ_ERRORS})
+@router.get(
+    "/audits/{audit_id}",
+    summary="Read an audit",
+    description=(
+        "One audit: its run state, readiness, and every node's checks with status, summary and "
+        "remediation.\n\n"
+        "**Who:** anyone with the results permission (checks.view_audit).\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
+    response={200: AuditOut, **READ_ERRORS},
+)
 def audit_get(request, audit_id: int):
     permissions.require(request.user, permissions.VIEW_RESULTS)
     audit = get_object_or_404(Audit, pk=audit_id)
@@ -58,7 +81,17 @@ class AuditFilters(Schema):
     state: str | None = None
 
 
-@router.get("/audits", response={200: list[AuditSummary], **READ_ERRORS})
+@router.get(
+    "/audits",
+    summary="List audits",
+    description=(
+        "Audits, newest first, filtered by cluster and state, paged.\n\n"
+        "**Who:** anyone with the results permission (checks.view_audit).\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 422 on an "
+        "invalid filter."
+    ),
+    response={200: list[AuditSummary], **READ_ERRORS},
+)
 @paginate(BoundedPagination)
 def audit_list(request, filters: Query[AuditFilters]):
     permissions.require(request.user, permissions.VIEW_RESULTS)
@@ -82,7 +115,18 @@ def audit_list(request, filters: Query[AuditFilters]):
     )
 
 
-@router.get("/audits/{audit_id}/matrix", response={200: list[PathOut], **READ_ERRORS})
+@router.get(
+    "/audits/{audit_id}/matrix",
+    summary="Read an audit's network paths",
+    description=(
+        "The connectivity matrix of an audit: one row per tested path (source, destination, "
+        "check, status, summary, port outcomes).\n\n"
+        "**Who:** anyone with the results permission (checks.view_audit).\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
+    response={200: list[PathOut], **READ_ERRORS},
+)
 def audit_matrix(request, audit_id: int):
     permissions.require(request.user, permissions.VIEW_RESULTS)
     audit = get_object_or_404(Audit, pk=audit_id)
@@ -104,7 +148,17 @@ class HistoryFilters(Schema):
     check_id: str | None = None
 
 
-@router.get("/nodes/{node_id}/checks", response={200: list[CheckHistoryOut], **READ_ERRORS})
+@router.get(
+    "/nodes/{node_id}/checks",
+    summary="A node's check history",
+    description=(
+        "Every result this node's checks had, newest audit first; filter by check id.\n\n"
+        "**Who:** anyone with the results permission (checks.view_audit).\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown node; 422 on an invalid filter."
+    ),
+    response={200: list[CheckHistoryOut], **READ_ERRORS},
+)
 @paginate(BoundedPagination)
 def node_check_history(request, node_id: int, filters: Query[HistoryFilters]):
     """Every result this node's checks had, newest audit first."""
@@ -131,6 +185,14 @@ def node_check_history(request, node_id: int, filters: Query[HistoryFilters]):
 
 @router.get(
     "/nodes/{node_id}/remediation",
+    summary="A node's remediation script",
+    description=(
+        "A commented shell script of the fixes for the node's failing checks, from its latest "
+        "finished audit. Preflight never runs it.\n\n"
+        "**Who:** anyone with the results permission (checks.view_audit).\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown node or one never audited."
+    ),
     response={200: str, **READ_ERRORS},
     openapi_extra={
         "responses": {

@@ -62,6 +62,15 @@ def _cluster(name: str) -> Cluster:
 
 @router.get(
     "/clusters/{name}/fix-plan",
+    summary="A cluster's fix plan",
+    description=(
+        "The cluster's nodes grouped by the exact commands they need, in dependency order, from "
+        "its latest finished audit (or `audit`); `format=ansible` answers a playbook. "
+        "`newer_audit` says when the cluster has a newer audit.\n\n"
+        "**Who:** anyone with the results permission (checks.view_audit).\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown cluster or audit, or a cluster never audited."
+    ),
     response={200: FixPlanOut, **READ_ERRORS},
     openapi_extra={
         "responses": {
@@ -99,7 +108,19 @@ def _refused(exc: FixRefused):
     raise ApiError(status, code, exc.message, [{"field": exc.code, "message": exc.message}]) from None
 
 
-@router.post("/clusters/{name}/fix-runs", response={201: dict, 409: ErrorOut, **READ_ERRORS})
+@router.post(
+    "/clusters/{name}/fix-runs",
+    summary="Preview a fix run",
+    description=(
+        "Preview a fix of some groups or nodes of the plan of `audit`: the commands per node, to "
+        "approve before anything runs.\n\n"
+        "**Who:** checks.apply_fix and checks.view_audit.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permissions; 404 for "
+        "an unknown cluster or audit; 409 when the plan changed or a run is active; 422 on "
+        "invalid input."
+    ),
+    response={201: dict, 409: ErrorOut, **READ_ERRORS},
+)
 def fix_run_create(request, name: str, payload: FixRunIn, response: HttpResponse):
     """Preview a fix of some groups or nodes of the plan of `audit`: the commands per node and the output of the
     script's `--dry-run` on each node. Approve it with POST /fix-runs/{id}/approve."""
@@ -117,14 +138,35 @@ def fix_run_create(request, name: str, payload: FixRunIn, response: HttpResponse
     return Status(201, fix_run_detail(fix_run_id=run.pk))
 
 
-@router.get("/fix-runs/{run_id}", response={200: dict, **READ_ERRORS})
+@router.get(
+    "/fix-runs/{run_id}",
+    summary="Read a fix run",
+    description=(
+        "A fix run: its state, and each node's commands, output and result.\n\n"
+        "**Who:** anyone with the results permission (checks.view_audit).\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
+    response={200: dict, **READ_ERRORS},
+)
 def fix_run_get(request, run_id: int):
     permissions.require(request.user, permissions.VIEW_RESULTS)
     get_object_or_404(FixRun, pk=run_id)
     return fix_run_detail(fix_run_id=run_id)
 
 
-@router.post("/fix-runs/{run_id}/approve", response={202: dict, 409: ErrorOut, **READ_ERRORS})
+@router.post(
+    "/fix-runs/{run_id}/approve",
+    summary="Approve and run a fix run",
+    description=(
+        "Approve a previewed fix run: each node's script runs over SSH, then the nodes are "
+        "audited again.\n\n"
+        "**Who:** checks.apply_fix and checks.view_audit.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permissions; 404 for "
+        "an unknown id; 409 when the run is not awaiting approval."
+    ),
+    response={202: dict, 409: ErrorOut, **READ_ERRORS},
+)
 def fix_run_approve(request, run_id: int):
     """Approve a previewed fix run: each node's script runs over SSH, then the nodes are audited again."""
     permissions.require(request.user, permissions.APPLY_FIX)

@@ -58,13 +58,35 @@ def _answer(request, node_id: int, token: str = "") -> dict:
     }
 
 
-@router.get("/nodes/{node_id}/install", response={200: InstallOut, **ERRORS})
+@router.get(
+    "/nodes/{node_id}/install",
+    summary="A node's GPUStack install command",
+    description=(
+        "The GPUStack command for this node's role and vendor, built from its latest audit; "
+        "Preflight never runs it.\n\n"
+        "**Who:** inventory.view_node and the results permission (checks.view_audit).\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permissions; 404 for "
+        "an unknown node; 409 naming the failing checks when the node is not ready."
+    ),
+    response={200: InstallOut, **ERRORS},
+)
 def install_get(request, node_id: int):
     """The GPUStack command for this node's role and vendor; Preflight never runs it."""
     return _answer(request, node_id)
 
 
-@router.post("/nodes/{node_id}/install", response={200: InstallOut, **ERRORS})
+@router.post(
+    "/nodes/{node_id}/install",
+    summary="A node's install command with a token",
+    description=(
+        "The same command with the GPUStack registration token filled in (quoted); the token is "
+        "not stored or logged.\n\n"
+        "**Who:** inventory.view_node and the results permission (checks.view_audit).\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permissions; 404 for "
+        "an unknown node; 409 when the node is not ready; 422 on a missing or too long token."
+    ),
+    response={200: InstallOut, **ERRORS},
+)
 def install_post(request, node_id: int, payload: InstallTokenIn):
     """The same, with the registration token filled in (quoted); the token is not stored."""
     return _answer(request, node_id, payload.token)

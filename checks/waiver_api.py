@@ -71,7 +71,18 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
-@router.get("/waivers", response={200: list[WaiverOut], **ERRORS})
+@router.get(
+    "/waivers",
+    summary="List waivers",
+    description=(
+        "Waivers (accepted non-passing checks), filtered by cluster, node, check and whether they"
+        " are active, paged.\n\n"
+        "**Who:** checks.view_waiver.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 422 on an "
+        "invalid filter."
+    ),
+    response={200: list[WaiverOut], **ERRORS},
+)
 @paginate(BoundedPagination)
 def waiver_list(request, filters: Query[WaiverFilters]):
     require_perms(request, "checks.view_waiver")
@@ -86,13 +97,35 @@ def waiver_list(request, filters: Query[WaiverFilters]):
     return [_out(w) for w in waivers]
 
 
-@router.get("/waivers/{waiver_id}", response={200: WaiverOut, **ERRORS})
+@router.get(
+    "/waivers/{waiver_id}",
+    summary="Read a waiver",
+    description=(
+        "One waiver by id.\n\n"
+        "**Who:** checks.view_waiver.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
+    response={200: WaiverOut, **ERRORS},
+)
 def waiver_get(request, waiver_id: int):
     require_perms(request, "checks.view_waiver")
     return _out(get_object_or_404(Waiver.objects.select_related("cluster", "node"), pk=waiver_id))
 
 
-@router.post("/waivers", response={201: WaiverOut, **ERRORS})
+@router.post(
+    "/waivers",
+    summary="Waive a check",
+    description=(
+        "Waive a check on a node (or every node of a cluster) until `expires`; it applies from "
+        "the next audit on.\n\n"
+        "**Who:** checks.add_waiver (the same rule as the node page's Waive).\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown cluster or node; 422 on an unknown check, a missing reason or an expiry beyond "
+        "the allowed days."
+    ),
+    response={201: WaiverOut, **ERRORS},
+)
 def waiver_post(request, payload: WaiverIn):
     """Waive a check on a node (or every node of a cluster) until `expires`; it applies from the next audit on."""
     permissions.require(request.user, permissions.WAIVE_CHECK)
@@ -115,7 +148,17 @@ def waiver_post(request, payload: WaiverIn):
     return Status(201, _out(waiver))
 
 
-@router.patch("/waivers/{waiver_id}", response={200: WaiverOut, **ERRORS})
+@router.patch(
+    "/waivers/{waiver_id}",
+    summary="Change a waiver",
+    description=(
+        "Change a waiver's reason or expiry.\n\n"
+        "**Who:** checks.add_waiver and checks.change_waiver.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permissions; 404 for "
+        "an unknown id; 422 on invalid values."
+    ),
+    response={200: WaiverOut, **ERRORS},
+)
 def waiver_patch(request, waiver_id: int, payload: WaiverPatch):
     permissions.require(request.user, permissions.WAIVE_CHECK)
     require_perms(request, "checks.change_waiver")
@@ -123,7 +166,17 @@ def waiver_patch(request, waiver_id: int, payload: WaiverPatch):
     return _out(waiver_update(user=request.user, waiver=waiver, reason=payload.reason, expires=_aware(payload.expires)))
 
 
-@router.delete("/waivers/{waiver_id}", response={204: None, **ERRORS})
+@router.delete(
+    "/waivers/{waiver_id}",
+    summary="End a waiver",
+    description=(
+        "End a waiver now: results recorded from the next audit on count again.\n\n"
+        "**Who:** checks.delete_waiver.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
+    response={204: None, **ERRORS},
+)
 def waiver_delete(request, waiver_id: int):
     """End a waiver now: results recorded from the next audit on count again."""
     require_perms(request, "checks.delete_waiver")

@@ -5,6 +5,7 @@ from django.db.models import Count
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
 from portal import permissions
 
@@ -152,14 +153,30 @@ class NodeAdminForm(forms.ModelForm):
 
 # A node's results (portal.permissions.VIEW_RESULTS): what its audits found. Without the rule the admin shows the
 # inventory alone: name, cluster, role, address, SSH access, enabled.
-NODE_RESULT_FIELDS = ("last_audit_status", "readiness", "last_audited_at", "last_facts")
+NODE_RESULT_FIELDS = ("last_audit_status", "readiness", "last_audited_at", "last_facts", "facts")
 
 
 def _sees_results(request) -> bool:
     return permissions.allowed(request.user, permissions.VIEW_RESULTS)
 
 
-class NodeInline(admin.TabularInline):
+class LabelledTabular:
+    """A tabular inline's inputs carry their column's name (Django labels only the column header, which screen
+    readers and axe-core do not tie to the input), and text inputs get a size that fits their content."""
+
+    sizes: dict[str, int] = {}
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)  # type: ignore[misc]
+        if field is not None:
+            field.widget.attrs.setdefault("aria-label", str(db_field.verbose_name).capitalize())
+            if db_field.name in self.sizes:
+                field.widget.attrs["size"] = self.sizes[db_field.name]
+                field.widget.attrs["class"] = (field.widget.attrs.get("class", "") + " compact").strip()
+        return field
+
+
+class NodeInline(LabelledTabular, admin.TabularInline):
     model = Node
     form = NodeAdminForm
     extra = 0
@@ -293,18 +310,21 @@ class ResultsOnly:
         return super().has_delete_permission(request, obj) and _sees_results(request)  # type: ignore[misc]
 
 
-class AcceleratorInline(ResultsOnly, admin.TabularInline):
+class AcceleratorInline(LabelledTabular, ResultsOnly, admin.TabularInline):
     model = Accelerator
     extra = 0
     fields = ["vendor", "index", "model", "memory_mib", "uuid", "pci_address", "driver_version", "last_seen", "gone_at"]
-    readonly_fields = ["last_seen"]
+    # last_seen and gone_at are what audits saw: shown, not typed (and the date-time widget made the row 2,174 px wide)
+    readonly_fields = ["last_seen", "gone_at"]
+    sizes = {"index": 3, "model": 14, "memory_mib": 7, "uuid": 9, "pci_address": 10, "driver_version": 8}
 
 
-class DriverInstallInline(ResultsOnly, admin.TabularInline):
+class DriverInstallInline(LabelledTabular, ResultsOnly, admin.TabularInline):
     model = DriverInstall
     extra = 0
     fields = ["kind", "vendor", "name", "version", "detected_at", "last_seen", "gone_at"]
-    readonly_fields = ["detected_at", "last_seen"]
+    readonly_fields = ["detected_at", "last_seen", "gone_at"]
+    sizes = {"name": 18, "version": 12}
 
 
 HOST_KEY_FIELDS = ["node", "key_type", "fingerprint", "public_key", "state", "first_seen", "accepted_at", "accepted_by"]
@@ -333,6 +353,39 @@ class HostKeyInline(HostKeyTrust, admin.TabularInline):
     fields = ["key_type", "fingerprint", "state", "first_seen", "accepted_at", "accepted_by"]
 
 
+FACT_ROWS = 120  # rows of facts shown; a node reports what it likes, the page stays bounded
+FACT_VALUE = 300  # characters of one value
+
+
+def facts_rows(facts: dict, *, limit: int = FACT_ROWS) -> list[tuple[str | None, str]]:
+    """Flatten a node's facts to (dotted key, text) rows, sorted, each value cut to FACT_VALUE characters; past
+    `limit` rows, a last (None, "<count>") row says how many were left out."""
+    rows: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value, depth: int = 0) -> None:
+        if depth > 6:  # deeper than any fact Preflight records: shown as text
+            value = str(value)
+        if isinstance(value, dict) and value:
+            for key in sorted(value, key=str):
+                walk(f"{prefix}.{key}" if prefix else str(key), value[key], depth + 1)
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            for index, item in enumerate(value):
+                walk(f"{prefix}[{index}]", item, depth + 1)
+        else:
+            if isinstance(value, list):
+                text = ", ".join(str(v) for v in value) or "(none)"
+            elif value is None or value == {}:
+                text = "(none)"
+            else:
+                text = str(value)
+            rows.append((prefix, text if len(text) <= FACT_VALUE else text[: FACT_VALUE - 1] + "…"))
+
+    walk("", facts)
+    if len(rows) > limit:
+        return [*rows[:limit], (None, str(len(rows) - limit))]  # type: ignore[list-item]
+    return list(rows)
+
+
 NODE_FILTERS_ON_RESULTS = ("last_audit_status", "accelerators__vendor")
 NODE_RESULT_LOOKUPS = (*NODE_RESULT_FIELDS, "accelerators", "installs", "node_audits")
 
@@ -355,7 +408,7 @@ class NodeAdmin(admin.ModelAdmin):
     # Sorting by a result is reading it too: only list_display columns sort, and those are filtered below.
     search_fields = ["name", "address", "cluster__name"]
     list_select_related = ["cluster", "credential"]
-    readonly_fields = ["last_audit_status", "last_audited_at", "last_facts", "created", "updated"]
+    readonly_fields = ["last_audit_status", "last_audited_at", "facts", "created", "updated"]
     inlines = [AcceleratorInline, DriverInstallInline, HostKeyInline]
     autocomplete_fields = ["credential"]
     form = NodeAdminForm  # "Audit now": checks.admin registers this admin again with the action
@@ -378,6 +431,17 @@ class NodeAdmin(admin.ModelAdmin):
     def get_list_display(self, request):
         fields = super().get_list_display(request)
         return fields if _sees_results(request) else [f for f in fields if f not in NODE_RESULT_FIELDS]
+
+    @admin.display(description="Facts")
+    def facts(self, obj):
+        """The facts of the node's last audit as key/value rows (escaped, bounded), not raw JSON; results only, as
+        the raw field was (NODE_RESULT_FIELDS)."""
+        rows = facts_rows(obj.last_facts or {})
+        if not rows:
+            return "none recorded"
+        more = format_html('<p class="help">{} more not shown.</p>', rows[-1][1]) if rows[-1][0] is None else ""
+        body = format_html_join("", '<tr><th scope="row">{}</th><td>{}</td></tr>', (r for r in rows if r[0]))
+        return format_html('<table class="facts-table"><tbody>{}</tbody></table>{}', body, more)
 
     @admin.display(description="Readiness", ordering="last_audit_status")
     def readiness(self, obj):

@@ -96,7 +96,16 @@ class ClusterFilters(Schema):
     distributed_vllm: bool | None = None
 
 
-@router.get("/clusters", response={200: list[ClusterOut], **READ_ERRORS})
+@router.get(
+    "/clusters",
+    summary="List clusters",
+    description=(
+        "Every cluster with its requirement profile and node count, paged (`limit`, `offset`).\n\n"
+        "**Who:** inventory.view_cluster.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission."
+    ),
+    response={200: list[ClusterOut], **READ_ERRORS},
+)
 @paginate(BoundedPagination)
 def cluster_list(request, filters: Query[ClusterFilters]):
     require_perms(request, "inventory.view_cluster")
@@ -104,7 +113,17 @@ def cluster_list(request, filters: Query[ClusterFilters]):
     return Paged(_filtered(ClusterFilterSet, filters.dict(), queryset), _cluster_out)
 
 
-@router.post("/clusters", response={201: ClusterOut, **ERRORS})
+@router.post(
+    "/clusters",
+    summary="Create a cluster",
+    description=(
+        "A new cluster, empty, on a requirement profile (default: the newest GPUStack profile).\n\n"
+        "**Who:** inventory.add_cluster.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 409 if the"
+        " name is taken; 422 on an invalid name or an unknown profile."
+    ),
+    response={201: ClusterOut, **ERRORS},
+)
 def cluster_create(request, payload: ClusterIn):
     require_perms(request, "inventory.add_cluster")
     if Cluster.objects.filter(name=payload.name).exists():
@@ -116,13 +135,33 @@ def cluster_create(request, payload: ClusterIn):
     return Status(201, _cluster_out(cluster))
 
 
-@router.get("/clusters/{cluster_id}", response={200: ClusterOut, **READ_ERRORS})
+@router.get(
+    "/clusters/{cluster_id}",
+    summary="Read a cluster",
+    description=(
+        "One cluster by id.\n\n"
+        "**Who:** inventory.view_cluster.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
+    response={200: ClusterOut, **READ_ERRORS},
+)
 def cluster_detail(request, cluster_id: int):
     require_perms(request, "inventory.view_cluster")
     return _cluster_out(get_object_or_404(Cluster.objects.select_related("profile"), pk=cluster_id))
 
 
-@router.patch("/clusters/{cluster_id}", response={200: ClusterOut, **ERRORS})
+@router.patch(
+    "/clusters/{cluster_id}",
+    summary="Change a cluster",
+    description=(
+        "Change the fields sent (name, description, profile, GPUStack settings); the others stay.\n\n"
+        "**Who:** inventory.change_cluster.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id; 409 if the new name is taken; 422 on invalid values."
+    ),
+    response={200: ClusterOut, **ERRORS},
+)
 def cluster_update(request, cluster_id: int, payload: ClusterPatch):
     require_perms(request, "inventory.change_cluster")
     cluster = get_object_or_404(Cluster.objects.select_related("profile"), pk=cluster_id)
@@ -135,7 +174,17 @@ def cluster_update(request, cluster_id: int, payload: ClusterPatch):
     return _cluster_out(cluster)
 
 
-@router.delete("/clusters/{cluster_id}", response={204: None, **ERRORS})
+@router.delete(
+    "/clusters/{cluster_id}",
+    summary="Delete a cluster",
+    description=(
+        "Delete a cluster with its nodes and audits.\n\n"
+        "**Who:** inventory.delete_cluster.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
+    response={204: None, **ERRORS},
+)
 def cluster_delete(request, cluster_id: int):
     require_perms(request, "inventory.delete_cluster")
     get_object_or_404(Cluster, pk=cluster_id).delete()
@@ -233,7 +282,19 @@ def _set_credential(request, node: Node, payload) -> bool:
     return True
 
 
-@router.get("/nodes", response={200: list[NodeOut], **READ_ERRORS})
+@router.get(
+    "/nodes",
+    summary="List nodes",
+    description=(
+        "Nodes, filtered by cluster, role or status and paged. The result fields (status, facts) "
+        "are filled only for callers with the results permission; filtering by a result without "
+        "it is refused.\n\n"
+        "**Who:** inventory.view_node; results need checks.view_audit too.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission or when "
+        "filtering by results without checks.view_audit; 422 on an invalid filter."
+    ),
+    response={200: list[NodeOut], **READ_ERRORS},
+)
 @paginate(BoundedPagination)
 def node_list(request, filters: Query[NodeFilters]):
     require_perms(request, "inventory.view_node")
@@ -244,7 +305,19 @@ def node_list(request, filters: Query[NodeFilters]):
     return Paged(queryset, lambda node: _node_out(node, results=results))
 
 
-@router.post("/nodes", response={201: NodeOut, **ERRORS})
+@router.post(
+    "/nodes",
+    summary="Add a node",
+    description=(
+        "A node of a cluster: name, address, role, SSH port and user, credential.\n\n"
+        "**Who:** inventory.add_node; giving it a credential needs inventory.view_credential (an "
+        "existing one) or inventory.add_credential (a new one).\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown cluster; 409 if the name is taken in the cluster; 422 on an invalid address, "
+        "port or user."
+    ),
+    response={201: NodeOut, **ERRORS},
+)
 def node_create(request, payload: NodeIn):
     require_perms(request, "inventory.add_node")
     cluster = Cluster.objects.filter(pk=payload.cluster).first()
@@ -271,7 +344,17 @@ def node_create(request, payload: NodeIn):
     return Status(201, _node_out(node, results=permissions.allowed(request.user, permissions.VIEW_RESULTS)))
 
 
-@router.get("/nodes/{node_id}", response={200: NodeOut, **READ_ERRORS})
+@router.get(
+    "/nodes/{node_id}",
+    summary="Read a node",
+    description=(
+        "One node by id; its result fields only with the results permission.\n\n"
+        "**Who:** inventory.view_node; results need checks.view_audit too.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
+    response={200: NodeOut, **READ_ERRORS},
+)
 def node_detail(request, node_id: int):
     require_perms(request, "inventory.view_node")
     return _node_out(
@@ -279,7 +362,19 @@ def node_detail(request, node_id: int):
     )
 
 
-@router.patch("/nodes/{node_id}", response={200: NodeOut, **ERRORS})
+@router.patch(
+    "/nodes/{node_id}",
+    summary="Change a node",
+    description=(
+        "Change the fields sent. Changing the address, SSH port or transport removes the node's "
+        "credential unless the caller may keep it.\n\n"
+        "**Who:** inventory.change_node; keeping the credential needs "
+        "inventory.change_credential; the local transport is for superusers.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id; 409 on a taken name; 422 on invalid values."
+    ),
+    response={200: NodeOut, **ERRORS},
+)
 def node_update(request, node_id: int, payload: NodePatch):
     require_perms(request, "inventory.change_node")
     node = get_object_or_404(Node.objects.select_related("cluster", "credential"), pk=node_id)
@@ -302,7 +397,17 @@ def node_update(request, node_id: int, payload: NodePatch):
     return _node_out(node, results=permissions.allowed(request.user, permissions.VIEW_RESULTS))
 
 
-@router.delete("/nodes/{node_id}", response={204: None, **ERRORS})
+@router.delete(
+    "/nodes/{node_id}",
+    summary="Delete a node",
+    description=(
+        "Delete a node with its results.\n\n"
+        "**Who:** inventory.delete_node.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown id."
+    ),
+    response={204: None, **ERRORS},
+)
 def node_delete(request, node_id: int):
     require_perms(request, "inventory.delete_node")
     get_object_or_404(Node, pk=node_id).delete()
@@ -324,7 +429,18 @@ def _host_key_out(key: HostKey) -> dict:
     }
 
 
-@router.get("/nodes/{node_id}/host-keys", response={200: list[HostKeyOut], **READ_ERRORS})
+@router.get(
+    "/nodes/{node_id}/host-keys",
+    summary="List a node's SSH host keys",
+    description=(
+        "The SSH host keys audits saw for this node: trusted, pending (offered after a change) or"
+        " forgotten.\n\n"
+        "**Who:** inventory.view_hostkey.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown node."
+    ),
+    response={200: list[HostKeyOut], **READ_ERRORS},
+)
 def node_host_keys(request, node_id: int):
     """The SSH host keys audits saw for this node: trusted, pending (offered after a change) and replaced."""
     require_perms(request, "inventory.view_hostkey")
@@ -332,7 +448,18 @@ def node_host_keys(request, node_id: int):
     return [_host_key_out(k) for k in HostKey.objects.filter(node=node).select_related("accepted_by")]
 
 
-@router.post("/nodes/{node_id}/host-key/accept", response={200: HostKeyOut, **ERRORS})
+@router.post(
+    "/nodes/{node_id}/host-key/accept",
+    summary="Accept a node's changed SSH host key",
+    description=(
+        "Trust the pending key with this fingerprint (the node was reinstalled); the key it "
+        "replaces is no longer trusted.\n\n"
+        "**Who:** inventory.accept_hostkey.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown node or no pending key with that fingerprint; 422 on a malformed fingerprint."
+    ),
+    response={200: HostKeyOut, **ERRORS},
+)
 def node_host_key_accept(request, node_id: int, payload: HostKeyAcceptIn):
     """Trust the pending key with this fingerprint (the node was reinstalled); the key it replaces is retired. The
     same action as "Accept selected keys" in the admin, under the same rule (accept_host_key)."""
@@ -362,20 +489,51 @@ def _profiles():
     return RequirementProfile.objects.prefetch_related("os_rules", "accelerator_rules", "port_rules").order_by("key")
 
 
-@router.get("/profiles", response={200: list[ProfileOut], **READ_ERRORS})
+@router.get(
+    "/profiles",
+    summary="List requirement profiles",
+    description=(
+        "The requirement profiles (what a GPUStack version needs of a node), paged.\n\n"
+        "**Who:** inventory.view_requirementprofile.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission."
+    ),
+    response={200: list[ProfileOut], **READ_ERRORS},
+)
 @paginate(BoundedPagination)
 def profile_list(request):
     require_perms(request, "inventory.view_requirementprofile")
     return _profiles()
 
 
-@router.get("/profiles/{key}", response={200: ProfileOut, **READ_ERRORS})
+@router.get(
+    "/profiles/{key}",
+    summary="Read a requirement profile",
+    description=(
+        "One profile by key, with its OS, accelerator and port rules.\n\n"
+        "**Who:** inventory.view_requirementprofile.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
+        " unknown key."
+    ),
+    response={200: ProfileOut, **READ_ERRORS},
+)
 def profile_detail(request, key: str):
     require_perms(request, "inventory.view_requirementprofile")
     return get_object_or_404(_profiles(), key=key)
 
 
-@router.post("/inventory/import", response={200: ImportOut, **ERRORS})
+@router.post(
+    "/inventory/import",
+    summary="Import an Ansible inventory",
+    description=(
+        "Upload an Ansible inventory (INI or YAML) as multipart `file`: all hosts are added or "
+        "updated, or none. Key files are never read from uploads.\n\n"
+        "**Who:** inventory.add_node, inventory.change_node and inventory.add_cluster.\n\n"
+        "**Errors:** 401 without a valid token or session; 403 without the permissions; 413 for a"
+        " file over the upload limit; 422 naming each bad line when the inventory does not parse "
+        "or a host is invalid."
+    ),
+    response={200: ImportOut, **ERRORS},
+)
 def inventory_upload(
     request, file: File[UploadedFile], cluster: Form[str | None] = None, profile: Form[str | None] = None
 ):

@@ -34,10 +34,16 @@ class RequirementProfile(models.Model):
     description = models.TextField(blank=True)
     source = models.CharField(max_length=500, blank=True, help_text="Where these requirements come from")
     gpustack_release = models.CharField(
-        max_length=32, blank=True, help_text="The GPUStack release these requirements follow, e.g. v2.3.0"
+        verbose_name="GPUStack release",
+        max_length=32,
+        blank=True,
+        help_text="The GPUStack release these requirements follow, e.g. v2.3.0",
     )
     gpustack_commit = models.CharField(
-        max_length=40, blank=True, help_text="The gpustack/gpustack commit of that release (full or short hash)"
+        verbose_name="GPUStack commit",
+        max_length=40,
+        blank=True,
+        help_text="The gpustack/gpustack commit of that release (full or short hash)",
     )
     is_default = models.BooleanField(
         default=False,
@@ -46,7 +52,7 @@ class RequirementProfile(models.Model):
     architectures = models.JSONField(
         default=list, help_text='Supported `uname -m` values, e.g. ["x86_64", "amd64", "aarch64", "arm64"]'
     )
-    ntp_required = models.BooleanField(default=True)
+    ntp_required = models.BooleanField(verbose_name="NTP required", default=True)
     time_skew_warn_seconds = models.FloatField(default=1.0)
     time_skew_fail_seconds = models.FloatField(default=30.0)
     check_reserved_ports = models.BooleanField(
@@ -65,11 +71,13 @@ class RequirementProfile(models.Model):
         default=20, help_text="Warn when the server's Docker root has less free space (GiB)"
     )
     duplicate_product_uuid_fails = models.BooleanField(
+        verbose_name="duplicate product UUID fails",
         default=False,
         help_text="cluster.unique fails (not warns) on a shared DMI product UUID: GPUStack identified workers by it "
         "until v2.1.0 (issues 3922, 4578)",
     )
     os_table_advisory = models.BooleanField(
+        verbose_name="OS table advisory",
         default=False,
         help_text="The OS table is what GPUStack once tested: a distro below it or not in it warns instead of failing",
     )
@@ -121,9 +129,9 @@ class AcceleratorRule(models.Model):
     vendor = models.CharField(max_length=16, choices=VENDOR_CHOICES)
     experimental = models.BooleanField(default=False)
     driver_name = models.CharField(max_length=120)
-    driver_url = models.URLField(blank=True)
+    driver_url = models.URLField(verbose_name="driver URL", blank=True)
     toolkit_name = models.CharField(max_length=120)
-    toolkit_url = models.URLField(blank=True)
+    toolkit_url = models.URLField(verbose_name="toolkit URL", blank=True)
     docker_runtime = models.CharField(
         max_length=32, blank=True, help_text="Runtime that `docker info` must list; blank when the vendor has none"
     )
@@ -202,8 +210,10 @@ class Cluster(models.Model):
     name = models.SlugField(max_length=64, unique=True)
     description = models.TextField(blank=True)
     profile = models.ForeignKey(RequirementProfile, on_delete=models.PROTECT, related_name="clusters")
-    tls_enabled = models.BooleanField(default=False, help_text="The server serves on 443")
-    distributed_vllm = models.BooleanField(default=False, help_text="Ray ports are required")
+    tls_enabled = models.BooleanField(verbose_name="TLS enabled", default=False, help_text="The server serves on 443")
+    distributed_vllm = models.BooleanField(
+        verbose_name="distributed vLLM", default=False, help_text="Ray ports are required"
+    )
     server_runs_worker = models.BooleanField(default=False, help_text="The server node also gets the worker rules")
     gateway = models.CharField(
         max_length=16,
@@ -224,6 +234,7 @@ class Cluster(models.Model):
         help_text="How the server reaches model instances on workers (--proxy-mode)",
     )
     gpustack_image_tag = models.CharField(
+        verbose_name="GPUStack image tag",
         max_length=128,
         blank=True,
         default="latest",
@@ -233,6 +244,7 @@ class Cluster(models.Model):
         help_text="Tag of the gpustack/gpustack image in the install plan, e.g. v2.0.0 (empty: Docker's latest)",
     )
     gpustack_server_url = models.URLField(
+        verbose_name="GPUStack server URL",
         blank=True,
         help_text="The GPUStack server URL workers register with; empty: http(s)://<the server node's address>",
     )
@@ -298,8 +310,8 @@ class Node(models.Model):
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="nodes")
     name = models.CharField(max_length=128, validators=[validate_node_name])
     address = models.CharField(max_length=253, validators=[validate_address], help_text="IP address or DNS name")
-    ssh_port = models.PositiveIntegerField(default=22)
-    ssh_user = models.CharField(max_length=32, default="root", validators=[validate_ssh_user])
+    ssh_port = models.PositiveIntegerField(verbose_name="SSH port", default=22)
+    ssh_user = models.CharField(verbose_name="SSH user", max_length=32, default="root", validators=[validate_ssh_user])
     role = models.CharField(max_length=16, choices=NodeRole.choices, default=NodeRole.WORKER)
     credential = models.ForeignKey(Credential, on_delete=models.PROTECT, null=True, blank=True, related_name="nodes")
     transport = models.CharField(
@@ -315,7 +327,7 @@ class Node(models.Model):
         validators=[RegexValidator(r"^[A-Za-z0-9_.:/-]*\Z", "letters, digits and _ . : / -")],
         help_text="Rack, subnet or switch: inside a small group the sampled plan proves the full mesh",
     )
-    last_facts = models.JSONField(default=dict, blank=True, editable=False)
+    last_facts = models.JSONField(verbose_name="facts", default=dict, blank=True, editable=False)
     last_audit_status = models.CharField(
         max_length=16, choices=AuditStatus.choices, default=AuditStatus.UNKNOWN, editable=False
     )
@@ -376,9 +388,9 @@ class Accelerator(models.Model):
     vendor = models.CharField(max_length=16, choices=VENDOR_CHOICES)
     index = models.PositiveIntegerField()
     model = models.CharField(max_length=200, blank=True)
-    memory_mib = models.PositiveBigIntegerField(null=True, blank=True)
-    uuid = models.CharField(max_length=128, blank=True, help_text="UUID or serial number")
-    pci_address = models.CharField(max_length=32, blank=True)
+    memory_mib = models.PositiveBigIntegerField(verbose_name="memory (MiB)", null=True, blank=True)
+    uuid = models.CharField(verbose_name="UUID", max_length=128, blank=True, help_text="UUID or serial number")
+    pci_address = models.CharField(verbose_name="PCI address", max_length=32, blank=True)
     driver_version = models.CharField(max_length=64, blank=True)
     first_seen = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(auto_now=True)

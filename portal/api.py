@@ -21,7 +21,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import Http404, JsonResponse
 from django.http.multipartparser import MultiPartParserError
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer
 
@@ -64,7 +64,10 @@ api = NinjaAPI(
     title="Preflight API",
     version="1",
     description="Inventory, audits and results of GPU clusters checked for GPUStack. Authenticate with "
-    "`Authorization: Bearer <token>` (create tokens on your account page or in the admin).",
+    "`Authorization: Bearer <token>` (create tokens on your [account page](/account/tokens/) or in the admin). Every "
+    "error answers `{code, message, errors}`. [Back to the Preflight portal](/).",
+    # No deep links: Swagger UI puts them as links inside each operation's button (nested interactive controls).
+    docs=Swagger(settings={"deepLinking": False}),
     auth=BearerToken(),
     urls_namespace="api",
 )

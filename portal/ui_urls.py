@@ -2,6 +2,7 @@ from django.urls import path
 
 from checks import fix_views, node_views
 from checks import views as checks_views
+from inventory import jump as inventory_jump
 
 app_name = "ui"
 
@@ -22,6 +23,7 @@ urlpatterns = [
     path("audits/<int:audit_id>/progress/", checks_views.audit_progress, name="audit_progress"),
     path("paths/<int:path_id>/", checks_views.path_detail, name="path"),
     path("nodes/", node_views.node_list, name="node_list"),
+    path("nodes/jump/", inventory_jump.node_jump, name="node_jump"),
     path("nodes/audit/", node_views.node_audit_selected, name="node_audit_selected"),
     path("nodes/export/", node_views.node_export_selected, name="node_export_selected"),
     path("nodes/<int:node_id>/", node_views.node_detail, name="node_detail"),

@@ -150,3 +150,23 @@ def test_audit_now_action_starts_an_audit_and_refuses_a_second(
     )
     assert len(callbacks) == 1 and audit.trigger == "admin" and audit.node_audits.count() == 3
     assert "is still queued" in second.content.decode() and Audit.objects.filter(cluster=cluster).count() == 1
+
+
+def test_node_page_reads_labels_and_shows_facts_as_an_escaped_bounded_table(admin_client):
+    # given: a node whose facts hold markup, nesting and more keys than the page shows
+    from inventory.admin import FACT_ROWS
+
+    node = NodeFactory()
+    node.last_facts = {
+        "os": {"id": "ubuntu", "pretty_name": "<script>alert(1)</script>"},
+        "pad": {f"k{i:04d}": i for i in range(FACT_ROWS + 30)},  # sorts after "os"
+    }
+    node.save(update_fields=["last_facts"])
+    # when: the admin's change page opens
+    body = admin_client.get(reverse("admin:inventory_node_change", args=[node.pk])).content.decode()
+    # then: the fields read as words, the facts are key/value rows, escaped, and the rest is counted
+    assert "SSH port" in body and "SSH user" in body and "Ssh port" not in body
+    assert '<table class="facts-table">' in body and '<th scope="row">os.pretty_name</th>' in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "<script>alert(1)" not in body
+    assert body.count('<th scope="row">') == FACT_ROWS and "32 more not shown." in body
+    assert '{"os":' not in body  # no raw JSON

@@ -389,7 +389,7 @@ def results_admin_nodes(make, world, *perms):
     ]
     assert [p.status_code for p in pages] == [200, 200, 200]
     return any(
-        _shows_results(body) or "last_audit_status" in body or "field-last_facts" in body
+        _shows_results(body) or "last_audit_status" in body or "field-last_facts" in body or "field-facts" in body
         for body in (p.content.decode() for p in pages)
     )
 

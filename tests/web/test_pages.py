@@ -1,6 +1,7 @@
 """The web UI without a browser: access control on every page, content, exports, and constant query counts."""
 
 import json
+import re
 
 import pytest
 from django.db import connection
@@ -211,11 +212,17 @@ def test_account_page_creates_a_token_once_and_revokes_only_own(client, django_u
     foreign, foreign_token = api_token_create(user=other, name="bob's")
     client.force_login(user)
     created = client.post("/account/tokens/", {"action": "create", "name": "ci", "days": "30"})
-    token = created.content.decode().split('<code id="new-token">')[1].split("</code>")[0]
+    token = re.search(r'id="new-token"[^>]* value="([^"]+)"', created.content.decode()).group(1)
+    assert 'data-copy="new-token"' in created.content.decode()  # with its Copy button
     assert api_token_authenticate(token) == user and created["Cache-Control"] == "no-store"
     assert token not in client.get("/account/tokens/").content.decode()  # shown once
     mine = ApiToken.objects.get(user=user)
     assert client.post("/account/tokens/", {"action": "revoke", "token": foreign.pk}).status_code == 404
+    # revoking asks first (a page, no JavaScript needed), and asking revokes nothing
+    asked = client.get(f"/account/tokens/?revoke={mine.pk}").content.decode()
+    assert "Revoke the token “ci”" in asked and 'value="revoke"' in asked
+    assert api_token_authenticate(token) == user
+    assert client.get(f"/account/tokens/?revoke={foreign.pk}").status_code == 404
     client.post("/account/tokens/", {"action": "revoke", "token": mine.pk})
     assert api_token_authenticate(token) is None
     assert ApiToken.objects.get(pk=foreign.pk).revoked is None and api_token_authenticate(foreign_token) == other
