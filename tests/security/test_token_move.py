@@ -25,7 +25,7 @@ def _leaves():
     return MigrationExecutor(connection).loader.graph.leaf_nodes()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_token_made_before_the_move_still_authenticates_after_it():
     # given the database as it was before the move, with a token stored by the inventory's model
     user = get_user_model().objects.create_user("ops", password="x")
