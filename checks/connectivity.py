@@ -350,6 +350,63 @@ def plan_paths(
     return [plan for plan in plans if plan.rules]
 
 
+# The matrix in chunks (issue 24). A chunk is a set of paths that one Celery worker proves in one go, with the
+# listeners on their destinations up only while it runs. Paths are grouped by their worker end (the destination of
+# a server-to-worker or worker-to-worker path, the source of a worker-to-server one), in the peers' order: each
+# worker's group needs its own listener and at most the server's, and a chunk takes groups until it holds
+# `max_listeners` listeners. The sampled rotation pairs a worker with the next few, so a chunk's sources are mostly
+# its own listeners (one login each, the probe rides on the listener's connection).
+PathKey = tuple[str, str, str]  # (check id, source name, destination name)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    paths: tuple[PathKey, ...]
+    listeners: tuple[str, ...]  # the destinations that listen while it runs
+    sources: tuple[str, ...]  # the nodes that connect from themselves
+
+
+def path_key(plan: PathPlan) -> PathKey:
+    return (plan.check_id, plan.source.name, plan.destination.name)
+
+
+def plan_chunks(plans: list[PathPlan], *, max_listeners: int) -> list[Chunk]:
+    """Split the paths to probe into chunks of at most `max_listeners` listening nodes (at least 2: a worker and
+    the server). Every path lands in exactly one chunk; the order is deterministic."""
+    limit = max(2, max_listeners)
+    groups: dict[tuple[int, str], list[PathPlan]] = {}
+    for plan in plans:
+        end = plan.source if plan.check_id == W2S else plan.destination
+        groups.setdefault((end.order, end.name), []).append(plan)
+    chunks: list[Chunk] = []
+    paths: list[PathPlan] = []
+    listening: dict[str, None] = {}
+
+    def close() -> None:
+        if paths:
+            sources = dict.fromkeys(p.source.name for p in paths)
+            chunks.append(Chunk(len(chunks), tuple(map(path_key, paths)), tuple(listening), tuple(sources)))
+
+    for key in sorted(groups):
+        group = sorted(groups[key], key=lambda p: (p.check_id, p.source.order, p.source.name, p.destination.name))
+        needed = dict.fromkeys(p.destination.name for p in group)
+        if paths and len(listening | needed) > limit:
+            close()
+            paths, listening = [], {}
+        paths.extend(group)
+        listening.update(needed)
+    close()
+    return chunks
+
+
+def matrix_thread_bound(*, max_listeners: int, concurrency: int) -> int:
+    """The most threads a worker process holds while it runs a chunk: one paramiko transport per listener, a pool
+    of `concurrency` threads opening listeners or running probers, a transport for each prober's own login, and a
+    few of its own (the main thread, the lease, Celery's)."""
+    return max(2, max_listeners) + 2 * max(1, concurrency) + 8
+
+
 @dataclass
 class Listener:
     bound: set[int] = field(default_factory=set)

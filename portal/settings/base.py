@@ -261,6 +261,10 @@ PREFLIGHT_DB_WRITE_BUDGET = env.float("PREFLIGHT_DB_WRITE_BUDGET", default=120.0
 # The connectivity matrix: per-port connect time-out on the source, and the most a destination's listener lives.
 PREFLIGHT_NETWORK_CONNECT_TIMEOUT = env.float("PREFLIGHT_NETWORK_CONNECT_TIMEOUT", default=3.0)
 PREFLIGHT_NETWORK_LISTENER_LIFETIME = env.float("PREFLIGHT_NETWORK_LISTENER_LIFETIME", default=180.0)
+# The matrix runs in chunks that Celery workers take (issue 24): each chunk keeps at most this many listeners up (one
+# SSH connection, so one paramiko thread, each), so a worker's threads stay under PREFLIGHT_MATRIX_CHUNK_LISTENERS
+# + 2 * PREFLIGHT_AUDIT_CONCURRENCY + a few, whatever the cluster's size.
+PREFLIGHT_MATRIX_CHUNK_LISTENERS = env.int("PREFLIGHT_MATRIX_CHUNK_LISTENERS", default=64)
 # Where audits may connect: CIDRs, comma-separated, or `*` for anywhere. A guard against a mistyped or hostile
 # inventory pointing Preflight at machines it has no business logging into. A node's name is resolved once per
 # audit, the address checked here, and that very address connected to (checks/targets.py). Without DEBUG an empty
