@@ -400,11 +400,13 @@ def plan_chunks(plans: list[PathPlan], *, max_listeners: int) -> list[Chunk]:
     return chunks
 
 
-def matrix_thread_bound(*, max_listeners: int, concurrency: int) -> int:
-    """The most threads a worker process holds while it runs a chunk: one paramiko transport per listener, a pool
-    of `concurrency` threads opening listeners or running probers, a transport for each prober's own login, and a
-    few of its own (the main thread, the lease, Celery's)."""
-    return max(2, max_listeners) + 2 * max(1, concurrency) + 8
+def matrix_thread_bound(*, max_listeners: int, concurrency: int, tasks: int = 1) -> int:
+    """The most threads a worker process holds while it runs up to `tasks` chunks at once (its Celery concurrency):
+    per chunk, the pool thread that runs it, one paramiko transport per listener, a pool of `concurrency` threads
+    opening listeners or running probers and a transport for each prober's own login, and its lease; plus a few of
+    the worker's own (the main thread, Celery's timer and consumer). None of it grows with the cluster."""
+    per_chunk = 1 + max(2, max_listeners) + 2 * max(1, concurrency) + 1
+    return 8 + max(1, tasks) * per_chunk
 
 
 @dataclass

@@ -122,9 +122,10 @@ def test_a_chunk_bound_below_two_still_fits_a_worker_and_the_server():
 
 
 def test_the_thread_bound_does_not_grow_with_the_cluster():
-    # given the settings' bound on listeners per chunk and the audit concurrency
-    bound = matrix_thread_bound(max_listeners=64, concurrency=16)
-    # then it is a fixed number: listeners' transports, the pool and its probers' transports, and a few more
-    assert bound == 64 + 2 * 16 + 8
-    assert matrix_thread_bound(max_listeners=64, concurrency=16) == bound
-    assert matrix_thread_bound(max_listeners=0, concurrency=0) == 2 + 2 + 8
+    # given the settings' bound on listeners per chunk, the audit concurrency and a worker's Celery concurrency
+    bound = matrix_thread_bound(max_listeners=64, concurrency=16, tasks=4)
+    # then it is a fixed number: per chunk its pool thread, the listeners' transports, the probers' pool and their
+    # transports, its lease; and the worker's own few
+    assert bound == 8 + 4 * (1 + 64 + 2 * 16 + 1)
+    assert matrix_thread_bound(max_listeners=64, concurrency=16) == 8 + 98
+    assert matrix_thread_bound(max_listeners=0, concurrency=0, tasks=0) == 8 + 1 + 2 + 2 + 1
