@@ -21,7 +21,10 @@ SAMPLE_BETWEEN = 30
 S2W, W2S, W2W = "network.server_to_worker", "network.worker_to_server", "network.worker_to_worker"
 
 # Runs on a destination: binds the given free ports, reports, accepts-and-closes until its stdin closes or its own
-# deadline passes, so it never outlives the audit even if the SSH connection is lost.
+# deadline passes, so it never outlives the audit even if the SSH connection is lost. SO_REUSEPORT: chunks of the
+# matrix that run at once may each need a listener on one node (the server): each binds the port beside the other,
+# so one chunk closing its listener leaves the other's listening. A program that holds the port without
+# SO_REUSEPORT (GPUStack itself) still makes the bind fail: BUSY, as before.
 LISTENER_SCRIPT = r"""
 import errno, os, select, socket, sys, time
 deadline = time.time() + float(sys.argv[1])
@@ -35,6 +38,8 @@ for port in map(int, sys.argv[2:]):
         except OSError:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "SO_REUSEPORT"):  # another chunk's listener may hold the port: both listen, both accept
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         s.bind(("", port))
         s.listen(1024)
         s.setblocking(False)

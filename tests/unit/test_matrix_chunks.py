@@ -3,6 +3,10 @@ destinations of its paths and never more than the bound, and the threads a worke
 cluster."""
 
 import collections
+import shlex
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -12,6 +16,7 @@ from checks.connectivity import (
     W2W,
     MatrixNode,
     Sampling,
+    listener_command,
     matrix_thread_bound,
     path_key,
     plan_chunks,
@@ -129,3 +134,53 @@ def test_the_thread_bound_does_not_grow_with_the_cluster():
     assert bound == 8 + 4 * (1 + 64 + 2 * 16 + 1)
     assert matrix_thread_bound(max_listeners=64, concurrency=16) == 8 + 98
     assert matrix_thread_bound(max_listeners=0, concurrency=0, tasks=0) == 8 + 1 + 2 + 2 + 1
+
+
+def _listener(port: int, lifetime: int = 20):
+    process = subprocess.Popen(
+        shlex.split(listener_command(sys.executable, [port], lifetime)),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines = []
+    while not lines or lines[-1] != "READY":
+        lines.append(process.stdout.readline().strip())
+    return process, lines
+
+
+def test_two_chunks_listeners_share_a_port_and_one_closing_leaves_the_other_listening():
+    # given a free port on loopback, and a first chunk's listener on it
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    first, first_lines = _listener(port)
+    # when a second chunk running at the same time opens its own listener on the same node and port
+    second, second_lines = _listener(port)
+    try:
+        # then both bound it
+        assert first_lines == [f"BOUND {port}", "READY"] and second_lines == [f"BOUND {port}", "READY"]
+        # and after the first chunk closes its listener, the port still accepts connections (the second's)
+        first.stdin.close()
+        first.wait(timeout=10)
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                pass
+    finally:
+        second.stdin.close()
+        second.wait(timeout=10)
+        first.kill()
+
+
+def test_a_port_held_by_another_program_is_still_busy():
+    # given a program (not Preflight) listening on a port without SO_REUSEPORT
+    with socket.socket() as held:
+        held.bind(("", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        # when a chunk's listener tries it
+        process, lines = _listener(port)
+        process.stdin.close()
+        process.wait(timeout=10)
+    # then it reports the port busy, as before
+    assert lines[0].startswith(f"BUSY {port}")
