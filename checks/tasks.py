@@ -22,9 +22,9 @@ def network_matrix_task(audit_id: int) -> None:
 @shared_task(name="checks.matrix_chunk", acks_late=True, ignore_result=True)
 def matrix_chunk_task(chunk_id: int) -> None:
     """One chunk of a connectivity matrix; its time limits are set per call from its own paths."""
-    from .services.network import matrix_chunk_run
+    from .services.finish import audit_matrix_chunk_run
 
-    matrix_chunk_run(chunk_id=chunk_id)
+    audit_matrix_chunk_run(chunk_id=chunk_id)
 
 
 @shared_task(name="checks.audit_cluster", acks_late=True, ignore_result=True)

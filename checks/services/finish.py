@@ -22,7 +22,14 @@ from ..catalog import CHECK_IDS, ERROR, worst
 from ..catalog.cluster import NodeIdentity, evaluate_cluster_deployment, evaluate_cluster_unique
 from ..choices import NetworkState, RunState
 from ..spec import profile_spec_from_model
-from .network import Progress, matrix_chunks_dispatch, matrix_chunks_sweep, matrix_time_budget, network_matrix_run
+from .network import (
+    Progress,
+    matrix_chunk_run,
+    matrix_chunks_dispatch,
+    matrix_chunks_sweep,
+    matrix_time_budget,
+    network_matrix_run,
+)
 from .queue import (
     DB_FAULT_NOTE,
     audit_dispatch,
@@ -177,6 +184,14 @@ def audit_network_run(*, audit_id: int) -> None:
     audit_finish(audit_id=audit_id)
 
 
+def audit_matrix_chunk_run(*, chunk_id: int) -> None:
+    """The matrix chunk task: run the chunk; the audit closes when it was the last (audit_finish is a no-op
+    while the matrix still runs)."""
+    audit_id = models.MatrixChunk.objects.filter(pk=chunk_id).values_list("audit_id", flat=True).first()
+    if audit_id is not None and matrix_chunk_run(chunk_id=chunk_id):
+        audit_finish(audit_id=audit_id)
+
+
 def node_audit_end_in_error(
     node_audit_id: int, reason: str, *, states: list[str], attempt: int | None = None, portal: bool = False
 ) -> bool:
@@ -302,7 +317,8 @@ def audit_sweep_stuck(*, older_than: float | None = None, reclaim: bool = True) 
         except Exception:  # noqa: BLE001 - the broker is down: they stay queued, the next sweep sends them
             logger.exception("sending %d node audits again failed", len(resend))
     acted.extend(_unmoved_audits(limit, window))
-    chunks = matrix_chunks_sweep()  # chunks of a matrix whose worker was lost: sent again, or ended
+    chunks, recorded = matrix_chunks_sweep()  # chunks of a matrix whose worker was lost: sent again, or ended
+    touched |= recorded
     stuck_matrix = [
         audit_id
         for audit_id, network_started in models.Audit.objects.filter(

@@ -462,12 +462,10 @@ def matrix_chunks_dispatch(*, audit_id: int) -> int:
 
 
 def _matrix_failed(audit_id: int, why: str) -> None:
-    from .finish import audit_finish  # finish imports this module
-
+    """The matrix ends in error saying why (the node results stand); the caller closes the audit."""
     models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).update(
         network_state=NetworkState.ERROR, error=clamp.text(why)
     )
-    audit_finish(audit_id=audit_id)
 
 
 def _chunks_send(chunks: list[tuple[int, float]]) -> None:
@@ -513,7 +511,7 @@ def _lease_until():
     return timezone.now() + timedelta(seconds=settings.PREFLIGHT_LEASE_SECONDS)
 
 
-def _verdict_json(i: int, plan, verdict: PathVerdict, listener: dict) -> dict:
+def _verdict_json(plan, verdict: PathVerdict, listener: dict) -> dict:
     return {
         "key": list(path_key(plan)),
         "status": verdict.status,
@@ -546,7 +544,8 @@ def _verdict_from_json(data: dict) -> PathVerdict:
 
 def matrix_chunk_run(*, chunk_id: int) -> bool:
     """One chunk on a Celery worker: claim it, probe its paths under a lease, keep their verdicts on its row, and
-    record the matrix when it was the last. False when the chunk was not there to claim (a duplicate message)."""
+    record the matrix when it was the last (finish.audit_matrix_chunk_run then closes the audit). False when the
+    chunk was not there to claim (a duplicate message) or its claim was lost meanwhile."""
     now = timezone.now()
     claimed = models.MatrixChunk.objects.filter(pk=chunk_id, state=RunState.QUEUED).update(
         state=RunState.RUNNING, started=now, attempts=F("attempts") + 1, lease_expires=_lease_until()
@@ -558,13 +557,11 @@ def matrix_chunk_run(*, chunk_id: int) -> bool:
     lease.start()
     try:
         matrix = _Matrix(chunk.audit_id)
-        indices = [matrix.index[tuple(key)] for key in chunk.paths]  # type: ignore[index]
+        indices = [matrix.index[(key[0], key[1], key[2])] for key in chunk.paths]
         try:
             found, states = _probe_paths(matrix, indices, lifetime=_lifetime(chunk.budget))
             state, error = RunState.DONE, ""
-            rows = [
-                _verdict_json(i, matrix.plans[i], found[i], states[matrix.plans[i].destination.name]) for i in indices
-            ]
+            rows = [_verdict_json(matrix.plans[i], found[i], states[matrix.plans[i].destination.name]) for i in indices]
         except Exception as exc:  # noqa: BLE001 - its time limit (SoftTimeLimitExceeded) or a fault of ours: no node's
             logger.exception("matrix chunk %s of audit %s failed", chunk.index, chunk.audit_id)
             why = (
@@ -573,7 +570,7 @@ def matrix_chunk_run(*, chunk_id: int) -> bool:
                 else f"Preflight's matrix chunk {chunk.index + 1} failed: {exc!r}"
             )
             state, error = RunState.ERROR, clamp.text(why)
-            rows = [_verdict_json(i, matrix.plans[i], not_tested(matrix.plans[i], why), {}) for i in indices]
+            rows = [_verdict_json(matrix.plans[i], not_tested(matrix.plans[i], why), {}) for i in indices]
         done = models.MatrixChunk.objects.filter(pk=chunk.pk, state=RunState.RUNNING, attempts=chunk.attempts).update(
             state=state, verdicts=rows, error=error, finished=timezone.now(), lease_expires=None
         )
@@ -598,8 +595,8 @@ def matrix_chunks_close(*, audit_id: int) -> bool:
 
 
 def _matrix_close(audit_id: int, matrix: _Matrix | None = None) -> None:
-    from .finish import audit_finish  # finish imports this module
-
+    """Record every path from the chunks' verdicts; the matrix is then done (or in error, saying which chunk
+    failed). The caller closes the audit (finish.audit_finish)."""
     errors: list[str] = []
     try:
         matrix = matrix or _Matrix(audit_id)
@@ -609,7 +606,7 @@ def _matrix_close(audit_id: int, matrix: _Matrix | None = None) -> None:
             if error:
                 errors.append(error)
             for row in rows:
-                i = matrix.index.get(tuple(row["key"]))  # type: ignore[call-overload]
+                i = matrix.index.get((row["key"][0], row["key"][1], row["key"][2]))
                 if i is not None:
                     verdicts[i] = _verdict_from_json(row)
                     listened[i] = row["listener"]
@@ -630,13 +627,12 @@ def _matrix_close(audit_id: int, matrix: _Matrix | None = None) -> None:
         models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).update(
             network_state=NetworkState.DONE
         )
-    audit_finish(audit_id=audit_id)
 
 
-def matrix_chunks_sweep() -> int:
+def matrix_chunks_sweep() -> tuple[int, set[int]]:
     """Chunks whose lease ran out lost their worker: queued and sent again, until claimed PREFLIGHT_NODE_ATTEMPTS
     times; then their paths end as `skip` (not tested, Preflight's own fault, no node's) and the matrix is closed.
-    Returns how many chunks were acted on."""
+    Returns how many chunks were acted on, and the audits whose matrix it recorded (for the caller to close)."""
     now = timezone.now()
     lost = models.MatrixChunk.objects.filter(state=RunState.RUNNING, lease_expires__lt=now)
     resend: list[tuple[int, float]] = []
@@ -648,15 +644,8 @@ def matrix_chunks_sweep() -> int:
                 "cut off); the nodes may be fine, audit again"
             )
             matrix = _Matrix(chunk.audit_id)
-            rows = [
-                _verdict_json(
-                    0,
-                    matrix.plans[matrix.index[tuple(key)]],
-                    not_tested(matrix.plans[matrix.index[tuple(key)]], why),
-                    {},
-                )  # type: ignore[index]
-                for key in chunk.paths
-            ]
+            plans = [matrix.plans[matrix.index[(key[0], key[1], key[2])]] for key in chunk.paths]
+            rows = [_verdict_json(plan, not_tested(plan, why), {}) for plan in plans]
             if models.MatrixChunk.objects.filter(pk=chunk.pk, state=RunState.RUNNING, attempts=chunk.attempts).update(
                 state=RunState.ERROR, verdicts=rows, error=why, finished=now, lease_expires=None
             ):
@@ -676,9 +665,16 @@ def matrix_chunks_sweep() -> int:
             _chunks_send(resend)
         except Exception:  # noqa: BLE001 - the broker is down: the matrix's own budget ends it
             logger.exception("sending %d matrix chunks again failed", len(resend))
-    for audit_id in closing:
-        matrix_chunks_close(audit_id=audit_id)
-    return len(resend) + len(closing)
+    # A last chunk whose closing write failed (the database was locked) left its matrix unrecorded: record it now.
+    unrecorded = (
+        models.MatrixChunk.objects.filter(recorded=False, audit__network_state=NetworkState.RUNNING)
+        .exclude(audit__matrix_chunks__state__in=[RunState.QUEUED, RunState.RUNNING])
+        .values_list("audit_id", flat=True)
+        .distinct()
+    )
+    closing.update(unrecorded)
+    recorded = {audit_id for audit_id in closing if matrix_chunks_close(audit_id=audit_id)}
+    return len(resend) + len(closing), recorded
 
 
 def _record(audit, plans, verdicts, listeners: dict[int, dict], by_name) -> list[models.NetworkPath]:

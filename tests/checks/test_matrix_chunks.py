@@ -106,11 +106,12 @@ def test_chunks_run_as_tasks_record_the_same_paths_as_the_matrix_in_one_go(audit
     # interactive sessions: every listener fails alike, which is what the two runs must agree on)
     audit, sent = audited
     audit_finish(audit_id=audit.pk)
+    from checks.services.finish import audit_matrix_chunk_run
     from checks.services.network import matrix_chunk_run
 
     # when each chunk task runs, and a duplicate message of the first one arrives afterwards
     for chunk_id in list(sent):
-        assert matrix_chunk_run(chunk_id=chunk_id)
+        audit_matrix_chunk_run(chunk_id=chunk_id)
     assert matrix_chunk_run(chunk_id=sent[0]) is False
     # then the last chunk recorded the matrix and closed the audit
     audit = Audit.objects.get(pk=audit.pk)
@@ -130,3 +131,22 @@ def test_chunks_run_as_tasks_record_the_same_paths_as_the_matrix_in_one_go(audit
         for p in NetworkPath.objects.filter(audit=audit).select_related("source", "destination")
     }
     assert len(chunked) == 12 and chunked == whole
+
+
+def test_a_matrix_whose_last_chunk_could_not_close_it_is_recorded_by_the_sweep(audited, monkeypatch):
+    # given every chunk done, but the last one's closing write failed (nothing recorded, the audit still runs)
+    audit, sent = audited
+    audit_finish(audit_id=audit.pk)
+    from checks.services import network
+
+    monkeypatch.setattr(network, "matrix_chunks_close", lambda audit_id: False)
+    for chunk_id in list(sent):
+        network.matrix_chunk_run(chunk_id=chunk_id)
+    assert Audit.objects.get(pk=audit.pk).state == "running"
+    monkeypatch.setattr(network, "matrix_chunks_close", matrix_chunks_close)
+    # when the sweep runs
+    audit_sweep_stuck()
+    # then it recorded the matrix and closed the audit
+    audit = Audit.objects.get(pk=audit.pk)
+    assert (audit.state, audit.network_state) == ("done", "done")
+    assert NetworkPath.objects.filter(audit=audit).count() == 12
