@@ -407,10 +407,11 @@ def network_matrix_run(*, audit_id: int, progress: Progress | None = None) -> li
 
 
 def _lifetime(chunk_budget: float) -> float:
-    """A chunk's listeners live as long as the chunk may run, never longer (its hard time limit is 30 s more): a
-    worker killed mid-chunk drops their SSH connections, which ends them at once, and a connection left half-open
-    (the worker's machine died) still ends them at this deadline."""
-    return max(30.0, chunk_budget + 30)
+    """A chunk's listeners end when the chunk closes their stdin. Their own deadline is the chunk's hard time limit
+    (its budget + 30 s), at least PREFLIGHT_NETWORK_LISTENER_LIFETIME: a worker killed mid-chunk drops their SSH
+    connections, which ends them at once; a connection left half-open (the worker's machine died) ends them at
+    this deadline."""
+    return max(settings.PREFLIGHT_NETWORK_LISTENER_LIFETIME, chunk_budget + 30)
 
 
 def _listener_states(matrix: _Matrix, listened: dict[int, dict]) -> dict[int, dict]:
