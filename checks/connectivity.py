@@ -21,7 +21,10 @@ SAMPLE_BETWEEN = 30
 S2W, W2S, W2W = "network.server_to_worker", "network.worker_to_server", "network.worker_to_worker"
 
 # Runs on a destination: binds the given free ports, reports, accepts-and-closes until its stdin closes or its own
-# deadline passes, so it never outlives the audit even if the SSH connection is lost.
+# deadline passes, so it never outlives the audit even if the SSH connection is lost. SO_REUSEPORT: chunks of the
+# matrix that run at once may each need a listener on one node (the server): each binds the port beside the other,
+# so one chunk closing its listener leaves the other's listening. A program that holds the port without
+# SO_REUSEPORT (GPUStack itself) still makes the bind fail: BUSY, as before.
 LISTENER_SCRIPT = r"""
 import errno, os, select, socket, sys, time
 deadline = time.time() + float(sys.argv[1])
@@ -35,6 +38,8 @@ for port in map(int, sys.argv[2:]):
         except OSError:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "SO_REUSEPORT"):  # another chunk's listener may hold the port: both listen, both accept
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         s.bind(("", port))
         s.listen(1024)
         s.setblocking(False)
@@ -348,6 +353,65 @@ def plan_paths(
         for source, destination in peer_pairs(peers, sampling or Sampling(plan=FULL)):
             plans.append(PathPlan(W2W, source, destination, peer_rules))
     return [plan for plan in plans if plan.rules]
+
+
+# The matrix in chunks (issue 24). A chunk is a set of paths that one Celery worker proves in one go, with the
+# listeners on their destinations up only while it runs. Paths are grouped by their worker end (the destination of
+# a server-to-worker or worker-to-worker path, the source of a worker-to-server one), in the peers' order: each
+# worker's group needs its own listener and at most the server's, and a chunk takes groups until it holds
+# `max_listeners` listeners. The sampled rotation pairs a worker with the next few, so a chunk's sources are mostly
+# its own listeners (one login each, the probe rides on the listener's connection).
+PathKey = tuple[str, str, str]  # (check id, source name, destination name)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    paths: tuple[PathKey, ...]
+    listeners: tuple[str, ...]  # the destinations that listen while it runs
+    sources: tuple[str, ...]  # the nodes that connect from themselves
+
+
+def path_key(plan: PathPlan) -> PathKey:
+    return (plan.check_id, plan.source.name, plan.destination.name)
+
+
+def plan_chunks(plans: list[PathPlan], *, max_listeners: int) -> list[Chunk]:
+    """Split the paths to probe into chunks of at most `max_listeners` listening nodes (at least 2: a worker and
+    the server). Every path lands in exactly one chunk; the order is deterministic."""
+    limit = max(2, max_listeners)
+    groups: dict[tuple[int, str], list[PathPlan]] = {}
+    for plan in plans:
+        end = plan.source if plan.check_id == W2S else plan.destination
+        groups.setdefault((end.order, end.name), []).append(plan)
+    chunks: list[Chunk] = []
+    paths: list[PathPlan] = []
+    listening: dict[str, None] = {}
+
+    def close() -> None:
+        if paths:
+            sources = dict.fromkeys(p.source.name for p in paths)
+            chunks.append(Chunk(len(chunks), tuple(map(path_key, paths)), tuple(listening), tuple(sources)))
+
+    for key in sorted(groups):
+        group = sorted(groups[key], key=lambda p: (p.check_id, p.source.order, p.source.name, p.destination.name))
+        needed = dict.fromkeys(p.destination.name for p in group)
+        if paths and len(listening | needed) > limit:
+            close()
+            paths, listening = [], {}
+        paths.extend(group)
+        listening.update(needed)
+    close()
+    return chunks
+
+
+def matrix_thread_bound(*, max_listeners: int, concurrency: int, tasks: int = 1) -> int:
+    """The most threads a worker process holds while it runs up to `tasks` chunks at once (its Celery concurrency):
+    per chunk, the pool thread that runs it, one paramiko transport per listener, a pool of `concurrency` threads
+    opening listeners or running probers and a transport for each prober's own login, and its lease; plus a few of
+    the worker's own (the main thread, Celery's timer and consumer). None of it grows with the cluster."""
+    per_chunk = 1 + max(2, max_listeners) + 2 * max(1, concurrency) + 1
+    return 8 + max(1, tasks) * per_chunk
 
 
 @dataclass

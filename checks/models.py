@@ -190,6 +190,36 @@ class NetworkPath(models.Model):
         return f"{self.check_id}: {self.source_id} -> {self.destination_id} {self.status}"
 
 
+class MatrixChunk(models.Model):
+    """One part of an audit's connectivity matrix that one Celery worker takes (issue 24): the paths it proves and
+    the listeners they need. Claimed with a conditional UPDATE and held by a lease its worker renews; a chunk whose
+    lease ran out (its worker was killed) is queued again by the sweep. Its verdicts wait here until the last chunk
+    is in; then one caller (the conditional UPDATE of `recorded`) writes the paths and closes the audit."""
+
+    audit = models.ForeignKey(Audit, on_delete=models.CASCADE, related_name="matrix_chunks")
+    index = models.PositiveIntegerField()
+    paths = models.JSONField(default=list, help_text='[["network.worker_to_worker", "source", "destination"], ...]')
+    listeners = models.JSONField(default=list, help_text="The nodes that listen while this chunk runs")
+    budget = models.FloatField(help_text="Seconds this chunk may take (its task's soft time limit)")
+    state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="How many times a worker claimed it")
+    lease_expires = models.DateTimeField(null=True, blank=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    dispatched = models.DateTimeField(null=True, blank=True)
+    verdicts = models.JSONField(default=list, blank=True, help_text="Its paths' verdicts, until they are recorded")
+    error = models.TextField(blank=True)
+    recorded = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["audit", "index"]
+        constraints = [models.UniqueConstraint(fields=["audit", "index"], name="matrix_chunk_unique")]
+        indexes = [models.Index(fields=["state", "lease_expires"], name="matrix_chunk_lease")]
+
+    def __str__(self) -> str:
+        return f"audit {self.audit_id} chunk {self.index}: {self.state}"
+
+
 class Waiver(models.Model):
     """An accepted, known non-pass of one check on a cluster (all its nodes) or one node, until it expires.
 

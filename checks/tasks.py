@@ -19,6 +19,14 @@ def network_matrix_task(audit_id: int) -> None:
     audit_network_run(audit_id=audit_id)
 
 
+@shared_task(name="checks.matrix_chunk", acks_late=True, ignore_result=True)
+def matrix_chunk_task(chunk_id: int) -> None:
+    """One chunk of a connectivity matrix; its time limits are set per call from its own paths."""
+    from .services.finish import audit_matrix_chunk_run
+
+    audit_matrix_chunk_run(chunk_id=chunk_id)
+
+
 @shared_task(name="checks.audit_cluster", acks_late=True, ignore_result=True)
 def audit_cluster_task(audit_id: int) -> None:
     """Fan out one node task per node; the last node to finish closes the audit."""

@@ -23,7 +23,14 @@ from ..catalog import CHECK_IDS, ERROR, worst
 from ..catalog.cluster import NodeIdentity, evaluate_cluster_deployment, evaluate_cluster_unique
 from ..choices import NetworkState, RunState
 from ..spec import profile_spec_from_model
-from .network import Progress, matrix_time_budget, network_matrix_run
+from .network import (
+    Progress,
+    matrix_chunk_run,
+    matrix_chunks_dispatch,
+    matrix_chunks_sweep,
+    matrix_time_budget,
+    network_matrix_run,
+)
 from .queue import (
     DB_FAULT_NOTE,
     audit_dispatch,
@@ -218,11 +225,19 @@ def _matrix_run(audit_id: int, progress: Progress | None = None) -> None:
 
 
 def audit_network_run(*, audit_id: int) -> None:
-    """The connectivity matrix task: run it if it is still claimed (a duplicate message finds it over), then
-    close the audit."""
+    """The connectivity matrix task: split it into chunks that workers take, if it is still claimed (a duplicate
+    message finds the chunks there), then close the audit (which waits while the chunks run)."""
     if models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).exists():
-        _matrix_run(audit_id)
+        matrix_chunks_dispatch(audit_id=audit_id)  # its chunks run as tasks of their own; the last closes the audit
     audit_finish(audit_id=audit_id)
+
+
+def audit_matrix_chunk_run(*, chunk_id: int) -> None:
+    """The matrix chunk task: run the chunk; the audit closes when it was the last (audit_finish is a no-op
+    while the matrix still runs)."""
+    audit_id = models.MatrixChunk.objects.filter(pk=chunk_id).values_list("audit_id", flat=True).first()
+    if audit_id is not None and matrix_chunk_run(chunk_id=chunk_id):
+        audit_finish(audit_id=audit_id)
 
 
 def node_audit_end_in_error(
@@ -350,6 +365,8 @@ def audit_sweep_stuck(*, older_than: float | None = None, reclaim: bool = True) 
         except Exception:  # noqa: BLE001 - the broker is down: they stay queued, the next sweep sends them
             logger.exception("sending %d node audits again failed", len(resend))
     acted.extend(_unmoved_audits(limit, window))
+    chunks, recorded = matrix_chunks_sweep()  # chunks of a matrix whose worker was lost: sent again, or ended
+    touched |= recorded
     stuck_matrix = [
         audit_id
         for audit_id, network_started in models.Audit.objects.filter(
@@ -369,7 +386,7 @@ def audit_sweep_stuck(*, older_than: float | None = None, reclaim: bool = True) 
     for audit_id in unclosed.exclude(pk__in=touched | set(stuck_matrix)).values_list("pk", flat=True):
         if audit_finish(audit_id=audit_id):
             logger.warning("audit %s: every node audit had ended; closed by the sweep", audit_id)
-    return len(acted) + len(stuck_matrix)
+    return len(acted) + len(stuck_matrix) + chunks
 
 
 def audit_sweep_scheduled() -> int | None:

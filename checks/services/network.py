@@ -11,10 +11,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import F, Max, Sum
+from django.utils import timezone
 
 from inventory.choices import NodeRole
 from inventory.facts_summary import FactsSummary
@@ -23,8 +25,9 @@ from inventory.services import node_record_status
 
 from .. import clamp, models
 from ..catalog import CHECK_IDS, EVIDENCE_LIMIT, SEVERITY, worst
-from ..choices import RunState
+from ..choices import NetworkState, RunState
 from ..connectivity import (
+    Chunk,
     EndView,
     Listener,
     MatrixNode,
@@ -38,6 +41,8 @@ from ..connectivity import (
     not_tested,
     parse_listener_line,
     parse_prober_output,
+    path_key,
+    plan_chunks,
     plan_paths,
     prober_command,
     prober_time_limit,
@@ -77,7 +82,13 @@ def audit_sampling(audit: models.Audit) -> Sampling:
 
 def matrix_time_budget(audit_id: int) -> float:
     """How long the connectivity matrix of an audit may take: grows with the number of paths (and with the
-    waves of nodes the thread pool logs into), never less than PREFLIGHT_STUCK_AFTER."""
+    waves of nodes the thread pool logs into), never less than PREFLIGHT_STUCK_AFTER. Once it runs in chunks, also
+    long enough for every chunk to run one after the other, each as often as it may be claimed."""
+    chunked = models.MatrixChunk.objects.filter(audit_id=audit_id).aggregate(total=Sum("budget"))["total"] or 0.0
+    return max(_whole_matrix_budget(audit_id), chunked * settings.PREFLIGHT_NODE_ATTEMPTS)
+
+
+def _whole_matrix_budget(audit_id: int) -> float:
     audit = models.Audit.objects.select_related("cluster").get(pk=audit_id)
     rows = list(models.NodeAudit.objects.filter(audit_id=audit_id).values_list("node__role", "node__network_group"))
     roles = [role for role, _ in rows]
@@ -226,46 +237,82 @@ def _in_thread(function):
     return wrapper
 
 
-def network_matrix_run(*, audit_id: int, progress: Progress | None = None) -> list[models.NetworkPath]:
-    """Plan, listen, probe, judge, record. `progress` hears ("matrix", phase=listeners|probing|recording|done,
-    paths=N, runnable=R) as each phase starts."""
+class _Matrix:
+    """An audit's planned matrix: its nodes, its paths, the verdicts of paths that cannot be probed (a node not
+    audited, tunnel mode), and the indices of the paths to probe. Planning is deterministic (the round is fixed
+    once), so every chunk's worker plans the same paths."""
 
-    def tell(phase: str) -> None:
-        if progress is not None:
-            progress("matrix", phase=phase, paths=len(plans), runnable=len(runnable))
+    def __init__(self, audit_id: int) -> None:
+        self.audit = models.Audit.objects.select_related("cluster", "profile").get(pk=audit_id)
+        cluster = self.audit.cluster
+        node_audits = list(self.audit.node_audits.select_related("node__credential", "node__cluster"))
+        self.by_name = {na.node.name: na for na in node_audits}
+        self.matrix_nodes = {na.node.name: _matrix_node(na) for na in node_audits}
+        context = NodeContext("-", "worker", **cluster_options(cluster))
+        self.plans = plan_paths(
+            list(self.matrix_nodes.values()),
+            profile_spec_from_model(self.audit.profile),
+            context,
+            audit_sampling(self.audit),
+        )
+        self.index = {path_key(plan): i for i, plan in enumerate(self.plans)}
+        self.verdicts: dict[int, PathVerdict] = {}
+        self.runnable: list[int] = []
+        for i, plan in enumerate(self.plans):
+            blocked = plan.source if plan.source.problem else plan.destination if plan.destination.problem else None
+            if plan.not_needed:
+                self.verdicts[i] = not_needed(plan)
+            elif blocked is not None:
+                self.verdicts[i] = not_tested(
+                    plan, blocked.problem, at_fault=blocked.name, fault_is_own=blocked.audited
+                )
+            else:
+                self.runnable.append(i)
 
-    audit = models.Audit.objects.select_related("cluster", "profile").get(pk=audit_id)
-    cluster = audit.cluster
-    node_audits = list(audit.node_audits.select_related("node__credential", "node__cluster"))
-    by_name = {na.node.name: na for na in node_audits}
-    matrix_nodes = {na.node.name: _matrix_node(na) for na in node_audits}
-    context = NodeContext("-", "worker", **cluster_options(cluster))
-    plans = plan_paths(
-        list(matrix_nodes.values()), profile_spec_from_model(audit.profile), context, audit_sampling(audit)
-    )
+    def chunks(self) -> list[Chunk]:
+        return plan_chunks(
+            [self.plans[i] for i in self.runnable], max_listeners=settings.PREFLIGHT_MATRIX_CHUNK_LISTENERS
+        )
 
-    verdicts: dict[int, PathVerdict] = {}
-    runnable = []
-    for i, plan in enumerate(plans):
-        blocked = plan.source if plan.source.problem else plan.destination if plan.destination.problem else None
-        if plan.not_needed:
-            verdicts[i] = not_needed(plan)
-        elif blocked is not None:
-            verdicts[i] = not_tested(plan, blocked.problem, at_fault=blocked.name, fault_is_own=blocked.audited)
-        else:
-            runnable.append(i)
+    def chunk_budget(self, chunk: Chunk) -> float:
+        """A chunk's own time budget: the matrix budget of its nodes and paths (never less than a minute)."""
+        return max(
+            60.0,
+            budget(
+                nodes=len(set(chunk.listeners) | set(chunk.sources)),
+                paths=len(chunk.paths),
+                concurrency=settings.PREFLIGHT_AUDIT_CONCURRENCY,
+                connect_timeout=settings.PREFLIGHT_SSH_CONNECT_TIMEOUT + settings.PREFLIGHT_SSH_AUTH_TIMEOUT,
+                port_timeout=settings.PREFLIGHT_NETWORK_CONNECT_TIMEOUT,
+            ),
+        )
 
+
+def _listener_json(state: Listener) -> dict:
+    return {
+        "bound": sorted(state.bound),
+        "busy": sorted(state.busy),
+        "denied": {str(k): v for k, v in state.denied.items()},
+        "error": state.error,
+    }
+
+
+def _probe_paths(
+    matrix: _Matrix, indices: list[int], *, lifetime: float, tell: Callable[[str], None] = lambda phase: None
+) -> tuple[dict[int, PathVerdict], dict[str, dict]]:
+    """Listen on the destinations of `indices`, probe from their sources, judge: (verdict per path index, each
+    listener's state by node name). The listeners are always closed, also when a prober fails or this raises
+    (a chunk's time limit): closing their stdin ends them, and each has `lifetime` as its own deadline besides."""
+    plans, by_name, matrix_nodes = matrix.plans, matrix.by_name, matrix.matrix_nodes
     wanted: dict[str, set[int]] = {}
-    for i in runnable:
+    for i in indices:
         wanted.setdefault(plans[i].destination.name, set()).update(plans[i].ports)
-    # A listener lives as long as the matrix may take (a big one outlasts the configured lifetime), never longer.
-    lifetime = max(settings.PREFLIGHT_NETWORK_LISTENER_LIFETIME, min(matrix_time_budget(audit_id), 3600))
     listeners = {
         name: _OpenListener(by_name[name].node, matrix_nodes[name], sorted(ports), lifetime)
         for name, ports in wanted.items()
     }
     threads = max(1, min(settings.PREFLIGHT_AUDIT_CONCURRENCY, len(listeners) + 1))
-    try:  # a socket per listener login, held for the whole matrix, plus the probers' logins, the database, Redis
+    try:  # a socket per listener login, held while the chunk runs, plus the probers' logins, the database, Redis
         make_room_for_open_files(len(listeners) + 2 * threads + 256)
     except OpenFilesLimit as exc:
         raise OpenFilesLimit(f"the connectivity matrix of {len(listeners)} listening nodes {exc}") from None
@@ -277,7 +324,7 @@ def network_matrix_run(*, audit_id: int, progress: Progress | None = None) -> li
         timings["listeners"] = time.monotonic()
         tell("probing")
         targets: dict[str, list[tuple[str, int]]] = {}
-        for i in runnable:
+        for i in indices:
             plan = plans[i]
             targets.setdefault(plan.source.name, []).extend((plan.destination.address, p) for p in plan.ports)
         with ThreadPoolExecutor(max_workers=max(1, min(settings.PREFLIGHT_AUDIT_CONCURRENCY, len(targets)))) as pool:
@@ -295,7 +342,8 @@ def network_matrix_run(*, audit_id: int, progress: Progress | None = None) -> li
         for listener in listeners.values():
             listener.close()
 
-    for i in runnable:
+    verdicts: dict[int, PathVerdict] = {}
+    for i in indices:
         plan = plans[i]
         outcomes, error = results.get(plan.source.name, ({}, "no result"))
         untested = [port for port in plan.ports if (plan.destination.address, port) not in outcomes]
@@ -312,26 +360,329 @@ def network_matrix_run(*, audit_id: int, progress: Progress | None = None) -> li
             why = f"the listener on {plan.destination.name} failed: {listener.error}"
             verdict = not_tested(plan, why, at_fault=plan.destination.name, fault_is_own=True)
         verdicts[i] = verdict
-
-    tell("recording")
-    paths = _record(audit, plans, verdicts, listeners, by_name)
-    tell("done")
     logger.info(
-        "matrix of audit %s: %d paths; listeners up in %.1f s, probes %.1f s, closed, judged, recorded in %.1f s",
-        audit_id,
-        len(plans),
+        "matrix of audit %s: %d paths; listeners up in %.1f s, probes %.1f s, closed and judged in %.1f s",
+        matrix.audit.pk,
+        len(indices),
         timings["listeners"] - timings["start"],
         timings["probes"] - timings["listeners"],
         time.monotonic() - timings["probes"],
     )
+    return verdicts, {name: _listener_json(listener.state) for name, listener in listeners.items()}
+
+
+def network_matrix_run(*, audit_id: int, progress: Progress | None = None) -> list[models.NetworkPath]:
+    """Plan, listen, probe, judge, record, in this process (the CLI): chunk after chunk, so the threads held stay
+    bounded as they do on a Celery worker. `progress` hears ("matrix", phase=listeners|probing|recording|done,
+    paths=N, runnable=R, chunk=i, chunks=C) as each phase starts."""
+    matrix = _Matrix(audit_id)
+    chunks = matrix.chunks()
+
+    def teller(chunk: int) -> Callable[[str], None]:
+        def tell(phase: str) -> None:
+            if progress is not None:
+                progress(
+                    "matrix",
+                    phase=phase,
+                    paths=len(matrix.plans),
+                    runnable=len(matrix.runnable),
+                    chunk=chunk,
+                    chunks=len(chunks),
+                )
+
+        return tell
+
+    verdicts = dict(matrix.verdicts)
+    listened: dict[int, dict] = {}
+    for chunk in chunks:
+        indices = [matrix.index[key] for key in chunk.paths]
+        found, states = _probe_paths(
+            matrix, indices, lifetime=_lifetime(matrix.chunk_budget(chunk)), tell=teller(chunk.index + 1)
+        )
+        verdicts.update(found)
+        listened.update({i: states[matrix.plans[i].destination.name] for i in indices})
+    teller(len(chunks))("recording")
+    paths = _record(matrix.audit, matrix.plans, verdicts, _listener_states(matrix, listened), matrix.by_name)
+    teller(len(chunks))("done")
     return paths
 
 
-def _record(audit, plans, verdicts, listeners, by_name) -> list[models.NetworkPath]:
+def _lifetime(chunk_budget: float) -> float:
+    """A chunk's listeners end when the chunk closes their stdin. Their own deadline is the chunk's hard time limit
+    (its budget + 30 s), at least PREFLIGHT_NETWORK_LISTENER_LIFETIME: a worker killed mid-chunk drops their SSH
+    connections, which ends them at once; a connection left half-open (the worker's machine died) ends them at
+    this deadline."""
+    return max(settings.PREFLIGHT_NETWORK_LISTENER_LIFETIME, chunk_budget + 30)
+
+
+def _listener_states(matrix: _Matrix, listened: dict[int, dict]) -> dict[int, dict]:
+    """The listener state to record with each path: the one its chunk saw; for a path not probed, the state of any
+    listener its destination had (as when one listener served the whole matrix), else none."""
+    by_node: dict[str, dict] = {}
+    for i, state in listened.items():
+        by_node.setdefault(matrix.plans[i].destination.name, state)
+    return {i: listened.get(i, by_node.get(plan.destination.name, {})) for i, plan in enumerate(matrix.plans)}
+
+
+# Chunks on Celery workers. The matrix task plans the chunks and sends one task each; a chunk is claimed with a
+# conditional UPDATE and held by a lease; its verdicts wait on its row; the last chunk in records every path and
+# closes the audit (exactly once: the conditional UPDATE of `recorded`). A worker killed mid-chunk leaves a lease
+# that runs out: the sweep queues the chunk again (its listeners died with the worker's SSH connections, or at
+# their deadline), and after PREFLIGHT_NODE_ATTEMPTS claims its paths end as `skip`, Preflight's fault, no node's.
+
+
+def matrix_chunks_dispatch(*, audit_id: int) -> int:
+    """Plan the audit's chunks and send one task each; returns how many were sent. A duplicate matrix message
+    finds the chunks there and sends nothing. With nothing to probe, the matrix is recorded at once."""
+    try:
+        matrix = _Matrix(audit_id)
+        chunks = matrix.chunks()
+        with transaction.atomic():
+            if models.MatrixChunk.objects.filter(audit_id=audit_id).exists():
+                return 0
+            now = timezone.now()
+            rows = models.MatrixChunk.objects.bulk_create(
+                models.MatrixChunk(
+                    audit_id=audit_id,
+                    index=chunk.index,
+                    paths=[list(key) for key in chunk.paths],
+                    listeners=list(chunk.listeners),
+                    budget=matrix.chunk_budget(chunk),
+                    dispatched=now,
+                )
+                for chunk in chunks
+            )
+        if not rows:
+            _matrix_close(audit_id, matrix)
+            return 0
+        _chunks_send([(row.pk, row.budget) for row in rows])
+        return len(rows)
+    except Exception as exc:  # noqa: BLE001 - the node results stand; the matrix says it failed
+        logger.exception("connectivity matrix of audit %s could not be planned or sent", audit_id)
+        _matrix_failed(audit_id, f"connectivity matrix failed: {exc!r}")
+        return 0
+
+
+def _matrix_failed(audit_id: int, why: str) -> None:
+    """The matrix ends in error saying why (the node results stand); the caller closes the audit."""
+    models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).update(
+        network_state=NetworkState.ERROR, error=clamp.text(why)
+    )
+
+
+def _chunks_send(chunks: list[tuple[int, float]]) -> None:
+    from .queue import celery_task
+
+    task = celery_task("checks.matrix_chunk")
+    for chunk_id, chunk_budget in chunks:
+        task.apply_async(
+            (chunk_id,),
+            soft_time_limit=chunk_budget,
+            time_limit=chunk_budget + 30,
+            retry=True,
+            retry_policy=settings.PREFLIGHT_PUBLISH_RETRY,
+        )
+
+
+class _ChunkLease(threading.Thread):
+    """Renews a running chunk's lease every PREFLIGHT_LEASE_RENEW seconds until stopped (its own connection)."""
+
+    def __init__(self, chunk_id: int, attempt: int) -> None:
+        super().__init__(name=f"chunk-lease-{chunk_id}", daemon=True)
+        self.chunk_id, self.attempt, self.stopped = chunk_id, attempt, threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(settings.PREFLIGHT_LEASE_RENEW):
+                try:
+                    models.MatrixChunk.objects.filter(
+                        pk=self.chunk_id, state=RunState.RUNNING, attempts=self.attempt
+                    ).update(lease_expires=_lease_until())
+                except Exception as exc:  # noqa: BLE001 - renewal is tried again at the next tick
+                    logger.warning("matrix chunk %s: renewing its lease failed: %s", self.chunk_id, exc)
+                    connection.close()
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+def _lease_until():
+    return timezone.now() + timedelta(seconds=settings.PREFLIGHT_LEASE_SECONDS)
+
+
+def _verdict_json(plan, verdict: PathVerdict, listener: dict) -> dict:
+    return {
+        "key": list(path_key(plan)),
+        "status": verdict.status,
+        "summary": verdict.summary,
+        "evidence": verdict.evidence,
+        "remediation": verdict.remediation,
+        "outcomes": {str(port): list(value) for port, value in verdict.outcomes.items()},
+        "blocked_at": verdict.blocked_at,
+        "ends": {
+            name: [view.status, view.summary, view.remediation, list(view.commands)]
+            for name, view in verdict.ends.items()
+        },
+        "commands": list(verdict.commands),
+        "listener": listener,
+    }
+
+
+def _verdict_from_json(data: dict) -> PathVerdict:
+    return PathVerdict(
+        status=data["status"],
+        summary=data["summary"],
+        evidence=data["evidence"],
+        remediation=data["remediation"],
+        outcomes={int(port): (value[0], value[1]) for port, value in data["outcomes"].items()},
+        blocked_at=data["blocked_at"],
+        ends={name: EndView(v[0], v[1], v[2], tuple(v[3])) for name, v in data["ends"].items()},
+        commands=tuple(data["commands"]),
+    )
+
+
+def matrix_chunk_run(*, chunk_id: int) -> bool:
+    """One chunk on a Celery worker: claim it, probe its paths under a lease, keep their verdicts on its row, and
+    record the matrix when it was the last (finish.audit_matrix_chunk_run then closes the audit). False when the
+    chunk was not there to claim (a duplicate message) or its claim was lost meanwhile."""
+    now = timezone.now()
+    claimed = models.MatrixChunk.objects.filter(pk=chunk_id, state=RunState.QUEUED).update(
+        state=RunState.RUNNING, started=now, attempts=F("attempts") + 1, lease_expires=_lease_until()
+    )
+    if not claimed:
+        return False
+    chunk = models.MatrixChunk.objects.get(pk=chunk_id)
+    lease = _ChunkLease(chunk.pk, chunk.attempts)
+    lease.start()
+    try:
+        matrix = _Matrix(chunk.audit_id)
+        indices = [matrix.index[(key[0], key[1], key[2])] for key in chunk.paths]
+        try:
+            found, states = _probe_paths(matrix, indices, lifetime=_lifetime(chunk.budget))
+            state, error = RunState.DONE, ""
+            rows = [_verdict_json(matrix.plans[i], found[i], states[matrix.plans[i].destination.name]) for i in indices]
+        except Exception as exc:  # noqa: BLE001 - its time limit (SoftTimeLimitExceeded) or a fault of ours: no node's
+            logger.exception("matrix chunk %s of audit %s failed", chunk.index, chunk.audit_id)
+            why = (
+                f"Preflight's matrix chunk {chunk.index + 1} did not finish in its time budget ({chunk.budget:.0f} s)"
+                if type(exc).__name__ == "SoftTimeLimitExceeded"
+                else f"Preflight's matrix chunk {chunk.index + 1} failed: {exc!r}"
+            )
+            state, error = RunState.ERROR, clamp.text(why)
+            rows = [_verdict_json(matrix.plans[i], not_tested(matrix.plans[i], why), {}) for i in indices]
+        done = models.MatrixChunk.objects.filter(pk=chunk.pk, state=RunState.RUNNING, attempts=chunk.attempts).update(
+            state=state, verdicts=rows, error=error, finished=timezone.now(), lease_expires=None
+        )
+    finally:
+        lease.stop()
+    if done:
+        matrix_chunks_close(audit_id=chunk.audit_id)
+    return bool(done)
+
+
+def matrix_chunks_close(*, audit_id: int) -> bool:
+    """Once every chunk of the audit is final, exactly one caller records every path and closes the audit."""
+    chunks = models.MatrixChunk.objects.filter(audit_id=audit_id)
+    if chunks.filter(state__in=[RunState.QUEUED, RunState.RUNNING]).exists():
+        return False
+    if not models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).exists():
+        return False
+    if not chunks.filter(recorded=False).update(recorded=True):
+        return False  # another caller records it
+    _matrix_close(audit_id)
+    return True
+
+
+def _matrix_close(audit_id: int, matrix: _Matrix | None = None) -> None:
+    """Record every path from the chunks' verdicts; the matrix is then done (or in error, saying which chunk
+    failed). The caller closes the audit (finish.audit_finish)."""
+    errors: list[str] = []
+    try:
+        matrix = matrix or _Matrix(audit_id)
+        verdicts = dict(matrix.verdicts)
+        listened: dict[int, dict] = {}
+        for rows, error in models.MatrixChunk.objects.filter(audit_id=audit_id).values_list("verdicts", "error"):
+            if error:
+                errors.append(error)
+            for row in rows:
+                i = matrix.index.get((row["key"][0], row["key"][1], row["key"][2]))
+                if i is not None:
+                    verdicts[i] = _verdict_from_json(row)
+                    listened[i] = row["listener"]
+        missing = [i for i in range(len(matrix.plans)) if i not in verdicts]
+        for i in missing:  # never expected: a path no chunk answered is shown as not tested, not dropped
+            verdicts[i] = not_tested(matrix.plans[i], "no matrix chunk answered for it")
+        _record(matrix.audit, matrix.plans, verdicts, _listener_states(matrix, listened), matrix.by_name)
+        models.MatrixChunk.objects.filter(audit_id=audit_id).update(verdicts=[])
+    except Exception as exc:  # noqa: BLE001 - the node results stand; the matrix says it failed
+        logger.exception("connectivity matrix of audit %s could not be recorded", audit_id)
+        _matrix_failed(audit_id, f"connectivity matrix failed: {exc!r}")
+        return
+    if errors:
+        models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).update(
+            network_state=NetworkState.ERROR, error=clamp.text("; ".join(errors))
+        )
+    else:
+        models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.RUNNING).update(
+            network_state=NetworkState.DONE
+        )
+
+
+def matrix_chunks_sweep() -> tuple[int, set[int]]:
+    """Chunks whose lease ran out lost their worker: queued and sent again, until claimed PREFLIGHT_NODE_ATTEMPTS
+    times; then their paths end as `skip` (not tested, Preflight's own fault, no node's) and the matrix is closed.
+    Returns how many chunks were acted on, and the audits whose matrix it recorded (for the caller to close)."""
+    now = timezone.now()
+    lost = models.MatrixChunk.objects.filter(state=RunState.RUNNING, lease_expires__lt=now)
+    resend: list[tuple[int, float]] = []
+    closing: set[int] = set()
+    for chunk in lost:
+        if chunk.attempts >= settings.PREFLIGHT_NODE_ATTEMPTS:
+            why = (
+                f"Preflight lost its matrix chunk {chunk.index + 1} {chunk.attempts} times (its worker was killed or "
+                "cut off); the nodes may be fine, audit again"
+            )
+            matrix = _Matrix(chunk.audit_id)
+            plans = [matrix.plans[matrix.index[(key[0], key[1], key[2])]] for key in chunk.paths]
+            rows = [_verdict_json(plan, not_tested(plan, why), {}) for plan in plans]
+            if models.MatrixChunk.objects.filter(pk=chunk.pk, state=RunState.RUNNING, attempts=chunk.attempts).update(
+                state=RunState.ERROR, verdicts=rows, error=why, finished=now, lease_expires=None
+            ):
+                closing.add(chunk.audit_id)
+            continue
+        if models.MatrixChunk.objects.filter(pk=chunk.pk, state=RunState.RUNNING, attempts=chunk.attempts).update(
+            state=RunState.QUEUED, lease_expires=None, dispatched=now
+        ):
+            logger.warning(
+                "matrix chunk %s of audit %s: its worker was lost (lease ran out); queued again",
+                chunk.index,
+                chunk.audit_id,
+            )
+            resend.append((chunk.pk, chunk.budget))
+    if resend:
+        try:
+            _chunks_send(resend)
+        except Exception:  # noqa: BLE001 - the broker is down: the matrix's own budget ends it
+            logger.exception("sending %d matrix chunks again failed", len(resend))
+    # A last chunk whose closing write failed (the database was locked) left its matrix unrecorded: record it now.
+    unrecorded = (
+        models.MatrixChunk.objects.filter(recorded=False, audit__network_state=NetworkState.RUNNING)
+        .exclude(audit__matrix_chunks__state__in=[RunState.QUEUED, RunState.RUNNING])
+        .values_list("audit_id", flat=True)
+        .distinct()
+    )
+    closing.update(unrecorded)
+    recorded = {audit_id for audit_id in closing if matrix_chunks_close(audit_id=audit_id)}
+    return len(resend) + len(closing), recorded
+
+
+def _record(audit, plans, verdicts, listeners: dict[int, dict], by_name) -> list[models.NetworkPath]:
     paths = []
     for i, plan in enumerate(plans):
         verdict = verdicts[i]
-        state = listeners.get(plan.destination.name)
         paths.append(
             models.NetworkPath(
                 audit=audit,
@@ -341,14 +692,7 @@ def _record(audit, plans, verdicts, listeners, by_name) -> list[models.NetworkPa
                 status=verdict.status,
                 summary=clamp.text(verdict.summary, 500),
                 outcomes={str(port): list(value) for port, value in verdict.outcomes.items()},
-                listener={
-                    "bound": sorted(state.state.bound),
-                    "busy": sorted(state.state.busy),
-                    "denied": {str(k): v for k, v in state.state.denied.items()},
-                    "error": state.state.error,
-                }
-                if state
-                else {},
+                listener=listeners.get(i, {}),
                 evidence=clamp.text(verdict.evidence),
                 remediation=clamp.text(verdict.remediation),
                 commands=list(verdict.commands),

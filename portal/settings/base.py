@@ -259,9 +259,14 @@ PREFLIGHT_REDELIVER_AFTER = env.float("PREFLIGHT_REDELIVER_AFTER", default=15.0)
 # long; the probe's results wait in memory meanwhile (the node is not probed again). After it, the node ends as
 # `error` with Preflight's own cause ("Preflight could not record this node: the database is full").
 PREFLIGHT_DB_WRITE_BUDGET = env.float("PREFLIGHT_DB_WRITE_BUDGET", default=120.0)
-# The connectivity matrix: per-port connect time-out on the source, and the most a destination's listener lives.
+# The connectivity matrix: per-port connect time-out on the source, and the least a destination's listener lives
+# on its own when its chunk cannot close it (the worker's machine died): at least this, or the chunk's time limit.
 PREFLIGHT_NETWORK_CONNECT_TIMEOUT = env.float("PREFLIGHT_NETWORK_CONNECT_TIMEOUT", default=3.0)
 PREFLIGHT_NETWORK_LISTENER_LIFETIME = env.float("PREFLIGHT_NETWORK_LISTENER_LIFETIME", default=180.0)
+# The matrix runs in chunks that Celery workers take (issue 24): each chunk keeps at most this many listeners up (one
+# SSH connection, so one paramiko thread, each), so a worker's threads stay under PREFLIGHT_MATRIX_CHUNK_LISTENERS
+# + 2 * PREFLIGHT_AUDIT_CONCURRENCY + a few, whatever the cluster's size.
+PREFLIGHT_MATRIX_CHUNK_LISTENERS = env.int("PREFLIGHT_MATRIX_CHUNK_LISTENERS", default=64)
 # Where audits may connect: CIDRs, comma-separated, or `*` for anywhere. A guard against a mistyped or hostile
 # inventory pointing Preflight at machines it has no business logging into. A node's name is resolved once per
 # audit, the address checked here, and that very address connected to (checks/targets.py). Without DEBUG an empty

@@ -83,9 +83,14 @@ NEIGHBOUR = Path("/proc/sys/net/ipv4/neigh/default")
 
 
 class Lab:
-    def __init__(self) -> None:
+    def __init__(self, *, wide: bool = False) -> None:
+        """`wide`: a /16 of its own (10.100-199.0.0/16) for benches of more than 240 hosts; the default, a /24 in
+        10.231.0.0/16 (the test settings' target networks), holds up to 240."""
         self.id = secrets.token_hex(2)
-        self.subnet = f"10.231.{random.randint(1, 250)}"
+        self.wide = wide
+        self.subnet = f"10.{random.randint(100, 199)}" if wide else f"10.231.{random.randint(1, 250)}"
+        self.prefix = 16 if wide else 24
+        self.network = f"{self.subnet}.0.0/16" if wide else f"{self.subnet}.0/24"
         self.bridge = f"pfb{self.id}"
         self.root = Path(tempfile.mkdtemp(prefix=f"preflight-lab-{self.id}-"))
         self.nodes: dict[str, LabNode] = {}
@@ -97,10 +102,17 @@ class Lab:
         self.client_public_key = (self.root / "client_ed25519.pub").read_text().strip()
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         _run("ip", "link", "add", self.bridge, "type", "bridge")
-        _run("ip", "addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
+        _run("ip", "addr", "add", f"{self._address(-9)}/{self.prefix}", "dev", self.bridge)
         _run("ip", "link", "set", self.bridge, "up")
 
     # --- nodes ------------------------------------------------------------------------------------------------
+
+    def _address(self, index: int) -> str:
+        """The address of the node at `index` (from 10; -9 is the bridge's own, .1)."""
+        if not self.wide:
+            return f"{self.subnet}.{index + 10 if index < 0 else index}"
+        index += 9
+        return f"{self.subnet}.{index // 250}.{index % 250 + 1}"
 
     def _grow_neighbour_table(self, hosts: int) -> None:
         """The ARP cache is one table for all namespaces (hard limit gc_thresh3, 1024 by default), and in a full
@@ -122,7 +134,7 @@ class Lab:
         self._grow_neighbour_table(len(self.nodes) + 1)
         namespace = f"pf{self.id}n{index}"
         host_side = f"pf{self.id}h{index}"
-        node = LabNode(spec, namespace, f"{self.subnet}.{index}", self.root / spec.name, host_link=host_side)
+        node = LabNode(spec, namespace, self._address(index), self.root / spec.name, host_link=host_side)
         self.nodes[spec.name] = node
         self._write_node_files(node)
         _run("ip", "netns", "add", namespace)
@@ -133,7 +145,7 @@ class Lab:
         inside = f"""
             ip link set lo up
             ip link set pf{self.id}p{index} name eth0
-            ip addr add {node.address}/24 dev eth0
+            ip addr add {node.address}/{self.prefix} dev eth0
             ip link set eth0 up
         """
         _run("ip", "netns", "exec", namespace, "sh", "-c", inside)
@@ -145,7 +157,7 @@ class Lab:
         index = self._next
         self._next += 1
         namespace, host_side = f"pf{self.id}n{index}", f"pf{self.id}h{index}"
-        node = LabNode(NodeSpec(name, ""), namespace, f"{self.subnet}.{index}", self.root / name, host_link=host_side)
+        node = LabNode(NodeSpec(name, ""), namespace, self._address(index), self.root / name, host_link=host_side)
         node.directory.mkdir(parents=True)
         self.nodes[name] = node
         _run("ip", "netns", "add", namespace)
@@ -160,8 +172,8 @@ class Lab:
             namespace,
             "sh",
             "-c",
-            f"ip link set lo up; ip link set pf{self.id}p{index} name eth0; ip addr add {node.address}/24 dev eth0; "
-            "ip link set eth0 up",
+            f"ip link set lo up; ip link set pf{self.id}p{index} name eth0; "
+            f"ip addr add {node.address}/{self.prefix} dev eth0; ip link set eth0 up",
         )
         log = open(node.sshd_log, "ab")
         node.process = subprocess.Popen(
