@@ -278,7 +278,7 @@ class _Matrix:
         """A chunk's own time budget: the matrix budget of its nodes and paths (never less than a minute)."""
         return max(
             60.0,
-            budget(
+            matrix_budget_seconds(
                 nodes=len(set(chunk.listeners) | set(chunk.sources)),
                 paths=len(chunk.paths),
                 concurrency=settings.PREFLIGHT_AUDIT_CONCURRENCY,
