@@ -57,6 +57,16 @@ def node_state(status: str | None) -> Status:
     return _READINESS.get(status or "", NOT_AUDITED)
 
 
+# An audit's result read as the cluster's readiness: a node it could not reach (error) makes the audit Not ready, it
+# does not make the audit "Unreachable" (issue 25: one state per thing; the node is the one that was not reached).
+_AUDIT_READINESS = {**_READINESS, "error": NOT_READY}
+
+
+def audit_result(status: str | None) -> Status:
+    """A finished audit's result (the worst status of its nodes) as readiness: Ready or Not ready."""
+    return _AUDIT_READINESS.get(status or "", NOT_AUDITED)
+
+
 def check_status(status: str | None) -> Status:
     """A check's or path's outcome; an unknown word is shown as itself, never guessed."""
     value = (status or "").replace(" ", "-")

@@ -27,6 +27,13 @@ def node_state(value, label=None):
 
 
 @register.simple_tag
+def audit_result(value):
+    """A finished audit's result as readiness (Ready, Not ready): nodes not reached make it Not ready, never
+    "Unreachable", which is a node's state."""
+    return badge(states.audit_result(value))
+
+
+@register.simple_tag
 def check_status(value, label=None):
     """Pass, Warn, Fail, Error or Skip; label replaces the word only where the badge counts things (N paths)."""
     return badge(states.check_status(value), label)

@@ -130,3 +130,14 @@ def test_the_admin_lists_states_through_the_same_badge(admin_client, fleet):
     assert 'data-state="run:done">Finished</span>' in audits and 'data-state="node:' in audits
     assert 'data-state="check:fail">Fail</span>' in results
     assert "preflight/states.css" in nodes  # the admin loads the badges' colours and icons
+
+
+@pytest.mark.parametrize(
+    ("status", "word"),
+    [("pass", "Ready"), ("warn", "Ready"), ("fail", "Not ready"), ("error", "Not ready"), ("", "Not audited")],
+)
+def test_an_audit_with_a_node_not_reached_is_not_ready_not_unreachable(status, word):
+    # given a finished audit's worst status; when it is read as the audit's result
+    result = states.audit_result(status)
+    # then it is readiness, and "Unreachable" stays a node's state
+    assert result.label == word and result.kind == "node" and result.value != "unreachable"

@@ -62,7 +62,7 @@ def table_lines(document: dict) -> list[str]:
     did not run on a node (not reached, probe cut short) are one line, not one identical line each."""
     lines = [
         f"Audit {document['audit']} of {document['cluster']} ({document['profile']}): "
-        f"{states.node_state(document['status']).label}"
+        f"{states.audit_result(document['status']).label}"
     ]
     for node in document["nodes"]:
         lines.append(f"\n{node['name']} ({node['role']}, {node['address']}): {states.node_state(node['status']).label}")
