@@ -49,6 +49,9 @@ def test_node_list_shows_25_one_line_rows_at_1440x900(live_server, desk, fleet):
     assert desk.evaluate(ROWS_IN_VIEW) >= 25
     assert desk.evaluate(TALLEST_ROW) <= 30
     assert desk.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    # and the list of one cluster, under its breadcrumbs (Clusters > nd > Nodes), still shows 25
+    desk.goto(f"{live_server.url}/nodes/?cluster=nd&sort=last_audit_status")
+    assert desk.evaluate(ROWS_IN_VIEW) >= 25
 
 
 def _closed_port() -> int:
