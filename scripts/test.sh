@@ -32,13 +32,14 @@ log "makemigrations --check"
 "$PY" manage.py makemigrations --check --dry-run -v1
 
 # The PostgreSQL run of the database-facing tests starts first, in the background: it shares nothing with the SQLite
-# run (its own database server, no test hosts, no Redis), and overlapping the two keeps the suite inside its 15 minutes
+# run (its own database server and test Redis socket, no test hosts), and overlapping the two keeps the suite inside its 15 minutes
 # on 2 cores. Its output is printed in one piece after the SQLite run, and either run failing fails the suite.
 log "pytest on PostgreSQL (database-facing tests), in the background: output in test-output/postgres.log"
 source "$ROOT/scripts/postgres.sh"
 ensure_postgres
-DATABASE_URL="$PREFLIGHT_TEST_PG_URL" "$PY" -m pytest -m "django_db and not integration" -p no:cacheprovider "$@" \
-  >test-output/postgres.log 2>&1 &
+# Its own test Redis socket: a session fixture it sets up (then skips on) would otherwise take the SQLite run's.
+DATABASE_URL="$PREFLIGHT_TEST_PG_URL" CELERY_BROKER_URL="redis+socket://$ROOT/run/test-redis-pg.sock" \
+  "$PY" -m pytest -m "django_db and not integration" -p no:cacheprovider "$@" >test-output/postgres.log 2>&1 &
 pg_pid=$!
 trap 'kill "$pg_pid" 2>/dev/null || true' EXIT
 
