@@ -342,10 +342,10 @@ def test_matrix_says_how_much_of_the_worker_mesh_is_proven(admin_client):
     first = admin_client.get(f"/clusters/racks/matrix/?audit={audits[0].pk}").content.decode()
     # then it proved 14 of 42 pairs, and 14 in its window so far (one audit)
     assert "<strong>14 of 42</strong> worker pairs proven in this audit" in first
-    assert "14 of 42 proven within the last 1 audit (the plan covers every pair in 3)" in first
+    assert "14 of 42 proven within the last 1 audit (the plan covers every pair in 3 audits)" in first
     # and after the third audit every pair was proven within the last 3
     latest = admin_client.get("/clusters/racks/matrix/").content.decode()
-    assert "42 of 42 proven within the last 3 audits (the plan covers every pair in 3)" in latest
+    assert "42 of 42 proven within the last 3 audits (the plan covers every pair in 3 audits)" in latest
     # and a failing path is not counted as proven
     NetworkPath.objects.filter(audit=audits[2]).filter(
         pk=NetworkPath.objects.filter(audit=audits[2]).first().pk
