@@ -133,7 +133,7 @@ def main() -> None:
     from django.test.utils import CaptureQueriesContext
 
     from checks.models import CheckResult, NetworkPath, NodeAudit
-    from inventory.services import api_token_create
+    from portal.tokens import api_token_create
 
     started = time.monotonic()
     data = build(args.workers, args.audits, args.peers)

@@ -408,7 +408,7 @@ class NodeAdmin(admin.ModelAdmin):
     # Sorting by a result is reading it too: only list_display columns sort, and those are filtered below.
     search_fields = ["name", "address", "cluster__name"]
     list_select_related = ["cluster", "credential"]
-    readonly_fields = ["last_audit_status", "last_audited_at", "facts", "created", "updated"]
+    readonly_fields = ["readiness", "last_audited_at", "facts", "created", "updated"]
     inlines = [AcceleratorInline, DriverInstallInline, HostKeyInline]
     autocomplete_fields = ["credential"]
     form = NodeAdminForm  # "Audit now": checks.admin registers this admin again with the action

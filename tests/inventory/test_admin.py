@@ -161,7 +161,8 @@ def test_node_page_reads_labels_and_shows_facts_as_an_escaped_bounded_table(admi
         "os": {"id": "ubuntu", "pretty_name": "<script>alert(1)</script>"},
         "pad": {f"k{i:04d}": i for i in range(FACT_ROWS + 30)},  # sorts after "os"
     }
-    node.save(update_fields=["last_facts"])
+    node.last_audit_status = "fail"
+    node.save(update_fields=["last_facts", "last_audit_status"])
     # when: the admin's change page opens
     body = admin_client.get(reverse("admin:inventory_node_change", args=[node.pk])).content.decode()
     # then: the fields read as words, the facts are key/value rows, escaped, and the rest is counted
@@ -170,3 +171,5 @@ def test_node_page_reads_labels_and_shows_facts_as_an_escaped_bounded_table(admi
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body and "<script>alert(1)" not in body
     assert body.count('<th scope="row">') == FACT_ROWS and "32 more not shown." in body
     assert '{"os":' not in body  # no raw JSON
+    # and its state reads in the one vocabulary (Not ready), not the raw worst status ("Fail")
+    assert 'data-state="node:not-ready"' in body and "Last audit status" not in body
