@@ -662,6 +662,24 @@ def matrix_chunks_sweep() -> tuple[int, set[int]]:
                 chunk.audit_id,
             )
             resend.append((chunk.pk, chunk.budget))
+    # A queued chunk whose message went with a killed worker (prefetched, never claimed) or was lost by the broker:
+    # sent again once its last sending is older than PREFLIGHT_REDELIVER_AFTER. A duplicate message is harmless (the
+    # claim is a conditional UPDATE: the second finds the chunk taken and does nothing).
+    cutoff = now - timedelta(seconds=settings.PREFLIGHT_REDELIVER_AFTER)
+    resent = {pk for pk, _ in resend}
+    stale = [
+        (pk, budget)
+        for pk, budget in models.MatrixChunk.objects.filter(
+            state=RunState.QUEUED, dispatched__lt=cutoff, audit__network_state=NetworkState.RUNNING
+        ).values_list("pk", "budget")
+        if pk not in resent
+    ]
+    if stale:
+        models.MatrixChunk.objects.filter(pk__in=[pk for pk, _ in stale], state=RunState.QUEUED).update(dispatched=now)
+        logger.warning(
+            "%d queued matrix chunks not claimed for %g s: sent again", len(stale), settings.PREFLIGHT_REDELIVER_AFTER
+        )
+        resend.extend(stale)
     if resend:
         try:
             _chunks_send(resend)

@@ -78,6 +78,24 @@ def test_a_chunk_whose_worker_was_lost_is_queued_and_sent_again(audited):
     assert Audit.objects.get(pk=audit.pk).state == "running"
 
 
+def test_a_queued_chunk_whose_message_went_with_a_killed_worker_is_sent_again(audited):
+    # given the chunks planned and sent, one taken from the queue by a worker killed before it claimed it
+    audit, sent = audited
+    audit_finish(audit_id=audit.pk)
+    chunks = MatrixChunk.objects.filter(audit=audit).order_by("index")
+    old, fresh = chunks[0].pk, chunks[1].pk
+    long_ago = timezone.now() - timedelta(seconds=settings.PREFLIGHT_REDELIVER_AFTER + 1)
+    MatrixChunk.objects.filter(pk=old).update(dispatched=long_ago)
+    sent.clear()
+    # when the sweep runs
+    audit_sweep_stuck()
+    # then the chunk sent long ago is sent again (once), the one sent just now is left to its message
+    assert sent == [old]
+    assert MatrixChunk.objects.get(pk=old).dispatched > long_ago
+    audit_sweep_stuck()
+    assert sent == [old] and fresh not in sent
+
+
 def test_chunks_lost_too_often_end_their_paths_as_skip_blamed_on_no_node_and_the_audit_closes_once(audited):
     # given every chunk lost by its worker as often as it may be claimed
     audit, _ = audited

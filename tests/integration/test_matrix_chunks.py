@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from checks.connectivity import matrix_thread_bound
@@ -198,6 +199,10 @@ def test_a_worker_killed_mid_chunk_costs_a_retry_of_that_chunk_not_a_path_nor_a_
     # when a new worker starts and the sweep finds the lease run out
     chunked_worker.start(concurrency=TASKS)
     MatrixChunk.objects.filter(pk__in=lost_ids).update(lease_expires=timezone.now() - timedelta(seconds=1))
+    # (and the chunks it had taken from the queue but not claimed yet went with it: their sending is old)
+    MatrixChunk.objects.filter(audit=audit, state="queued").update(
+        dispatched=timezone.now() - timedelta(seconds=settings.PREFLIGHT_REDELIVER_AFTER + 1)
+    )
     assert audit_sweep_stuck() >= len(lost_ids)
     audit = wait_for_audit(audit.pk, timeout=240)
     # then the lost chunk ran again, and every path is there, proven, blamed on no node
