@@ -76,16 +76,10 @@ class NodeRef:
     name: str
 
 
-@dataclass
-class CheckCause:
-    """Nodes whose check went from one status to another with the same summary (the cause)."""
+class _NamedNodes:
+    """A group of nodes shown by their first NAMES_PER_CAUSE names and a count of the rest."""
 
-    check_id: str
-    before: str
-    after: str
-    kind: str
-    summary: str  # the cause: the newer summary without the node's own name, address and fingerprints
-    nodes: list[NodeRef] = field(default_factory=list)
+    nodes: list[NodeRef]
 
     @property
     def count(self) -> int:
@@ -98,6 +92,18 @@ class CheckCause:
     @property
     def more(self) -> int:
         return max(0, len(self.nodes) - NAMES_PER_CAUSE)
+
+
+@dataclass
+class CheckCause(_NamedNodes):
+    """Nodes whose check went from one status to another with the same summary (the cause)."""
+
+    check_id: str
+    before: str
+    after: str
+    kind: str
+    summary: str  # the cause: the newer summary without the node's own name, address and fingerprints
+    nodes: list[NodeRef] = field(default_factory=list)
 
 
 @dataclass
@@ -332,7 +338,7 @@ def path_diff(*, old: Audit, new: Audit, node: str | None, cause_page: str | Non
 
 
 @dataclass
-class InventoryChange:
+class InventoryChange(_NamedNodes):
     """A device or driver that appeared or went away between two audits, with the nodes it concerns."""
 
     change: str  # "device gone", "device appeared", "gone", "appeared"
@@ -342,18 +348,6 @@ class InventoryChange:
     @property
     def worse(self) -> bool:
         return self.change.endswith("gone")
-
-    @property
-    def count(self) -> int:
-        return len(self.nodes)
-
-    @property
-    def shown(self) -> list[NodeRef]:
-        return self.nodes[:NAMES_PER_CAUSE]
-
-    @property
-    def more(self) -> int:
-        return max(0, len(self.nodes) - NAMES_PER_CAUSE)
 
 
 def _inventory(audit: Audit, node: str | None) -> tuple[set, set, dict[int, str]]:

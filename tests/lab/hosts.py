@@ -152,10 +152,8 @@ class Lab:
         self.start(node)
         return node
 
-    def add_raw(self, name: str, server_code: str) -> LabNode:
-        """A node whose port 22 is not sshd but `server_code` (python3, gets the address as argv[1])."""
-        index = self._next
-        self._next += 1
+    def _plugged(self, name: str, index: int) -> LabNode:
+        """A namespace on the lab's bridge with the address of slot `index` on eth0, and nothing running in it."""
         namespace, host_side = f"pf{self.id}n{index}", f"pf{self.id}h{index}"
         node = LabNode(NodeSpec(name, ""), namespace, self._address(index), self.root / name, host_link=host_side)
         node.directory.mkdir(parents=True)
@@ -175,16 +173,23 @@ class Lab:
             f"ip link set lo up; ip link set pf{self.id}p{index} name eth0; "
             f"ip addr add {node.address}/{self.prefix} dev eth0; ip link set eth0 up",
         )
+        return node
+
+    def add_raw(self, name: str, server_code: str) -> LabNode:
+        """A node whose port 22 is not sshd but `server_code` (python3, gets the address as argv[1])."""
+        index = self._next
+        self._next += 1
+        node = self._plugged(name, index)
         log = open(node.sshd_log, "ab")
         node.process = subprocess.Popen(
-            ["ip", "netns", "exec", namespace, "python3", "-c", server_code, node.address],
+            ["ip", "netns", "exec", node.namespace, "python3", "-c", server_code, node.address],
             stdout=log,
             stderr=log,
             start_new_session=True,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            probe = _run("ip", "netns", "exec", namespace, "ss", "-Hltn", check=False).stdout
+            probe = _run("ip", "netns", "exec", node.namespace, "ss", "-Hltn", check=False).stdout
             if ":22 " in probe:
                 return node
             time.sleep(0.1)
@@ -198,25 +203,7 @@ class Lab:
         index = self._next
         self._next += 1
         self._grow_neighbour_table(len(self.nodes) + 1)
-        namespace, host_side = f"pf{self.id}n{index}", f"pf{self.id}h{index}"
-        node = LabNode(NodeSpec(name, ""), namespace, f"{self.subnet}.{index}", self.root / name, host_link=host_side)
-        node.directory.mkdir(parents=True)
-        self.nodes[name] = node
-        _run("ip", "netns", "add", namespace)
-        _run("ip", "link", "add", host_side, "type", "veth", "peer", "name", f"pf{self.id}p{index}")
-        _run("ip", "link", "set", f"pf{self.id}p{index}", "netns", namespace)
-        _run("ip", "link", "set", host_side, "master", self.bridge)
-        _run("ip", "link", "set", host_side, "up")
-        _run(
-            "ip",
-            "netns",
-            "exec",
-            namespace,
-            "sh",
-            "-c",
-            f"ip link set lo up; ip link set pf{self.id}p{index} name eth0; ip addr add {node.address}/24 dev eth0; "
-            "ip link set eth0 up",
-        )
+        node = self._plugged(name, index)
         return node
 
     def remove(self, node: LabNode) -> None:
