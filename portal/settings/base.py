@@ -242,6 +242,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 PREFLIGHT_PUBLISH_RETRY = {"max_retries": 4, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fix-up closes a worker's database connections before and after every task unless this is set: a
+# new SQLite connection (its PRAGMAs and functions), or a PostgreSQL connect and authentication, for every node
+# audited, whatever CONN_MAX_AGE says. Set, it closes them only every 2 x this many tasks; portal.celery closes them
+# around each task the Django way instead, as CONN_MAX_AGE and CONN_HEALTH_CHECKS say (too old, or broken).
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # A running node audit holds a lease that its worker renews every PREFLIGHT_LEASE_RENEW seconds. Once it has run out
 # (the worker was killed or lost), the sweep (every 30 s) puts the node audit back in the queue and sends it again,
