@@ -29,7 +29,7 @@ from ..transport import ConnectFailure
 from .finish import audit_finish, node_audit_end_in_error
 from .queue import note_database_fault
 from .trust import login_target, transport_for
-from .waivers import waivers_stamp
+from .waivers import waivers_in_force_for_audit, waivers_stamp
 
 logger = logging.getLogger(__name__)
 
@@ -288,8 +288,13 @@ def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
         for i, r in enumerate(sorted(results, key=lambda r: CHECK_IDS.index(r.check_id)))
     ]
     # The node's status: the worst of its results that no waiver (or `audit --ignore`) accepts.
+    audit = node_audit.audit
     status = waivers_stamp(
-        rows=rows, node_id=node.pk, cluster_id=node_audit.audit.cluster_id, ignored=node_audit.audit.ignored or ()
+        rows=rows,
+        node_id=node.pk,
+        cluster_id=audit.cluster_id,
+        ignored=audit.ignored or (),
+        in_force=waivers_in_force_for_audit(audit=audit),
     )
     with transaction.atomic():
         node_audit.raw_output = clamp.text(node_audit.raw_output)
@@ -338,12 +343,14 @@ class _Leases:
 
     def __init__(self) -> None:
         self._held: dict[int, int] = {}  # node audit id -> the attempt this process holds
+        self._audits: dict[int, int] = {}  # node audit id -> its audit's id
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def hold(self, node_audit_id: int, attempt: int) -> None:
+    def hold(self, node_audit_id: int, attempt: int, audit_id: int) -> None:
         with self._lock:
             self._held[node_audit_id] = attempt
+            self._audits[node_audit_id] = audit_id
             if self._thread is None or not self._thread.is_alive():  # (none yet, or this is a forked child)
                 self._thread = threading.Thread(target=self._run, name="leases", daemon=True)
                 self._thread.start()
@@ -351,6 +358,13 @@ class _Leases:
     def release(self, node_audit_id: int) -> None:
         with self._lock:
             self._held.pop(node_audit_id, None)
+            self._audits.pop(node_audit_id, None)
+
+    def holds_audit(self, audit_id: int) -> bool:
+        """Whether this process still runs a node audit of `audit_id`: that run closes the audit when it ends
+        (or the sweep does, if this process dies), so a node that ends before it need not ask the database."""
+        with self._lock:
+            return audit_id in self._audits.values()
 
     def _run(self) -> None:
         tick = threading.Event()
@@ -389,11 +403,10 @@ def lease_until():
 def _claim(node_audit_id: int) -> bool:
     now = timezone.now()
 
-    def claim() -> bool:
-        with transaction.atomic():
-            claimed = models.NodeAudit.objects.filter(pk=node_audit_id, state=RunState.QUEUED).update(
-                state=RunState.RUNNING, started=now, attempts=F("attempts") + 1, lease_expires=lease_until()
-            )
+    def claim() -> bool:  # one UPDATE: a transaction of its own
+        claimed = models.NodeAudit.objects.filter(pk=node_audit_id, state=RunState.QUEUED).update(
+            state=RunState.RUNNING, started=now, attempts=F("attempts") + 1, lease_expires=lease_until()
+        )
         return bool(claimed)
 
     return retry_db_write(
@@ -432,13 +445,15 @@ def node_audit_run(
     node_audit = None
     leased = False
     try:
-        node_audit = models.NodeAudit.objects.select_related("node__cluster", "node__credential", "audit").get(
-            pk=node_audit_id
+        node_audit = (
+            models.NodeAudit.objects.select_related("node__cluster", "node__credential", "audit")
+            .defer("node__last_facts")  # the node's previous facts are not read here, only replaced
+            .get(pk=node_audit_id)
         )
         if node_audit.audit.state == RunState.QUEUED:  # the first node of the audit marks it running
             _audit_mark_running(node_audit)
         if not connection.in_atomic_block:  # (in a test's transaction no other connection could see the row)
-            _LEASES.hold(node_audit_id, node_audit.attempts)
+            _LEASES.hold(node_audit_id, node_audit.attempts, node_audit.audit_id)
             leased = True
         outcome = _probe_and_judge(node_audit, node_audit.node, transport)
         retry_db_write(
@@ -478,7 +493,9 @@ def node_audit_run(
     try:
         if audit_id is None:
             audit_id = models.NodeAudit.objects.filter(pk=node_audit_id).values_list("audit_id", flat=True).first()
-        if close_audit:
+        # Every node but the last asked the database whether the audit's others were final (a query per node):
+        # while this process still runs another of its nodes, that one asks when it ends.
+        if close_audit and not (leased and _LEASES.holds_audit(audit_id)):
             audit_finish(audit_id=audit_id)
     except Exception:  # noqa: BLE001 - the node audit is final; the sweep closes the audit if this failed
         logger.exception("closing audit %s after node audit %s failed", audit_id, node_audit_id)

@@ -4,6 +4,7 @@ the credential and transport to log in with. Used by the node audit and the conn
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from inventory.choices import HostKeyState, Transport
@@ -20,7 +21,16 @@ def host_key_verifier(node: Node):
     under Host keys in the admin) before anything runs."""
 
     def verify(key_type: str, fingerprint: str, key_b64: str) -> None:
-        # A database that is locked or full for a moment delays the login instead of failing the node.
+        # The usual case, a key already trusted, is one read, outside the process's SQLite write turn (it waited
+        # there behind other nodes' writes); anything else is written with retries: a database that is locked or
+        # full for a moment delays the login instead of failing the node.
+        try:
+            if HostKey.objects.filter(
+                node=node, state=HostKeyState.TRUSTED, key_type=key_type, fingerprint=fingerprint
+            ).exists():
+                return
+        except DatabaseError:
+            pass  # tried again below, with retries
         retry_db_write(
             lambda: _verify(key_type, fingerprint, key_b64),
             budget=min(30.0, settings.PREFLIGHT_DB_WRITE_BUDGET),

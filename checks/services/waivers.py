@@ -8,6 +8,8 @@ audit stays as it was judged. `audit --ignore CHECK_ID` waives for one run only 
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -74,14 +76,48 @@ def waiver_update(*, user, waiver: models.Waiver, reason: str | None = None, exp
     return waiver
 
 
-def waivers_in_force(*, cluster_id: int, now: datetime | None = None) -> dict[tuple[int | None, str], models.Waiver]:
+InForce = dict[tuple[int | None, str], models.Waiver]
+
+
+def _in_force(waivers: list[models.Waiver], now: datetime) -> InForce:
+    """By (node id or None for the whole cluster, check id), of the waivers (in order of expiry) those that have
+    not expired at `now`; of two for the same place, the one that lasts longer."""
+    return {(waiver.node_id, waiver.check_id): waiver for waiver in waivers if waiver.expires > now}
+
+
+def _cluster_waivers(cluster_id: int, now: datetime) -> list[models.Waiver]:
+    return list(models.Waiver.objects.filter(cluster_id=cluster_id, expires__gt=now).order_by("expires"))
+
+
+def waivers_in_force(*, cluster_id: int, now: datetime | None = None) -> InForce:
     """The cluster's waivers that have not expired, by (node id or None for the whole cluster, check id); of two
     for the same place, the one that lasts longer."""
     now = now or timezone.now()
-    found: dict[tuple[int | None, str], models.Waiver] = {}
-    for waiver in models.Waiver.objects.filter(cluster_id=cluster_id, expires__gt=now).order_by("expires"):
-        found[(waiver.node_id, waiver.check_id)] = waiver
-    return found
+    return _in_force(_cluster_waivers(cluster_id, now), now)
+
+
+# Within one audit, the waivers a worker process read serve its next nodes for WAIVERS_REREAD_SECONDS: each node's
+# results are stamped without a query of its own (it was one per node, 3,000 in a 3,000-node audit). A waiver made
+# or deleted meanwhile applies from at most that long after; an expiry is checked against the clock at every use.
+WAIVERS_REREAD_SECONDS = 2.0
+_RECENT: dict[tuple[int, datetime], tuple[float, list[models.Waiver]]] = {}  # (audit id, created) -> read at, list
+_RECENT_LOCK = threading.Lock()
+
+
+def waivers_in_force_for_audit(*, audit: models.Audit, now: datetime | None = None) -> InForce:
+    """waivers_in_force for the audit's cluster, read again at most every WAIVERS_REREAD_SECONDS per audit and
+    process. Keyed by the audit's creation time too, so a reused id never matches."""
+    now = now or timezone.now()
+    key = (audit.pk, audit.created)
+    with _RECENT_LOCK:
+        entry = _RECENT.get(key)
+    if entry is None or time.monotonic() - entry[0] > WAIVERS_REREAD_SECONDS:
+        entry = (time.monotonic(), _cluster_waivers(audit.cluster_id, now))
+        with _RECENT_LOCK:
+            if len(_RECENT) >= 64:
+                _RECENT.clear()
+            _RECENT[key] = entry
+    return _in_force(entry[1], now)
 
 
 def waiver_snapshot(waiver: models.Waiver) -> dict:
@@ -99,7 +135,9 @@ def ignored_snapshot() -> dict:
     return {"reason": IGNORED_REASON, "by": IGNORED_BY, "expires": None, "waiver": None, "scope": "run"}
 
 
-def waivers_stamp(*, rows: list, node_id: int, cluster_id: int, ignored=(), in_force=None, now=None) -> str:
+def waivers_stamp(
+    *, rows: list, node_id: int, cluster_id: int, ignored=(), in_force: InForce | None = None, now=None
+) -> str:
     """Set `waived` on each result row (CheckResult instances, saved or not) that a waiver in force or the run's
     `ignored` list accepts, clear it on the others, and return the node's status: the worst of the results that
     are not waived (a waived one counts as a pass)."""
