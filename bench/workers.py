@@ -91,12 +91,12 @@ def main() -> None:
             for run in range(args.runs):
                 time.sleep(1)  # the last task of the audit before logs its end after the audit closed
                 before = [succeeded(w.log) for w in workers]
-                cpu_before = [process_seconds(w.process.pid) for w in workers]
+                cpu_before = [sum(process_seconds(w.process.pid)) for w in workers]
                 busy, load_before = busy_seconds(), load()
                 wall, _ = timed_audit(cluster, f"   run {run + 1}")
                 busy = busy_seconds() - busy
                 time.sleep(1)
-                own = sum(process_seconds(w.process.pid) - c for w, c in zip(workers, cpu_before, strict=True))
+                own = sum(sum(process_seconds(w.process.pid)) - c for w, c in zip(workers, cpu_before, strict=True))
                 shares = [succeeded(w.log) - b for w, b in zip(workers, before, strict=True)]
                 print(
                     f"   node audits per process {shares}; CPU: workers {own:.2f} s, machine {busy:.2f} s "
