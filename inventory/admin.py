@@ -471,6 +471,7 @@ class CredentialAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "has_passphrase", "node_count", "updated"]
     list_filter = ["kind"]
     search_fields = ["name"]
+    ordering = ["name"]  # (pages of an unordered list could repeat or skip a credential)
     fields = ["name", "kind", "new_secret", "new_passphrase", "clear_passphrase", "secret_state"]
     readonly_fields = ["secret_state"]
 

@@ -530,8 +530,10 @@ def node_record_facts(
     """Upsert what an audit found on a node. Devices and installs no longer found are marked gone, never deleted."""
     when = when or timezone.now()
     # (.order_by(): the models' default ordering, by node, would join the node and its cluster to sort rows that
-    # are only looked up here)
-    present = {(a.vendor, a.index): a for a in node.accelerators.filter(gone_at__isnull=True).order_by()}
+    # are only looked up here; the managers, not node.accelerators: a related manager is built on each access)
+    present = {
+        (a.vendor, a.index): a for a in Accelerator.objects.filter(node_id=node.pk, gone_at__isnull=True).order_by()
+    }
     seen = set()
     unchanged: list[int] = []  # still there as they were: one UPDATE of last_seen for all, not a save each
     for item in accelerators:
@@ -563,7 +565,9 @@ def node_record_facts(
     if unchanged:
         Accelerator.objects.filter(pk__in=unchanged).update(last_seen=when)
     unchanged = []
-    current = {(i.kind, i.name): i for i in node.installs.filter(gone_at__isnull=True).order_by()}
+    current = {
+        (i.kind, i.name): i for i in DriverInstall.objects.filter(node_id=node.pk, gone_at__isnull=True).order_by()
+    }
     found = set()
     for item in installs:
         key = (item["kind"], item["name"])

@@ -14,7 +14,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from inventory.choices import InstallKind, NodeRole, Transport
-from inventory.models import Node
+from inventory.models import Cluster, Node
 from inventory.services import node_record_facts, node_record_status
 from portal.faults import db_fault, retry_db_write, write_turn
 
@@ -159,6 +159,23 @@ def audit_profile_spec(audit: models.Audit) -> ProfileSpec:
     return spec
 
 
+_CLUSTER_OPTIONS: dict[tuple, dict] = {}  # (audit id, created) -> its cluster's options, read once
+
+
+def audit_cluster_options(audit: models.Audit) -> dict:
+    """The options of the audit's cluster (GPUStack's deployment settings the rules read), read once per audit and
+    process like its profile: every node of the audit that this process runs is judged with the same ones, and the
+    node audit's own read needs no join to the cluster."""
+    key = (audit.pk, audit.created)
+    options = _CLUSTER_OPTIONS.get(key)
+    if options is None:
+        options = cluster_options(Cluster.objects.get(pk=audit.cluster_id))
+        if len(_CLUSTER_OPTIONS) >= 64:
+            _CLUSTER_OPTIONS.clear()
+        _CLUSTER_OPTIONS[key] = options
+    return options
+
+
 _SERVER_ADDRESSES: dict[tuple, str] = {}  # (audit id, created) -> the cluster's server address, read once
 
 
@@ -184,7 +201,6 @@ def audit_server_address(audit: models.Audit) -> str:
 def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Outcome:
     """Log in, run the probe, build facts and evaluate the rules. Every failure, whatever raised it (the
     transport, a parser, a rule), becomes the node's `error` with the reason: nothing a node prints escapes."""
-    cluster = node.cluster
     profile = audit_profile_spec(node_audit.audit)
     server_address = node.address if node.role == NodeRole.SERVER else audit_server_address(node_audit.audit)
     base_context = dict(
@@ -192,7 +208,7 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
         role=node.role,
         address=node.address,
         server_address=server_address,
-        **cluster_options(cluster),
+        **audit_cluster_options(node_audit.audit),
     )
     try:
         target = login_target(node)
@@ -446,7 +462,7 @@ def node_audit_run(
     leased = False
     try:
         node_audit = (
-            models.NodeAudit.objects.select_related("node__cluster", "node__credential", "audit")
+            models.NodeAudit.objects.select_related("node__credential", "audit")
             .defer("node__last_facts")  # the node's previous facts are not read here, only replaced
             .get(pk=node_audit_id)
         )
