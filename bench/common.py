@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,10 +14,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def scratch_folder(prefix: str) -> Path:
+    """A temporary folder removed when the benchmark exits (PREFLIGHT_BENCH_KEEP=1 keeps it, to read its logs): a
+    benchmark's database is 100-200 MB, and they piled up in /tmp."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.environ.get("PREFLIGHT_BENCH_KEEP") != "1":
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def django_setup() -> Path:
     """Point Django at a fresh SQLite file (outside the repository) and migrate it."""
     sys.path.insert(0, str(ROOT))
-    folder = Path(tempfile.mkdtemp(prefix="preflight-bench-"))
+    folder = scratch_folder("preflight-bench-")
     os.environ["DATABASE_URL"] = f"sqlite:///{folder / 'bench.sqlite3'}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.test")
     os.environ.setdefault("PREFLIGHT_PROBE_TIMEOUT", "60")
@@ -31,7 +42,7 @@ def start_redis() -> tuple[subprocess.Popen, str]:
     """A private redis-server on a unix socket in a temporary folder: the benchmark's broker, nothing shared."""
     from tests.lab.services import redis_server_command
 
-    folder = Path(tempfile.mkdtemp(prefix="preflight-bench-redis-"))
+    folder = scratch_folder("preflight-bench-redis-")
     socket_path = folder / "redis.sock"
     process = subprocess.Popen(
         redis_server_command(socket_path),

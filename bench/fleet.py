@@ -20,12 +20,11 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench.common import ROOT, django_setup, start_redis
+from bench.common import ROOT, django_setup, scratch_folder, start_redis
 from tests.lab.services import celery_worker_command
 
 UBUNTU = 'ID=ubuntu\nID_LIKE=debian\nVERSION_ID="22.04"\nPRETTY_NAME="Ubuntu 22.04.4 LTS"\n'
@@ -254,7 +253,7 @@ def paramiko_probe_floor(lab, hosts, concurrency: int) -> float:
 
 
 def ansible_setup(lab, hosts) -> float | None:
-    folder = Path(tempfile.mkdtemp(prefix="preflight-ansible-"))
+    folder = scratch_folder("preflight-ansible-")
     venv = folder / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(venv / "bin/pip"), "install", "-q", "ansible-core"], check=True)
