@@ -115,33 +115,52 @@ def audit_list(request, filters: Query[AuditFilters]):
     )
 
 
+class PathFilters(Schema):
+    status: str | None = None
+    check_id: str | None = None
+    node: str | None = None
+
+
 @router.get(
     "/audits/{audit_id}/matrix",
     summary="Read an audit's network paths",
     description=(
         "The connectivity matrix of an audit: one row per tested path (source, destination, "
-        "check, status, summary, port outcomes).\n\n"
+        "check, status, summary, port outcomes), paged like every list (`limit` up to 1,000, `offset`; "
+        "`count` is the whole number): a full mesh of 500 nodes is 250,000 paths. Filter by `status` "
+        "(`fail` for the failing paths), `check_id`, and `node` (a node's name, as source or destination).\n\n"
         "**Who:** anyone with the results permission (checks.view_audit).\n\n"
         "**Errors:** 401 without a valid token or session; 403 without the permission; 404 for an"
-        " unknown id."
+        " unknown id; 422 on an invalid filter."
     ),
     response={200: list[PathOut], **READ_ERRORS},
 )
-def audit_matrix(request, audit_id: int):
+@paginate(BoundedPagination)
+def audit_matrix(request, audit_id: int, filters: Query[PathFilters]):
     permissions.require(request.user, permissions.VIEW_RESULTS)
     audit = get_object_or_404(Audit, pk=audit_id)
-    paths = NetworkPath.objects.filter(audit=audit).select_related("source", "destination")
-    return [
-        {
+    paths = (
+        NetworkPath.objects.filter(audit=audit)
+        .select_related("source", "destination")
+        .order_by("check_id", "source__name", "destination__name", "pk")  # (a stable order across pages)
+    )
+    if filters.status:
+        paths = paths.filter(status=filters.status)
+    if filters.check_id:
+        paths = paths.filter(check_id=filters.check_id)
+    if filters.node:
+        paths = paths.filter(Q(source__name=filters.node) | Q(destination__name=filters.node))
+    return Paged(
+        paths,
+        lambda p: {
             "check_id": p.check_id,
             "source": p.source.name,
             "destination": p.destination.name,
             "status": p.status,
             "summary": p.summary,
             "outcomes": {k: [str(x) for x in v] for k, v in p.outcomes.items()},
-        }
-        for p in paths
-    ]
+        },
+    )
 
 
 class HistoryFilters(Schema):

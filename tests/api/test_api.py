@@ -319,13 +319,71 @@ def test_audit_results_history_matrix_and_remediation(admin_api):
         }
     ]
     matrix = admin_api.get(f"{API}/audits/{audit.pk}/matrix").json()
-    assert matrix[0]["outcomes"] == {"10150": ["timed out", "no answer in 3s"]}
+    assert matrix["count"] == 1
+    assert matrix["items"][0]["outcomes"] == {"10150": ["timed out", "no answer in 3s"]}
     script = admin_api.get(f"{API}/nodes/{node.pk}/remediation")
     assert script["Content-Type"] == "text/x-shellscript"
     assert "\n  apt-get install -y chrony\n" in script.content.decode()
     assert_error(admin_api.get(f"{API}/nodes/{server.pk}/remediation"), 404, "not_found")
     assert_error(admin_api.get(f"{API}/audits/999999"), 404, "not_found")
     assert admin_api.get(f"{API}/audits", {"cluster": node.cluster.name}).json()["count"] == 1
+
+
+def _meshed_audit(workers: int) -> Audit:
+    """A finished audit of 1 server and `workers` workers with a full mesh of worker paths, those into w1 failing."""
+    server = NodeFactory(name="srv", role="server")
+    nodes = [NodeFactory(name=f"w{i}", cluster=server.cluster) for i in range(1, workers + 1)]
+    audit = Audit.objects.create(
+        cluster=server.cluster, profile=server.cluster.profile, profile_key="gpustack-2.0", state=RunState.DONE
+    )
+    NetworkPath.objects.bulk_create(
+        NetworkPath(
+            audit=audit,
+            check_id="network.worker_to_worker",
+            source=source,
+            destination=destination,
+            status="fail" if destination.name == "w1" else "pass",
+            summary=f"{source.name} -> {destination.name}",
+            outcomes={},
+        )
+        for source in nodes
+        for destination in nodes
+        if source != destination
+    )
+    return audit
+
+
+def test_the_matrix_is_paged_and_filtered_in_the_same_queries_at_any_size(admin_api):
+    # given a mesh of 4 workers (12 paths)
+    audit = _meshed_audit(4)
+    url = f"{API}/audits/{audit.pk}/matrix"
+    # when paged by 5, then the pages are whole, in a stable order, and do not overlap
+    first, second = (admin_api.get(url, {"limit": 5, "offset": offset}).json() for offset in (0, 5))
+    assert first["count"] == second["count"] == 12
+    names = [(p["source"], p["destination"]) for p in first["items"] + second["items"]]
+    assert len(names) == len(set(names)) == 10 and names == sorted(names)
+    # and filtered: the failing paths, and one node's paths (as source or destination)
+    failing = admin_api.get(url, {"status": "fail"}).json()
+    assert failing["count"] == 3 and {p["destination"] for p in failing["items"]} == {"w1"}
+    touching = admin_api.get(url, {"node": "w2"}).json()
+    assert touching["count"] == 6 and all("w2" in (p["source"], p["destination"]) for p in touching["items"])
+    assert admin_api.get(url, {"limit": 1001}).status_code == 422
+
+
+def test_a_matrix_page_costs_the_same_queries_for_12_and_90_paths(admin_api):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts = []
+    for workers in (4, 10):
+        audit = _meshed_audit(workers)
+        admin_api.get(f"{API}/audits/{audit.pk}/matrix", {"limit": 5})  # (the token's first use is remembered)
+        with CaptureQueriesContext(connection) as queries:
+            page = admin_api.get(f"{API}/audits/{audit.pk}/matrix", {"limit": 5})
+        assert page.status_code == 200 and len(page.json()["items"]) == 5
+        counts.append(len(queries.captured_queries))
+        Node.objects.all().delete()
+    assert counts[0] == counts[1]
 
 
 def test_view_permission_reads_but_cannot_write(make_client):
