@@ -22,6 +22,7 @@ from inventory.choices import NodeRole
 from inventory.facts_summary import FactsSummary
 from inventory.models import Node
 from inventory.services import node_record_status
+from portal.faults import retry_db_write, write_turn
 
 from .. import clamp, models
 from ..catalog import CHECK_IDS, EVIDENCE_LIMIT, SEVERITY, worst
@@ -51,6 +52,7 @@ from ..rlimits import OpenFilesLimit, make_room_for_open_files
 from ..spec import NodeContext, cluster_options, profile_spec_from_model
 from ..targets import target_address
 from ..transport import ConnectFailure
+from .queue import note_database_fault
 from .trust import login_target, transport_for
 from .waivers import node_audit_restamp
 
@@ -495,10 +497,12 @@ class _ChunkLease(threading.Thread):
         try:
             while not self.stopped.wait(settings.PREFLIGHT_LEASE_RENEW):
                 try:
-                    models.MatrixChunk.objects.filter(
-                        pk=self.chunk_id, state=RunState.RUNNING, attempts=self.attempt
-                    ).update(lease_expires=_lease_until())
+                    with write_turn():  # (in its process's turn on SQLite, like every other write)
+                        models.MatrixChunk.objects.filter(
+                            pk=self.chunk_id, state=RunState.RUNNING, attempts=self.attempt
+                        ).update(lease_expires=_lease_until())
                 except Exception as exc:  # noqa: BLE001 - renewal is tried again at the next tick
+                    note_database_fault(exc)  # (the sweep then waits before taking a live worker's chunk)
                     logger.warning("matrix chunk %s: renewing its lease failed: %s", self.chunk_id, exc)
                     connection.close()
         finally:
@@ -573,8 +577,15 @@ def matrix_chunk_run(*, chunk_id: int) -> bool:
             )
             state, error = RunState.ERROR, clamp.text(why)
             rows = [_verdict_json(matrix.plans[i], not_tested(matrix.plans[i], why), {}) for i in indices]
-        done = models.MatrixChunk.objects.filter(pk=chunk.pk, state=RunState.RUNNING, attempts=chunk.attempts).update(
-            state=state, verdicts=rows, error=error, finished=timezone.now(), lease_expires=None
+        # The verdicts are in memory: a database locked or full for a while delays their recording (retried), it
+        # does not send the chunk's paths to be probed again.
+        done = retry_db_write(
+            lambda: models.MatrixChunk.objects.filter(
+                pk=chunk.pk, state=RunState.RUNNING, attempts=chunk.attempts
+            ).update(state=state, verdicts=rows, error=error, finished=timezone.now(), lease_expires=None),
+            budget=settings.PREFLIGHT_DB_WRITE_BUDGET,
+            what=f"recording matrix chunk {chunk.index + 1} of audit {chunk.audit_id}",
+            on_fault=note_database_fault,
         )
     finally:
         lease.stop()

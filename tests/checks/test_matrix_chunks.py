@@ -168,3 +168,45 @@ def test_a_matrix_whose_last_chunk_could_not_close_it_is_recorded_by_the_sweep(a
     audit = Audit.objects.get(pk=audit.pk)
     assert (audit.state, audit.network_state) == ("done", "done")
     assert NetworkPath.objects.filter(audit=audit).count() == 12
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_chunk_whose_recording_meets_a_locked_database_waits_for_it_and_probes_once(audited, monkeypatch):
+    # given a chunk whose probing ends while another writer holds SQLite's lock for 0.6 s
+    import sqlite3
+    import threading
+
+    from django.db import connection
+
+    from checks.services import network
+
+    if connection.vendor != "sqlite":
+        pytest.skip("the lock is SQLite's")
+    audit, sent = audited
+    audit_finish(audit_id=audit.pk)
+    connection.ensure_connection()
+    connection.connection.execute("PRAGMA busy_timeout = 50")
+    probe_paths, probed, held = network._probe_paths, [], threading.Event()
+
+    def hold() -> None:
+        other = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None, timeout=5)
+        other.execute("BEGIN EXCLUSIVE")
+        held.set()
+        threading.Event().wait(0.6)
+        other.execute("ROLLBACK")
+        other.close()
+
+    def probe_then_lock(*args, **kwargs):
+        probed.append(1)
+        found = probe_paths(*args, **kwargs)
+        threading.Thread(target=hold).start()
+        held.wait(5)
+        return found
+
+    monkeypatch.setattr(network, "_probe_paths", probe_then_lock)
+    # when the chunk runs
+    assert network.matrix_chunk_run(chunk_id=sent[0]) is True
+    # then its verdicts were recorded once the lock went, from memory: probed once, claimed once
+    chunk = MatrixChunk.objects.get(pk=sent[0])
+    assert (chunk.state, chunk.attempts, len(probed)) == ("done", 1, 1)
+    assert len(chunk.verdicts) == len(chunk.paths) > 0
