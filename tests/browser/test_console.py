@@ -105,6 +105,8 @@ def check_pages(page, base: str, pages: dict, width: int, csp: CspWatch) -> list
             open_page(page, f"{base}{url}", name)
             where = f"{name} at {width} px, {scheme}"
             shoot(page, SHOTS / f"{name.replace(' ', '-')}-{width}-{scheme}.png", width)
+            if name == "dashboard":
+                problems.extend(check_trend_colours(page, where))
             if scheme == "light" and (wide := overflow(page)) > 0:
                 problems.append(f"{where}: scrolls sideways by {wide} px")
             # axe-core itself adds an inline <style> on some pages (the admin's), which the policy refuses: what is
@@ -114,6 +116,29 @@ def check_pages(page, base: str, pages: dict, width: int, csp: CspWatch) -> list
             del csp.found[before:]
     page.emulate_media(color_scheme="light")
     return problems
+
+
+TREND_COLOURS = """() => {
+  const chart = window.Chart && Chart.getChart(document.getElementById("trend"));
+  if (!chart) return null;
+  const style = getComputedStyle(document.documentElement), css = (name) => style.getPropertyValue(name).trim();
+  return {ready: [chart.data.datasets[0].borderColor, css("--pass-text")],
+          ticks: [chart.options.scales.y.ticks.color, css("--fg")],
+          grid: [chart.options.scales.y.grid.color, css("--line")]};
+}"""
+
+
+def check_trend_colours(page, where: str) -> list[str]:
+    """The trend chart (a canvas axe-core cannot read) draws in the page's own colours for its scheme: Chart.js's
+    defaults, dark grey text and a dark green line, did not show on the dark page."""
+    found = page.evaluate(TREND_COLOURS)
+    if found is None:
+        return [f"{where}: no trend chart drawn"]
+    return [
+        f"{where}: trend {part} drawn in {drawn}, the page's is {css}"
+        for part, (drawn, css) in found.items()
+        if drawn != css
+    ]
 
 
 def check_jump(page, base: str, node, width: int) -> list[str]:
