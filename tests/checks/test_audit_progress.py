@@ -139,3 +139,14 @@ def test_a_real_manage_py_audit_on_a_pty_draws_the_line_and_is_silent_in_a_pipe(
     # and with stderr in a pipe, the same command draws nothing there
     piped = subprocess.run(command, capture_output=True, text=True, env=env, cwd=settings.BASE_DIR, timeout=60)
     assert piped.returncode == 1 and "4/4" not in piped.stderr and "failed" not in piped.stderr
+
+
+def test_the_live_line_says_which_chunk_of_a_big_matrix_runs():
+    from checks.management.commands.audit import AuditProgress
+
+    line = AuditProgress(stream=io.StringIO(), enabled=False)
+    detail = lambda: line.progress.tasks[0].fields["detail"]  # noqa: E731
+    line.event("matrix", phase="probing", paths=1497, runnable=1497, chunk=2, chunks=24)
+    assert detail() == "0 failed · matrix chunk 2 of 24: probing, 1497 paths (1497 to probe)"
+    line.event("matrix", phase="done", paths=6, runnable=6, chunk=1, chunks=1)
+    assert detail() == "0 failed · matrix: done, 6 paths (6 to probe)"

@@ -123,8 +123,10 @@ class AuditProgress:
                     self.failed += 1
                 self.progress.update(self.task, advance=1, detail=f"{self.failed} failed")
             elif kind == "matrix":
+                chunks = facts.get("chunks") or 1  # (a big matrix runs chunk after chunk: which one is running)
+                where = f" chunk {facts.get('chunk') or 1} of {chunks}" if chunks > 1 else ""
                 self.progress.update(
                     self.task,
-                    detail=f"{self.failed} failed · matrix: {facts['phase']}, {facts['paths']} paths "
+                    detail=f"{self.failed} failed · matrix{where}: {facts['phase']}, {facts['paths']} paths "
                     f"({facts['runnable']} to probe)",
                 )
