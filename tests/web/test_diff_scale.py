@@ -56,7 +56,9 @@ def test_comparison_counts_paths_in_the_database_and_groups_them_by_cause(admin_
     causes = _table(body, "path-causes").split("<tr class=")[1:]
     for node, n in into.items():
         row = f'blocked into <a href="/nodes/{node.pk}/">{node.name}</a>'
-        assert [r for r in causes if row in r and f"<code>{w2w}</code>" in r][0].startswith(f'"worse"><td>{n}</td>')
+        assert [r for r in causes if row in r and f"<code>{w2w}</code>" in r][0].startswith(
+            f'"worse"><td data-label="Paths">{n}</td>'
+        )
     unreachable = next(n for n in data["nodes"] if data["kinds"][n.pk] == "unreachable")
     assert any(f'not probed from <a href="/nodes/{unreachable.pk}/">{unreachable.name}</a>' in r for r in causes)
     # the changed paths are paged, with linked names
@@ -91,7 +93,7 @@ def test_check_changes_are_grouped_by_cause_with_counts_first(admin_client):
     assert 0 < len(rows) <= CAUSES_PER_PAGE
     unreachable = [n for n in data["nodes"] if data["kinds"][n.pk] == "unreachable"]
     ssh = next(r for r in rows if "<code>ssh.connect</code>" in r)
-    assert ssh.startswith('"worse"><td>') and f"<td>{len(unreachable)}</td>" in ssh
+    assert ssh.startswith(f'"worse"><td data-label="Nodes">{len(unreachable)}</td>')
     for node in unreachable:
         assert f'<a href="/nodes/{node.pk}/">{node.name}</a>' in ssh
     # their other checks did not run: named once in the notice, not as changes
@@ -144,6 +146,9 @@ def test_device_and_driver_changes_are_grouped_by_what_changed_with_linked_nodes
     rows = _table(body, "hardware-changes").split("<tr class=")[1:]
     assert len(rows) == 2
     gone, appeared = rows
-    assert gone.startswith('"worse"><td>30</td><td>gone</td><td class="why-cell">nvidia driver 535.183.01</td>')
-    assert appeared.startswith('"better"><td>30</td><td>appeared</td><td class="why-cell">nvidia driver 550.54.15</td>')
+    cells = (
+        '<td data-label="Nodes">30</td><td data-label="Change">{}</td><td class="why-cell" data-label="What">{}</td>'
+    )
+    assert gone.startswith('"worse">' + cells.format("gone", "nvidia driver 535.183.01"))
+    assert appeared.startswith('"better">' + cells.format("appeared", "nvidia driver 550.54.15"))
     assert len(re.findall(r'<a href="/nodes/\d+/">w\d+</a>', gone)) == 20 and "and 10 more" in gone
