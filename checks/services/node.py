@@ -144,18 +144,20 @@ class _Outcome:
     installs: list[dict] = field(default_factory=list)
 
 
-_PROFILE_SPECS: dict[int, ProfileSpec] = {}  # audit id -> its profile's rules, read once per process
+_PROFILE_SPECS: dict[tuple, ProfileSpec] = {}  # (audit id, created) -> its profile's rules, read once per process
 
 
 def audit_profile_spec(audit: models.Audit) -> ProfileSpec:
     """The profile an audit judges by, read from the database once per audit and process (three queries saved on
-    every node), so every node of the audit that this process runs is judged by the same rules."""
-    spec = _PROFILE_SPECS.get(audit.pk)
+    every node), so every node of the audit that this process runs is judged by the same rules. Keyed by the
+    audit's creation time too, so a reused id (a database restored, a test's rolled back) never matches."""
+    key = (audit.pk, audit.created)
+    spec = _PROFILE_SPECS.get(key)
     if spec is None:
         spec = profile_spec_from_model(audit.profile)
         if len(_PROFILE_SPECS) >= 64:
             _PROFILE_SPECS.clear()
-        _PROFILE_SPECS[audit.pk] = spec
+        _PROFILE_SPECS[key] = spec
     return spec
 
 

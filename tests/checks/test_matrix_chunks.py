@@ -170,8 +170,21 @@ def test_a_matrix_whose_last_chunk_could_not_close_it_is_recorded_by_the_sweep(a
     assert NetworkPath.objects.filter(audit=audit).count() == 12
 
 
+@pytest.fixture
+def eager():
+    """Tasks run in the test process. A transaction test runs after all the others, and a browser or integration
+    test's real worker may have turned eager tasks off for the rest of the session: that worker would take this
+    test's matrix task from Redis (the rows are committed, it sees them) and plan the chunks itself."""
+    from portal.celery import app
+
+    before = app.conf.CELERY_TASK_ALWAYS_EAGER
+    app.conf.CELERY_TASK_ALWAYS_EAGER = True
+    yield
+    app.conf.CELERY_TASK_ALWAYS_EAGER = before
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-def test_a_chunk_whose_recording_meets_a_locked_database_waits_for_it_and_probes_once(audited, monkeypatch):
+def test_a_chunk_whose_recording_meets_a_locked_database_waits_for_it_and_probes_once(eager, audited, monkeypatch):
     # given a chunk whose probing ends while another writer holds SQLite's lock for 0.6 s
     import sqlite3
     import threading
@@ -184,6 +197,7 @@ def test_a_chunk_whose_recording_meets_a_locked_database_waits_for_it_and_probes
         pytest.skip("the lock is SQLite's")
     audit, sent = audited
     audit_finish(audit_id=audit.pk)
+    assert sent, Audit.objects.filter(pk=audit.pk).values_list("network_state", "error").first()
     connection.ensure_connection()
     connection.connection.execute("PRAGMA busy_timeout = 50")
     probe_paths, probed, held = network._probe_paths, [], threading.Event()
