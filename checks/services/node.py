@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -144,60 +146,46 @@ class _Outcome:
     installs: list[dict] = field(default_factory=list)
 
 
-_PROFILE_SPECS: dict[tuple, ProfileSpec] = {}  # (audit id, created) -> its profile's rules, read once per process
+T = TypeVar("T")
+_PER_AUDIT: dict[tuple, object] = {}  # (what, audit id, created) -> what this process read for that audit
+
+
+def _once_per_audit(what: str, audit: models.Audit, read: Callable[[], T]) -> T:
+    """`read()` once per audit and process, so every node of the audit that this process runs sees the same value
+    (and saves its queries on every node). Keyed by the audit's creation time too, so a reused id (a database
+    restored, a test's rolled back) never matches; bounded, as a worker lives through many audits."""
+    key = (what, audit.pk, audit.created)
+    if key not in _PER_AUDIT:
+        if len(_PER_AUDIT) >= 256:
+            _PER_AUDIT.clear()
+        _PER_AUDIT[key] = read()
+    return _PER_AUDIT[key]  # type: ignore[return-value]
 
 
 def audit_profile_spec(audit: models.Audit) -> ProfileSpec:
-    """The profile an audit judges by, read from the database once per audit and process (three queries saved on
-    every node), so every node of the audit that this process runs is judged by the same rules. Keyed by the
-    audit's creation time too, so a reused id (a database restored, a test's rolled back) never matches."""
-    key = (audit.pk, audit.created)
-    spec = _PROFILE_SPECS.get(key)
-    if spec is None:
-        spec = profile_spec_from_model(audit.profile)
-        if len(_PROFILE_SPECS) >= 64:
-            _PROFILE_SPECS.clear()
-        _PROFILE_SPECS[key] = spec
-    return spec
-
-
-_CLUSTER_OPTIONS: dict[tuple, dict] = {}  # (audit id, created) -> its cluster's options, read once
+    """The profile an audit judges by (three queries), the same rules for every node of the audit."""
+    return _once_per_audit("profile", audit, lambda: profile_spec_from_model(audit.profile))
 
 
 def audit_cluster_options(audit: models.Audit) -> dict:
-    """The options of the audit's cluster (GPUStack's deployment settings the rules read), read once per audit and
-    process like its profile: every node of the audit that this process runs is judged with the same ones, and the
-    node audit's own read needs no join to the cluster."""
-    key = (audit.pk, audit.created)
-    options = _CLUSTER_OPTIONS.get(key)
-    if options is None:
-        options = cluster_options(Cluster.objects.get(pk=audit.cluster_id))
-        if len(_CLUSTER_OPTIONS) >= 64:
-            _CLUSTER_OPTIONS.clear()
-        _CLUSTER_OPTIONS[key] = options
-    return options
-
-
-_SERVER_ADDRESSES: dict[tuple, str] = {}  # (audit id, created) -> the cluster's server address, read once
+    """The options of the audit's cluster (GPUStack's deployment settings the rules read): the node audit's own
+    read needs no join to the cluster."""
+    return _once_per_audit("options", audit, lambda: cluster_options(Cluster.objects.get(pk=audit.cluster_id)))
 
 
 def audit_server_address(audit: models.Audit) -> str:
-    """The address of the audit's cluster's (first) server, which every worker's probe is given: read once per
-    audit and process, not once per node. Keyed by the audit's creation time too, so a reused id never matches."""
-    key = (audit.pk, audit.created)
-    address = _SERVER_ADDRESSES.get(key)
-    if address is None:
-        address = (
+    """The address of the audit's cluster's (first) server, which every worker's probe is given."""
+    return _once_per_audit(
+        "server",
+        audit,
+        lambda: (
             Node.objects.filter(cluster_id=audit.cluster_id, role=NodeRole.SERVER)
             .order_by("pk")
             .values_list("address", flat=True)
             .first()
             or ""
-        )
-        if len(_SERVER_ADDRESSES) >= 64:
-            _SERVER_ADDRESSES.clear()
-        _SERVER_ADDRESSES[key] = address
-    return address
+        ),
+    )
 
 
 def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Outcome:

@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from checks.choices import RunState
@@ -371,9 +373,6 @@ def test_the_matrix_is_paged_and_filtered_in_the_same_queries_at_any_size(admin_
 
 
 def test_a_matrix_page_costs_the_same_queries_for_12_and_90_paths(admin_api):
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     counts = []
     for workers in (4, 10):
         audit = _meshed_audit(workers)
