@@ -38,10 +38,8 @@ log "pytest on PostgreSQL (database-facing tests), in the background: output in 
 source "$ROOT/scripts/postgres.sh"
 ensure_postgres
 # Its own test Redis socket: a session fixture it sets up (then skips on) would otherwise take the SQLite run's.
-# The API fuzzing (schemathesis, 25 examples per operation on SQLite) was the slowest test of both runs, about two
-# minutes each on the same two cores: on PostgreSQL it tries 12 per operation, still every operation.
 DATABASE_URL="$PREFLIGHT_TEST_PG_URL" CELERY_BROKER_URL="redis+socket://$ROOT/run/test-redis-pg.sock" \
-  PREFLIGHT_FUZZ_EXAMPLES="${PREFLIGHT_FUZZ_EXAMPLES_PG:-12}" "$PY" -m pytest -m "django_db and not integration" -p no:cacheprovider "$@" >test-output/postgres.log 2>&1 &
+  "$PY" -m pytest -m "django_db and not integration" -p no:cacheprovider "$@" >test-output/postgres.log 2>&1 &
 pg_pid=$!
 trap 'kill "$pg_pid" 2>/dev/null || true' EXIT
 
