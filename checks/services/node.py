@@ -12,13 +12,13 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from inventory.choices import InstallKind, NodeRole, Transport
 from inventory.models import Cluster, Node
 from inventory.services import node_record_facts, node_record_status
 from portal.faults import db_fault, retry_db_write, write_turn
+from portal.sql import insert_rows, update_rows
 
 from .. import clamp, models
 from ..catalog import CHECK_IDS, ERROR, FAIL, HOST_CHECK_IDS, PASS, RuleResult, evaluate_node
@@ -270,6 +270,20 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
     return _Outcome(results, facts, summary, installs)
 
 
+# A result row's columns, in the order _record_node_audit writes them (portal.sql: no model instance is saved).
+_RESULT_FIELDS = (
+    "node_audit_id",
+    "check_id",
+    "status",
+    "summary",
+    "evidence",
+    "remediation",
+    "commands",
+    "position",
+    "waived",
+)
+
+
 class Superseded(Exception):
     """The run lost its claim (its lease ran out and the sweep re-queued it): its results are not recorded."""
 
@@ -306,27 +320,29 @@ def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
         node_audit.raw_output = clamp.text(node_audit.raw_output)
         node_audit.error = clamp.text(node_audit.error)
         node_audit.facts = clamp.json_value(node_audit.facts or {})
-        held = models.NodeAudit.objects.filter(
-            pk=node_audit.pk, state=RunState.RUNNING, attempts=node_audit.attempts
-        ).update(
-            status=status,
-            state=RunState.DONE,
-            finished=finished,
-            lease_expires=None,
-            raw_output=node_audit.raw_output,
-            output_truncated=node_audit.output_truncated,
-            nonce=node_audit.nonce,
-            facts=node_audit.facts,
-            error=node_audit.error,
-            clock_offset_seconds=node_audit.clock_offset_seconds,
-            round_trip_seconds=node_audit.round_trip_seconds,
+        held = update_rows(
+            models.NodeAudit,
+            set={
+                "status": status,
+                "state": RunState.DONE,
+                "finished": finished,
+                "lease_expires": None,
+                "raw_output": node_audit.raw_output,
+                "output_truncated": node_audit.output_truncated,
+                "nonce": node_audit.nonce,
+                "facts": node_audit.facts,
+                "error": node_audit.error,
+                "clock_offset_seconds": node_audit.clock_offset_seconds,
+                "round_trip_seconds": node_audit.round_trip_seconds,
+            },
+            where={"id": node_audit.pk, "state": RunState.RUNNING, "attempts": node_audit.attempts},
         )
         if not held:
             raise Superseded(f"node audit {node_audit.pk} attempt {node_audit.attempts} was re-queued")
         node_audit.status, node_audit.state, node_audit.finished = status, RunState.DONE, finished
         if node_audit.attempts > 1:  # a run before this one may have left a result behind
             models.CheckResult.objects.filter(node_audit=node_audit).delete()
-        models.CheckResult.objects.bulk_create(rows)
+        insert_rows(models.CheckResult, _RESULT_FIELDS, ([getattr(r, f) for f in _RESULT_FIELDS] for r in rows))
         if outcome.summary is not None:
             node_record_facts(
                 node=node,
@@ -410,8 +426,11 @@ def _claim(node_audit_id: int) -> bool:
     now = timezone.now()
 
     def claim() -> bool:  # one UPDATE: a transaction of its own
-        claimed = models.NodeAudit.objects.filter(pk=node_audit_id, state=RunState.QUEUED).update(
-            state=RunState.RUNNING, started=now, attempts=F("attempts") + 1, lease_expires=lease_until()
+        claimed = update_rows(
+            models.NodeAudit,
+            set={"state": RunState.RUNNING, "started": now, "lease_expires": lease_until()},
+            where={"id": node_audit_id, "state": RunState.QUEUED},
+            increment=("attempts",),
         )
         return bool(claimed)
 
