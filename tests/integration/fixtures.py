@@ -120,10 +120,8 @@ class WorkerHandle:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(redis_broker, django_db_setup, django_db_blocker):
-    """A real `celery worker` process on the test database file and the test Redis database."""
-    from portal.celery import app
-
+def celery_worker_process(redis_broker, django_db_setup, django_db_blocker):
+    """A real `celery worker` process on the test database file and the test Redis database, started once."""
     database = settings.DATABASES["default"]
     if database["ENGINE"] != "django.db.backends.sqlite3":
         pytest.skip("the Celery integration tests run on the SQLite test database file")
@@ -139,13 +137,22 @@ def celery_worker(redis_broker, django_db_setup, django_db_blocker):
     }
     handle = WorkerHandle(env, log)
     handle.start()
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture
+def celery_worker(celery_worker_process):
+    """The worker, with tasks sent to it through Redis for this test only: the tests after it (pytest-django runs
+    the transaction tests last, after the others) get the eager tasks of the test settings back."""
+    from portal.celery import app
+
     # The app reads Django settings by their CELERY_ names; setting `task_always_eager` alone does not stick.
     eager = app.conf.CELERY_TASK_ALWAYS_EAGER
     app.conf.CELERY_TASK_ALWAYS_EAGER = False
     assert app.conf.task_always_eager is False, "tasks would run in the test process, not in the worker"
-    yield handle
+    yield celery_worker_process
     app.conf.CELERY_TASK_ALWAYS_EAGER = eager
-    handle.stop()
 
 
 def lab_credential(lab: Lab, name: str = "lab-key") -> Credential:
