@@ -11,6 +11,7 @@ import errno
 import hashlib
 import io
 import socket
+import threading
 import time
 from dataclasses import replace
 
@@ -26,7 +27,31 @@ def fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
+# Keys already read, by a digest of their text and passphrase (never the secrets themselves): a passphrase-protected
+# OpenSSH key costs a bcrypt KDF of ~120 ms of CPU to open, which every node of every audit paid again. Bounded and
+# short-lived; a wrong passphrase or a changed key is a different digest, so it is read (and refused) as before.
+_KEY_CACHE: dict[bytes, tuple[float, paramiko.PKey]] = {}
+_KEY_CACHE_LOCK = threading.Lock()
+_KEY_CACHE_SIZE = 64
+_KEY_CACHE_SECONDS = 600.0
+
+
 def load_private_key(text: str, passphrase: str = "") -> paramiko.PKey:
+    digest = hashlib.sha256(b"%d:%s:%s" % (len(passphrase), passphrase.encode(), text.encode())).digest()
+    now = time.monotonic()
+    with _KEY_CACHE_LOCK:
+        cached = _KEY_CACHE.get(digest)
+        if cached is not None and now - cached[0] < _KEY_CACHE_SECONDS:
+            return cached[1]
+    key = _read_private_key(text, passphrase)
+    with _KEY_CACHE_LOCK:
+        if len(_KEY_CACHE) >= _KEY_CACHE_SIZE:
+            _KEY_CACHE.clear()
+        _KEY_CACHE[digest] = (now, key)
+    return key
+
+
+def _read_private_key(text: str, passphrase: str) -> paramiko.PKey:
     last_error: Exception | None = None
     for key_class in _KEY_CLASSES:
         try:
