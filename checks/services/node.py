@@ -148,6 +148,7 @@ class _Outcome:
 
 T = TypeVar("T")
 _PER_AUDIT: dict[tuple, object] = {}  # (what, audit id, created) -> what this process read for that audit
+_PER_AUDIT_LOCK = threading.Lock()
 
 
 def _once_per_audit(what: str, audit: models.Audit, read: Callable[[], T]) -> T:
@@ -155,11 +156,16 @@ def _once_per_audit(what: str, audit: models.Audit, read: Callable[[], T]) -> T:
     (and saves its queries on every node). Keyed by the audit's creation time too, so a reused id (a database
     restored, a test's rolled back) never matches; bounded, as a worker lives through many audits."""
     key = (what, audit.pk, audit.created)
-    if key not in _PER_AUDIT:
-        if len(_PER_AUDIT) >= 256:
-            _PER_AUDIT.clear()
-        _PER_AUDIT[key] = read()
-    return _PER_AUDIT[key]  # type: ignore[return-value]
+    if key in _PER_AUDIT:
+        return _PER_AUDIT[key]  # type: ignore[return-value]
+    # The first nodes of an audit start together on every thread of the worker: one reads, the others wait for it
+    # (each of 16 threads read the profile's three tables at once). Reads of other audits wait too, briefly.
+    with _PER_AUDIT_LOCK:
+        if key not in _PER_AUDIT:
+            if len(_PER_AUDIT) >= 256:
+                _PER_AUDIT.clear()
+            _PER_AUDIT[key] = read()
+        return _PER_AUDIT[key]  # type: ignore[return-value]
 
 
 def audit_profile_spec(audit: models.Audit) -> ProfileSpec:
