@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from portal import permissions
-from portal.sql import update_rows
+from portal.sql import select_rows, update_rows
 
 from .choices import CredentialKind, HostKeyState, NodeRole, Transport
 from .importers.ansible import InventoryError, InventoryHost, parse_inventory, quoted, shorten
@@ -524,84 +524,79 @@ def host_key_accept(*, host_key: HostKey, user=None) -> HostKey:
     return host_key
 
 
+# An accelerator's description, compared with what the probe found to tell a changed device from an unchanged one.
+_DEVICE_FIELDS = ("model", "memory_mib", "uuid", "pci_address", "driver_version")
+
+
 @transaction.atomic(savepoint=False)  # part of the node audit's own transaction: no savepoint needed
 def node_record_facts(
     *, node: Node, accelerators: list[dict], installs: list[dict], status: str, facts: dict, when=None
 ) -> None:
     """Upsert what an audit found on a node. Devices and installs no longer found are marked gone, never deleted."""
     when = when or timezone.now()
-    # (.order_by(): the models' default ordering, by node, would join the node and its cluster to sort rows that
-    # are only looked up here; the managers, not node.accelerators: a related manager is built on each access)
+    # (portal.sql: every node of every audit runs this; reading and updating by column, not through model
+    # instances, the ORM's query building cost more than the database took. The usual node is unchanged: two
+    # reads and three UPDATEs.)
     present = {
-        (a.vendor, a.index): a for a in Accelerator.objects.filter(node_id=node.pk, gone_at__isnull=True).order_by()
+        (vendor, index): (pk, dict(zip(_DEVICE_FIELDS, values, strict=True)))
+        for pk, vendor, index, *values in select_rows(
+            Accelerator, ("id", "vendor", "index", *_DEVICE_FIELDS), where={"node_id": node.pk, "gone_at": None}
+        )
     }
     seen = set()
     unchanged: list[int] = []  # still there as they were: one UPDATE of last_seen for all, not a save each
+    gone: list[int] = []
     for item in accelerators:
         key = (item["vendor"], item["index"])
         seen.add(key)
-        values = {
-            k: item.get(k) or ("" if k != "memory_mib" else None)
-            for k in ("model", "memory_mib", "uuid", "pci_address", "driver_version")
-        }
+        values = {k: item.get(k) or ("" if k != "memory_mib" else None) for k in _DEVICE_FIELDS}
         existing = present.get(key)
-        if existing is not None and existing.uuid and values["uuid"] and existing.uuid != values["uuid"]:
-            # A different physical device now sits at this index: the old one is gone.
-            existing.gone_at = when
-            existing.save(update_fields=["gone_at"])
+        if existing is not None and existing[1]["uuid"] and values["uuid"] and existing[1]["uuid"] != values["uuid"]:
+            # A different physical device now sits at this index: the old one is gone (first: only one row of an
+            # index may be present).
+            update_rows(Accelerator, set={"gone_at": when}, where={"id": existing[0]})
             existing = None
         if existing is None:
             Accelerator.objects.create(node=node, vendor=item["vendor"], index=item["index"], **values)
-        elif any(getattr(existing, field_name) != value for field_name, value in values.items()):
-            for field_name, value in values.items():
-                setattr(existing, field_name, value)
-            existing.save()
+        elif existing[1] != values:
+            update_rows(Accelerator, set={**values, "last_seen": when}, where={"id": existing[0]})
         else:
-            unchanged.append(existing.pk)
-    for key, accelerator in present.items():
-        if key not in seen:
-            accelerator.gone_at = when
-            accelerator.save(update_fields=["gone_at"])
-
+            unchanged.append(existing[0])
+    gone += [pk for key, (pk, _) in present.items() if key not in seen]
+    if gone:
+        update_rows(Accelerator, set={"gone_at": when}, where={"id": gone})
     if unchanged:
         update_rows(Accelerator, set={"last_seen": when}, where={"id": unchanged})
-    unchanged = []
+
     current = {
-        (i.kind, i.name): i for i in DriverInstall.objects.filter(node_id=node.pk, gone_at__isnull=True).order_by()
+        (kind, name): (pk, version)
+        for pk, kind, name, version in select_rows(
+            DriverInstall, ("id", "kind", "name", "version"), where={"node_id": node.pk, "gone_at": None}
+        )
     }
     found = set()
+    unchanged, gone = [], []
     for item in installs:
         key = (item["kind"], item["name"])
         found.add(key)
         existing = current.get(key)
-        if existing is None:
-            DriverInstall.objects.create(
-                node=node,
-                kind=item["kind"],
-                name=item["name"],
-                vendor=item.get("vendor", ""),
-                version=item.get("version", ""),
-            )
-        elif existing.version != item.get("version", ""):
-            # A version change is history: the old install is gone, the new one detected now.
-            existing.gone_at = when
-            existing.save(update_fields=["gone_at"])
-            DriverInstall.objects.create(
-                node=node,
-                kind=item["kind"],
-                name=item["name"],
-                vendor=item.get("vendor", ""),
-                version=item.get("version", ""),
-            )
-        else:
-            unchanged.append(existing.pk)
+        if existing is not None and existing[1] == item.get("version", ""):
+            unchanged.append(existing[0])
+            continue
+        if existing is not None:  # a version change is history: the old install is gone, the new one detected now
+            update_rows(DriverInstall, set={"gone_at": when}, where={"id": existing[0]})
+        DriverInstall.objects.create(
+            node=node,
+            kind=item["kind"],
+            name=item["name"],
+            vendor=item.get("vendor", ""),
+            version=item.get("version", ""),
+        )
+    gone += [pk for key, (pk, _) in current.items() if key not in found]
+    if gone:
+        update_rows(DriverInstall, set={"gone_at": when}, where={"id": gone})
     if unchanged:
         update_rows(DriverInstall, set={"last_seen": when}, where={"id": unchanged})
-    for key, install in current.items():
-        if key not in found:
-            install.gone_at = when
-            install.save(update_fields=["gone_at"])
-    # (portal.sql: these UPDATEs run for every node of every audit; the ORM's query building cost more than them)
     update_rows(
         Node, set={"last_facts": facts, "last_audit_status": status, "last_audited_at": when}, where={"id": node.pk}
     )

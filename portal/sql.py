@@ -30,6 +30,7 @@ _PLAIN = frozenset(
         "FloatField",
         "ForeignKey",
         "IntegerField",
+        "PositiveBigIntegerField",
         "PositiveIntegerField",
         "PositiveSmallIntegerField",
         "SmallIntegerField",
@@ -53,6 +54,26 @@ def _prepared(preparers: Sequence[Field | None], values: Iterable, connection) -
         value if field is None or value is None else field.get_db_prep_save(value, connection)
         for field, value in zip(preparers, values, strict=True)
     ]
+
+
+def select_rows(
+    model: type[Model], names: Sequence[str], *, where: Mapping[str, object], using: str = "default"
+) -> list[tuple]:
+    """The `names` columns of the rows matching every `where` condition (as update_rows reads them), as tuples in
+    that order, unordered. Only columns the driver returns as Python values already (text, numbers, booleans):
+    a datetime or JSON column raises, as it would come back undecoded."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    columns, preparers = _fields(model, tuple(names))
+    if any(field is not None for field in preparers):
+        raise ValueError(f"select_rows reads plain columns only, not {names}")
+    conditions, params = _conditions(model, where, connection)
+    if conditions is None:
+        return []
+    sql = f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(model._meta.db_table)} WHERE {conditions}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [tuple(row) for row in cursor.fetchall()]
 
 
 def insert_rows(model: type[Model], names: Sequence[str], rows: Iterable[Sequence], *, using: str = "default") -> None:
@@ -80,28 +101,38 @@ def update_rows(
 ) -> int:
     """UPDATE the rows matching every `where` condition (field = value; None is IS NULL; a list or tuple is IN)
     with the values of `set`, and add 1 to each field of `increment`. Returns the number of rows updated."""
-    if not where:
-        raise ValueError("update_rows needs a condition: it never updates a whole table")
     connection = connections[using]
     quote = connection.ops.quote_name
     set_columns, set_preparers = _fields(model, tuple(set))
-    where_columns, where_preparers = _fields(model, tuple(where))
     assignments = [f"{quote(c)} = %s" for c in set_columns]
     assignments += [f"{quote(c)} = {quote(c)} + 1" for c in _fields(model, tuple(increment))[0]]
-    params = _prepared(set_preparers, set.values(), connection)
-    conditions = []
-    for column, field, value in zip(where_columns, where_preparers, where.values(), strict=True):
+    conditions, where_params = _conditions(model, where, connection)
+    if conditions is None:
+        return 0
+    params = _prepared(set_preparers, set.values(), connection) + where_params
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {', '.join(assignments)} WHERE {conditions}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+def _conditions(model: type[Model], where: Mapping[str, object], connection) -> tuple[str | None, list]:
+    """`where` as SQL (field = value; None is IS NULL; a list or tuple is IN) and its parameters; None for a
+    condition nothing can match (an empty IN)."""
+    if not where:
+        raise ValueError("a condition is needed: portal.sql never reads or writes a whole table")
+    quote = connection.ops.quote_name
+    columns, preparers = _fields(model, tuple(where))
+    conditions, params = [], []
+    for column, field, value in zip(columns, preparers, where.values(), strict=True):
         if value is None:
             conditions.append(f"{quote(column)} IS NULL")
         elif isinstance(value, list | tuple):
             if not value:
-                return 0
+                return None, []
             conditions.append(f"{quote(column)} IN ({', '.join(['%s'] * len(value))})")
             params += _prepared([field] * len(value), value, connection)
         else:
             conditions.append(f"{quote(column)} = %s")
             params += _prepared([field], [value], connection)
-    sql = f"UPDATE {quote(model._meta.db_table)} SET {', '.join(assignments)} WHERE {' AND '.join(conditions)}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount
+    return " AND ".join(conditions), params

@@ -203,6 +203,27 @@ def test_devices_and_installs_that_disappear_are_marked_gone_not_deleted():
     assert history == [("550.54", False), ("570.86", True)]
 
 
+def test_a_different_device_at_the_same_index_retires_the_old_one_and_a_changed_one_is_updated():
+    # given: two GPUs recorded
+    node = NodeFactory()
+    gpus = [
+        {"vendor": "nvidia", "index": i, "model": "H100", "memory_mib": 81559, "uuid": f"GPU-{i}"} for i in range(2)
+    ]
+    node_record_facts(node=node, accelerators=gpus, installs=[], status="pass", facts={})
+    first = {a.index: a.pk for a in Accelerator.objects.filter(node=node)}
+    later = timezone.now() + timedelta(hours=1)
+    # when: the board at index 0 was swapped (another UUID) and index 1 got a new driver
+    swapped = {**gpus[0], "uuid": "GPU-new"}
+    updated = {**gpus[1], "driver_version": "570.86"}
+    node_record_facts(node=node, accelerators=[swapped, updated], installs=[], status="pass", facts={}, when=later)
+    # then: the old board is gone at that time, the new one present; index 1 is the same row, with its new driver
+    old = Accelerator.objects.get(pk=first[0])
+    assert (old.uuid, old.gone_at) == ("GPU-0", later)
+    present = {a.index: a for a in Accelerator.objects.filter(node=node, gone_at__isnull=True)}
+    assert present[0].uuid == "GPU-new" and present[0].pk != first[0]
+    assert (present[1].pk, present[1].driver_version, present[1].last_seen) == (first[1], "570.86", later)
+
+
 def test_a_re_audit_that_finds_the_same_devices_touches_them_in_one_update_each_table(django_assert_num_queries):
     # given: eight GPUs, a driver and a toolkit, recorded once
     node = NodeFactory()

@@ -8,7 +8,7 @@ from django.utils import timezone
 from checks.choices import RunState
 from checks.models import Audit, CheckResult, NodeAudit
 from inventory.models import DriverInstall
-from portal.sql import insert_rows, update_rows
+from portal.sql import insert_rows, select_rows, update_rows
 from tests.factories import ClusterFactory, NodeFactory
 
 pytestmark = pytest.mark.django_db
@@ -84,3 +84,17 @@ def test_update_rows_reads_none_as_is_null_and_a_list_as_in(node_audit):
 def test_update_rows_refuses_to_update_a_whole_table():
     with pytest.raises(ValueError, match="condition"):
         update_rows(NodeAudit, set={"state": RunState.ERROR}, where={})
+
+
+def test_select_rows_reads_plain_columns_by_condition_and_refuses_the_others(node_audit):
+    # given: an install present and one gone
+    node = node_audit.node
+    present = DriverInstall.objects.create(node=node, kind="docker", name="Docker Engine", version="27.3.1")
+    DriverInstall.objects.create(node=node, kind="ntp", name="chrony", gone_at=timezone.now())
+    # when
+    rows = select_rows(DriverInstall, ("id", "kind", "name", "version"), where={"node_id": node.pk, "gone_at": None})
+    # then: the present one only, as plain values; a datetime column would come back undecoded, so it is refused
+    assert rows == [(present.pk, "docker", "Docker Engine", "27.3.1")]
+    assert select_rows(DriverInstall, ("id",), where={"id": []}) == []
+    with pytest.raises(ValueError, match="plain columns"):
+        select_rows(DriverInstall, ("id", "last_seen"), where={"node_id": node.pk})
