@@ -107,6 +107,8 @@ def check_pages(page, base: str, pages: dict, width: int, csp: CspWatch) -> list
             shoot(page, SHOTS / f"{name.replace(' ', '-')}-{width}-{scheme}.png", width)
             if name == "dashboard":
                 problems.extend(check_trend_colours(page, where))
+            if name == "compare" and scheme == "light":
+                problems.extend(check_name_lists(page, where))
             if scheme == "light" and (wide := overflow(page)) > 0:
                 problems.append(f"{where}: scrolls sideways by {wide} px")
             # axe-core itself adds an inline <style> on some pages (the admin's), which the policy refuses: what is
@@ -116,6 +118,22 @@ def check_pages(page, base: str, pages: dict, width: int, csp: CspWatch) -> list
             del csp.found[before:]
     page.emulate_media(color_scheme="light")
     return problems
+
+
+NAME_LISTS = """() => {
+  const items = [...document.querySelectorAll('td[data-label="Which"] .pf-item')];
+  const split = items.filter((item) => item.getClientRects().length > 1);
+  return {items: items.length, split: split.map((item) => item.textContent)};
+}"""
+
+
+def check_name_lists(page, where: str) -> list[str]:
+    """The comparison's "Which" lists of node names: each name keeps its comma on its own line (at 390 px a line
+    used to start with ", w045")."""
+    found = page.evaluate(NAME_LISTS)
+    if not found["items"]:
+        return [f"{where}: no node names in the 'Which' lists"]
+    return [f"{where}: '{text}' is split across two lines" for text in found["split"]]
 
 
 TREND_COLOURS = """() => {
