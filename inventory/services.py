@@ -525,9 +525,17 @@ def host_key_accept(*, host_key: HostKey, user=None) -> HostKey:
 
 @transaction.atomic(savepoint=False)  # part of the node audit's own transaction: no savepoint needed
 def node_record_facts(
-    *, node: Node, accelerators: list[dict], installs: list[dict], status: str, facts: dict, when=None
+    *,
+    node: Node,
+    accelerators: list[dict],
+    installs: list[dict],
+    status: str,
+    facts: dict,
+    when=None,
+    reached: bool | None = None,
 ) -> None:
-    """Upsert what an audit found on a node. Devices and installs no longer found are marked gone, never deleted."""
+    """Upsert what an audit found on a node. Devices and installs no longer found are marked gone, never deleted.
+    `reached`: whether that audit reached the node over SSH (Node.last_reached, read with the status)."""
     when = when or timezone.now()
     # (.order_by(): the models' default ordering, by node, would join the node and its cluster to sort rows that
     # are only looked up here; the managers, not node.accelerators: a related manager is built on each access)
@@ -600,8 +608,13 @@ def node_record_facts(
         if key not in found:
             install.gone_at = when
             install.save(update_fields=["gone_at"])
-    Node.objects.filter(pk=node.pk).update(last_facts=facts, last_audit_status=status, last_audited_at=when)
+    Node.objects.filter(pk=node.pk).update(
+        last_facts=facts, last_audit_status=status, last_reached=reached, last_audited_at=when
+    )
 
 
-def node_record_status(*, node: Node, status: str, when=None) -> None:
-    Node.objects.filter(pk=node.pk).update(last_audit_status=status, last_audited_at=when or timezone.now())
+def node_record_status(*, node: Node, status: str, when=None, reached: bool | None = None) -> None:
+    """The node's status from its latest audit, and whether that audit reached it (see node_record_facts)."""
+    Node.objects.filter(pk=node.pk).update(
+        last_audit_status=status, last_reached=reached, last_audited_at=when or timezone.now()
+    )

@@ -24,8 +24,12 @@ from prometheus_client.registry import CollectorRegistry
 from checks.choices import RunState
 from checks.models import Audit, CheckResult, NodeAudit, WebhookDelivery
 from checks.selectors.pages import NOT_CHECKED
-from inventory.filtersets import NOT_READY, READY
 from inventory.models import Cluster, Node
+from portal import states
+
+# Counted as the dashboard counts them: ready, and "not ready" (failing, or not proven ready: unreachable too).
+READY = (states.READY,)
+NOT_READY = (states.NOT_READY, states.UNREACHABLE)
 
 
 class PreflightCollector:
@@ -57,13 +61,21 @@ class PreflightCollector:
         nodes = Node.objects.annotate(
             latest_id=Subquery(latest.values("pk")[:1]),
             latest_status=Coalesce(Subquery(latest.values("status")[:1]), F("last_audit_status")),
-        ).values_list("cluster_id", "role", "latest_status", "latest_id")
+            latest_reached=Subquery(latest.values("reached")[:1]),
+            latest_portal_error=Subquery(latest.values("portal_error")[:1]),
+        ).values_list(
+            "cluster_id", "role", "latest_status", "latest_id", "latest_reached", "last_reached", "latest_portal_error"
+        )
         counts: dict[tuple[int, str, str], int] = {}
         latest_ids = []
-        for cluster_id, role, status, latest_id in nodes:
-            for readiness, statuses in (("ready", READY), ("not_ready", NOT_READY)):
+        for cluster_id, role, status, latest_id, reached, last_reached, portal_error in nodes:
+            # the node's state as the dashboard reads it: a run Preflight lost is no verdict (neither count)
+            state = states.node_state(
+                status, reached if latest_id else last_reached, portal_fault=bool(latest_id and portal_error)
+            )
+            for readiness, counted in (("ready", READY), ("not_ready", NOT_READY)):
                 key = (cluster_id, role, readiness)
-                counts[key] = counts.get(key, 0) + (status in statuses)
+                counts[key] = counts.get(key, 0) + (state in counted)
             if latest_id:
                 latest_ids.append(latest_id)
         ready = GaugeMetricFamily(

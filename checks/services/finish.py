@@ -253,6 +253,7 @@ def node_audit_end_in_error(
         updated = rows.update(
             state=RunState.ERROR,
             status=AuditStatus.ERROR,
+            reached=False,  # its one result, ssh.connect, is the error; a portal fault is told by portal_error
             finished=timezone.now(),
             lease_expires=None,
             error=clamp.text(reason),
