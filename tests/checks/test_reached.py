@@ -2,12 +2,16 @@
 not reached is Unreachable: recorded by the real audit (only the SSH sessions are replayed), then read the same
 way by the CLI, the node list and its readiness filter, the node page, the dashboard and /api/v1/nodes."""
 
+import importlib
 import io
 import re
 import time
 
 import pytest
+from django.apps import apps
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from checks.models import NodeAudit
 from checks.transport import ConnectFailure, ProbeRun
@@ -107,3 +111,21 @@ def test_a_reached_node_whose_probe_was_cut_short_is_not_ready_everywhere(lab, c
     by_name = {n["name"]: n for n in document["nodes"]}
     assert (by_name["cut"]["readiness"], by_name["cut"]["reached"]) == ("not-ready", True)
     assert (by_name["gone"]["readiness"], by_name["gone"]["reached"]) == ("unreachable", False)
+
+
+def test_the_migration_fills_reached_from_each_runs_ssh_connect(lab):
+    # given runs recorded before `reached` was: the audit ran, then the new fields were emptied
+    _audit()
+    NodeAudit.objects.update(reached=None)
+    Node.objects.update(last_reached=None)
+    backfill = importlib.import_module("checks.migrations.0018_node_audit_reached_and_backfill").backfill_reached
+    # when
+    backfill(apps, None)
+    # then: as the audit recorded them, in two UPDATEs whatever the number of rows
+    runs = dict(NodeAudit.objects.values_list("node__name", "reached"))
+    assert runs == {"ok": True, "cut": True, "gone": False}
+    assert dict(Node.objects.values_list("name", "last_reached")) == {"ok": True, "cut": True, "gone": False}
+    NodeAudit.objects.update(reached=None)
+    with CaptureQueriesContext(connection) as captured:
+        backfill(apps, None)
+    assert len(captured) == 2
