@@ -32,9 +32,14 @@ def _iso(value) -> str | None:
 
 
 def _states(audit_id: int) -> dict[int, NodeState]:
-    """Per node of an audit: its status and its counted (not waived) failing checks. Two queries."""
+    """Per node of an audit: its status and its counted (not waived) failing checks. Two queries. A run Preflight
+    itself lost (portal_error) is no verdict on its node: left out, so it never reads as the node's regression."""
     states: dict[int, NodeState] = {}
-    node_audits = models.NodeAudit.objects.filter(audit_id=audit_id, finished__isnull=False).select_related("node")
+    node_audits = (
+        models.NodeAudit.objects.filter(audit_id=audit_id, finished__isnull=False)
+        .exclude(portal_error__gt="")
+        .select_related("node")
+    )
     by_id = {na.pk: na for na in node_audits}
     failing: dict[int, dict[str, tuple[str, str]]] = {pk: {} for pk in by_id}
     for node_audit_id, check_id, status, summary in models.CheckResult.objects.filter(
