@@ -157,3 +157,11 @@ def test_reading_who_was_reached_costs_no_query_per_node(admin_client, label, ur
     large = _cluster("large", 36)
     # when / then
     assert _queries(admin_client, url(large)) == few, label
+
+
+def test_worst_first_lists_unreachable_nodes_before_the_not_ready_ones(admin_client, demo):
+    # when
+    rows = admin_client.get("/nodes/?cluster=demo&sort=last_audit_status&export=json").json()
+    # then: w011 (not reached) first, then the Not ready ones: w003 (reached, cut short) with w007 (failing)
+    assert [r["name"] for r in rows[:3]] == ["w011", "w003", "w007"]
+    assert [r["status"] for r in rows[:3]] == ["Unreachable", "Not ready", "Not ready"]
