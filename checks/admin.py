@@ -76,7 +76,10 @@ class StatesMixin:
 
     @admin.display(description="Readiness", ordering="status")
     def readiness(self, obj):
-        return states_tags.node_state(obj.status)
+        # a node audit also says whether it reached its node and whether Preflight lost it (an audit has neither)
+        return states_tags.node_state(
+            obj.status, reached=getattr(obj, "reached", None), portal_error=getattr(obj, "portal_error", "")
+        )
 
     @admin.display(description="Outcome", ordering="status")
     def outcome(self, obj):
@@ -423,7 +426,7 @@ class NodeStartAuditAdmin(StartAuditAction, NodeAdmin):
     @admin.display(description="Readiness", ordering="last_audit_status")
     def readiness(self, obj):
         """The node's state through the one state tag, as on every page."""
-        return states_tags.node_state(obj.last_audit_status)
+        return states_tags.node_state(obj.last_audit_status, reached=obj.last_reached)
 
 
 for model, model_admin in ((Cluster, ClusterAuditAdmin), (Node, NodeStartAuditAdmin)):

@@ -101,6 +101,12 @@ class NodeAudit(RunStateReads, models.Model):
         blank=True,
         help_text="Why Preflight itself, not the node, ended this run in error (database full, worker lost)",
     )
+    reached = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Whether the node was reached over SSH (its ssh.connect passed): an error on a reached node is Not "
+        "ready, not Unreachable; null: not recorded (still running, or from before it was)",
+    )
     raw_output = models.TextField(blank=True, help_text="The probe's output as received (capped)")
     output_truncated = models.BooleanField(default=False)
     nonce = models.CharField(max_length=16, blank=True)

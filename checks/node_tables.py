@@ -8,8 +8,10 @@ from inventory.models import Node
 
 from .selectors.pages import SEVERITY_ORDER
 
-# Worst first when the Status column is sorted ascending: error, fail, warn, pass, skip, unknown.
+# Worst first when the Status column is sorted ascending: error, fail, warn, pass, skip, unknown; an error on a node
+# that was reached (Not ready, portal.states.node_state) sorts with the failures, after the unreachable nodes.
 SEVERITY_RANK = Case(
+    When(last_audit_status="error", last_reached=True, then=Value(SEVERITY_ORDER.index("fail"))),
     *(When(last_audit_status=status, then=Value(i)) for i, status in enumerate(SEVERITY_ORDER)),
     default=Value(len(SEVERITY_ORDER)),
     output_field=IntegerField(),

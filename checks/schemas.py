@@ -40,6 +40,12 @@ class NodeResultOut(Schema):
     address: str
     role: str
     status: str
+    readiness: str = Field(
+        "",
+        description="The node's state in this audit, as the pages show it: ready, not-ready (failing, or reached but "
+        "its checks could not run), unreachable (not reached) or not-audited (Preflight itself lost the run)",
+    )
+    reached: bool | None = Field(None, description="Whether the audit reached the node over SSH (ssh.connect passed)")
     state: str
     attempts: int = Field(0, description="How many times a worker claimed this node (more than 1: a worker was lost)")
     portal_error: str = Field(

@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,7 +23,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 from django_celery_beat.models import PeriodicTask
 
-from inventory.filtersets import NOT_READY, READY
+from inventory.filtersets import readiness_q
 from inventory.models import Cluster, Node
 from inventory.profile_diff import profile_diff_from_baseline
 from portal import permissions
@@ -70,8 +70,8 @@ def home(request):
         Cluster.objects.select_related("profile")
         .annotate(
             nodes_total=Count("nodes"),
-            nodes_ready=Count("nodes", filter=Q(nodes__last_audit_status__in=READY)),
-            nodes_failing=Count("nodes", filter=Q(nodes__last_audit_status__in=NOT_READY)),
+            nodes_ready=Count("nodes", filter=readiness_q("ready", "nodes__")),
+            nodes_failing=Count("nodes", filter=readiness_q("not_ready", "nodes__")),
         )
         .order_by("name")
     )

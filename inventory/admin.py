@@ -153,7 +153,7 @@ class NodeAdminForm(forms.ModelForm):
 
 # A node's results (portal.permissions.VIEW_RESULTS): what its audits found. Without the rule the admin shows the
 # inventory alone: name, cluster, role, address, SSH access, enabled.
-NODE_RESULT_FIELDS = ("last_audit_status", "readiness", "last_audited_at", "last_facts", "facts")
+NODE_RESULT_FIELDS = ("last_audit_status", "last_reached", "readiness", "last_audited_at", "last_facts", "facts")
 
 
 def _sees_results(request) -> bool:
@@ -446,7 +446,7 @@ class NodeAdmin(admin.ModelAdmin):
     @admin.display(description="Readiness", ordering="last_audit_status")
     def readiness(self, obj):
         """The node's state in the portal's one vocabulary (portal.states), as on every page."""
-        return status_badge(obj.last_audit_status)
+        return status_badge(obj.last_audit_status, obj.last_reached)
 
     def get_list_filter(self, request):
         fields = super().get_list_filter(request)

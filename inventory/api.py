@@ -7,7 +7,7 @@ from ninja import File, Form, Query, Router, Schema, Status
 from ninja.files import UploadedFile
 from ninja.pagination import paginate
 
-from portal import permissions
+from portal import permissions, states
 from portal.api_plumbing import ApiError, BoundedPagination, Paged, require_perms
 
 from .choices import HostKeyState
@@ -240,6 +240,7 @@ def _node_out(node: Node, *, results: bool) -> dict:
         "transport": node.transport,
         "has_credential": node.credential_id is not None,
         "last_audit_status": None,
+        "readiness": None,
         "last_audited_at": None,
         "accelerators": None,
     }
@@ -251,6 +252,7 @@ def _node_out(node: Node, *, results: bool) -> dict:
     return {
         **out,
         "last_audit_status": node.last_audit_status,
+        "readiness": states.node_state(node.last_audit_status, node.last_reached).value,
         "last_audited_at": node.last_audited_at,
         "accelerators": [
             {

@@ -331,6 +331,13 @@ class Node(models.Model):
     last_audit_status = models.CharField(
         max_length=16, choices=AuditStatus.choices, default=AuditStatus.UNKNOWN, editable=False
     )
+    last_reached = models.BooleanField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Whether the audit of last_audit_status reached the node over SSH (an error then reads Not ready, "
+        "not Unreachable); null: not known",
+    )
     last_audited_at = models.DateTimeField(null=True, blank=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

@@ -134,6 +134,11 @@ class NodeOut(Schema):
     has_credential: bool
     # Results (checks.view_audit): null when the caller may not read results, never a made-up value.
     last_audit_status: str | None = Field(None, description="null without the view_results rule (checks.view_audit)")
+    readiness: Literal["ready", "not-ready", "unreachable", "not-audited"] | None = Field(
+        None,
+        description="the node's state as every page shows it: ready, not-ready (failing, or reached but its checks "
+        "could not run), unreachable (not reached) or not-audited; null without the view_results rule",
+    )
     last_audited_at: datetime | None = Field(None, description="null without the view_results rule")
     accelerators: list[AcceleratorOut] | None = Field(
         None, description="devices audits found; null without the view_results rule, [] when none"

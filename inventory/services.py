@@ -530,9 +530,17 @@ _DEVICE_FIELDS = ("model", "memory_mib", "uuid", "pci_address", "driver_version"
 
 @transaction.atomic(savepoint=False)  # part of the node audit's own transaction: no savepoint needed
 def node_record_facts(
-    *, node: Node, accelerators: list[dict], installs: list[dict], status: str, facts: dict, when=None
+    *,
+    node: Node,
+    accelerators: list[dict],
+    installs: list[dict],
+    status: str,
+    facts: dict,
+    when=None,
+    reached: bool | None = None,
 ) -> None:
-    """Upsert what an audit found on a node. Devices and installs no longer found are marked gone, never deleted."""
+    """Upsert what an audit found on a node. Devices and installs no longer found are marked gone, never deleted.
+    `reached`: whether that audit reached the node over SSH (Node.last_reached, read with the status)."""
     when = when or timezone.now()
     # (portal.sql: every node of every audit runs this; reading and updating by column, not through model
     # instances, the ORM's query building cost more than the database took. The usual node is unchanged: two
@@ -598,9 +606,14 @@ def node_record_facts(
     if unchanged:
         update_rows(DriverInstall, set={"last_seen": when}, where={"id": unchanged})
     update_rows(
-        Node, set={"last_facts": facts, "last_audit_status": status, "last_audited_at": when}, where={"id": node.pk}
+        Node,
+        set={"last_facts": facts, "last_audit_status": status, "last_reached": reached, "last_audited_at": when},
+        where={"id": node.pk},
     )
 
 
-def node_record_status(*, node: Node, status: str, when=None) -> None:
-    Node.objects.filter(pk=node.pk).update(last_audit_status=status, last_audited_at=when or timezone.now())
+def node_record_status(*, node: Node, status: str, when=None, reached: bool | None = None) -> None:
+    """The node's status from its latest audit, and whether that audit reached it (see node_record_facts)."""
+    Node.objects.filter(pk=node.pk).update(
+        last_audit_status=status, last_reached=reached, last_audited_at=when or timezone.now()
+    )

@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.db.models import Count, F, OuterRef, Subquery
+from django.db.models import Case, Count, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.views.decorators.http import require_GET
@@ -24,8 +24,13 @@ from prometheus_client.registry import CollectorRegistry
 from checks.choices import RunState
 from checks.models import Audit, CheckResult, NodeAudit, WebhookDelivery
 from checks.selectors.pages import NOT_CHECKED
-from inventory.filtersets import NOT_READY, READY
 from inventory.models import Cluster, Node
+from portal import states
+
+# Counted as the dashboard counts them: ready, and "not ready" (failing, or not proven ready: unreachable too).
+READY = (states.READY,)
+NOT_READY = (states.NOT_READY, states.UNREACHABLE)
+LOST, REACHED_ERROR = "portal", "error+reached"
 
 
 class PreflightCollector:
@@ -54,16 +59,30 @@ class PreflightCollector:
         latest = NodeAudit.objects.filter(
             node=OuterRef("pk"), finished__isnull=False, audit__state=RunState.DONE
         ).order_by("-audit__created")
+        # The latest run's status, with whether it reached the node and whether Preflight lost it folded into the
+        # one value (one correlated subquery, as before): "error" reached reads "error+reached", a lost run "portal".
+        run = Case(
+            When(~Q(portal_error=""), then=Value(LOST)),
+            When(status="error", reached=True, then=Value(REACHED_ERROR)),
+            default=F("status"),
+        )
         nodes = Node.objects.annotate(
             latest_id=Subquery(latest.values("pk")[:1]),
-            latest_status=Coalesce(Subquery(latest.values("status")[:1]), F("last_audit_status")),
-        ).values_list("cluster_id", "role", "latest_status", "latest_id")
+            latest_status=Coalesce(Subquery(latest.annotate(run=run).values("run")[:1]), F("last_audit_status")),
+        ).values_list("cluster_id", "role", "latest_status", "latest_id", "last_reached")
         counts: dict[tuple[int, str, str], int] = {}
         latest_ids = []
-        for cluster_id, role, status, latest_id in nodes:
-            for readiness, statuses in (("ready", READY), ("not_ready", NOT_READY)):
+        for cluster_id, role, status, latest_id, last_reached in nodes:
+            # the node's state as the dashboard reads it: a run Preflight lost is no verdict (neither count)
+            if status == LOST:
+                state = states.node_state("error", False, portal_fault=True)
+            elif status == REACHED_ERROR:
+                state = states.node_state("error", True)
+            else:
+                state = states.node_state(status, None if latest_id else last_reached)
+            for readiness, counted in (("ready", READY), ("not_ready", NOT_READY)):
                 key = (cluster_id, role, readiness)
-                counts[key] = counts.get(key, 0) + (status in statuses)
+                counts[key] = counts.get(key, 0) + (state in counted)
             if latest_id:
                 latest_ids.append(latest_id)
         ready = GaugeMetricFamily(

@@ -1,7 +1,8 @@
 """One vocabulary for every state a page, the admin or the CLI shows (issue 25): a leaf module, no imports.
 
 Three sets, never mixed:
-- a node's readiness: Ready, Not ready, Unreachable, Not audited;
+- a node's readiness: Ready, Not ready, Unreachable, Not audited (from its worst status, whether it was reached
+  and whether Preflight itself lost the run: `node_state`);
 - a check's (or a path's) outcome: Pass, Warn, Fail, Error, Skip;
 - an audit's run state: Queued, Running, Finished, Stopped; kept apart from readiness.
 
@@ -47,14 +48,37 @@ FINISHED = Status("done", "Finished", 0, "state-finished", "run")
 STOPPED = Status("error", "Stopped", 1, "state-stopped", "run")  # could not finish: swept, timed out, refused
 RUN_STATES = _index(QUEUED, RUNNING, FINISHED, STOPPED)
 
-# A node's last audit status (the worst of its checks) read as readiness: warnings do not block; an error means the
-# checks could not run on it (not reached, host key changed, probe cut short).
-_READINESS = {"pass": READY, "warn": READY, "skip": READY, "fail": NOT_READY, "error": UNREACHABLE}
+# A node's last audit status (the worst of its checks) read as readiness: warnings do not block. An error means the
+# checks could not run on it: whether it was reached (its ssh.connect passed) tells which state that is (below).
+READY_STATUSES = ("pass", "warn", "skip")
+_READINESS = {**dict.fromkeys(READY_STATUSES, READY), "fail": NOT_READY, "error": UNREACHABLE}
 
 
-def node_state(status: str | None) -> Status:
-    """Readiness from a node's (or a node audit's) worst status; "unknown" or nothing is Not audited."""
+def node_state(status: str | None, reached: bool | None = None, *, portal_fault: bool = False) -> Status:
+    """Readiness from a node's (or a node audit's) worst status; "unknown" or nothing is Not audited.
+
+    `reached`: whether the node was reached over SSH (its ssh.connect passed). An `error` on a reached node (the probe
+    timed out or was cut short, its output could not be read) is Not ready: the node is not proven ready, and it is
+    not Unreachable either. Not reached, or not known (rows from before it was recorded): Unreachable.
+    `portal_fault`: Preflight itself ended the run (its database, a lost worker): Not audited, never the node's fault.
+    The rule in SQL terms, for filters and counts: `node_state_where`."""
+    if portal_fault:
+        return NOT_AUDITED
+    if status == "error" and reached:
+        return NOT_READY
     return _READINESS.get(status or "", NOT_AUDITED)
+
+
+def node_state_where(value: str) -> list[tuple[tuple[str, ...], bool | None]]:
+    """node_state's rule for stored rows, as (statuses, reached) terms of which any matches: the status is one of
+    `statuses`, and reached is True (True), anything but True (False: not reached or not known) or anything (None).
+    Portal faults are not in it: a node's recorded status never comes from one (node audits carry portal_error)."""
+    return {
+        READY.value: [(READY_STATUSES, None)],
+        NOT_READY.value: [(("fail",), None), (("error",), True)],
+        UNREACHABLE.value: [(("error",), False)],
+        NOT_AUDITED.value: [(("unknown",), None)],
+    }[value]
 
 
 # An audit's result read as the cluster's readiness: a node it could not reach (error) makes the audit Not ready, it

@@ -74,6 +74,7 @@ def build_cluster(
                 node=n,
                 state=RunState.DONE,
                 status=(kinds[n.pk] if kinds[n.pk] != "unreachable" else "error") if last else "pass",
+                reached=not (last and kinds[n.pk] == "unreachable"),
                 started=when,
                 finished=when,
                 facts={} if (last and kinds[n.pk] == "unreachable") else facts,
@@ -93,10 +94,49 @@ def build_cluster(
     for n in nodes:
         kind = kinds[n.pk]
         n.last_audit_status = "error" if kind == "unreachable" else kind
+        n.last_reached = kind != "unreachable"
         n.last_audited_at = now
         n.last_facts = facts
-    Node.objects.bulk_update(nodes, ["last_audit_status", "last_audited_at", "last_facts"])
+    Node.objects.bulk_update(nodes, ["last_audit_status", "last_reached", "last_audited_at", "last_facts"])
     return {"cluster": cluster, "nodes": nodes, "audits": made, "kinds": kinds}
+
+
+PROBE_CUT_SHORT = "the probe did not finish within 120 s (last section: gpu)"
+
+
+def probe_cut_short(node: Node, audit: Audit) -> NodeAudit:
+    """Make `node`'s run in `audit` the one of a node that was reached (ssh.connect passed) but whose probe was cut
+    short, as checks.services.node records it: every host check in error, "not checked: <why>"; the node's recorded
+    status follows when `audit` is its latest."""
+    na = NodeAudit.objects.get(audit=audit, node=node)
+    CheckResult.objects.filter(node_audit=na).delete()
+    not_run = f"not checked: {PROBE_CUT_SHORT}"
+    CheckResult.objects.bulk_create(
+        [CheckResult(node_audit=na, check_id="ssh.connect", status="pass", summary="connected as root", position=0)]
+        + [
+            CheckResult(node_audit=na, check_id=c, status="error", summary=not_run, position=i)
+            for i, c in enumerate(HOST_CHECK_IDS, start=1)
+        ]
+    )
+    NodeAudit.objects.filter(pk=na.pk).update(status="error", reached=True, facts={}, error=PROBE_CUT_SHORT)
+    if not NodeAudit.objects.filter(node=node, finished__gt=na.finished).exists():
+        Node.objects.filter(pk=node.pk).update(last_audit_status="error", last_reached=True)
+    na.refresh_from_db()
+    return na
+
+
+def portal_lost(node: Node, audit: Audit, reason: str = "swept: Preflight lost this node's run 3 times") -> NodeAudit:
+    """Make `node`'s run in `audit` one Preflight itself could not record, as node_audit_end_in_error(portal=True)
+    leaves it: state and status error, one ssh.connect result saying why, the reason in portal_error. The node's
+    recorded status is not touched (that function never writes it)."""
+    na = NodeAudit.objects.get(audit=audit, node=node)
+    CheckResult.objects.filter(node_audit=na).delete()
+    CheckResult.objects.create(node_audit=na, check_id="ssh.connect", status="error", summary=reason)
+    NodeAudit.objects.filter(pk=na.pk).update(
+        state=RunState.ERROR, status="error", reached=False, error=reason, portal_error=reason, facts={}
+    )
+    na.refresh_from_db()
+    return na
 
 
 def _results(na: NodeAudit, node: Node, kind: str) -> list[CheckResult]:

@@ -32,11 +32,14 @@ def _iso(value) -> str | None:
 
 
 def _states(audit_id: int) -> dict[int, NodeState]:
-    """Per node of an audit: its status and its counted (not waived) failing checks. Two queries."""
+    """Per node of an audit: its status and its counted (not waived) failing checks. Two queries. A run Preflight
+    itself lost (portal_error) is no verdict on its node: left out, so it never reads as the node's regression."""
     # Only the columns it compares: whole rows decoded every node audit's raw output and facts, and every node's
     # last facts, twice at each audit's close (6,000 JSON documents at 3,000 nodes).
-    rows = models.NodeAudit.objects.filter(audit_id=audit_id, finished__isnull=False).values_list(
-        "pk", "node_id", "node__name", "status"
+    rows = (
+        models.NodeAudit.objects.filter(audit_id=audit_id, finished__isnull=False)
+        .exclude(portal_error__gt="")
+        .values_list("pk", "node_id", "node__name", "status")
     )
     by_id = {pk: (node_id, name, status) for pk, node_id, name, status in rows}
     failing: dict[int, dict[str, tuple[str, str]]] = {pk: {} for pk in by_id}

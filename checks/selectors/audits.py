@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db.models import Prefetch
 
+from portal import states
+
 from .. import models
 from ..script import ScriptStep, render_script
 
@@ -35,6 +37,8 @@ def audit_detail(*, audit_id: int) -> dict:
                 "address": na.node.address,
                 "role": na.node.role,
                 "status": na.status,
+                "readiness": states.node_state(na.status, na.reached, portal_fault=bool(na.portal_error)).value,
+                "reached": na.reached,
                 "state": na.state,
                 "attempts": na.attempts,
                 "portal_error": na.portal_error,

@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db.models import Count, Q
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q
 from django.utils import timezone
 
 from inventory.models import Cluster, Node
@@ -23,6 +23,8 @@ from ..models import Audit, CheckResult, NetworkPath, NodeAudit
 from .diff import NodeRef, cause_of
 from .pages import NOT_CHECKED
 
+# Whether Preflight itself ended a node audit (portal_error set), read as a boolean: not the text of each row.
+PORTAL_FAULT = ExpressionWrapper(~Q(portal_error=""), output_field=BooleanField())
 HEATMAP_LIMIT = 3000  # cells drawn; above it the groups show their counts only
 CAUSE_CHARS = 60  # of a cause in a cell's hover text (3,000 cells: the page stays small)
 BLOCKED_NAMED = 3  # a network check blocked into at most this many nodes gets one row per node
@@ -42,10 +44,12 @@ class FleetNode:
     role: str
     group: str
     status: str  # the worst status of its latest finished node audit (or its recorded one)
+    reached: bool | None = None  # whether that audit reached it over SSH
+    portal_error: bool = False  # Preflight itself lost that run (no verdict on the node)
 
     @property
     def state(self) -> Status:
-        return states.node_state(self.status)
+        return states.node_state(self.status, self.reached, portal_fault=self.portal_error)
 
 
 @dataclass
@@ -68,21 +72,22 @@ def fleet(cluster: Cluster, *, look_back: int = 10) -> Fleet:
     until every node is found (one query for the usual full audit); a node in none of the last `look_back` keeps its
     recorded status."""
     nodes = {
-        pk: FleetNode(pk, name, address, role, group, status)
-        for pk, name, address, role, group, status in Node.objects.filter(cluster=cluster)
+        pk: FleetNode(pk, name, address, role, group, status, reached)
+        for pk, name, address, role, group, status, reached in Node.objects.filter(cluster=cluster)
         .order_by()
-        .values_list("pk", "name", "address", "role", "network_group", "last_audit_status")
+        .values_list("pk", "name", "address", "role", "network_group", "last_audit_status", "last_reached")
     }
     found: set[int] = set()
     latest: list[int] = []
     audits = Audit.objects.filter(cluster=cluster, state=RunState.DONE).order_by("-created")
     for audit_id in audits.values_list("pk", flat=True)[:look_back]:
         rows = NodeAudit.objects.filter(audit_id=audit_id, finished__isnull=False)
-        rows = rows.values_list("node_id", "pk", "status")
-        for node_id, node_audit_id, status in rows:
+        rows = rows.values_list("node_id", "pk", "status", "reached", PORTAL_FAULT)
+        for node_id, node_audit_id, status, reached, portal_error in rows:
             if node_id in nodes and node_id not in found:
                 found.add(node_id)
-                nodes[node_id].status = status
+                node = nodes[node_id]
+                node.status, node.reached, node.portal_error = status, reached, portal_error
                 latest.append(node_audit_id)
         if len(found) == len(nodes):
             break
@@ -94,11 +99,21 @@ def audit_fleet(audit: Audit) -> Fleet:
     rows = (
         NodeAudit.objects.filter(audit=audit)
         .order_by()
-        .values_list("node_id", "node__name", "node__address", "node__role", "node__network_group", "status", "pk")
+        .values_list(
+            "node_id",
+            "node__name",
+            "node__address",
+            "node__role",
+            "node__network_group",
+            "status",
+            "pk",
+            "reached",
+            PORTAL_FAULT,
+        )
     )
     nodes, latest = {}, []
-    for node_id, name, address, role, group, status, node_audit_id in rows:
-        nodes[node_id] = FleetNode(node_id, name, address, role, group, status)
+    for node_id, name, address, role, group, status, node_audit_id, reached, portal_error in rows:
+        nodes[node_id] = FleetNode(node_id, name, address, role, group, status, reached, portal_error)
         latest.append(node_audit_id)
     return Fleet(nodes=nodes, latest=latest)
 
@@ -150,11 +165,10 @@ class HeatGroup:
         return f"{role} · {self.group}" if self.group else role
 
     @property
-    def summary(self) -> list[tuple[str, str]]:
-        """(a status the node_state tag reads as the state, "N Label") per state present, worst first."""
-        order = (("fail", states.NOT_READY), ("error", states.UNREACHABLE), ("unknown", states.NOT_AUDITED))
-        order += (("pass", states.READY),)
-        return [(raw, f"{self.counts[s.label]:,} {s.label}") for raw, s in order if self.counts[s.label]]
+    def summary(self) -> list[tuple[Status, str]]:
+        """(a state, "N Label") per state present, worst first (the node_state tag takes the state as it is)."""
+        order = (states.NOT_READY, states.UNREACHABLE, states.NOT_AUDITED, states.READY)
+        return [(s, f"{self.counts[s.label]:,} {s.label}") for s in order if self.counts[s.label]]
 
 
 def heatmap(fleet: Fleet, found: list[Problem], *, limit: int = HEATMAP_LIMIT) -> list[HeatGroup]:

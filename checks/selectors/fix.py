@@ -13,6 +13,17 @@ def _user(user) -> str | None:
     return user.get_username() if user is not None else None
 
 
+def _node_audit_out(node_audit: models.NodeAudit) -> dict:
+    """A node audit as a fix run shows it: its status, whether it reached the node and whether Preflight lost it
+    (the three the node's state is read from: portal.states.node_state)."""
+    return {
+        "audit": node_audit.audit_id,
+        "status": node_audit.status,
+        "reached": node_audit.reached,
+        "portal_error": bool(node_audit.portal_error),
+    }
+
+
 def fix_run_detail(*, fix_run_id: int) -> dict:
     run = models.FixRun.objects.select_related("cluster", "approved_by", "previewed_by", "reaudit").get(pk=fix_run_id)
     rows = list(run.nodes.select_related("node", "before").order_by("node__name"))
@@ -50,13 +61,9 @@ def fix_run_detail(*, fix_run_id: int) -> dict:
                 "steps": r.steps,
                 "exit_status": r.exit_status,
                 "error": r.error,
-                "before": {"audit": r.before.audit_id, "status": r.before.status} if r.before else None,
+                "before": _node_audit_out(r.before) if r.before else None,
                 "after": (
-                    {
-                        "audit": after[r.node_id].audit_id,
-                        "status": after[r.node_id].status,
-                        "state": after[r.node_id].state,
-                    }
+                    {**_node_audit_out(after[r.node_id]), "state": after[r.node_id].state}
                     if r.node_id in after
                     else None
                 ),

@@ -150,7 +150,7 @@ def node_rows(nodes: list[Node]) -> list[NodeRow]:
                 role=node.get_role_display(),
                 address=node.address,
                 status=node.last_audit_status,
-                state=states.node_state(node.last_audit_status),
+                state=states.node_state(node.last_audit_status, node.last_reached),
                 why=why,
                 os=os_text(node.last_facts),
                 accelerators=accelerator_text(getattr(node, "present_accelerators", [])),
@@ -303,5 +303,5 @@ def node_page(node: Node) -> NodePage:
         facts_audit=facts_audit,
         facts_stale=facts_audit is not None and latest is not None and facts_audit.pk != latest.pk,
         network=node_network(node),
-        state=states.node_state(node.last_audit_status),
+        state=states.node_state(node.last_audit_status, node.last_reached),
     )

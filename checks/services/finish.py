@@ -48,10 +48,12 @@ logger = logging.getLogger(__name__)
 
 
 def audit_fail_queued(audit_id: int, reason: str, *, never_ran: bool) -> None:
-    """End the audit's queued node audits as `error` with `reason`, and close the audit."""
+    """End the audit's queued node audits as `error` with `reason`, and close the audit. The reason is always
+    Preflight's own (its broker refused the audit, no worker took the node): kept in portal_error, so the node, never
+    tried, is not read as Unreachable."""
     queued = models.NodeAudit.objects.filter(audit_id=audit_id, state=RunState.QUEUED)
     for node_audit_id in list(queued.values_list("pk", flat=True)):
-        node_audit_end_in_error(node_audit_id, reason, states=[RunState.QUEUED])
+        node_audit_end_in_error(node_audit_id, reason, states=[RunState.QUEUED], portal=True)
     if never_ran:  # nothing of it ran: no connectivity matrix either
         models.Audit.objects.filter(pk=audit_id, network_state=NetworkState.PENDING).update(
             network_state=NetworkState.NONE
@@ -253,6 +255,7 @@ def node_audit_end_in_error(
         updated = rows.update(
             state=RunState.ERROR,
             status=AuditStatus.ERROR,
+            reached=False,  # its one result, ssh.connect, is the error; a portal fault is told by portal_error
             finished=timezone.now(),
             lease_expires=None,
             error=clamp.text(reason),

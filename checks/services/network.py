@@ -771,5 +771,7 @@ def _record(audit, plans, verdicts, listeners: dict[int, dict], by_name) -> list
             # The worst of its results that no waiver accepts.
             status = node_audit_restamp(node_audit=node_audit, audit=audit)
             models.NodeAudit.objects.filter(pk=node_audit.pk).update(status=status)
-            node_record_status(node=node_audit.node, status=status, when=node_audit.finished)
+            node_record_status(
+                node=node_audit.node, status=status, when=node_audit.finished, reached=node_audit.reached
+            )
     return paths

@@ -145,6 +145,11 @@ class _Outcome:
     summary: dict | None = None
     installs: list[dict] = field(default_factory=list)
 
+    @property
+    def reached(self) -> bool:
+        """Whether the node was reached over SSH (its ssh.connect passed), whatever came of the probe after."""
+        return any(r.check_id == "ssh.connect" and r.status == PASS for r in self.results)
+
 
 T = TypeVar("T")
 _PER_AUDIT: dict[tuple, object] = {}  # (what, audit id, created) -> what this process read for that audit
@@ -330,6 +335,7 @@ def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
             models.NodeAudit,
             set={
                 "status": status,
+                "reached": outcome.reached,
                 "state": RunState.DONE,
                 "finished": finished,
                 "lease_expires": None,
@@ -346,6 +352,7 @@ def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
         if not held:
             raise Superseded(f"node audit {node_audit.pk} attempt {node_audit.attempts} was re-queued")
         node_audit.status, node_audit.state, node_audit.finished = status, RunState.DONE, finished
+        node_audit.reached = outcome.reached
         if node_audit.attempts > 1:  # a run before this one may have left a result behind
             models.CheckResult.objects.filter(node_audit=node_audit).delete()
         insert_rows(models.CheckResult, _RESULT_FIELDS, ([getattr(r, f) for f in _RESULT_FIELDS] for r in rows))
@@ -357,9 +364,10 @@ def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
                 status=status,
                 facts=outcome.summary,
                 when=finished,
+                reached=outcome.reached,
             )
         else:
-            node_record_status(node=node, status=status, when=finished)
+            node_record_status(node=node, status=status, when=finished, reached=outcome.reached)
 
 
 class _Leases:

@@ -20,10 +20,13 @@ def badge(status: states.Status, label: str | None = None):
 
 
 @register.simple_tag
-def node_state(value, label=None):
-    """Ready, Not ready, Unreachable or Not audited, from a node's (or node audit's) worst status. label: a cluster's
-    verdict words ("Partly audited", "No nodes") in the colour of its state, or "" for the icon alone."""
-    return badge(states.node_state(value), label)
+def node_state(value, label=None, reached=None, portal_error=""):
+    """Ready, Not ready, Unreachable or Not audited, from a node's (or node audit's) worst status, whether it was
+    reached and whether Preflight lost the run (portal.states.node_state), or a state already read (a Status).
+    label: a cluster's verdict words ("Partly audited", "No nodes") in the colour of its state, or "" for the icon."""
+    if isinstance(value, states.Status):
+        return badge(value, label)
+    return badge(states.node_state(value, reached, portal_fault=bool(portal_error)), label)
 
 
 @register.simple_tag

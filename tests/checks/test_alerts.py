@@ -12,8 +12,9 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from checks.alerts.policy import WebhookRefused, webhook_target
-from checks.models import AlertEmail, WebhookDelivery, WebhookEndpoint
+from checks.models import AlertEmail, Audit, WebhookDelivery, WebhookEndpoint
 from checks.services import audit_run_inline, audit_start
+from checks.services.finish import audit_finish, node_audit_end_in_error
 from tests.factories import ClusterFactory, CredentialFactory, NodeFactory
 from tests.replay import ReplayTransport, sections
 from tests.security import fake_dns
@@ -136,6 +137,26 @@ def test_nothing_is_sent_when_nothing_got_worse(lab, loopback_webhooks, mailoutb
     # then
     assert (sent, mailed) == (1, 1)
     assert (len(receiver.requests), len(mailoutbox), WebhookDelivery.objects.count()) == (1, 1, 1)
+
+
+def test_a_run_preflight_lost_is_no_regression_of_the_node(
+    lab, loopback_webhooks, mailoutbox, django_capture_on_commit_callbacks
+):
+    cluster, audit = lab
+    AlertEmail.objects.create(cluster=cluster, address="ops@example.com")
+    with Receiver([200]) as receiver:
+        _endpoint(cluster, receiver.url)
+        # given: a first audit finds the node ready
+        audit(ntp=True)
+        # when: the next audit's run of it is lost by Preflight (its worker lost too often), and the audit closes
+        with django_capture_on_commit_callbacks(execute=True):
+            lost = audit_start(cluster=cluster)
+            node_audit = lost.node_audits.get()
+            assert node_audit_end_in_error(node_audit.pk, "swept: lost 3 times", states=["queued"], portal=True)
+            audit_finish(audit_id=lost.pk)
+    # then: the audit closed, and nothing blames the node (no "no longer ready", no "ssh.connect newly failing")
+    assert Audit.objects.get(pk=lost.pk).state == "done"
+    assert (receiver.requests, mailoutbox, WebhookDelivery.objects.count()) == ([], [], 0)
 
 
 def test_the_alert_email_goes_through_django_mail(lab, mailoutbox):

@@ -8,6 +8,7 @@ from django_celery_beat.models import PeriodicTask
 
 from checks.choices import RunState
 from checks.models import Audit, CheckResult, NodeAudit
+from checks.selectors.audits import audit_detail
 from checks.services import AuditRefused, audit_run_inline, audit_start, audit_sweep_stuck, node_audit_run
 from inventory.models import Accelerator, DriverInstall
 from inventory.services import node_record_facts
@@ -152,6 +153,9 @@ def test_queued_audit_sent_twice_with_no_worker_anywhere_ends_in_error(local_nod
     assert (node_audit.state, node_audit.status) == ("error", "error")
     assert "no Celery worker picked this node up in 600 s, even after it was sent again" in node_audit.error
     assert node_audit.results.get().check_id == "ssh.connect"
+    # Preflight's own fault, never tried on the node: Not audited, not Unreachable
+    assert node_audit.portal_error == node_audit.error and node_audit.reached is False
+    assert audit_detail(audit_id=audit.pk)["nodes"][0]["readiness"] == "not-audited"
     assert Audit.objects.get(pk=audit.pk).state == RunState.DONE
 
 

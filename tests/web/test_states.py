@@ -108,6 +108,38 @@ def test_node_readiness_words(status, word):
     assert states.node_state(status).label == word
 
 
+@pytest.mark.parametrize(
+    ("status", "reached", "portal_fault", "word"),
+    [
+        ("error", False, False, "Unreachable"),  # not reached: refused, timed out, host key changed
+        ("error", None, False, "Unreachable"),  # not known (a row from before `reached` was recorded): as before
+        ("error", True, False, "Not ready"),  # reached, but the probe was cut short or its output unreadable
+        ("fail", True, False, "Not ready"),
+        ("pass", True, False, "Ready"),
+        ("error", False, True, "Not audited"),  # Preflight lost the run: never the node's fault
+        ("error", True, True, "Not audited"),
+    ],
+)
+def test_whether_the_node_was_reached_and_whose_fault_it_was_decide_an_error(status, reached, portal_fault, word):
+    assert states.node_state(status, reached, portal_fault=portal_fault).label == word
+
+
+def test_the_rule_in_sql_terms_is_the_same_rule():
+    # given every stored status and every value of reached
+    statuses = ("pass", "warn", "skip", "fail", "error", "unknown")
+    for status in statuses:
+        for reached in (True, False, None):
+            # when each state's terms are read as a filter would read them
+            matching = [
+                value
+                for value in states.NODE_STATES
+                for wanted, must in states.node_state_where(value)
+                if status in wanted and (must is None or (reached is True) == must)
+            ]
+            # then exactly one state matches, the one node_state says
+            assert matching == [states.node_state(status, reached).value], (status, reached, matching)
+
+
 def test_check_and_run_words_are_apart_from_readiness():
     assert [states.check_status(s).label for s in ("pass", "warn", "fail", "error", "skip")] == [
         "Pass",

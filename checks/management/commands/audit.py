@@ -57,6 +57,11 @@ class Command(BaseCommand):
             self.stdout.write(line)
 
 
+def _readiness(node: dict) -> states.Status:
+    """The node's state as the pages show it (a document from before `reached` was recorded reads as it did)."""
+    return states.node_state(node["status"], node.get("reached"), portal_fault=bool(node.get("portal_error")))
+
+
 def table_lines(document: dict) -> list[str]:
     """The audit as text, in the words of portal.states: a node's readiness, each check's outcome. The checks that
     did not run on a node (not reached, probe cut short) are one line, not one identical line each."""
@@ -65,7 +70,7 @@ def table_lines(document: dict) -> list[str]:
         f"{states.audit_result(document['status']).label}"
     ]
     for node in document["nodes"]:
-        lines.append(f"\n{node['name']} ({node['role']}, {node['address']}): {states.node_state(node['status']).label}")
+        lines.append(f"\n{node['name']} ({node['role']}, {node['address']}): {_readiness(node).label}")
         not_run = [c for c in node["checks"] if c["summary"].startswith(NOT_CHECKED)]
         for check in node["checks"]:
             if check in not_run:
