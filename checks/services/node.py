@@ -211,6 +211,7 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
         server_address=server_address,
         **audit_cluster_options(node_audit.audit),
     )
+    node_audit.portal_error = ""  # (this run's own: nothing a run before it left)
     try:
         target = login_target(node)
         runner = transport or transport_for(node)
@@ -231,6 +232,9 @@ def _probe_and_judge(node_audit: models.NodeAudit, node: Node, transport) -> _Ou
     except Exception as exc:  # noqa: BLE001 - a node must end in a final state whatever went wrong
         logger.exception("node audit %s crashed", node_audit.pk)
         node_audit.error = repr(exc)
+        # Preflight's own failure (the transport's handlers turn whatever a node does into a ConnectFailure): no
+        # verdict on the node, which keeps the status of its last audit.
+        node_audit.portal_error = f"Preflight failed while auditing this node: internal error {exc!r}"
         return _Outcome(_unreachable_results(repr(exc), f"internal error: {exc!r}", connect_status=ERROR))
 
     node_audit.raw_output = run.output
@@ -344,6 +348,7 @@ def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
                 "nonce": node_audit.nonce,
                 "facts": node_audit.facts,
                 "error": node_audit.error,
+                "portal_error": clamp.text(node_audit.portal_error),
                 "clock_offset_seconds": node_audit.clock_offset_seconds,
                 "round_trip_seconds": node_audit.round_trip_seconds,
             },
@@ -366,7 +371,7 @@ def _record_node_audit(node_audit: models.NodeAudit, outcome: _Outcome) -> None:
                 when=finished,
                 reached=outcome.reached,
             )
-        else:
+        elif not node_audit.portal_error:  # (a run Preflight itself failed says nothing of the node)
             node_record_status(node=node, status=status, when=finished, reached=outcome.reached)
 
 

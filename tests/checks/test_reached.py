@@ -129,3 +129,32 @@ def test_the_migration_fills_reached_from_each_runs_ssh_connect(lab):
     with CaptureQueriesContext(connection) as captured:
         backfill(apps, None)
     assert len(captured) == 2
+
+
+class Crashes(ReplayTransport):
+    """Preflight's own code fails while auditing (a bug of ours, not anything the node did)."""
+
+    def run(self, target, *, command, stdin, timeout, max_bytes, idle_timeout=None):
+        raise RuntimeError("a bug of ours")
+
+
+def test_a_crash_of_preflight_while_probing_is_its_fault_not_the_nodes(monkeypatch):
+    # given: a node whose last audit found it ready
+    from portal import states
+
+    cluster = ClusterFactory(name="crash")
+    node = NodeFactory(cluster=cluster, name="n1", role="worker", address="127.0.0.2", credential=CredentialFactory())
+    Node.objects.filter(pk=node.pk).update(last_audit_status="pass", last_reached=True)
+    monkeypatch.setattr("checks.services.node.transport_for", lambda node: Crashes({}))
+    # when: the next audit's run of it crashes inside Preflight
+    stdout = io.StringIO()
+    with pytest.raises(SystemExit):
+        call_command("audit", "--cluster", "crash", stdout=stdout, stderr=io.StringIO())
+    # then: the run ends in error, kept as Preflight's own fault (Not audited), not a verdict on the node
+    run = NodeAudit.objects.get(node=node)
+    assert run.status == "error" and run.reached is False
+    assert "internal error RuntimeError('a bug of ours')" in run.portal_error
+    assert states.node_state(run.status, run.reached, portal_fault=bool(run.portal_error)) == states.NOT_AUDITED
+    # and the node keeps the state of its last audit: ready, not Unreachable
+    node.refresh_from_db()
+    assert (node.last_audit_status, node.last_reached) == ("pass", True)
