@@ -7,13 +7,14 @@ column list, and each value is prepared by its model field for the connection's 
 (datetimes, JSON), so SQLite and PostgreSQL see exactly what the ORM would send.
 
 Only plain column writes: no signals, no save(), no field defaults or auto_now (give every column a value), no
-expressions but `column = column + 1`. Column and table names
-come from the models, never from data; every value is a query parameter.
+expressions but `column = column + 1`. Column and table names come from the models, never from data; every value is
+a query parameter.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from enum import Enum
 from functools import cache
 
 from django.db import connections
@@ -51,9 +52,14 @@ def _fields(model: type[Model], names: tuple[str, ...]) -> tuple[tuple[str, ...]
 
 def _prepared(preparers: Sequence[Field | None], values: Iterable, connection) -> list:
     return [
-        value if field is None or value is None else field.get_db_prep_save(value, connection)
+        _plain(value) if field is None or value is None else field.get_db_prep_save(value, connection)
         for field, value in zip(preparers, values, strict=True)
     ]
+
+
+def _plain(value):
+    """A choices member (RunState.DONE) as its value: a driver may adapt an Enum by its name."""
+    return value.value if isinstance(value, Enum) else value
 
 
 def select_rows(
