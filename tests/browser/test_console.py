@@ -109,6 +109,8 @@ def check_pages(page, base: str, pages: dict, width: int, csp: CspWatch) -> list
                 problems.extend(check_trend_colours(page, where))
             if name == "compare" and scheme == "light":
                 problems.extend(check_name_lists(page, where))
+            if name == "dashboard" and scheme == "light" and width < 640:
+                problems.extend(check_heatmap_height(page, where))
             if scheme == "light" and (wide := overflow(page)) > 0:
                 problems.append(f"{where}: scrolls sideways by {wide} px")
             # axe-core itself adds an inline <style> on some pages (the admin's), which the policy refuses: what is
@@ -118,6 +120,24 @@ def check_pages(page, base: str, pages: dict, width: int, csp: CspWatch) -> list
             del csp.found[before:]
     page.emulate_media(color_scheme="light")
     return problems
+
+
+HEATMAP_HEIGHT = """() => {
+  const groups = [...document.querySelectorAll("#heatmap .pf-hm-cells")];
+  const cells = groups.sort((a, b) => b.scrollHeight - a.scrollHeight)[0];  // the workers' group, 499 cells
+  return cells && {shown: cells.clientHeight, all: cells.scrollHeight, screen: window.innerHeight,
+                   page: document.documentElement.scrollHeight};
+}"""
+
+
+def check_heatmap_height(page, where: str) -> list[str]:
+    """On a phone the 500 cells scroll inside half a screen: the page used to grow by the whole heatmap."""
+    found = page.evaluate(HEATMAP_HEIGHT)
+    if found is None:
+        return [f"{where}: no heatmap"]
+    if found["shown"] > found["screen"] / 2 + 1 or found["all"] <= found["shown"]:
+        return [f"{where}: the heatmap shows {found['shown']} of {found['all']} px (screen {found['screen']} px)"]
+    return []
 
 
 NAME_LISTS = """() => {
