@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from checks.catalog import HOST_CHECK_IDS
 from checks.choices import NetworkState, RunState
 from checks.models import Audit, CheckResult, NetworkPath, NodeAudit
 from inventory.models import Accelerator, Cluster, Node, RequirementProfile
+from portal.sql import insert_rows
 
 HOST_KEY = "host key changed: host key changed: {address} offered ssh-ed25519 SHA256:{fp}, trusted is ssh-ed25519 SHA256:{old}. Nothing was run."  # noqa: E501
 
@@ -195,24 +196,18 @@ def _results(na: NodeAudit, node: Node, kind: str) -> list[CheckResult]:
 
 
 def _paths(audit: Audit, nodes: list[Node], kinds: dict, *, mesh: bool) -> None:
-    """The audit's matrix, written with one INSERT per 5,000 rows and no model instances: a 500-node mesh is 249,500
-    paths, which bulk_create took about 35 s to build (the ORM, not the database: SQLite's own share was 7 s)."""
+    """The audit's matrix, written with portal.sql's INSERT, no model instances: a 500-node mesh is 249,500 paths,
+    which bulk_create took about 35 s to build (the ORM, not the database: SQLite's own share was 7 s)."""
     server = nodes[0]
     workers = nodes[1:]
-    field = NetworkPath._meta.get_field
-    # Each JSON value prepared once for this database (text on SQLite, a jsonb adapter on PostgreSQL).
-    good = field("outcomes").get_db_prep_save({"10150": ["connected", ""], "10151": ["connected", ""]}, connection)
-    bad_outcomes = {"10150": ["timed out", "no answer in 3s"], "10151": ["connected", ""]}
-    bad = field("outcomes").get_db_prep_save(bad_outcomes, connection)
-    empty = field("listener").get_db_prep_save({}, connection)
-    none = field("commands").get_db_prep_save([], connection)
+    good = {"10150": ["connected", ""], "10151": ["connected", ""]}
+    bad = {"10150": ["timed out", "no answer in 3s"], "10151": ["connected", ""]}
 
     def path(check: str, source: Node, destination: Node) -> tuple:
         failed = kinds[destination.pk] in ("fail", "unreachable") or kinds[source.pk] == "unreachable"
         status = "error" if kinds[source.pk] == "unreachable" else ("fail" if failed else "pass")
         summary = f"{source.name} -> {destination.name}: {'10150 timed out' if failed else 'every port connected'}"
-        outcomes = bad if failed else good
-        return (audit.pk, check, source.pk, destination.pk, status, summary, outcomes, empty, "", "", none)
+        return (audit.pk, check, source.pk, destination.pk, status, summary, bad if failed else good, {}, "", "", [])
 
     rows = []
     for w in workers:
@@ -222,11 +217,5 @@ def _paths(audit: Audit, nodes: list[Node], kinds: dict, *, mesh: bool) -> None:
         rows += [path("network.worker_to_worker", s, d) for s in workers for d in workers if s.pk != d.pk]
     columns = ("audit_id", "check_id", "source_id", "destination_id", "status", "summary", "outcomes", "listener")
     columns += ("evidence", "remediation", "commands")
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(NetworkPath._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
-        f"VALUES ({', '.join(['%s'] * len(columns))})"
-    )
-    with transaction.atomic(), connection.cursor() as cursor:  # (one commit, not one per row)
-        for start in range(0, len(rows), 5000):
-            cursor.executemany(sql, rows[start : start + 5000])
+    with transaction.atomic():  # (one commit, not one per row)
+        insert_rows(NetworkPath, columns, rows)
